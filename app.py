@@ -1,0 +1,75 @@
+"""CMP Studio: mounts the pages, owns the one Engine, parses flags; nothing else."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import gradio as gr
+
+from cmp.checkpoints import CheckpointError
+from cmp.engine import Engine
+from cmp.images import MAX_SIDE
+from demos import gallery, motion, segment
+from demos.common import Context
+
+PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="CMP Studio: conditional motion propagation in the browser.")
+    p.add_argument("--checkpoint", default=env("CMP_CHECKPOINT", "default"),
+                   help="registry name or path of a checkpoint (env CMP_CHECKPOINT; default: embedded model)")
+    p.add_argument("--device", default=env("CMP_DEVICE", "auto"), help="auto, cpu, cuda, mps (env CMP_DEVICE)")
+    p.add_argument("--precision", default=env("CMP_PRECISION", "auto"), choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (env CMP_PRECISION)")
+    p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="bind address (env GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")), help="port (env GRADIO_SERVER_PORT)")
+    p.add_argument("--share", action="store_true", default=env("CMP_SHARE", "") == "1", help="create a public gradio.live link")
+    p.add_argument("--max-image-side", type=int, default=int(env("CMP_MAX_IMAGE_SIDE", str(MAX_SIDE))),
+                   help="longer uploads are downscaled to this many pixels (env CMP_MAX_IMAGE_SIDE)")
+    return p.parse_args(argv)
+
+
+def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
+    """The engine for ``args.checkpoint``; falls back to the embedded model with a notice."""
+    try:
+        return Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision), None
+    except CheckpointError as exc:
+        if args.checkpoint in (None, "default"):
+            raise
+        notice = f"Could not load '{args.checkpoint}' ({exc}); using the embedded default model."
+        return Engine.from_checkpoint("default", device=args.device, precision=args.precision), notice
+
+
+def build_app(ctx: Context) -> gr.Blocks:
+    with gr.Blocks(title="CMP Studio", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown("# CMP Studio\nConditional Motion Propagation: draw a few arrows, see the whole image move.")
+        eng = ctx.engine
+        gr.Markdown(f"Model: `{eng.name}` on {eng.device.type} ({eng.precision}).")
+        if ctx.notice:
+            gr.Markdown(f"**Notice:** {ctx.notice}")
+        with gr.Tabs():
+            for title, page in PAGES:
+                with gr.Tab(title, id=title.lower()):
+                    page.build(ctx)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        engine, notice = load_engine(args)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                max_file_size="20mb", ssr_mode=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

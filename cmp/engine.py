@@ -1,0 +1,226 @@
+"""The shared inference engine: set an image once, propagate many guidance sets.
+
+One engine per process serves every page, the CLI and Python users. It
+holds the model, the device/precision and a bounded LRU cache of per-image
+features; it holds no per-user state (callers keep the small
+:class:`ImageHandle`). All device work runs under one lock.
+
+Coordinates are (x, y) = (column, row) in pixels of the caller's image;
+flows are (H, W, 2) float32 with channel 0 = dx, 1 = dy in those pixels.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoints import LoadedCheckpoint, load_checkpoint
+from .device import Runtime
+from .geometry import ImageTransform
+from .guidance import as_points, encode_sparse, validate_points
+from .model import CMP, ImageFeatures, normalize_image
+
+DEFAULT_SIDE = 384
+
+
+class ImageNotCached(KeyError):
+    """The handle's features were evicted; call :meth:`Engine.set_image` again."""
+
+
+@dataclass(frozen=True)
+class ImageHandle:
+    """Small, deep-copyable reference to an image set on the engine."""
+
+    key: str
+    height: int
+    width: int
+    side: int
+
+    @property
+    def transform(self) -> ImageTransform:
+        return ImageTransform(self.height, self.width, self.side)
+
+
+class FeatureCache:
+    """LRU cache of :class:`ImageFeatures`, bounded by entry count and bytes."""
+
+    def __init__(self, max_entries: int = 16, max_bytes: int = 512 * 2**20):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._d: OrderedDict[str, ImageFeatures] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> ImageFeatures | None:
+        f = self._d.get(key)
+        if f is None:
+            self.misses += 1
+            return None
+        self._d.move_to_end(key)
+        self.hits += 1
+        return f
+
+    def put(self, key: str, feats: ImageFeatures) -> None:
+        self._d[key] = feats
+        self._d.move_to_end(key)
+        while len(self._d) > self.max_entries or (len(self._d) > 1 and self.nbytes > self.max_bytes):
+            self._d.popitem(last=False)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.nbytes() for f in self._d.values())
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
+def image_key(rgb: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((rgb.shape, str(rgb.dtype))).encode())
+    h.update(np.ascontiguousarray(rgb).data)
+    return h.hexdigest()
+
+
+def check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+    return rgb
+
+
+class Engine:
+    """CMP inference with per-image feature caching.
+
+    Example::
+
+        eng = Engine.from_checkpoint()              # embedded default model
+        h = eng.set_image(rgb)                      # (H, W, 3) uint8 RGB
+        flow = eng.propagate(h, arrows=[(120, 80, 15, 0)], pins=[(30, 200)])
+    """
+
+    def __init__(self, model: CMP, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
+                 name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20):
+        self.runtime = runtime or Runtime.create()
+        self.model = model.eval().to(self.runtime.device)
+        if self.runtime.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.side = int(side)
+        self.name = name
+        self.cache = FeatureCache(cache_entries, cache_bytes)
+        self._lock = threading.Lock()
+        self.info: dict = {}
+
+    @classmethod
+    def from_checkpoint(cls, name_or_path: str | None = None, *, device: str | None = "auto",
+                        precision: str | None = "auto", side: int = DEFAULT_SIDE, **kw) -> "Engine":
+        """Load a checkpoint (registry name, local path, or None = embedded default)."""
+        ck: LoadedCheckpoint = load_checkpoint(name_or_path)
+        eng = cls(ck.model, Runtime.create(device, precision), side=side, name=ck.label, **kw)
+        eng.info = {"checkpoint": ck.label, "path": str(ck.path), "config": ck.config.name,
+                    "metadata": ck.metadata}
+        return eng
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    @property
+    def precision(self) -> str:
+        return self.runtime.precision
+
+    # -- image ---------------------------------------------------------------
+    def _image_tensor(self, rgb_model: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(rgb_model)).permute(2, 0, 1)[None].float()
+        t = normalize_image(t).to(self.device)
+        return t.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else t
+
+    def set_image(self, rgb: np.ndarray) -> ImageHandle:
+        """Encode an (H, W, 3) uint8 RGB image once; returns a handle for propagate.
+
+        Cheap when the same image (same bytes) was set before and is still cached.
+        Raises :class:`cmp.geometry.ImageSizeError` for images too small to use.
+        """
+        rgb = check_rgb(rgb)
+        tf = ImageTransform(rgb.shape[0], rgb.shape[1], self.side)
+        key = f"{self.name}:{self.side}:{image_key(rgb)}"
+        handle = ImageHandle(key, rgb.shape[0], rgb.shape[1], self.side)
+        with self._lock:
+            if key in self.cache:
+                self.cache.get(key)
+                return handle
+        x = self._image_tensor(tf.apply_image(rgb))
+        with self._lock, torch.inference_mode(), self.runtime.autocast():
+            feats = self.model.encode_image(x)
+            self.cache.put(key, feats)
+        return handle
+
+    def is_cached(self, handle: ImageHandle) -> bool:
+        return handle.key in self.cache
+
+    # -- guidance ------------------------------------------------------------
+    def _sparse_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> torch.Tensor:
+        tf = handle.transform
+        maps = []
+        for pts in guidance_sets:
+            pts = validate_points(pts, handle.height, handle.width)
+            pm = np.concatenate([tf.apply_points(pts[:, :2]), tf.apply_vectors(pts[:, 2:])], axis=1)
+            maps.append(encode_sparse(pm, tf.model_size))
+        s = torch.stack(maps).to(self.device)
+        return s.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else s
+
+    def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
+        """Dense flow for G guidance sets sharing one cached image encoding.
+
+        guidance_sets: G arrays of shape (N_g, 4) = (x, y, dx, dy) in image pixels.
+        Returns (G, H, W, 2) float32 flow in image pixels.
+        """
+        if len(guidance_sets) == 0:
+            raise ValueError("no guidance sets given")
+        sparse = self._sparse_batch(handle, guidance_sets)
+        tf = handle.transform
+        with self._lock, torch.inference_mode():
+            feats = self.cache.get(handle.key)
+            if feats is None:
+                raise ImageNotCached(handle.key)
+            with self.runtime.autocast():
+                logits = self.model.decode_logits(feats, sparse)
+            flow = self.model.logits_to_flow(logits, tf.model_size)
+            flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
+        return np.stack([tf.unapply_flow(f) for f in flow])
+
+    def propagate(self, handle: ImageHandle, arrows: Iterable[Sequence[float]] = (),
+                  pins: Iterable[Sequence[float]] = ()) -> np.ndarray:
+        """Dense flow (H, W, 2) float32 for arrows (x, y, dx, dy) and pins (x, y).
+
+        With no guidance at all the model still answers (usually near zero motion).
+        """
+        return self.propagate_batch(handle, [as_points(arrows, pins)])[0]
+
+    def flow_for(self, rgb: np.ndarray, arrows=(), pins=()) -> np.ndarray:
+        """Convenience: set_image + propagate in one call."""
+        return self.propagate(self.set_image(rgb), arrows, pins)
+
+    # -- reference path (benchmarks and tests) ---------------------------------
+    def propagate_uncached(self, rgb: np.ndarray, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
+        """The original per-click pipeline: the whole network on the image repeated G times."""
+        rgb = check_rgb(rgb)
+        tf = ImageTransform(rgb.shape[0], rgb.shape[1], self.side)
+        handle = ImageHandle("uncached", rgb.shape[0], rgb.shape[1], self.side)
+        sparse = self._sparse_batch(handle, guidance_sets)
+        x = self._image_tensor(tf.apply_image(rgb)).expand(len(guidance_sets), -1, -1, -1)
+        with self._lock, torch.inference_mode():
+            with self.runtime.autocast():
+                logits = self.model(x, sparse)
+            flow = self.model.logits_to_flow(logits, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
+        return np.stack([tf.unapply_flow(f) for f in flow])

@@ -1,0 +1,154 @@
+"""Sparse motion guidance: validation, the 4-channel encoding, and sampling from a flow.
+
+A guidance point is (x, y, dx, dy): at pixel column x, row y the motion is
+(dx, dy) pixels. A pin is a point with dx = dy = 0 ("this stays still").
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+#: Hard bound on points per guidance set (UI, API and CLI all share it).
+MAX_POINTS = 64
+#: Magnitude bound for one vector, in user pixels; larger input is an error.
+MAX_VECTOR = 10_000.0
+
+
+class GuidanceError(ValueError):
+    """Guidance that cannot be used (outside the image, not finite, too many points)."""
+
+
+def as_points(arrows: Iterable[Sequence[float]] = (), pins: Iterable[Sequence[float]] = ()) -> np.ndarray:
+    """Combine arrows (x, y, dx, dy) and pins (x, y) into an (N, 4) float64 array."""
+    rows = []
+    for a in arrows:
+        a = list(a)
+        if len(a) != 4:
+            raise GuidanceError(f"an arrow needs 4 numbers x,y,dx,dy; got {len(a)}")
+        rows.append([float(v) for v in a])
+    for p in pins:
+        p = list(p)
+        if len(p) != 2:
+            raise GuidanceError(f"a pin needs 2 numbers x,y; got {len(p)}")
+        rows.append([float(p[0]), float(p[1]), 0.0, 0.0])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def validate_points(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Check (N, 4) points against an image of ``height x width``; returns them."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 4)
+    if len(points) > MAX_POINTS:
+        raise GuidanceError(f"too many guidance points ({len(points)}); the limit is {MAX_POINTS}")
+    if not np.all(np.isfinite(points)):
+        raise GuidanceError("guidance values must be finite numbers (no NaN or infinity)")
+    if np.any(np.abs(points[:, 2:]) > MAX_VECTOR):
+        raise GuidanceError(f"a motion vector is larger than {MAX_VECTOR:g} px")
+    x, y = points[:, 0], points[:, 1]
+    bad = (x < -0.5) | (y < -0.5) | (x > width - 0.5) | (y > height - 0.5)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise GuidanceError(
+            f"point ({x[i]:g}, {y[i]:g}) lies outside the {width}x{height} image")
+    return points
+
+
+def encode_sparse(points_model: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Rasterise (N, 4) model-input points to the (4, H, W) float32 guidance map.
+
+    Channels: 0 = dx, 1 = dy (model-input pixels), 2 = 3 = 1 at guidance pixels.
+    Points are rounded to the nearest pixel; a later point overwrites an earlier one.
+    """
+    H, W = size
+    sparse = torch.zeros(4, H, W, dtype=torch.float32)
+    if len(points_model):
+        p = np.asarray(points_model, dtype=np.float64)
+        xi = np.clip(np.rint(p[:, 0]), 0, W - 1).astype(np.int64)
+        yi = np.clip(np.rint(p[:, 1]), 0, H - 1).astype(np.int64)
+        for k in range(len(p)):
+            sparse[0, yi[k], xi[k]] = float(p[k, 2])
+            sparse[1, yi[k], xi[k]] = float(p[k, 3])
+            sparse[2:, yi[k], xi[k]] = 1.0
+    return sparse
+
+
+# -- sampling guidance from a dense flow (training and evaluation) ---------
+
+GRID_DENSITY = 5.74e-5  # points per pixel of the original "grid" sampler
+
+
+def grid_points(height: int, width: int, stride: int | None = None) -> np.ndarray:
+    """Centred regular grid, (N, 2) integer (x, y); stride 131 px as the original."""
+    stride = stride or int(math.sqrt(1.0 / GRID_DENSITY))
+    xs = np.arange((width % stride) // 2 + stride // 2, width, stride)
+    ys = np.arange((height % stride) // 2 + stride // 2, height, stride)
+    if len(xs) == 0:
+        xs = np.array([width // 2])
+    if len(ys) == 0:
+        ys = np.array([height // 2])
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.int64)
+
+
+def watershed_points(flow: np.ndarray, rng: np.random.Generator, *, edge_thresh: float = 0.1,
+                     kernel: int = 41, border: int = 8, min_dist: float = 20.0) -> np.ndarray:
+    """Points at the interior of coherently moving regions, (N, 2) integer (x, y).
+
+    Sobel edge magnitude of the flow, normalised by max(its max, 0.01) and
+    thresholded; distance transform of the non-edge area; local maxima over a
+    ``kernel`` window; border dropped; of two points closer than ``min_dist``
+    one (random) is dropped.
+    """
+    f = flow.astype(np.float32)
+    edge = np.zeros(f.shape[:2], np.float32)
+    for c in range(2):
+        gx = cv2.Sobel(f[..., c], cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(f[..., c], cv2.CV_32F, 0, 1, ksize=3)
+        edge += np.sqrt(gx * gx + gy * gy)
+    edge /= max(float(edge.max()), 0.01)
+    nonedge = (edge < edge_thresh).astype(np.uint8)
+    dist = cv2.distanceTransform(nonedge, cv2.DIST_L2, 5)
+    peak = (dist == ndimage.maximum_filter(dist, size=kernel)) & (dist > 0)
+    h, w = dist.shape
+    peak[:border] = peak[-border:] = False
+    peak[:, :border] = peak[:, -border:] = False
+    ys, xs = np.nonzero(peak)
+    pts = np.stack([xs, ys], axis=1)
+    if len(pts) > 1:
+        order = rng.permutation(len(pts))
+        kept: list[np.ndarray] = []
+        for p in pts[order]:
+            if all(np.hypot(*(p - q)) >= min_dist for q in kept):
+                kept.append(p)
+        pts = np.array(kept)
+    return pts.reshape(-1, 2).astype(np.int64)
+
+
+def sample_guidance(flow: np.ndarray, rng: np.random.Generator, *, valid: np.ndarray | None = None,
+                    max_points: int | None = None, grid: bool = True, watershed: bool = True,
+                    n_random: int = 0) -> np.ndarray:
+    """Sample (N, 4) guidance (x, y, dx, dy) from a dense (H, W, 2) flow.
+
+    Points fall on integer pixels inside the image, on ``valid`` pixels when a
+    mask is given, and carry the flow at their pixel exactly.
+    """
+    h, w = flow.shape[:2]
+    parts = []
+    if grid:
+        parts.append(grid_points(h, w))
+    if watershed:
+        parts.append(watershed_points(flow, rng))
+    if n_random:
+        parts.append(np.stack([rng.integers(0, w, n_random), rng.integers(0, h, n_random)], axis=1))
+    pts = np.concatenate(parts, axis=0) if parts else np.zeros((0, 2), np.int64)
+    pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)]
+    if valid is not None and len(pts):
+        pts = pts[valid[pts[:, 1], pts[:, 0]]]
+    if max_points is not None and len(pts) > max_points:
+        pts = pts[rng.choice(len(pts), max_points, replace=False)]
+    vec = flow[pts[:, 1], pts[:, 0]] if len(pts) else np.zeros((0, 2))
+    return np.concatenate([pts.astype(np.float64), vec.astype(np.float64)], axis=1).reshape(-1, 4)

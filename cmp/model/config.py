@@ -1,0 +1,97 @@
+"""Typed architecture configs for CMP networks.
+
+A config fully determines the module tree, so a checkpoint that stores its
+config (our safetensors files do) can be rebuilt without guessing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """ResNet (bottleneck) image encoder at output stride 8.
+
+    Stage widths are the bottleneck (inner) widths; each stage outputs
+    ``width * 4`` channels as in torchvision's ResNet-50.
+    """
+
+    stem_width: int = 64
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
+    code_dim: int = 256  # conv5: 1x1 conv from 4 * widths[3] to code_dim
+
+    @property
+    def layer1_dim(self) -> int:
+        return self.widths[0] * 4
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Skip-layer decoder widths (original values are the defaults)."""
+
+    sparse_dim: int = 16      # flow_encoder output channels
+    branch_dim: int = 128     # decoder1/2/4/8 conv widths
+    fusion8_dim: int = 256
+    skip4_dim: int = 128      # skipconv4 output
+    fusion4_dim: int = 128
+    skip2_dim: int = 32       # skipconv2 output
+    fusion2_dim: int = 64
+
+
+@dataclass(frozen=True)
+class CMPConfig:
+    """Complete description of a CMP network and its output binning."""
+
+    name: str = "resnet50"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    num_bins: int = 99
+    fmax: float = 50.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CMPConfig":
+        enc = d.get("encoder", {})
+        dec = d.get("decoder", {})
+        enc = EncoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in enc.items()})
+        return cls(
+            name=d.get("name", "custom"),
+            encoder=enc,
+            decoder=DecoderConfig(**dec),
+            num_bins=int(d.get("num_bins", 99)),
+            fmax=float(d.get("fmax", 50.0)),
+        )
+
+    @classmethod
+    def from_json(cls, s: str) -> "CMPConfig":
+        return cls.from_dict(json.loads(s))
+
+
+#: The public demo model of the CMP paper (ResNet-50, 28.6 M parameters).
+RESNET50 = CMPConfig()
+
+#: The compact model we train and ship in ``checkpoints/``.
+SLIM = CMPConfig(
+    name="slim-resnet",
+    encoder=EncoderConfig(stem_width=32, widths=(16, 32, 64, 128), blocks=(2, 2, 2, 2), code_dim=128),
+    decoder=DecoderConfig(sparse_dim=16, branch_dim=64, fusion8_dim=128, skip4_dim=48,
+                          fusion4_dim=64, skip2_dim=16, fusion2_dim=32),
+)
+
+#: A tiny network for fast tests.
+TINY = CMPConfig(
+    name="tiny",
+    encoder=EncoderConfig(stem_width=8, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1), code_dim=16),
+    decoder=DecoderConfig(sparse_dim=8, branch_dim=8, fusion8_dim=16, skip4_dim=8,
+                          fusion4_dim=8, skip2_dim=8, fusion2_dim=8),
+)
+
+CONFIGS = {"resnet50": RESNET50, "slim-resnet": SLIM, "tiny": TINY}

@@ -1,0 +1,96 @@
+"""The CMP network: image encoder + sparse encoder + skip-layer decoder + bins->flow.
+
+Tensor legend: B batch, H x W model-input size (any size; multiples of 8 keep
+the pyramid aligned), G number of guidance sets sharing one image.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CMPConfig
+from .decoder import SkipLayerDecoder
+from .encoders import ResNetEncoder, SparseEncoder
+
+#: Per-channel RGB mean and std on the 0-255 scale (original CMP preprocessing).
+IMAGE_MEAN = (123.675, 116.28, 103.53)
+IMAGE_STD = (58.395, 57.12, 57.375)
+
+
+class ImageFeatures(NamedTuple):
+    """Everything the decoder needs from one image; computed once per image.
+
+    code:  (1, code_dim, H/8, W/8); skip4: (1, skip4_dim, H/4, W/4);
+    skip2: (1, skip2_dim, H/2, W/2); size: (H, W) of the model input.
+    """
+
+    code: torch.Tensor
+    skip4: torch.Tensor
+    skip2: torch.Tensor
+    size: tuple[int, int]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.code, self.skip4, self.skip2))
+
+
+def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float RGB in 0-255 -> normalised network input."""
+    mean = rgb.new_tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = rgb.new_tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (rgb - mean) / std
+
+
+class CMP(nn.Module):
+    """Conditional Motion Propagation network built from a :class:`CMPConfig`."""
+
+    def __init__(self, cfg: CMPConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc = cfg.encoder
+        self.image_encoder = ResNetEncoder(enc)
+        self.flow_encoder = SparseEncoder(cfg.decoder.sparse_dim)
+        self.flow_decoder = SkipLayerDecoder(
+            cfg.decoder, input_dim=enc.code_dim + cfg.decoder.sparse_dim,
+            layer1_dim=enc.layer1_dim, stem_dim=enc.stem_width, output_dim=2 * cfg.num_bins)
+        centers = -cfg.fmax + (2 * cfg.fmax / cfg.num_bins) * (torch.arange(cfg.num_bins) + 0.5)
+        self.register_buffer("bin_centers", centers, persistent=False)
+
+    # -- split forward -----------------------------------------------------
+    def encode_image(self, image: torch.Tensor) -> ImageFeatures:
+        """image: (1 or B, 3, H, W) normalised (see :func:`normalize_image`)."""
+        enc = self.image_encoder(image)
+        skip4, skip2 = self.flow_decoder.image_skips(enc.layer1, enc.stem)
+        return ImageFeatures(enc.code, skip4, skip2, tuple(image.shape[-2:]))
+
+    def decode_logits(self, feats: ImageFeatures, sparse: torch.Tensor) -> torch.Tensor:
+        """sparse: (G, 4, H, W) guidance maps -> logits (G, 2*bins, H/2, W/2)."""
+        s = self.flow_encoder(sparse)
+        code = feats.code.expand(s.shape[0], -1, -1, -1)
+        return self.flow_decoder(torch.cat([code, s], dim=1), feats.skip4, feats.skip2)
+
+    def logits_to_flow(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Expected value over bins, upsampled (align_corners=True) to ``size``.
+
+        Returns (G, 2, H, W) float32 flow in model-input pixels, channel 0 = dx.
+        """
+        n = self.cfg.num_bins
+        logits = logits.float()
+        c = self.bin_centers.view(1, n, 1, 1).float()
+        fx = (logits[:, :n].softmax(dim=1) * c).sum(1, keepdim=True)
+        fy = (logits[:, n:].softmax(dim=1) * c).sum(1, keepdim=True)
+        flow = torch.cat([fx, fy], dim=1)
+        return F.interpolate(flow, size=size, mode="bilinear", align_corners=True)
+
+    def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        """Full network, as the original: logits (B, 2*bins, H/2, W/2)."""
+        feats = self.encode_image(image)
+        s = self.flow_encoder(sparse)
+        return self.flow_decoder(torch.cat([feats.code, s], dim=1), feats.skip4, feats.skip2)
+
+
+def build_cmp(cfg: CMPConfig) -> CMP:
+    """Build an (untrained, eval-mode) network from its config."""
+    return CMP(cfg).eval()

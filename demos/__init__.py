@@ -1,0 +1,1 @@
+"""Gradio pages of CMP Studio: thin widgets + wiring over the `cmp` library."""
