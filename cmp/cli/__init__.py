@@ -9,7 +9,9 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS = []
+COMMANDS = [
+    "train",
+]
 
 
 class CLIError(Exception):

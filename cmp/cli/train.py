@@ -1,0 +1,58 @@
+"""`python -m cmp data prepare` and `python -m cmp train`."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from . import CLIError
+
+
+def _prepare(args) -> int:
+    from ..train.data import prepare
+    prepare(args.sources, args.out, pairs_per_video=args.pairs_per_video,
+            val_pairs_per_video=args.val_pairs_per_video, long_side=args.long_side, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _train(args) -> int:
+    from ..train.loop import TrainConfig, train
+    kw = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    if args.synthetic_only:
+        kw["data"] = None
+    cfg = TrainConfig(**kw)
+    if cfg.data is not None:
+        from pathlib import Path
+        if not any(Path(cfg.data).glob("train_*.npz")):
+            raise CLIError(f"no training pairs in {cfg.data}; run `python -m cmp data prepare` or pass --synthetic-only")
+    path = train(cfg)
+    print(f"exported {path}")
+    return 0
+
+
+def register(sub) -> None:
+    d = sub.add_parser("data", help="build a training set from unlabeled videos")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    p = dsub.add_parser("prepare", help="frame pairs + DIS teacher flow from videos or frame folders")
+    p.add_argument("sources", nargs="+", help="video files, frame folders, or folders containing them")
+    p.add_argument("--out", default="data/cmp-train", help="output folder (default data/cmp-train)")
+    p.add_argument("--pairs-per-video", type=int, default=300)
+    p.add_argument("--val-pairs-per-video", type=int, default=40)
+    p.add_argument("--long-side", type=int, default=384, help="frames are resized to this long side")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_prepare)
+
+    t = sub.add_parser("train", help="train a CMP self-supervised (resumes from OUT/last.pt)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", help="prepared data folder (default data/cmp-train)")
+    t.add_argument("--synthetic-only", action="store_true", help="train on synthetic scenes only")
+    t.add_argument("--out", help="run folder (default runs/slim)")
+    t.add_argument("--arch", choices=["slim-resnet", "resnet50", "tiny"], help="architecture (default slim-resnet)")
+    for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
+                      ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
+                      ("threads", int), ("warmup", int)):
+        t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--device")
+    t.set_defaults(func=_train)

@@ -1,0 +1,1 @@
+"""Self-supervised CMP training: unlabeled video (DIS flow as teacher) + synthetic scenes."""

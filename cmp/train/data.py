@@ -1,0 +1,132 @@
+"""Training data: build the frame-pair set once (``python -m cmp data prepare``), then
+sample crops + guidance on the fly, mixing video pairs with synthetic scenes.
+
+Tensor contract of a batch: image (B, 3, S, S) normalised; sparse (B, 4, S, S);
+flow (B, 2, S, S) float32 px; valid (B, S, S) bool.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..guidance import encode_sparse, sample_guidance
+from ..model import normalize_image
+from .synthetic import HELDOUT_SEED_BASE, default_photos, make_scene
+from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
+
+VAL_FRACTION = 0.2  # the last 20% of every video is held out
+
+
+def prepare(sources: list[str | Path], out_dir: str | Path, *, pairs_per_video: int = 300,
+            val_pairs_per_video: int = 40, long_side: int = 384, seed: int = 0, log=print) -> dict:
+    """Write ``train_<k>.npz`` / ``val_<k>.npz`` per video under ``out_dir`` and a manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    manifest = {"videos": [], "long_side": long_side}
+    paths = [p for s in sources for p in find_sources(s)]
+    if not paths:
+        raise ValueError(f"no videos or frame folders found in {', '.join(map(str, sources))}")
+    for k, p in enumerate(paths):
+        frames = read_frame_folder(p, long_side) if p.is_dir() else read_video(p, long_side)
+        cut = int(len(frames) * (1 - VAL_FRACTION))
+        name = p.name.split(".")[0]
+        entry = {"name": name, "source": str(p), "frames": int(len(frames)), "train_frames": [0, cut],
+                 "val_frames": [cut, int(len(frames))]}
+        for split, fr, n in (("train", frames[:cut], pairs_per_video), ("val", frames[cut:], val_pairs_per_video)):
+            try:
+                ps = pairs_from_frames(fr, rng, n, name=name)
+            except ValueError as exc:
+                log(f"  {name} {split}: skipped ({exc})")
+                continue
+            if split == "val":  # shift frame indices of the held-out part back to video time
+                ps.source = [f"{name}:{int(s.split(':')[1].split('+')[0]) + cut}+{s.split('+')[1]}" for s in ps.source]
+            np.savez(out / f"{split}_{k:02d}_{name}.npz", images=ps.images, flows=ps.flows, valid=ps.valid,
+                     source=np.array(ps.source))
+            entry[f"{split}_pairs"] = len(ps.images)
+            log(f"  {name} {split}: {len(ps.images)} pairs {ps.images.shape[1:3]}")
+        manifest["videos"].append(entry)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def load_pairs(data_dir: str | Path, split: str) -> list[PairSet]:
+    sets = []
+    for f in sorted(Path(data_dir).glob(f"{split}_*.npz")):
+        z = np.load(f)
+        sets.append(PairSet(z["images"], z["flows"], z["valid"], list(z["source"])))
+    return sets
+
+
+def training_guidance(flow: np.ndarray, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's grid + watershed points, randomly thinned so the model also learns
+    from very sparse guidance (1-3 clicks, as users give). (N, 4) (x, y, dx, dy)."""
+    pts = sample_guidance(flow, rng, valid=valid, n_random=int(rng.integers(0, 3)))
+    if len(pts) == 0:
+        return pts
+    if rng.random() < 0.6:
+        n = int(rng.integers(1, len(pts) + 1))
+        pts = pts[rng.choice(len(pts), n, replace=False)]
+    return pts
+
+
+@dataclass
+class Sample:
+    image: np.ndarray   # (S, S, 3) uint8
+    flow: np.ndarray    # (S, S, 2) float32
+    valid: np.ndarray   # (S, S) bool
+    points: np.ndarray  # (N, 4)
+
+
+def _crop(img, flow, valid, size, rng):
+    H, W = img.shape[:2]
+    y = int(rng.integers(0, H - size + 1))
+    x = int(rng.integers(0, W - size + 1))
+    sl = (slice(y, y + size), slice(x, x + size))
+    img, flow, valid = img[sl], flow[sl].astype(np.float32), valid[sl]
+    if rng.random() < 0.5:
+        img, flow, valid = img[:, ::-1], flow[:, ::-1].copy(), valid[:, ::-1]
+        flow[..., 0] *= -1
+    return np.ascontiguousarray(img), np.ascontiguousarray(flow), np.ascontiguousarray(valid)
+
+
+class MixedSampler:
+    """Deterministic sample stream: sample i depends only on (seed, i)."""
+
+    def __init__(self, pair_sets: list[PairSet], *, crop: int = 256, synth_prob: float = 0.5,
+                 seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384)):
+        self.sets = [s for s in pair_sets if min(s.images.shape[1:3]) >= crop]
+        self.crop, self.seed, self.scene_size = crop, seed, scene_size
+        self.synth_prob = synth_prob if self.sets else 1.0
+        self.photos = photos if photos is not None else default_photos()
+
+    def sample(self, i: int) -> Sample:
+        rng = np.random.default_rng([self.seed, i])
+        if rng.random() < self.synth_prob:
+            seed = int(rng.integers(0, HELDOUT_SEED_BASE))
+            sc = make_scene(seed, self.scene_size, self.photos)
+            img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
+        else:
+            ps = self.sets[int(rng.integers(len(self.sets)))]
+            j = int(rng.integers(len(ps.images)))
+            img, flow, valid = ps.images[j], ps.flows[j], ps.valid[j]
+        img, flow, valid = _crop(img, flow, valid, self.crop, rng)
+        return Sample(img, flow, valid, training_guidance(flow, valid, rng))
+
+    def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:
+        return collate([self.sample(start + k) for k in range(n)])
+
+
+def collate(samples: list[Sample]) -> dict[str, torch.Tensor]:
+    img = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float()
+    size = samples[0].image.shape[:2]
+    return {
+        "image": normalize_image(img),
+        "sparse": torch.stack([encode_sparse(s.points, size) for s in samples]),
+        "flow": torch.from_numpy(np.stack([s.flow for s in samples])).permute(0, 3, 1, 2).float(),
+        "valid": torch.from_numpy(np.stack([s.valid for s in samples])),
+    }

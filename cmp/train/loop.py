@@ -1,0 +1,213 @@
+"""The training loop: discrete-bin loss, AdamW, bf16 autocast, checkpoint/resume, optional DDP.
+
+Run with ``python -m cmp train`` (one process) or ``torchrun --nproc_per_node=G
+-m cmp train ...`` (DistributedDataParallel; each rank draws its own samples).
+A run directory holds ``last.pt`` (resume state, weights-only loadable),
+``log.jsonl`` and ``model.safetensors`` (the self-describing export).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoints import save_checkpoint
+from ..device import Runtime
+from ..model import CONFIGS, CMP, CMPConfig, build_cmp
+from .data import MixedSampler, collate, load_pairs, training_guidance
+from .synthetic import HELDOUT_SEED_BASE, make_scene
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = "data/cmp-train"  # output of `python -m cmp data prepare`; None = synthetic only
+    out: str = "runs/slim"
+    arch: str = "slim-resnet"
+    steps: int = 3000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    synth_prob: float = 0.5
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    save_every: int = 100
+    val_every: int = 250
+    max_minutes: float | None = None
+    threads: int | None = None
+
+
+def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
+                  fmax: float, full_resolution: bool = False) -> torch.Tensor:
+    """CMP's loss: per axis, cross-entropy over bins of the clamped target flow, masked by ``valid``.
+
+    The original upsamples the 198 logit channels to the target size
+    (``full_resolution=True``). By default we instead average-pool the target to
+    the logit grid (1/2) and keep a pixel only if its whole 2x2 cell is valid:
+    the same objective at 4x fewer positions, measured 2x faster per step here.
+    """
+    if full_resolution:
+        logits = F.interpolate(logits.float(), size=flow.shape[-2:], mode="bilinear", align_corners=True)
+    else:
+        logits = logits.float()
+        flow = F.adaptive_avg_pool2d(flow, logits.shape[-2:])
+        valid = F.adaptive_max_pool2d((~valid).float()[:, None], logits.shape[-2:])[:, 0] == 0
+    step = 2 * fmax / num_bins
+    target = ((flow.clamp(-fmax + 1e-3, fmax - 1e-3) + fmax) / step).floor().long().clamp(0, num_bins - 1)
+    m = valid.float()
+    denom = m.sum().clamp_min(1.0)
+    lx = F.cross_entropy(logits[:, :num_bins], target[:, 0], reduction="none")
+    ly = F.cross_entropy(logits[:, num_bins:], target[:, 1], reduction="none")
+    return ((lx + ly) * m).sum() / denom
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 8):
+    """Fixed held-out batch: synthetic scenes with held-out seeds + held-out video pairs."""
+    rng = np.random.default_rng(12345)
+    samples = []
+    from .data import Sample, _crop
+    for k in range(n_synth):
+        sc = make_scene(HELDOUT_SEED_BASE + k)
+        img, flow, valid = _crop(sc["image1"], sc["flow"], sc["valid"], crop, rng)
+        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng)))
+    sets = [s for s in val_pairs if min(s.images.shape[1:3]) >= crop]
+    for k in range(n_video if sets else 0):
+        ps = sets[k % len(sets)]
+        j = int(rng.integers(len(ps.images)))
+        img, flow, valid = _crop(ps.images[j], ps.flows[j], ps.valid[j], crop, rng)
+        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng)))
+    return collate(samples)
+
+
+@torch.no_grad()
+def evaluate(model: CMP, batch: dict, rt: Runtime) -> dict:
+    model.eval()
+    with rt.autocast():
+        logits = model(batch["image"].to(rt.device), batch["sparse"].to(rt.device))
+    flow = model.logits_to_flow(logits, batch["flow"].shape[-2:]).cpu()
+    epe = (flow - batch["flow"]).norm(dim=1)
+    m = batch["valid"]
+    model.train()
+    return {"val_epe": float(epe[m].mean()), "val_zero_epe": float(batch["flow"].norm(dim=1)[m].mean())}
+
+
+def _ddp_setup():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    """Train (or resume) a CMP; returns the path of the exported safetensors file."""
+    rank, world = _ddp_setup()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    device = cfg.device
+    if world > 1 and torch.cuda.is_available():
+        device = f"cuda:{torch.cuda.current_device()}"
+    rt = Runtime.create(device, cfg.precision)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mcfg: CMPConfig = CONFIGS[cfg.arch]
+    model = build_cmp(mcfg).train().to(rt.device)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    step = 0
+    state_path = out / "last.pt"
+    if state_path.is_file():
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = int(st["step"])
+        log(f"resumed from {state_path} at step {step}")
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+
+    train_pairs = load_pairs(cfg.data, "train") if cfg.data else []
+    val_pairs = load_pairs(cfg.data, "val") if cfg.data else []
+    sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank)
+    val_batch = validation_set(val_pairs, crop=cfg.crop) if rank == 0 else None
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if rank == 0:
+        log(f"training {mcfg.name} on {rt.device} ({rt.precision}), {sum(len(s.images) for s in train_pairs)} "
+            f"video pairs + synthetic scenes, steps {step}..{cfg.steps}")
+
+    def save():
+        if rank != 0:
+            return
+        tmp = out / "last.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "config": mcfg.to_json()}, tmp)
+        os.replace(tmp, state_path)
+        save_checkpoint(model, out / "model.safetensors", steps=str(step), arch=mcfg.name)
+
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, mininterval=10)
+    except ImportError:  # tqdm is a dependency, but training must not die for a progress bar
+        bar = contextlib.nullcontext()
+    t0 = time.time()
+    logf = open(out / "log.jsonl", "a") if rank == 0 else None
+    ema = None
+    while step < cfg.steps:
+        batch = sampler.batch(step * cfg.batch, cfg.batch)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        img = batch["image"].to(rt.device)
+        sparse = batch["sparse"].to(rt.device)
+        with rt.autocast():
+            logits = net(img, sparse)
+        loss = discrete_loss(logits, batch["flow"].to(rt.device), batch["valid"].to(rt.device),
+                             mcfg.num_bins, mcfg.fmax)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        lv = loss.detach().item()
+        ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+        if rank == 0:
+            bar.update(1)
+            rec = {"step": step, "loss": lv, "loss_ema": ema, "lr": lr_at(step - 1, cfg),
+                   "minutes": (time.time() - t0) / 60}
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                rec.update(evaluate(model, val_batch, rt))
+                log(json.dumps(rec))
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save()
+        if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes:
+            log(f"time limit reached at step {step}; state saved, rerun to resume")
+            save()
+            break
+    if rank == 0:
+        bar.close()
+        logf.close()
+    return out / "model.safetensors"

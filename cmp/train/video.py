@@ -1,0 +1,153 @@
+"""Frame pairs from unlabeled video with DIS optical flow as the only teacher.
+
+Input is any folder of videos (.avi/.mp4/.mov/.mkv/.webm, optionally .gz) or of
+frame images. Shot cuts are skipped; flow comes with a forward-backward
+consistency mask (True = trusted).
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
+FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -> np.ndarray:
+    """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``."""
+    path = Path(path)
+    tmp = None
+    if path.suffix == ".gz":
+        tmp = tempfile.NamedTemporaryFile(suffix=Path(path.stem).suffix, delete=False)
+        with gzip.open(path, "rb") as f:
+            shutil.copyfileobj(f, tmp)
+        tmp.close()
+        path = Path(tmp.name)
+    try:
+        cap = cv2.VideoCapture(str(path))
+        frames = []
+        while len(frames) < max_frames:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side))
+        cap.release()
+    finally:
+        if tmp is not None:
+            Path(tmp.name).unlink(missing_ok=True)
+    if not frames:
+        raise ValueError(f"no frames could be read from {path.name}")
+    return np.stack(frames)
+
+
+def read_frame_folder(folder: str | Path, long_side: int = 384) -> np.ndarray:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT)
+    return np.stack([_resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), long_side) for p in files])
+
+
+def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = long_side / max(h, w)
+    if abs(s - 1) < 1e-6:
+        return rgb
+    return cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def find_sources(root: str | Path) -> list[Path]:
+    """Videos and frame folders under ``root`` (a single video file is accepted too)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    out = []
+    for p in sorted(root.rglob("*")):
+        suf = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
+        if p.is_file() and (p.suffix.lower() in VIDEO_EXT or (p.suffix == ".gz" and Path(p.stem).suffix in VIDEO_EXT)):
+            out.append(p)
+        elif p.is_dir() and sum(1 for q in p.iterdir() if q.suffix.lower() in FRAME_EXT) >= 2:
+            out.append(p)
+        del suf
+    return out
+
+
+def shot_cuts(frames: np.ndarray, thresh: float = 0.5) -> np.ndarray:
+    """Boolean (T,) array: True at t when frame t starts a new shot (colour-histogram jump)."""
+    cuts = np.zeros(len(frames), bool)
+    prev = None
+    for t, f in enumerate(frames):
+        hsv = cv2.cvtColor(f, cv2.COLOR_RGB2HSV)
+        hist = cv2.calcHist([hsv], [0, 1], None, [16, 16], [0, 180, 0, 256])
+        hist = cv2.normalize(hist, None).flatten()
+        if prev is not None:
+            cuts[t] = cv2.compareHist(prev, hist, cv2.HISTCMP_BHATTACHARYYA) > thresh
+        prev = hist
+    return cuts
+
+
+_DIS = None
+
+
+def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIS optical flow (medium preset) from RGB frame a to b: (H, W, 2) float32, (dx, dy)."""
+    global _DIS
+    if _DIS is None:
+        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    return _DIS.calc(ga, gb, None).astype(np.float32)
+
+
+def fb_consistency(fw: np.ndarray, bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """True where following fw then bw returns near the start (standard occlusion test)."""
+    h, w = fw.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    bw_at = cv2.remap(bw, gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=np.nan)
+    diff = np.sum((fw + bw_at) ** 2, axis=2)
+    mag = np.sum(fw ** 2, axis=2) + np.sum(np.nan_to_num(bw_at) ** 2, axis=2)
+    inside = np.isfinite(bw_at).all(axis=2)
+    return inside & (diff < alpha * mag + beta)
+
+
+@dataclass
+class PairSet:
+    """Frame pairs with teacher flow. images (N, H, W, 3) uint8; flows (N, H, W, 2)
+    float16 px; valid (N, H, W) bool; all pairs share one size per set."""
+
+    images: np.ndarray
+    flows: np.ndarray
+    valid: np.ndarray
+    source: list[str]
+
+
+def pairs_from_frames(frames: np.ndarray, rng: np.random.Generator, n_pairs: int, *,
+                      max_gap: int = 5, name: str = "") -> PairSet:
+    """Sample ``n_pairs`` pairs (gap 1..max_gap) not crossing a shot cut; teacher flow by DIS."""
+    cuts = shot_cuts(frames)
+    shot_id = np.cumsum(cuts)
+    imgs, flows, valids, src = [], [], [], []
+    tries = 0
+    while len(imgs) < n_pairs and tries < n_pairs * 20:
+        tries += 1
+        gap = int(rng.integers(1, max_gap + 1))
+        if len(frames) <= gap:
+            break
+        t = int(rng.integers(0, len(frames) - gap))
+        if shot_id[t] != shot_id[t + gap]:
+            continue
+        a, b = frames[t], frames[t + gap]
+        fw, bw = dis_flow(a, b), dis_flow(b, a)
+        valid = fb_consistency(fw, bw)
+        if valid.mean() < 0.5:
+            continue
+        imgs.append(a)
+        flows.append(fw.astype(np.float16))
+        valids.append(valid)
+        src.append(f"{name}:{t}+{gap}")
+    if not imgs:
+        raise ValueError(f"no usable frame pairs in {name or 'video'}")
+    return PairSet(np.stack(imgs), np.stack(flows), np.stack(valids), src)

@@ -1,0 +1,143 @@
+"""Self-supervised training pipeline: data from video, synthetic scenes, sampler, loop."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cmp.checkpoints import CHECKPOINT_DIR, load_checkpoint, load_registry
+from cmp.train.data import MixedSampler, load_pairs, prepare, training_guidance
+from cmp.train.loop import TrainConfig, discrete_loss, train
+from cmp.train.synthetic import make_scene
+from cmp.train.video import fb_consistency, shot_cuts
+
+
+def _write_video(path, n=24, size=(96, 128)):
+    """A textured square moving right by 1 px per frame over a still textured background."""
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur((rng.random((*size, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    fg = cv2.GaussianBlur((rng.random((40, 40, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (size[1], size[0]))
+    for t in range(n):
+        f = bg.copy()
+        f[30:70, 10 + t:50 + t] = fg
+        w.write(f)
+    w.release()
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    _write_video(root / "square.avi")
+    out = root / "prepared"
+    prepare([root], out, pairs_per_video=12, val_pairs_per_video=3, long_side=128, log=lambda *a: None)
+    return out
+
+
+def test_prepare_splits_video_and_flow_follows_motion(tiny_data):
+    man = json.loads((tiny_data / "manifest.json").read_text())
+    v = man["videos"][0]
+    assert v["train_frames"][1] == v["val_frames"][0] == int(v["frames"] * 0.8)
+    train_sets, val_sets = load_pairs(tiny_data, "train"), load_pairs(tiny_data, "val")
+    assert len(train_sets) == 1 and len(val_sets) == 1
+    for src in val_sets[0].source:  # held-out pairs start in the last 20% of the video
+        assert int(src.split(":")[1].split("+")[0]) >= v["val_frames"][0]
+    ps = train_sets[0]
+    gaps = np.array([int(s.split("+")[1]) for s in ps.source])
+    # inside the moving square the teacher flow is about +1 px per frame of gap, horizontally
+    dx = np.array([np.median(f[40:60, 30:40, 0].astype(np.float32)) for f in ps.flows])
+    firsts = np.array([int(s.split(":")[1].split("+")[0]) for s in ps.source])
+    ok = firsts <= 12  # the square covers the probed region in those frames
+    assert ok.sum() >= 3
+    assert np.mean(np.abs(dx[ok] - gaps[ok]) < 0.75) >= 0.75
+
+
+def test_shot_cut_detected():
+    a = np.zeros((5, 32, 32, 3), np.uint8)
+    a[3:] = 255
+    a[3:, :, :, 1] = 0
+    cuts = shot_cuts(a)
+    assert cuts.tolist() == [False, False, False, True, False]
+
+
+def test_fb_consistency_flags_inconsistent_pixels():
+    fw = np.full((20, 20, 2), 1.0, np.float32)
+    bw = -fw.copy()
+    assert fb_consistency(fw, bw)[:-2, :-2].all()  # (1, 1) leaves the image on the last rows/cols
+    bw[5:10, 5:10] = 5.0
+    assert not fb_consistency(fw, bw)[5:9, 4:8].any()
+
+
+def test_synthetic_scene_flow_is_exact():
+    sc = make_scene(3, size=(96, 128))
+    img1, img2, flow = sc["image1"], sc["image2"], sc["flow"]
+    # each object pixel, moved by its flow, lands on the same colour in image 2 (away from edges)
+    lab = sc["labels"]
+    ys, xs = np.nonzero(cv2.erode((lab > 0).astype(np.uint8), np.ones((7, 7))) > 0)
+    x2 = np.rint(xs + flow[ys, xs, 0]).astype(int)
+    y2 = np.rint(ys + flow[ys, xs, 1]).astype(int)
+    inside = (x2 >= 0) & (x2 < 128) & (y2 >= 0) & (y2 < 96)
+    d = np.abs(img1[ys, xs].astype(int) - img2[y2, x2].astype(int))[inside]
+    assert np.median(d) < 25
+    assert sc["masks"].shape[1:] == (96, 128) and sc["masks"].any()
+    assert np.array_equal(make_scene(3, size=(96, 128))["image1"], img1)  # deterministic by seed
+
+
+def test_guidance_points_inside_and_carry_flow():
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        sc = make_scene(seed, size=(128, 160))
+        pts = training_guidance(sc["flow"], sc["valid"], rng)
+        assert len(pts) >= 1
+        x, y = pts[:, 0].astype(int), pts[:, 1].astype(int)
+        assert (x >= 0).all() and (x < 160).all() and (y >= 0).all() and (y < 128).all()
+        np.testing.assert_allclose(pts[:, 2:], sc["flow"][y, x], rtol=0, atol=1e-5)
+
+
+def test_discrete_loss_prefers_the_right_bin():
+    flow = torch.full((1, 2, 8, 8), 10.0)
+    valid = torch.ones(1, 8, 8, dtype=torch.bool)
+    centers = -50 + (100 / 99) * (torch.arange(99) + 0.5)
+    good = torch.zeros(1, 198, 4, 4)
+    good[:, int(torch.argmin((centers - 10).abs()))] = 10
+    good[:, 99 + int(torch.argmin((centers - 10).abs()))] = 10
+    bad = torch.zeros(1, 198, 4, 4)
+    bad[:, 0] = bad[:, 99] = 10
+    for full in (False, True):
+        assert discrete_loss(good, flow, valid, 99, 50.0, full) < discrete_loss(bad, flow, valid, 99, 50.0, full)
+
+
+def test_training_loss_goes_down_and_resumes(tiny_data, tmp_path):
+    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), arch="tiny", steps=30, batch=4, crop=64,
+                      lr=5e-3, warmup=2, synth_prob=0.5, save_every=15, val_every=1000, precision="fp32",
+                      device="cpu")
+    path = train(cfg, log=lambda *a: None)
+    recs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in recs]
+    assert np.mean(losses[-8:]) < np.mean(losses[:8])
+    ck = load_checkpoint(path)
+    assert ck.config.name == "tiny"
+    cfg.steps = 33  # resume continues from the saved step, not from zero
+    train(cfg, log=lambda *a: None)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps[-4:] == [30, 31, 32, 33]
+
+
+def test_sampler_is_deterministic(tiny_data):
+    sets = load_pairs(tiny_data, "train")
+    a = MixedSampler(sets, crop=64, seed=1).sample(7)
+    b = MixedSampler(sets, crop=64, seed=1).sample(7)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.points, b.points)
+
+
+def test_shipped_checkpoint_loads_strictly_and_matches_card():
+    reg = load_registry()
+    entry = reg["default"]
+    ck = load_checkpoint("default")
+    assert ck.config.name == entry.config
+    assert (CHECKPOINT_DIR / entry.file).stat().st_size <= 20 * 2**20
+    card = (CHECKPOINT_DIR / entry.card).read_text()
+    assert ck.config.to_json() in card.replace("\n", "") or json.dumps(ck.config.to_dict(), sort_keys=True) in card
