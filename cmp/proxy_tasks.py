@@ -68,13 +68,14 @@ class ProxyTask:
     why: str
     shortcut: str
     source: str  # where the supervision comes from: "prior", "coherence" or "structure of data"
+    answer: str = ""  # the target in one line (label, index, size), also captioned under the target
     meta: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {"task": self.name, "title": self.title, "difficulty": self.difficulty, "seed": self.seed,
                 "given": self.given, "predict": self.predict, "why": self.why, "shortcut": self.shortcut,
-                "source": self.source, **self.meta}
+                "source": self.source, "answer": self.answer, **self.meta}
 
 
 # -- small helpers -------------------------------------------------------------
@@ -219,7 +220,8 @@ def rotation(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -> Pr
     label = int(rng.integers(len(cfg["angles"])))
     deg = cfg["angles"][label]
     given = np.ascontiguousarray(np.rot90(view, deg // 90))
-    target = caption(view, f"label {label}: turned {deg} deg; this is upright")
+    answer = f"label {label}: turned {deg} deg counter-clockwise"
+    target = caption(view, f"{answer}; this is upright")
     return ProxyTask(
         "rotation", "Rotation prediction", d, seed, given, target,
         given=f"an image turned by one of {len(cfg['angles'])} angles ({', '.join(map(str, cfg['angles']))} deg)",
@@ -232,6 +234,7 @@ def rotation(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -> Pr
                   "interpolation blur, and a non-square view gives 90/270 away by its shape, so the "
                   "network would learn to spot artefacts instead of objects."),
         source="prior (physics)",
+        answer=answer,
         meta={"label": label, "degrees": deg, "classes": list(cfg["angles"]),
               "crop_box": [x0, y0, c, c], "grey": cfg["grey"]},
         arrays={"upright": view},
@@ -337,7 +340,8 @@ def jigsaw(image: np.ndarray, difficulty: str = "normal", seed: int = 0, *,
         r, c = divmod(int(src), g)
         cv2.putText(target, str(i), (int(c * step + 6), int(r * step + 20)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.5, (255, 255, 0), 2, cv2.LINE_AA)
-    target = caption(target, f"permutation #{index} of {len(perms)}")
+    answer = f"permutation #{index} of {len(perms)}"
+    target = caption(target, answer)
     return ProxyTask(
         "jigsaw", "Jigsaw puzzle", d, seed, board(shuffled), target,
         given=f"{n} shuffled tiles ({g}x{g})",
@@ -352,6 +356,7 @@ def jigsaw(image: np.ndarray, difficulty: str = "normal", seed: int = 0, *,
                   "image border and so tells a tile's absolute position (removed by per-tile colour channel "
                   "jitter or grey tiles). Turn the toggles off to give the shortcuts back."),
         source="coherence (spatial)",
+        answer=answer,
         meta={"permutation_index": index, "permutation": perm.tolist(), "grid": g, "set_size": len(perms),
               "gaps": gaps, "colour": colour, "tile_px": tile, "tile_boxes": boxes},
         arrays={"tiles": shuffled, "tiles_in_order": in_order, "square": sq},
@@ -402,6 +407,7 @@ def colorization(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -
     used = len(np.unique(idx.reshape(-1, 2), axis=0))
     h, w = rgb.shape[:2]
     shown = _resize(q, w, h, nearest=True)
+    answer = f"ab at 1/{cfg['factor']} resolution in {step}-wide bins ({used} of {bins} used)"
     target = caption(lab_to_rgb(np.full((h, w), AB_DISPLAY_L, np.float32), shown),
                      f"ab at 1/{cfg['factor']} res, {step}-wide bins ({used} used)")
     given = np.repeat(np.clip(L / 100.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -418,6 +424,7 @@ def colorization(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -
                   "little understanding. Predicting a distribution over ab bins, reweighted towards rare "
                   "saturated colours, removes that escape."),
         source="prior (appearance)",
+        answer=answer,
         meta={"target_factor": cfg["factor"], "ab_step": step, "ab_bins": bins, "ab_bins_used": used,
               "display_L": AB_DISPLAY_L},
         arrays={"L": L, "ab": ab, "ab_target": q.astype(np.float32), "rgb": rgb},
@@ -450,7 +457,8 @@ def inpainting(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -> 
     faded = (rgb.astype(np.float32) * 0.25 + 255 * 0.75).astype(np.uint8)
     shown = np.where(mask[..., None], rgb, faded)
     cv2.rectangle(shown, (x0 - 1, y0 - 1), (x0 + side, y0 + side), (255, 0, 0), 1)
-    target = caption(shown, f"hole {side}x{side} px = {100 * mask.mean():.0f}% of the image")
+    answer = f"hole {side}x{side} px = {100 * mask.mean():.0f}% of the image"
+    target = caption(shown, answer)
     return ProxyTask(
         "inpainting", "Inpainting", d, seed, given, target,
         given="the image with a region erased (filled with its mean colour)",
@@ -464,6 +472,7 @@ def inpainting(image: np.ndarray, difficulty: str = "normal", seed: int = 0) -> 
                   "Large holes at random places (and an adversarial loss against blurry averages) remove "
                   "that easy path."),
         source="prior (appearance)",
+        answer=answer,
         meta={"hole_box": [x0, y0, side, side], "hole_fraction": float(mask.mean()), "fill_rgb": fill.tolist()},
         arrays={"rgb": rgb, "mask": mask, "hole": hole},
     )
@@ -521,7 +530,8 @@ def relative_patch(image: np.ndarray, difficulty: str = "normal", seed: int = 0)
     dx, dy = NEIGHBOURS[label]
     where = {-1: "left", 0: "", 1: "right"}[dx]
     where = ({-1: "top", 0: "", 1: "bottom"}[dy] + ("-" if dx and dy else "") + where) or "centre"
-    target = caption(board, f"label {label}: {where}")
+    answer = f"label {label}: {where}"
+    target = caption(board, answer)
     return ProxyTask(
         "relative_patch", "Relative patch location", d, seed, given, target,
         given="a centre patch and one of its 8 neighbours",
@@ -533,6 +543,7 @@ def relative_patch(image: np.ndarray, difficulty: str = "normal", seed: int = 0)
                   "jitter remove that. Chromatic aberration (one colour channel shifted towards the lens "
                   "centre) reveals where a patch sits in the frame; dropping colour channels removes it."),
         source="coherence (spatial)",
+        answer=answer,
         meta={"label": label, "direction": list(NEIGHBOURS[label]), "positions": [list(p_) for p_ in positions],
               "patch_px": p, "jitter_px": lim, "colour_dropping": cfg["drop"]},
         arrays={"patches": np.stack(patches), "square": sq},
@@ -626,7 +637,8 @@ def instance_discrimination(image: np.ndarray, difficulty: str = "normal", seed:
             x, y, w_, h_ = params[k]["crop_box"]
             cv2.rectangle(t, (x, y), (x + w_ - 1, y + h_ - 1), VIEW_COLOURS[k], 3)
         thumbs.append(_resize(t, round(t.shape[1] * 150 / t.shape[0]), 150))
-    target = caption(_hstack(thumbs), "views 1+2: same image (pull together); 3: another (push apart)")
+    answer = "views 1+2: same image (pull together); 3: another (push apart)"
+    target = caption(_hstack(thumbs), answer)
     return ProxyTask(
         "instance_discrimination", "Instance discrimination", d, seed, given, target,
         given="augmented views (crops, flips, colour jitter, blur, grey) of several images",
@@ -642,6 +654,7 @@ def instance_discrimination(image: np.ndarray, difficulty: str = "normal", seed:
                   "(SimCLR). Batch-norm statistics can also leak which samples sit together in a batch "
                   "(MoCo shuffles BN across GPUs)."),
         source="structure of data",
+        answer=answer,
         meta={"positive_pairs": [[0, 1]], "negative_pairs": [[0, 2], [1, 2]], "views": params,
               "min_crop_area": cfg["min_area"], "jitter_strength": cfg["jitter"],
               "p_grey": cfg["p_grey"], "p_blur": cfg["p_blur"]},
@@ -652,7 +665,15 @@ def instance_discrimination(image: np.ndarray, difficulty: str = "normal", seed:
 # -- motion tasks on a real frame pair -----------------------------------------
 
 MOTION_FACTOR = {"easy": 8, "normal": 4, "difficult": 2, "hell": 1}  # target resolution 1/factor
-GUIDANCE_POINTS = {"easy": 24, "normal": 12, "difficult": 6, "hell": 2}
+#: Guidance per difficulty: at most ``max_points``; grid + watershed (CMP's sampler) plus
+#: ``n_random`` random points. "easy" adds random points (dense guidance: interpolation
+#: nearly solves it), "normal" is CMP's own sampling, harder levels keep only a few.
+GUIDANCE = {
+    "easy": dict(max_points=24, n_random=18),
+    "normal": dict(max_points=12, n_random=0),
+    "difficult": dict(max_points=4, n_random=0),
+    "hell": dict(max_points=2, n_random=0),
+}
 #: A pixel moves when |flow| exceeds max(MIN_MOTION, MOTION_FRACTION * 99th percentile of |flow|).
 MIN_MOTION = 1.0
 MOTION_FRACTION = 0.3
@@ -737,8 +758,8 @@ def motion_prediction(frames=None, difficulty: str = "normal", seed: int = 0) ->
     k = MOTION_FACTOR[d]
     coarse = _block_reduce(flow, k)
     h, w = f0.shape[:2]
-    target = caption(flow_image(_resize(coarse, w, h, nearest=True), _display_max(flow)),
-                     f"flow at 1/{k} res, max {float(np.hypot(*flow.reshape(-1, 2).T).max()):.1f} px")
+    answer = f"flow at 1/{k} res, max {float(np.hypot(flow[..., 0], flow[..., 1]).max()):.1f} px"
+    target = caption(flow_image(_resize(coarse, w, h, nearest=True), _display_max(flow)), answer)
     return ProxyTask(
         "motion_prediction", "Motion prediction", d, seed, f0.copy(), target,
         given="a single video frame",
@@ -751,6 +772,7 @@ def motion_prediction(frames=None, difficulty: str = "normal", seed: int = 0) ->
                   "camera motion or compression flicker can dominate the target. Predict distributions, "
                   "and prefer static-camera clips where the flow reflects the objects."),
         source="prior (motion tendency)",
+        answer=answer,
         meta={"target_factor": k, "flow_shape": [h, w], "flow_method": "OpenCV DIS, medium preset",
               "max_motion_px": float(np.hypot(flow[..., 0], flow[..., 1]).max())},
         arrays={"flow": flow, "flow_target": coarse, "frame0": f0, "frame1": f1},
@@ -780,7 +802,8 @@ def moving_segmentation(frames=None, difficulty: str = "normal", seed: int = 0) 
     h, w = f0.shape[:2]
     shown = _resize(coarse.astype(np.uint8), w, h, nearest=True).astype(bool)
     vis = np.where(shown[..., None], f0, (f0 * 0.15).astype(np.uint8))
-    target = caption(vis, f"moving: {100 * mask.mean():.0f}% of pixels, |flow| > {thr:.1f} px, 1/{k} res")
+    answer = f"moving: {100 * mask.mean():.0f}% of pixels, |flow| > {thr:.1f} px, 1/{k} res"
+    target = caption(vis, answer)
     return ProxyTask(
         "moving_segmentation", "Moving-foreground segmentation", d, seed, f0.copy(), target,
         given="a single video frame",
@@ -793,6 +816,7 @@ def moving_segmentation(frames=None, difficulty: str = "normal", seed: int = 0) 
                   "thresholding relative to the strongest motion and discarding specks keeps it on "
                   "objects. Static objects never appear as foreground, a bias the task cannot remove."),
         source="prior (motion consistency)",
+        answer=answer,
         meta={"threshold_px": thr, "foreground_fraction": float(mask.mean()), "target_factor": k},
         arrays={"mask": mask, "mask_target": coarse, "flow": flow},
     )
@@ -824,7 +848,7 @@ def motion_propagation(frames=None, difficulty: str = "normal", seed: int = 0, *
     """CMP's own task: frame + sparse guidance sampled from the flow -> the dense flow.
 
     Guidance comes from :func:`cmp.guidance.sample_guidance` (grid + watershed, plus a
-    few random points), at most :data:`GUIDANCE_POINTS` [difficulty] points. With an
+    random points on "easy"), at most ``GUIDANCE[difficulty]["max_points"]``. With an
     ``engine`` the model's prediction is shown beside the target with its EPE
     (``meta["epe"]``); without one only the target is shown. ``arrays["guidance"]``:
     (N, 4) (x, y, dx, dy) in frame pixels, each carrying ``arrays["flow"][y, x]``.
@@ -833,10 +857,10 @@ def motion_propagation(frames=None, difficulty: str = "normal", seed: int = 0, *
     f0, f1 = _pair(frames)
     flow = dense_flow(f0, f1)
     rng = _rng("motion_propagation", seed)
-    k = GUIDANCE_POINTS[d]
-    pts = sample_guidance(flow, rng, max_points=k, n_random=k)
+    cfg = GUIDANCE[d]
+    pts = sample_guidance(flow, rng, max_points=cfg["max_points"], n_random=cfg["n_random"])
     given, scale = _draw_guidance(f0, pts)
-    given = caption(given, f"{len(pts)} guidance arrows (drawn x{scale:.1f})")
+    given = caption(given, f"{len(pts)} guidance points (arrows drawn x{scale:.1f})")
     m = _display_max(flow)
     panels = [caption(flow_image(flow, m), "target flow (DIS)")]
     meta = {"n_points": int(len(pts)), "guidance": np.round(pts, 3).tolist(), "arrow_scale": scale,
@@ -850,6 +874,7 @@ def motion_propagation(frames=None, difficulty: str = "normal", seed: int = 0, *
         meta.update(epe=epe, epe_zero_motion=zero, model=getattr(engine, "name", "model"))
         arrays["prediction"] = pred
         panels.append(caption(flow_image(pred, m), f"model: EPE {epe:.2f} px (zero: {zero:.2f})"))
+    answer = f"dense flow from {len(pts)} points" + (f"; model EPE {meta['epe']:.2f} px" if engine is not None else "")
     return ProxyTask(
         "motion_propagation", "Conditional motion propagation", d, seed, given, _hstack(panels),
         given="one frame plus a few motion vectors sampled from the true flow (grid + watershed)",
@@ -859,10 +884,12 @@ def motion_propagation(frames=None, difficulty: str = "normal", seed: int = 0, *
              "sparse motion teaches kinematic structure without labels (Zhan et al. CVPR 2019, the "
              "model of this platform). Fewer guidance points leave more to infer."),
         shortcut=("Without guidance the target is ambiguous and the network learns the average (no "
-                  "motion); with dense or randomly placed guidance it can just interpolate between "
-                  "arrows. Watershed sampling puts about one point inside each moving part, so the "
-                  "network must spread it over the part's extent and stop at its boundary."),
+                  "motion); with dense guidance (the easy level adds random points) it can just "
+                  "interpolate between arrows. Watershed sampling puts about one point inside each "
+                  "moving part, so the network must spread it over the part's extent and stop at its "
+                  "boundary."),
         source="prior (kinematics)",
+        answer=answer,
         meta=meta,
         arrays=arrays,
     )

@@ -176,7 +176,7 @@ def test_guidance_points_carry_the_target_flow():
         t = pt.motion_propagation(None, d, 3)
         flow, g = t.arrays["flow"], t.arrays["guidance"]
         h, w = flow.shape[:2]
-        assert len(g) == t.meta["n_points"] <= pt.GUIDANCE_POINTS[d]
+        assert len(g) == t.meta["n_points"] <= pt.GUIDANCE[d]["max_points"]
         xi, yi = g[:, 0].astype(int), g[:, 1].astype(int)
         assert np.array_equal(xi, g[:, 0]) and np.array_equal(yi, g[:, 1])
         assert ((0 <= xi) & (xi < w) & (0 <= yi) & (yi < h)).all()
