@@ -32,6 +32,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# --- Hugging Face ZeroGPU (kept apart: only this block knows about it) -------------
+def zero_gpu_args(args: argparse.Namespace, env=os.environ) -> argparse.Namespace:
+    """On a ZeroGPU Space, load the model onto "cuda" at startup, as ZeroGPU expects.
+
+    ZeroGPU lends a GPU only inside ``@spaces.GPU`` calls (see ``demos.common.gpu``) and
+    moves tensors that were put on "cuda" at import time along with it. The precision
+    is named here because CUDA must not initialise in the main process there, so the
+    real GPU cannot be probed for bf16 (ZeroGPU's GPUs all have it). An explicit
+    --device/--precision (or CMP_DEVICE/CMP_PRECISION) wins. Returns a new namespace;
+    elsewhere it returns ``args`` unchanged.
+    """
+    if env.get("SPACES_ZERO_GPU", "").lower() not in ("1", "t", "true"):
+        return args
+    return argparse.Namespace(**{**vars(args),
+                                 "device": "cuda" if args.device == "auto" else args.device,
+                                 "precision": "bf16" if args.precision == "auto" else args.precision})
+
+
 def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
     """The engine for ``args.checkpoint``; falls back to the embedded model with a notice."""
     try:
@@ -59,7 +77,7 @@ def build_app(ctx: Context) -> gr.Blocks:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = zero_gpu_args(parse_args(argv))
     try:
         engine, notice = load_engine(args)
     except CheckpointError as exc:
