@@ -11,6 +11,7 @@ import sys
 #: Subcommand modules, in the order `--help` lists them.
 COMMANDS = [
     "train",
+    "eval",
 ]
 
 

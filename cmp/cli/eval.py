@@ -1,0 +1,123 @@
+"""`python -m cmp eval <task>`: benchmarks. One ``add_<task>`` / ``run_<task>`` pair per task."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import CLIError
+
+DEFAULT_PLOT = Path("checkpoints/eval/propagation.png")
+
+
+def _csv(kind, choices=None):
+    """argparse type: comma-separated list of ``kind``, each checked against ``choices``."""
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("empty list")
+        try:
+            out = [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of {kind.__name__}: {text!r}")
+        if choices is not None:
+            bad = [t for t in out if t not in choices]
+            if bad:
+                raise argparse.ArgumentTypeError(f"unknown {', '.join(map(str, bad))}; choose from {', '.join(choices)}")
+        return out
+    return parse
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by tasks that run a checkpoint."""
+    p.add_argument("--checkpoint", default=None,
+                   help="registry name or file path (default: the embedded default model)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    p.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (default auto)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="benchmarks (EPE of motion propagation, ...)",
+                              description="Run a benchmark. See `python -m cmp eval TASK --help`.")
+    tasks = p.add_subparsers(dest="task", metavar="TASK")
+    tasks.required = True
+    add_propagation(tasks)
+
+
+# -- propagation ------------------------------------------------------------
+
+def add_propagation(tasks) -> None:
+    from ..eval.propagation import DATASETS, METHODS, POINTS, SAMPLINGS
+
+    q = tasks.add_parser(
+        "propagation", help="EPE vs number of guidance points, model and baselines",
+        description="End-point error (px at 384 px width) of dense flow propagated from N guidance "
+                    "points drawn from the ground truth, for the model and the zero / nearest / RBF / "
+                    "geodesic baselines. Missing datasets are skipped with a note.")
+    add_model_flags(q)
+    q.add_argument("--datasets", type=_csv(str, DATASETS), default=list(DATASETS),
+                   help=f"comma-separated, from {','.join(DATASETS)} (default all)")
+    q.add_argument("--methods", type=_csv(str, METHODS), default=list(METHODS),
+                   help=f"comma-separated, from {','.join(METHODS)} (default all; without 'model' "
+                        "no checkpoint is loaded)")
+    q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
+                   help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
+    q.add_argument("--points", type=_csv(int), default=list(POINTS),
+                   help=f"numbers of guidance points (default {','.join(map(str, POINTS))})")
+    q.add_argument("--seeds", type=int, default=5, help="random draws of points per pair (default 5)")
+    q.add_argument("--quick", action="store_true",
+                   help="tiny subset (1 seed, 2 synthetic scenes, 1 video pair) for smoke tests")
+    q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write results as JSON to PATH (or stdout without PATH, instead of the tables)")
+    q.add_argument("--plot", default=str(DEFAULT_PLOT), metavar="PATH",
+                   help=f"PNG of EPE vs N (default {DEFAULT_PLOT}; 'none' to skip)")
+    q.set_defaults(func=run_propagation)
+
+
+def run_propagation(args) -> int:
+    from ..eval import propagation as P
+    from ..guidance import MAX_POINTS
+
+    if any(n < 1 or n > MAX_POINTS for n in args.points):
+        raise CLIError(f"--points must lie between 1 and {MAX_POINTS}")
+    if args.seeds < 1:
+        raise CLIError("--seeds must be at least 1")
+    seeds = 1 if args.quick else args.seeds
+    to_stdout = args.json == "-"
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    methods = {}
+    info = {}
+    if "model" in args.methods:
+        from ..engine import Engine
+        engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+        methods["model"] = P.model_method(engine)
+        info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
+                "device": str(engine.device), "precision": engine.precision}
+        log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")
+    baselines = P.baseline_methods()
+    methods.update({m: baselines[m] for m in args.methods if m in baselines})
+
+    res = P.run(args.datasets, methods, points=args.points, seeds=seeds, samplings=args.sampling,
+                quick=args.quick, log=log)
+    res.info.update(info, quick=bool(args.quick))
+    if not res.datasets:
+        raise CLIError("no dataset could be loaded: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
+
+    if args.plot and args.plot.lower() != "none":
+        path = P.plot(res, args.plot)
+        res.info["plot"] = str(path)
+        log(f"plot: {path}")
+    doc = json.dumps(res.to_dict(), indent=2)
+    if to_stdout:
+        print(doc)
+    else:
+        print(P.format_tables(res), end="")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(doc + "\n")
+            log(f"json: {args.json}")
+    return 0

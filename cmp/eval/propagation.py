@@ -1,0 +1,467 @@
+"""Propagation benchmark: end-point error of dense flow from N sparse guidance points.
+
+For every pair (image1, ground-truth flow image1 -> image2, valid mask), at
+384 px width, N guidance points are drawn from the ground truth, each method
+turns them into a dense flow, and EPE = mean over valid pixels of
+||predicted - true|| in pixels. Points are drawn once per (pair, seed,
+sampling) as an ordered list, and the set for N is its first N points, so
+curves over N are nested and every method sees exactly the same points.
+
+Datasets (names as in ``DATASETS``):
+
+* ``motorcycle`` - scikit-image's stereo pair; flow left -> right = (-disparity, 0).
+* ``synthetic`` - held-out scenes from ``cmp.train.synthetic.make_scene`` (exact flow).
+* ``video`` - held-out pairs from the last 20 % of the OpenCV sample videos,
+  DIS flow as pseudo ground truth, forward-backward consistent pixels only.
+
+A dataset whose source is missing is skipped with a note, never an error, so
+the benchmark runs in CI with scikit-image alone. This module never imports
+Gradio and never trains anything.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ..guidance import watershed_points
+from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
+
+EVAL_WIDTH = 384
+POINTS = (1, 3, 5, 10, 20)
+SAMPLINGS = ("random", "watershed")
+DATASETS = ("motorcycle", "synthetic", "video")
+BASELINES = ("zero", "nearest", "rbf", "geodesic")
+METHODS = ("model", *BASELINES)
+
+#: Held-out synthetic scene seeds (never used for training).
+SYNTHETIC_SEED0 = 900_000
+SYNTHETIC_SCENES = 16
+SYNTHETIC_SIZE = (288, 384)  # (H, W)
+
+#: OpenCV sample videos, relative to the unpacked opencv-doc package under CMP_DATA_DIR.
+OPENCV_DOC = Path("ocvdoc/usr/share/doc/opencv-doc")
+VIDEOS = ("examples/data/vtest.avi", "examples/data/tree.avi", "examples/data/Megamind.avi",
+          "opencv4/html/box.mp4.gz", "opencv4/html/cup.mp4.gz")
+HELD_OUT_FRACTION = 0.2
+VIDEO_PAIRS_PER_VIDEO = 4
+VIDEO_GAP = 4
+#: A video pair is used only if this much of it passes the consistency check
+#: (shot cuts fail) and its 95th-percentile motion is at least this many px.
+VIDEO_MIN_VALID = 0.5
+VIDEO_MIN_MOTION = 1.0
+
+
+class DatasetUnavailable(RuntimeError):
+    """The source of a dataset is absent here; the message says what is missing."""
+
+
+@dataclass
+class Pair:
+    """One evaluation pair at ``EVAL_WIDTH`` px width.
+
+    image: (H, W, 3) uint8 RGB, the first frame; flow: (H, W, 2) float32,
+    (dx, dy) from image to the second frame in pixels; valid: (H, W) bool,
+    where the ground truth is defined (EPE averages over these pixels only).
+    """
+
+    name: str
+    image: np.ndarray
+    flow: np.ndarray
+    valid: np.ndarray
+
+    def __post_init__(self):
+        h, w = self.image.shape[:2]
+        if self.flow.shape != (h, w, 2) or self.valid.shape != (h, w):
+            raise ValueError(f"{self.name}: image, flow and valid shapes disagree")
+        if not self.valid.any():
+            raise ValueError(f"{self.name}: no valid ground-truth pixel")
+
+
+# -- resizing ---------------------------------------------------------------
+
+def resize_pair(image: np.ndarray, flow: np.ndarray, valid: np.ndarray,
+                width: int = EVAL_WIDTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize image, flow and valid mask to ``width`` px wide (aspect kept).
+
+    Flow vectors are scaled by the size ratio per axis. Invalid pixels
+    (NaN/inf allowed there) never leak into valid ones: flow is averaged with
+    the mask as weight, and a resized pixel is valid if most of its
+    footprint was valid (its flow then averages the valid part only).
+    """
+    h, w = image.shape[:2]
+    if w == width:
+        return image, flow.astype(np.float32), valid.astype(bool)
+    nh = max(1, round(h * width / w))
+    sx, sy = width / w, nh / h
+    interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+    img = cv2.resize(image, (width, nh), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
+    m = valid.astype(np.float32)
+    f = np.where(valid[..., None], flow, 0).astype(np.float32) * m[..., None]
+    f = cv2.resize(f, (width, nh), interpolation=interp)
+    m = cv2.resize(m, (width, nh), interpolation=interp)
+    out = f / np.maximum(m, 1e-6)[..., None]
+    out *= np.array([sx, sy], np.float32)
+    return img, out.astype(np.float32), m > 0.5
+
+
+# -- datasets ---------------------------------------------------------------
+
+def motorcycle_pairs() -> list[Pair]:
+    """scikit-image's Middlebury motorcycle stereo pair as horizontal flow."""
+    from skimage import data
+    left, _right, disp = data.stereo_motorcycle()
+    valid = np.isfinite(disp) & (disp > 0)
+    flow = np.zeros((*disp.shape, 2), np.float32)
+    flow[..., 0] = np.where(valid, -disp, 0)
+    img, flow, valid = resize_pair(left, flow, valid)
+    return [Pair("motorcycle", img, flow, valid)]
+
+
+def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SYNTHETIC_SIZE) -> list[Pair]:
+    """Held-out synthetic scenes (seeds 900_000...) with exact flow."""
+    try:
+        from ..train.synthetic import make_scene
+    except ImportError as exc:
+        raise DatasetUnavailable(f"cmp.train.synthetic is not available ({exc})") from None
+    pairs = []
+    for i in range(n_scenes):
+        seed = SYNTHETIC_SEED0 + i
+        s = make_scene(seed, size=size)
+        valid = np.asarray(s.get("valid", np.ones(s["flow"].shape[:2], bool)), bool)
+        img, flow, valid = resize_pair(np.asarray(s["image1"]), np.asarray(s["flow"], np.float32), valid)
+        pairs.append(Pair(f"synthetic-{seed}", img, flow, valid))
+    return pairs
+
+
+def data_dir() -> Path:
+    """Root of the offline data: ``$CMP_DATA_DIR``, default /work/data."""
+    return Path(os.environ.get("CMP_DATA_DIR", "/work/data"))
+
+
+def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DIS flow (medium preset) frame1 -> frame2 and its forward-backward check.
+
+    Frames are (H, W, 3) uint8 RGB. Returns flow (H, W, 2) float32 px and
+    valid (H, W) bool: the forward vector lands inside the image and the
+    backward flow there brings it back, |f + b|^2 < 0.01 (|f|^2 + |b|^2) + 0.5.
+    """
+    g1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
+    g2 = cv2.cvtColor(frame2, cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    fw = dis.calc(g1, g2, None)
+    bw = dis.calc(g2, g1, None)
+    h, w = g1.shape
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = xx + fw[..., 0], yy + fw[..., 1]
+    bw_at = cv2.remap(bw, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = ((fw + bw_at) ** 2).sum(-1)
+    bound = 0.01 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + 0.5
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    return fw.astype(np.float32), (err < bound) & inside
+
+
+def _open_video(path: Path, tmp: Path) -> cv2.VideoCapture:
+    if path.suffix == ".gz":
+        out = tmp / path.stem
+        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path = out
+    # box/cup carry harmless H.264 stream warnings that FFmpeg would print per frame.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DatasetUnavailable(f"cannot decode {path.name}")
+    return cap
+
+
+def _count_frames(path: Path, tmp: Path) -> int:
+    cap = _open_video(path, tmp)
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def _read_frames(path: Path, tmp: Path, wanted: set[int], width: int) -> dict[int, np.ndarray]:
+    """Frames at the ``wanted`` indices, RGB, resized to ``width`` px wide."""
+    cap = _open_video(path, tmp)
+    out, i, last = {}, 0, max(wanted)
+    while i <= last and cap.grab():
+        if i in wanted:
+            ok, bgr = cap.retrieve()
+            if ok:
+                h, w = bgr.shape[:2]
+                nh = max(1, round(h * width / w))
+                interp = cv2.INTER_AREA if width < w else cv2.INTER_CUBIC
+                out[i] = cv2.cvtColor(cv2.resize(bgr, (width, nh), interpolation=interp), cv2.COLOR_BGR2RGB)
+        i += 1
+    cap.release()
+    return out
+
+
+def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
+                root: Path | None = None, videos: Sequence[str] = VIDEOS) -> list[Pair]:
+    """Held-out pairs from the last 20 % of each sample video (DIS pseudo ground truth).
+
+    Candidate first frames are spread evenly over the held-out part; the
+    first ``per_video`` candidates that pass the validity and motion checks
+    are used, so the selection is deterministic.
+    """
+    base = (root or data_dir()) / OPENCV_DOC
+    found = [base / v for v in videos if (base / v).is_file()]
+    if not found:
+        raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")
+    pairs = []
+    with tempfile.TemporaryDirectory(prefix="cmp-eval-") as tmp:
+        tmp = Path(tmp)
+        for path in found:
+            n = _count_frames(path, tmp)
+            first = int(math.ceil(n * (1 - HELD_OUT_FRACTION)))
+            if n - first <= gap:
+                continue
+            starts = np.unique(np.linspace(first, n - 1 - gap, 3 * per_video).round().astype(int))
+            frames = _read_frames(path, tmp, {int(s) for s in starts} | {int(s) + gap for s in starts},
+                                  EVAL_WIDTH)
+            used = 0
+            for s in starts:
+                if used == per_video:
+                    break
+                if s not in frames or s + gap not in frames:
+                    continue
+                flow, valid = dis_flow_consistent(frames[s], frames[s + gap])
+                if valid.mean() < VIDEO_MIN_VALID:
+                    continue
+                if np.percentile(np.linalg.norm(flow[valid], axis=1), 95) < VIDEO_MIN_MOTION:
+                    continue
+                name = path.name.split(".")[0]
+                pairs.append(Pair(f"{name}-{s}+{gap}", frames[s], flow, valid))
+                used += 1
+    if not pairs:
+        raise DatasetUnavailable("no usable held-out video pair (all static or inconsistent)")
+    return pairs
+
+
+def load_dataset(name: str, quick: bool = False) -> list[Pair]:
+    """Pairs of dataset ``name``; ``quick`` takes a tiny subset (for tests)."""
+    if name == "motorcycle":
+        return motorcycle_pairs()
+    if name == "synthetic":
+        return synthetic_pairs(2 if quick else SYNTHETIC_SCENES)
+    if name == "video":
+        if quick:
+            return video_pairs(per_video=1, videos=VIDEOS[1:2])
+        return video_pairs()
+    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+# -- guidance ---------------------------------------------------------------
+
+def _fill_invalid(flow: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Invalid pixels take the flow of the nearest valid pixel (so they make no edges)."""
+    if valid.all():
+        return flow
+    _, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
+    return flow[iy, ix]
+
+
+def sample_points(pair: Pair, n: int, sampling: str, rng: np.random.Generator) -> np.ndarray:
+    """Ordered (n, 4) guidance (x, y, dx, dy) on distinct valid integer pixels.
+
+    ``random``: uniform over valid pixels. ``watershed``: a random order of the
+    watershed points of the ground truth (interiors of coherently moving
+    regions) that fall on valid pixels, topped up with random valid pixels
+    when there are fewer than n. Vectors are the ground truth at the pixel.
+    """
+    h, w = pair.valid.shape
+    flat_valid = np.flatnonzero(pair.valid.ravel())
+    if sampling == "random":
+        chosen = rng.choice(flat_valid, size=min(n, len(flat_valid)), replace=False)
+    elif sampling == "watershed":
+        ws = watershed_points(_fill_invalid(pair.flow, pair.valid), rng)
+        idx = ws[:, 1] * w + ws[:, 0] if len(ws) else np.zeros(0, np.int64)
+        idx = rng.permutation(idx[pair.valid.ravel()[idx]])[:n]
+        if len(idx) < n:
+            rest = np.setdiff1d(flat_valid, idx, assume_unique=False)
+            idx = np.concatenate([idx, rng.choice(rest, size=min(n - len(idx), len(rest)), replace=False)])
+        chosen = idx
+    else:
+        raise ValueError(f"unknown sampling {sampling!r}; choose from {', '.join(SAMPLINGS)}")
+    ys, xs = np.divmod(np.asarray(chosen, np.int64), w)
+    vec = pair.flow[ys, xs].astype(np.float64)
+    return np.concatenate([np.stack([xs, ys], 1).astype(np.float64), vec], axis=1).reshape(-1, 4)
+
+
+def epe(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
+    """Mean end-point error over valid pixels, in pixels."""
+    d = pred[valid].astype(np.float64) - gt[valid].astype(np.float64)
+    return float(np.sqrt((d * d).sum(-1)).mean())
+
+
+# -- methods ----------------------------------------------------------------
+
+#: A method binds to one image and returns a predictor: G guidance sets
+#: ((N_g, 4) arrays) -> (G, H, W, 2) float32 flows.
+Predictor = Callable[[Sequence[np.ndarray]], np.ndarray]
+Method = Callable[[np.ndarray], Predictor]
+
+
+def _per_set(fn: Callable[[np.ndarray], np.ndarray]) -> Predictor:
+    return lambda sets: np.stack([fn(p) for p in sets])
+
+
+def baseline_methods() -> dict[str, Method]:
+    def zero(img):
+        return _per_set(lambda p: zero_flow(p, img.shape[:2]))
+
+    def nearest(img):
+        return _per_set(lambda p: nearest_flow(p, img.shape[:2]))
+
+    def rbf(img):
+        return _per_set(lambda p: rbf_flow(p, img.shape[:2]))
+
+    def geodesic(img):
+        return _per_set(GeodesicBlend(img))
+
+    return {"zero": zero, "nearest": nearest, "rbf": rbf, "geodesic": geodesic}
+
+
+def model_method(engine) -> Method:
+    """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once)."""
+    def bind(img):
+        handle = engine.set_image(img)
+        return lambda sets: engine.propagate_batch(handle, list(sets))
+    return bind
+
+
+# -- the benchmark ----------------------------------------------------------
+
+@dataclass
+class DatasetResult:
+    """EPE means per sampling and method, aligned with ``points``."""
+
+    pairs: list[str]
+    epe: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    points: list[int]
+    seeds: int
+    methods: list[str]
+    datasets: dict[str, DatasetResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"points": self.points, "seeds": self.seeds, "methods": self.methods,
+                "datasets": {k: {"pairs": v.pairs, "epe": v.epe} for k, v in self.datasets.items()},
+                "skipped": self.skipped, "info": self.info,
+                "units": f"EPE, pixels at {EVAL_WIDTH} px width"}
+
+
+def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points: Sequence[int] = POINTS,
+                   seeds: int = 5, samplings: Sequence[str] = SAMPLINGS) -> dict[str, dict[str, list[float]]]:
+    """Mean EPE over pairs and seeds: {sampling: {method: [EPE for each N in points]}}."""
+    points = sorted(int(n) for n in points)
+    nmax = max(points)
+    total = {s: {m: np.zeros(len(points)) for m in methods} for s in samplings}
+    count = 0
+    for pi, pair in enumerate(pairs):
+        predictors = {m: bind(pair.image) for m, bind in methods.items()}
+        for seed in range(seeds):
+            for si, sampling in enumerate(samplings):
+                rng = np.random.default_rng([seed, pi, si])
+                order = sample_points(pair, nmax, sampling, rng)
+                sets = [order[:n] for n in points]
+                for m, predict in predictors.items():
+                    flows = predict(sets)
+                    total[sampling][m] += [epe(f, pair.flow, pair.valid) for f in flows]
+            count += 1
+    return {s: {m: (v / max(count, 1)).round(4).tolist() for m, v in per.items()} for s, per in total.items()}
+
+
+def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = None, *,
+        points: Sequence[int] = POINTS, seeds: int = 5, samplings: Sequence[str] = SAMPLINGS,
+        quick: bool = False, log: Callable[[str], None] = print) -> Results:
+    """Run the benchmark; unavailable datasets are recorded in ``skipped`` with the reason."""
+    methods = methods if methods is not None else baseline_methods()
+    res = Results(points=sorted(int(n) for n in points), seeds=seeds, methods=list(methods))
+    for name in datasets:
+        try:
+            pairs = load_dataset(name, quick=quick)
+        except DatasetUnavailable as exc:
+            res.skipped[name] = str(exc)
+            log(f"note: skipping dataset {name}: {exc}")
+            continue
+        log(f"{name}: {len(pairs)} pair(s) x {seeds} seed(s) x {len(samplings)} sampling(s)")
+        res.datasets[name] = DatasetResult(
+            [p.name for p in pairs],
+            evaluate_pairs(pairs, methods, points=res.points, seeds=seeds, samplings=samplings))
+    return res
+
+
+# -- reporting ----------------------------------------------------------------
+
+def format_tables(res: Results) -> str:
+    """Plain-text tables: one per dataset and sampling, rows = methods, columns = N."""
+    lines = []
+    for name, d in res.datasets.items():
+        for sampling, per in d.epe.items():
+            lines.append(f"{name} ({len(d.pairs)} pair(s)), {sampling} points, "
+                         f"EPE px at {EVAL_WIDTH} px width, mean of {res.seeds} seed(s)")
+            lines.append(f"{'method':<10}" + "".join(f"{'N=' + str(n):>9}" for n in res.points))
+            for m, vals in per.items():
+                lines.append(f"{m:<10}" + "".join(f"{v:>9.2f}" for v in vals))
+            lines.append("")
+    for name, why in res.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(res: Results, path: str | os.PathLike) -> Path:
+    """PNG of EPE against N: one panel per dataset (columns) and sampling (rows)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(res.datasets)
+    samplings = list(next(iter(res.datasets.values())).epe) if names else []
+    cols, rows = max(1, len(names)), max(1, len(samplings))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for c, name in enumerate(names):
+        d = res.datasets[name]
+        for r, sampling in enumerate(samplings):
+            ax = axes[r][c]
+            for m, vals in d.epe[sampling].items():
+                ax.plot(res.points, vals, marker="o", label=m, linewidth=2.2 if m == "model" else 1.4)
+            ax.set_xscale("log")
+            ax.set_xticks(res.points)
+            ax.set_xticklabels([str(n) for n in res.points])
+            ax.minorticks_off()
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{name} ({len(d.pairs)}), {sampling}", fontsize=10)
+            ax.set_xlabel("guidance points N")
+            if c == 0:
+                ax.set_ylabel(f"EPE (px at {EVAL_WIDTH} px width)")
+    if names:
+        axes[0][0].legend(fontsize=8)
+    else:
+        axes[0][0].text(0.5, 0.5, "no dataset available", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
