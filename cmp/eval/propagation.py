@@ -155,19 +155,10 @@ def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndar
     valid (H, W) bool: the forward vector lands inside the image and the
     backward flow there brings it back, |f + b|^2 < 0.01 (|f|^2 + |b|^2) + 0.5.
     """
-    g1 = cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
-    g2 = cv2.cvtColor(frame2, cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    fw = dis.calc(g1, g2, None)
-    bw = dis.calc(g2, g1, None)
-    h, w = g1.shape
-    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = xx + fw[..., 0], yy + fw[..., 1]
-    bw_at = cv2.remap(bw, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err = ((fw + bw_at) ** 2).sum(-1)
-    bound = 0.01 * ((fw ** 2).sum(-1) + (bw_at ** 2).sum(-1)) + 0.5
-    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    return fw.astype(np.float32), (err < bound) & inside
+    from ..train.video import dis_flow, fb_consistency  # the one DIS teacher, shared with training
+
+    fw, bw = dis_flow(frame1, frame2), dis_flow(frame2, frame1)
+    return fw, fb_consistency(fw, bw)
 
 
 def _open_video(path: Path, tmp: Path) -> cv2.VideoCapture:
