@@ -140,19 +140,19 @@ def _fill_holes(rgb: torch.Tensor, conf: torch.Tensor, weight: torch.Tensor) -> 
 
     rgb: (T, 3, H, W) colours; conf: (T, 1, H, W) in [0, 1], how fully a pixel
     was covered; weight: (T, 1, H, W) how much a pixel may feed the fill.
-    Each coarser level averages the finer one by ``weight``; on the way back
-    a pixel keeps ``conf`` of its own colour and takes the rest from above.
+    Each coarser level is the ``weight``-average of the finer one, and its
+    summed weight is its confidence; on the way back a full-size pixel keeps
+    ``conf`` of its own colour and takes the rest from the level above.
     """
-    levels = []
-    c, m, w = rgb, conf, weight
+    levels = [(rgb, conf)]
+    c, w = rgb, weight
     while min(c.shape[-2:]) > 1:
-        levels.append((c, m))
         den = F.avg_pool2d(w, 2, ceil_mode=True)
         c = F.avg_pool2d(c * w, 2, ceil_mode=True) / den.clamp_min(1e-12)
-        m = F.avg_pool2d(m, 2, ceil_mode=True).mul_(4).clamp_(max=1)  # one covered child of four suffices
         w = den.mul(4).clamp_(max=1)
+        levels.append((c, w))
     filled = c
-    for c, m in reversed(levels):
+    for c, m in reversed(levels[:-1]):
         up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
         filled = torch.lerp(up, c, m)
     return filled

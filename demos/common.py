@@ -64,6 +64,25 @@ def user_errors(fn):
     return wrapper
 
 
+class ImageInput(gr.Image):
+    """``gr.Image`` whose undecodable uploads fail with a one-line ``gr.Error``.
+
+    Plain ``gr.Image`` opens every upload with Pillow before the handler runs and
+    reports a broken file as a generic "error" with no message. Same widget in
+    the browser (``is_template`` makes Gradio use the parent's frontend).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - Pillow raises several types for bad files
+            raise gr.Error("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
+
+
 def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
     """Gradio image value (filepath, numpy or None) -> (RGB uint8, note)."""
     if value is None or (isinstance(value, str) and not value):

@@ -26,7 +26,7 @@ from cmp.engine import ImageNotCached
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import MODEL_GROUP, Context, read_image, temp_path, user_errors
+from .common import MODEL_GROUP, Context, ImageInput, read_image, temp_path, user_errors
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 #: A second click within this many pixels of the first makes a pin.
@@ -155,14 +155,10 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
 
 def flow_for(ctx: Context, rgb: np.ndarray, points) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    for attempt in range(2):
-        handle = ctx.engine.set_image(rgb)
-        try:
-            return ctx.engine.propagate(handle, arrows=points)
-        except ImageNotCached:  # evicted by another tab between the two calls
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return ctx.engine.propagate(ctx.engine.set_image(rgb), arrows=points)
+    except ImageNotCached:  # another tab's image evicted ours between the two calls: encode again
+        return ctx.engine.propagate(ctx.engine.set_image(rgb), arrows=points)
 
 
 def _has_motion(points) -> bool:
@@ -176,7 +172,7 @@ def build(ctx: Context) -> None:
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
+            src = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
                            elem_id="motion-input")
             if ctx.examples:
                 gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")

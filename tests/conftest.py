@@ -13,7 +13,6 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -22,7 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 #: Long side of working images in the launched test app (uploads above are downscaled).
-TEST_MAX_SIDE = 160
+TEST_MAX_SIDE = 320
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +38,7 @@ def tiny_engine():
 
 @pytest.fixture(scope="session")
 def sample_images(tmp_path_factory) -> dict[str, str]:
-    """Paths of small test files: 'photo' (120x90 PNG), 'odd' (75x53), 'large' (above
+    """Paths of small test files: 'photo' (120x90 PNG), 'odd' (75x53), 'large' (480x320, above
     TEST_MAX_SIDE, so it is downscaled), 'broken' (not an image)."""
     from PIL import Image
     from skimage import data
@@ -47,7 +46,7 @@ def sample_images(tmp_path_factory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("images")
     cat = Image.fromarray(data.chelsea())  # 451x300
     paths = {}
-    for name, size in (("photo", (120, 90)), ("odd", (75, 53)), ("large", (320, 213))):
+    for name, size in (("photo", (120, 90)), ("odd", (75, 53)), ("large", (480, 320))):
         p = d / f"{name}.png"
         cat.resize(size, Image.Resampling.LANCZOS).save(p)
         paths[name] = str(p)

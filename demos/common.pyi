@@ -1,0 +1,163 @@
+"""What every page shares: the app context, user-error handling, image intake, temp files.
+
+Pages stay thin: algorithms live in ``cmp/``. Handlers never load models;
+they use ``ctx.engine`` (one per process). Per-user state stays in
+``gr.State`` as small plain values.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import gradio as gr
+import numpy as np
+
+from cmp.engine import Engine
+from cmp.geometry import ImageSizeError
+from cmp.guidance import GuidanceError
+from cmp.images import MAX_SIDE, ImageError, load_image
+
+#: All model work shares this concurrency group (one device, one queue).
+MODEL_GROUP = "model"
+
+try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
+    import spaces  # type: ignore
+
+    gpu = spaces.GPU
+except Exception:  # noqa: BLE001 - absent package or unsupported platform
+    def gpu(fn=None, **_kw):
+        return fn if fn is not None else (lambda f: f)
+
+
+@dataclass
+class Context:
+    """Handed to every page's ``build(ctx)``."""
+
+    engine: Engine
+    max_side: int = MAX_SIDE
+    notice: str | None = None  # e.g. "Hub unreachable, using the embedded model"
+    examples: list[str] = field(default_factory=list)
+    video_side: int = 768  # long side of rendered videos, in pixels
+
+
+#: Exceptions whose message is meant for the user (one line, no traceback).
+USER_ERRORS = (ImageError, ImageSizeError, GuidanceError, ValueError, json.JSONDecodeError)
+
+
+def user_errors(fn):
+    """Turn expected errors into a one-line ``gr.Error`` (the browser shows a toast)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+    return wrapper
+
+from gradio.events import Dependency
+
+class ImageInput(gr.Image):
+    """``gr.Image`` whose undecodable uploads fail with a one-line ``gr.Error``.
+
+    Plain ``gr.Image`` opens every upload with Pillow before the handler runs and
+    reports a broken file as a generic "error" with no message. Same widget in
+    the browser (``is_template`` makes Gradio use the parent's frontend).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - Pillow raises several types for bad files
+            raise gr.Error("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
+    """Gradio image value (filepath, numpy or None) -> (RGB uint8, note)."""
+    if value is None or (isinstance(value, str) and not value):
+        raise ImageError("upload an image first (or pick an example)")
+    if isinstance(value, dict) and "path" in value:
+        value = value["path"]
+    return load_image(value, max_side=max_side)
+
+
+#: Per-request output files live here. Gradio copies returned files into its
+#: own cache (cleaned by ``Blocks(delete_cache=...)``), so ours only need to
+#: outlive the request; older ones are pruned.
+TEMP_DIR = os.path.join(tempfile.gettempdir(), "cmp-studio")
+TEMP_MAX_AGE_S = 3600
+_prune_lock = threading.Lock()
+_last_prune = 0.0
+
+
+def _prune_temp(now: float) -> None:
+    global _last_prune
+    with _prune_lock:
+        if now - _last_prune < 60:
+            return
+        _last_prune = now
+    try:
+        entries = list(os.scandir(TEMP_DIR))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_file() and now - e.stat().st_mtime > TEMP_MAX_AGE_S:
+                os.unlink(e.path)
+        except OSError:  # another worker got there first
+            pass
+
+
+def temp_path(suffix: str) -> str:
+    """A fresh per-request file (random name, never a shared output folder)."""
+    os.makedirs(TEMP_DIR, exist_ok=True)
+    _prune_temp(time.time())
+    fd, path = tempfile.mkstemp(prefix="cmp-", suffix=suffix, dir=TEMP_DIR)
+    os.close(fd)
+    return path
+
+
+#: Example photos bundled with scikit-image (public domain / CC0, see its data README).
+EXAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def example_images(names: tuple[str, ...] = EXAMPLE_PHOTOS) -> list[str]:
+    """Write scikit-image's bundled photos once as PNGs; returns their paths.
+
+    Missing photos (an old scikit-image without the data files) are skipped.
+    """
+    from PIL import Image
+    from skimage import data
+
+    folder = os.path.join(tempfile.gettempdir(), "cmp-studio-examples")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name in names:
+        path = os.path.join(folder, f"{name}.png")
+        if not os.path.isfile(path):
+            try:
+                rgb = getattr(data, name)()
+            except Exception:  # noqa: BLE001 - data file absent or unreadable
+                continue
+            tmp = f"{path}.{os.getpid()}.tmp"
+            Image.fromarray(np.asarray(rgb)).save(tmp, format="PNG")
+            os.replace(tmp, path)  # atomic, so two processes never see half a file
+        paths.append(path)
+    return paths
