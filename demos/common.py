@@ -64,23 +64,27 @@ def user_errors(fn):
     return wrapper
 
 
-class ImageInput(gr.Image):
-    """``gr.Image`` whose undecodable uploads fail with a one-line ``gr.Error``.
+def image_input(**kwargs) -> gr.Image:
+    """A ``gr.Image(**kwargs)`` whose undecodable uploads fail with a one-line ``gr.Error``.
 
     Plain ``gr.Image`` opens every upload with Pillow before the handler runs and
-    reports a broken file as a generic "error" with no message. Same widget in
-    the browser (``is_template`` makes Gradio use the parent's frontend).
+    reports a broken file as a bare "Error". The method is wrapped on the
+    instance rather than in a subclass because Gradio writes a ``.pyi`` stub
+    next to any module that defines a component class.
     """
+    comp = gr.Image(**kwargs)
+    decode = comp.preprocess
 
-    is_template = True
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return decode(payload)
         except gr.Error:
             raise
         except Exception:  # noqa: BLE001 - Pillow raises several types for bad files
             raise gr.Error("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
+
+    comp.preprocess = preprocess
+    return comp
 
 
 def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:

@@ -26,7 +26,7 @@ from cmp.engine import ImageNotCached
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import MODEL_GROUP, Context, ImageInput, read_image, temp_path, user_errors
+from .common import MODEL_GROUP, Context, image_input, read_image, temp_path, user_errors
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 #: A second click within this many pixels of the first makes a pin.
@@ -172,7 +172,7 @@ def build(ctx: Context) -> None:
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = ImageInput(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
+            src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
                            elem_id="motion-input")
             if ctx.examples:
                 gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
