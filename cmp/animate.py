@@ -77,6 +77,7 @@ def timeline(frames: int, timing: str = "linear", loop: str = "once") -> np.ndar
       seamlessly (flowing water, smoke, hair).
     """
     check_settings(frames, None, 1.0, timing, loop)
+    frames = int(frames)
     i = np.arange(frames, dtype=np.float64)
     if loop == "once":
         t = i / (frames - 1)
@@ -203,6 +204,7 @@ def render_frames(image: np.ndarray, flow: np.ndarray, frames: int = DEFAULT_FRA
     resampling of sub-pixel splats).
     """
     check_settings(frames, None, strength, timing, loop)
+    frames = int(frames)  # 32.0 from a UI slider is fine
     image, flow = _fit(image, flow, max_side)
     t = timeline(frames, timing, loop)
     img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
