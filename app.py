@@ -11,9 +11,11 @@ from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
 from demos import gallery, motion, segment
-from demos.common import Context
+from demos.common import Context, example_images
 
 PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
+#: Uploads above this are refused by the server (413) and by gradio_client before sending.
+MAX_FILE_SIZE = "20mb"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice))
+    demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
+                             examples=example_images()))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size="20mb", ssr_mode=False)
+                max_file_size=MAX_FILE_SIZE, ssr_mode=False)
     return 0
 
 

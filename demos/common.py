@@ -10,6 +10,8 @@ import functools
 import json
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -40,6 +42,7 @@ class Context:
     max_side: int = MAX_SIDE
     notice: str | None = None  # e.g. "Hub unreachable, using the embedded model"
     examples: list[str] = field(default_factory=list)
+    video_side: int = 768  # long side of rendered videos, in pixels
 
 
 #: Exceptions whose message is meant for the user (one line, no traceback).
@@ -61,6 +64,29 @@ def user_errors(fn):
     return wrapper
 
 
+def image_input(**kwargs) -> gr.Image:
+    """A ``gr.Image(**kwargs)`` whose undecodable uploads fail with a one-line ``gr.Error``.
+
+    Plain ``gr.Image`` opens every upload with Pillow before the handler runs and
+    reports a broken file as a bare "Error". The method is wrapped on the
+    instance rather than in a subclass because Gradio writes a ``.pyi`` stub
+    next to any module that defines a component class.
+    """
+    comp = gr.Image(**kwargs)
+    decode = comp.preprocess
+
+    def preprocess(payload):
+        try:
+            return decode(payload)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - Pillow raises several types for bad files
+            raise gr.Error("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
+
+    comp.preprocess = preprocess
+    return comp
+
+
 def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
     """Gradio image value (filepath, numpy or None) -> (RGB uint8, note)."""
     if value is None or (isinstance(value, str) and not value):
@@ -70,8 +96,66 @@ def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]
     return load_image(value, max_side=max_side)
 
 
+#: Per-request output files live here. Gradio copies returned files into its
+#: own cache (cleaned by ``Blocks(delete_cache=...)``), so ours only need to
+#: outlive the request; older ones are pruned.
+TEMP_DIR = os.path.join(tempfile.gettempdir(), "cmp-studio")
+TEMP_MAX_AGE_S = 3600
+_prune_lock = threading.Lock()
+_last_prune = 0.0
+
+
+def _prune_temp(now: float) -> None:
+    global _last_prune
+    with _prune_lock:
+        if now - _last_prune < 60:
+            return
+        _last_prune = now
+    try:
+        entries = list(os.scandir(TEMP_DIR))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_file() and now - e.stat().st_mtime > TEMP_MAX_AGE_S:
+                os.unlink(e.path)
+        except OSError:  # another worker got there first
+            pass
+
+
 def temp_path(suffix: str) -> str:
-    """A fresh per-request file in the system temp dir (never a shared output folder)."""
-    fd, path = tempfile.mkstemp(prefix="cmp-", suffix=suffix)
+    """A fresh per-request file (random name, never a shared output folder)."""
+    os.makedirs(TEMP_DIR, exist_ok=True)
+    _prune_temp(time.time())
+    fd, path = tempfile.mkstemp(prefix="cmp-", suffix=suffix, dir=TEMP_DIR)
     os.close(fd)
     return path
+
+
+#: Example photos bundled with scikit-image (public domain / CC0, see its data README).
+EXAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def example_images(names: tuple[str, ...] = EXAMPLE_PHOTOS) -> list[str]:
+    """Write scikit-image's bundled photos once as PNGs; returns their paths.
+
+    Missing photos (an old scikit-image without the data files) are skipped.
+    """
+    from PIL import Image
+    from skimage import data
+
+    folder = os.path.join(tempfile.gettempdir(), "cmp-studio-examples")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name in names:
+        path = os.path.join(folder, f"{name}.png")
+        if not os.path.isfile(path):
+            try:
+                rgb = getattr(data, name)()
+            except Exception:  # noqa: BLE001 - data file absent or unreadable
+                continue
+            tmp = f"{path}.{os.getpid()}.tmp"
+            Image.fromarray(np.asarray(rgb)).save(tmp, format="PNG")
+            os.replace(tmp, path)  # atomic, so two processes never see half a file
+        paths.append(path)
+    return paths

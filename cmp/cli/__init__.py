@@ -10,6 +10,7 @@ import sys
 
 #: Subcommand modules, in the order `--help` lists them.
 COMMANDS = [
+    "animate",
     "train",
     "eval",
 ]

@@ -1,0 +1,321 @@
+"""Flow -> frames -> MP4/GIF: animate a still image along a dense flow.
+
+Frames come from *forward* warping: every source pixel is splatted to where
+the flow carries it (bilinear kernel, ``index_add_`` in torch), so content
+moves instead of being stretched as a backward warp would. Where several
+pixels land on one target the faster-moving one wins (softmax splatting with
+an importance that grows with flow magnitude), which keeps dragged objects in
+front of the still background. Pixels nothing lands on (disocclusions) are
+filled by a push-pull pyramid that prefers slow, i.e. background, neighbours.
+
+Images are (H, W, 3) uint8 RGB; flows are (H, W, 2) float32 with channel 0 =
+dx, 1 = dy in pixels of that image (as :meth:`cmp.engine.Engine.propagate`
+returns). Frames are (T, H, W, 3) uint8. This module never imports Gradio.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MIN_FRAMES, MAX_FRAMES = 2, 96
+MIN_FPS, MAX_FPS = 1, 60
+MAX_STRENGTH = 4.0
+TIMINGS = ("linear", "ease")
+LOOPS = ("once", "pingpong", "loop")
+DEFAULT_FRAMES, DEFAULT_FPS = 32, 16
+
+#: Importance range of the softmax splat: a pixel moving at the largest speed
+#: outweighs a still one by exp(SPLAT_SHARPNESS).
+SPLAT_SHARPNESS = 10.0
+#: Frame pixels splatted in one batch: bounds peak memory to a few hundred MB
+#: (about 150 bytes per frame pixel) while keeping torch ops large.
+CHUNK_PIXELS = 1 << 20
+
+Progress = Callable[[int, int], None]
+
+
+class AnimationError(ValueError):
+    """Animation settings that cannot be used; the message is one line for the user."""
+
+
+def check_settings(frames: int, fps: float | None = None, strength: float = 1.0,
+                   timing: str = "linear", loop: str = "once") -> None:
+    """Raise :class:`AnimationError` for out-of-range settings."""
+    if isinstance(frames, bool) or not float(frames).is_integer() or not MIN_FRAMES <= frames <= MAX_FRAMES:
+        raise AnimationError(f"frames must be a whole number from {MIN_FRAMES} to {MAX_FRAMES}; got {frames}")
+    if fps is not None and not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise AnimationError(f"fps must be from {MIN_FPS} to {MAX_FPS}; got {fps}")
+    if not (math.isfinite(strength) and 0.0 <= strength <= MAX_STRENGTH):
+        raise AnimationError(f"strength must be from 0 to {MAX_STRENGTH:g}; got {strength}")
+    if timing not in TIMINGS:
+        raise AnimationError(f"timing must be one of {', '.join(TIMINGS)}; got {timing!r}")
+    if loop not in LOOPS:
+        raise AnimationError(f"loop must be one of {', '.join(LOOPS)}; got {loop!r}")
+
+
+def ease(t: np.ndarray) -> np.ndarray:
+    """Cosine ease-in-out on [0, 1]: zero speed at both ends."""
+    return 0.5 - 0.5 * np.cos(np.pi * np.asarray(t, dtype=np.float64))
+
+
+def timeline(frames: int, timing: str = "linear", loop: str = "once") -> np.ndarray:
+    """Progress of each frame along the flow, shape (frames,), values in [0, 1].
+
+    - ``once``: 0 -> 1, first and last frame included.
+    - ``pingpong``: 0 -> 1 -> 0, the last frame stops one step short of 0 so the
+      clip repeats without a stutter.
+    - ``loop``: phase 0 -> 1 with the end excluded; :func:`render_frames` cross-fades
+      the forward motion into the motion arriving at the start, so the clip cycles
+      seamlessly (flowing water, smoke, hair).
+    """
+    check_settings(frames, None, 1.0, timing, loop)
+    frames = int(frames)
+    i = np.arange(frames, dtype=np.float64)
+    if loop == "once":
+        t = i / (frames - 1)
+    elif loop == "pingpong":
+        u = 2.0 * i / frames
+        t = np.where(u <= 1.0, u, 2.0 - u)
+    else:
+        t = i / frames
+    return ease(t) if timing == "ease" else t
+
+
+def _importance(flow: torch.Tensor) -> torch.Tensor:
+    """(H, W, 2) flow -> (H*W,) importance in [0, 1]: relative speed."""
+    mag = flow.norm(dim=-1).reshape(-1)
+    return mag / mag.max().clamp_min(1e-6)
+
+
+def splat(image: torch.Tensor, flow: torch.Tensor, scales: Sequence[float] | torch.Tensor,
+          importance: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax forward splatting of one image by several multiples of one flow.
+
+    image: (3, H, W) float32 RGB; flow: (H, W, 2) float32 (dx, dy) pixels;
+    scales: (T,) multipliers of the flow (progress x strength); importance:
+    (H*W,) in [0, 1] or None for relative speed.
+    Returns un-normalised accumulators (T, 5, H, W): channels 0-2 = sum(w * rgb),
+    3 = sum(w), 4 = sum(b), where b is the bilinear tap weight and
+    w = b * exp(SPLAT_SHARPNESS * importance) of each source pixel.
+    """
+    _, H, W = image.shape
+    HW = H * W
+    s = torch.as_tensor(scales, dtype=torch.float32).reshape(-1, 1)
+    T = s.shape[0]
+    if importance is None:
+        importance = _importance(flow)
+    # Integer part and fraction of each target position; flat base index t*HW + y0*W + x0.
+    tx = torch.arange(W, dtype=torch.float32).repeat(H) + s * flow[..., 0].reshape(1, -1)  # (T, HW)
+    ty = torch.arange(H, dtype=torch.float32).repeat_interleave(W) + s * flow[..., 1].reshape(1, -1)
+    x0, y0 = tx.floor(), ty.floor()
+    ax, ay = tx.sub_(x0), ty.sub_(y0)
+    x0, y0 = x0.to(torch.int32), y0.to(torch.int32)
+    base = y0 * W + x0 + (torch.arange(T, dtype=torch.int32) * HW).reshape(-1, 1)
+    xin = ((x0 >= 0) & (x0 < W), (x0 >= -1) & (x0 < W - 1))  # tap dx = 0, 1 lands inside
+    yin = ((y0 >= 0) & (y0 < H), (y0 >= -1) & (y0 < H - 1))
+    ew = torch.exp(SPLAT_SHARPNESS * importance)
+    src = torch.cat([image.reshape(3, HW) * ew, ew[None], torch.ones(1, HW)])  # (5, HW) per source pixel
+    # One flat bin per (frame, pixel) plus a last bin that swallows taps outside the frame.
+    dump = T * HW
+    acc = torch.zeros(5, dump + 1, dtype=torch.float32)
+    bx = (1 - ax, ax)
+    by = (1 - ay, ay)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        idx = torch.where(xin[dx] & yin[dy], base + (dy * W + dx), dump).reshape(-1)
+        bw = bx[dx] * by[dy]  # (T, HW) bilinear tap weight
+        for c in range(5):
+            acc[c].index_add_(0, idx, (bw * src[c]).reshape(-1))
+    return acc[:, :dump].reshape(5, T, H, W).transpose(0, 1)
+
+
+def _fill_holes(rgb: torch.Tensor, conf: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Push-pull fill of low-confidence pixels.
+
+    rgb: (T, 3, H, W) colours; conf: (T, 1, H, W) in [0, 1], how fully a pixel
+    was covered; weight: (T, 1, H, W) how much a pixel may feed the fill.
+    Each coarser level is the ``weight``-average of the finer one, and its
+    summed weight is its confidence; on the way back a full-size pixel keeps
+    ``conf`` of its own colour and takes the rest from the level above.
+    """
+    levels = [(rgb, conf)]
+    c, w = rgb, weight
+    while min(c.shape[-2:]) > 1:
+        den = F.avg_pool2d(w, 2, ceil_mode=True)
+        c = F.avg_pool2d(c * w, 2, ceil_mode=True) / den.clamp_min(1e-12)
+        w = den.mul(4).clamp_(max=1)
+        levels.append((c, w))
+    filled = c
+    for c, m in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        filled = torch.lerp(up, c, m)
+    return filled
+
+
+def _resolve(acc: torch.Tensor) -> torch.Tensor:
+    """(T, 5, H, W) splat accumulators -> (T, 3, H, W) float colours, holes filled."""
+    wsum, cov = acc[:, 3:4], acc[:, 4:5]
+    rgb = acc[:, :3] / wsum.clamp_min(1e-12)
+    conf = cov.clamp(0, 1)
+    if bool((conf > 0.999).all()):
+        return rgb
+    # wsum / cov is the mean exp(k * speed) of what landed on a pixel: holes are
+    # uncovered background, so slow pixels feed the fill more than fast ones.
+    weight = conf * (wsum / cov.clamp_min(1e-12)).clamp_min(1.0).rsqrt()
+    return _fill_holes(rgb, conf, weight)
+
+
+def _fit(image: np.ndarray, flow: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(image)
+    flow = np.asarray(flow, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise AnimationError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    if flow.shape != image.shape[:2] + (2,):
+        raise AnimationError(f"flow shape {flow.shape} does not match image {image.shape[:2]}")
+    if not np.all(np.isfinite(flow)):
+        raise AnimationError("flow contains NaN or infinite values")
+    h, w = image.shape[:2]
+    if max_side and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        nw, nh = max(2, round(w * s)), max(2, round(h * s))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        flow = cv2.resize(flow, (nw, nh), interpolation=cv2.INTER_LINEAR) * np.array(
+            [nw / w, nh / h], dtype=np.float32)
+    return image, flow
+
+
+def render_frames(image: np.ndarray, flow: np.ndarray, frames: int = DEFAULT_FRAMES, *,
+                  strength: float = 1.0, timing: str = "linear", loop: str = "once",
+                  max_side: int | None = None, progress: Progress | None = None) -> np.ndarray:
+    """Animate ``image`` along ``flow``.
+
+    image: (H, W, 3) uint8 RGB; flow: (H, W, 2) float32 (dx, dy) in image pixels,
+    the full motion reached at progress 1; strength multiplies it. With
+    ``max_side`` the image and flow are first downscaled so the long side fits.
+    ``progress(done, total)`` is called after each chunk of frames.
+    Returns (frames, h, w, 3) uint8; frame 0 equals the image (up to the
+    resampling of sub-pixel splats).
+    """
+    check_settings(frames, None, strength, timing, loop)
+    frames = int(frames)  # 32.0 from a UI slider is fine
+    image, flow = _fit(image, flow, max_side)
+    t = timeline(frames, timing, loop)
+    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    fl = torch.from_numpy(np.ascontiguousarray(flow)) * float(strength)
+    imp = _importance(fl)
+    out = np.empty((frames,) + image.shape, np.uint8)
+    chunk = max(1, CHUNK_PIXELS // (image.shape[0] * image.shape[1]))
+    with torch.inference_mode():
+        for a in range(0, frames, chunk):
+            tc = torch.from_numpy(t[a:a + chunk]).float()
+            if loop == "loop":
+                # Cross-fade the clip's forward motion with the motion that arrives at
+                # the first frame, blending the splats before normalising so each
+                # fills the other's holes.
+                fwd = splat(img, fl, tc, imp)
+                back = splat(img, fl, tc - 1.0, imp)
+                k = tc.reshape(-1, 1, 1, 1)
+                acc = fwd * (1 - k) + back * k
+            else:
+                acc = splat(img, fl, tc, imp)
+            rgb = _resolve(acc)
+            out[a:a + len(tc)] = rgb.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            if progress is not None:
+                progress(min(a + len(tc), frames), frames)
+    return out
+
+
+# -- writers ---------------------------------------------------------------
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """Pad (edge) to even height and width, as yuv420p requires."""
+    _, h, w, _ = frames.shape
+    ph, pw = h % 2, w % 2
+    if ph or pw:
+        frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+    return frames
+
+
+def _check_frames(frames: np.ndarray, fps: float) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise AnimationError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    if len(frames) < 1:
+        raise AnimationError("no frames to write")
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise AnimationError(f"fps must be from {MIN_FPS} to {MAX_FPS}; got {fps}")
+    return frames
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float = DEFAULT_FPS) -> Path:
+    """H.264 yuv420p MP4 (plays in every browser), via the pyav wheel's libx264.
+
+    Odd sizes are padded by one edge pixel. Returns the path.
+    """
+    import imageio.v3 as iio
+
+    frames = _even(_check_frames(frames, fps))
+    path = Path(path)
+    iio.imwrite(path, frames, plugin="pyav", codec="libx264", fps=fps, out_pixel_format="yuv420p")
+    return path
+
+
+def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = DEFAULT_FPS,
+              repeat: bool = True) -> Path:
+    """Animated GIF with one shared palette (no colour flicker between frames).
+
+    GIF delays are whole centiseconds, so fps above 50 play slower. ``repeat``
+    False plays once. Returns the path.
+    """
+    from PIL import Image
+
+    frames = _check_frames(frames, fps)
+    # One palette for all frames, from a strip of up to 8 sampled frames.
+    pick = frames[np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int)]
+    strip = Image.fromarray(np.concatenate(list(pick), axis=0))
+    pal = strip.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    ims = [Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE) for f in frames]
+    extra = {"loop": 0} if repeat else {}
+    duration = max(20, int(round(1000.0 / fps / 10.0)) * 10)
+    path = Path(path)
+    ims[0].save(path, format="GIF", save_all=True, append_images=ims[1:], duration=duration,
+                disposal=1, optimize=False, **extra)
+    return path
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = DEFAULT_FPS,
+                loop: str = "pingpong") -> Path:
+    """Write by extension: ``.mp4`` or ``.gif`` (a ``once`` clip GIF plays once)."""
+    ext = Path(path).suffix.lower()
+    if ext == ".mp4":
+        return write_mp4(path, frames, fps)
+    if ext == ".gif":
+        return write_gif(path, frames, fps, repeat=loop != "once")
+    raise AnimationError(f"output must end in .mp4 or .gif; got {Path(path).name!r}")
+
+
+# -- benchmark ---------------------------------------------------------------
+
+def benchmark(side: int = 512, frames: int = 32, repeats: int = 3, loop: str = "pingpong") -> dict:
+    """Time :func:`render_frames` on a synthetic side x side image with a swirl flow.
+
+    Returns {"side", "frames", "loop", "seconds" (median), "fps" (frames per second)}.
+    """
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
+    flow = np.stack([-yy, xx], axis=-1) * (0.1 * np.exp(-(xx ** 2 + yy ** 2) / (side / 3) ** 2))[..., None]
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        render_frames(image, flow.astype(np.float32), frames, loop=loop)
+        times.append(time.perf_counter() - t0)
+    sec = float(np.median(times))
+    return {"side": side, "frames": frames, "loop": loop, "seconds": sec, "fps": frames / sec}

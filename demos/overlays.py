@@ -1,0 +1,148 @@
+"""Drawing on copies of user images: arrows, pins, click markers, flow arrows, legends.
+
+Gradio has no point or arrow widgets, so pages draw their own overlays here
+and return the result. Every function takes an (H, W, 3) uint8 RGB image and
+returns a new one of the same size (the input is never modified), so the
+click coordinates Gradio reports stay valid on the drawn copy. Points are
+(x, y) = (column, row) in image pixels. Line widths scale with image size so
+marks stay visible on large photos shown small.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+ARROW_COLOR = (255, 64, 32)
+PIN_COLOR = (32, 200, 255)
+PENDING_COLOR = (255, 230, 0)
+POSITIVE_COLOR = (40, 220, 70)
+NEGATIVE_COLOR = (235, 40, 40)
+OUTLINE = (0, 0, 0)
+
+
+def line_width(shape: Sequence[int]) -> int:
+    """Stroke width in pixels for an image of ``shape`` (H, W, ...)."""
+    return max(1, round(max(shape[0], shape[1]) / 256))
+
+
+def _pt(x: float, y: float) -> tuple[int, int]:
+    return int(round(x)), int(round(y))
+
+
+def draw_arrow(img: np.ndarray, x: float, y: float, dx: float, dy: float,
+               color=ARROW_COLOR, width: int | None = None) -> None:
+    """In place: an outlined arrow from (x, y) to (x + dx, y + dy) with a dot at its start."""
+    w = width or line_width(img.shape)
+    a, b = _pt(x, y), _pt(x + dx, y + dy)
+    length = max(1.0, float(np.hypot(dx, dy)))
+    tip = min(0.45, max(0.15, 6.0 * w / length))  # visible head on short arrows, not huge on long ones
+    for col, extra in ((OUTLINE, 2 * max(1, w // 2)), (color, 0)):
+        cv2.arrowedLine(img, a, b, col, w + extra, cv2.LINE_AA, tipLength=tip)
+        cv2.circle(img, a, w + 1 + extra // 2, col, -1, cv2.LINE_AA)
+
+
+def draw_point(img: np.ndarray, x: float, y: float, color, radius: int | None = None,
+               filled: bool = True, cross: bool = False) -> None:
+    """In place: an outlined round marker at (x, y); ``cross`` adds an x (used for pins)."""
+    w = line_width(img.shape)
+    r = radius or 3 * w + 2
+    c = _pt(x, y)
+    cv2.circle(img, c, r + max(1, w // 2) + 1, OUTLINE, -1 if filled else w + 2, cv2.LINE_AA)
+    cv2.circle(img, c, r, color, -1 if filled else w, cv2.LINE_AA)
+    if cross:
+        d = int(r * 0.6)
+        for p, q in (((c[0] - d, c[1] - d), (c[0] + d, c[1] + d)), ((c[0] - d, c[1] + d), (c[0] + d, c[1] - d))):
+            cv2.line(img, p, q, OUTLINE, max(1, w), cv2.LINE_AA)
+
+
+def draw_guidance(rgb: np.ndarray, points: Iterable[Sequence[float]] = (),
+                  pending: Sequence[float] | None = None) -> np.ndarray:
+    """A copy of ``rgb`` with guidance drawn: arrows for (x, y, dx, dy), pins for dx = dy = 0,
+    and a hollow marker at a ``pending`` start point (x, y) awaiting its end click."""
+    img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    for x, y, dx, dy in points:
+        if dx == 0 and dy == 0:
+            draw_point(img, x, y, PIN_COLOR, cross=True)
+        else:
+            draw_arrow(img, x, y, dx, dy)
+    if pending is not None:
+        draw_point(img, pending[0], pending[1], PENDING_COLOR, filled=False)
+    return img
+
+
+def draw_clicks(rgb: np.ndarray, clicks: Iterable[Sequence[float]]) -> np.ndarray:
+    """A copy with click markers: (x, y, label) with label 1 = positive (green), 0 = negative (red)."""
+    img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    for x, y, label in clicks:
+        draw_point(img, x, y, POSITIVE_COLOR if label else NEGATIVE_COLOR, cross=not label)
+    return img
+
+
+def draw_flow_arrows(rgb: np.ndarray, flow: np.ndarray, step: int | None = None,
+                     min_length: float = 0.5, color=(255, 255, 255)) -> np.ndarray:
+    """A copy of ``rgb`` (dimmed) with the (H, W, 2) flow drawn as a grid of arrows.
+
+    ``step`` is the grid spacing in pixels (default: about 24 arrows on the long
+    side). Arrows shorter than ``min_length`` pixels are drawn as dots.
+    """
+    h, w = rgb.shape[:2]
+    if flow.shape[:2] != (h, w):
+        raise ValueError(f"flow {flow.shape[:2]} does not match image {(h, w)}")
+    step = step or max(8, max(h, w) // 24)
+    img = (np.asarray(rgb, dtype=np.float32) * 0.6).astype(np.uint8)
+    lw = line_width(img.shape)
+    for y in range(step // 2, h, step):
+        for x in range(step // 2, w, step):
+            dx, dy = (float(v) for v in flow[y, x])
+            if np.hypot(dx, dy) < min_length:
+                cv2.circle(img, (x, y), lw, color, -1, cv2.LINE_AA)
+                continue
+            cv2.arrowedLine(img, (x, y), _pt(x + dx, y + dy), OUTLINE, lw + 2, cv2.LINE_AA, tipLength=0.3)
+            cv2.arrowedLine(img, (x, y), _pt(x + dx, y + dy), color, lw, cv2.LINE_AA, tipLength=0.3)
+    return img
+
+
+def wheel_legend(to_color: Callable[[np.ndarray, float], np.ndarray], max_magnitude: float,
+                 size: int = 96) -> np.ndarray:
+    """A legend about ``size`` px wide with a text line below: ``to_color`` applied to a disc of vectors of radius
+    ``max_magnitude`` px, so it always matches the colour map it explains.
+
+    ``to_color(flow, max_magnitude)`` maps an (H, W, 2) flow to (H, W, 3) uint8.
+    """
+    r = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    vx, vy = (xx - r) / r, (yy - r) / r
+    disc = np.hypot(vx, vy) <= 1.0
+    m = max(float(max_magnitude), 1e-6)
+    wheel = to_color(np.stack([vx * m, vy * m], axis=-1) * disc[..., None], m)
+    wheel = np.where(disc[..., None], wheel, 255).astype(np.uint8)
+    text = f"max {max_magnitude:.1f} px"
+    scale = max(14, size // 5) / 30.0
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    label_h = th + base + 4
+    width = max(size, tw + 6)
+    out = np.full((size + label_h, width, 3), 255, np.uint8)
+    x0 = (width - size) // 2
+    out[:size, x0:x0 + size] = wheel
+    cv2.putText(out, text, ((width - tw) // 2, size + 2 + th), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.rectangle(out, (0, 0), (width - 1, size + label_h - 1), (128, 128, 128), 1)
+    return out
+
+
+def paste_corner(img: np.ndarray, inset: np.ndarray, margin: int | None = None) -> np.ndarray:
+    """A copy of ``img`` with ``inset`` pasted in the top-right corner (shrunk if it does not fit)."""
+    out = np.ascontiguousarray(img, dtype=np.uint8).copy()
+    h, w = out.shape[:2]
+    margin = margin if margin is not None else max(2, min(h, w) // 50)
+    ih, iw = inset.shape[:2]
+    s = min(1.0, (h - 2 * margin) / ih / 2, (w - 2 * margin) / iw / 2)  # at most half the image
+    if s <= 0:
+        return out
+    if s < 1.0:
+        inset = cv2.resize(inset, (max(1, int(iw * s)), max(1, int(ih * s))), interpolation=cv2.INTER_AREA)
+        ih, iw = inset.shape[:2]
+    out[margin:margin + ih, w - margin - iw:w - margin] = inset
+    return out

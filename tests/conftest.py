@@ -1,0 +1,76 @@
+"""Shared fixtures: a tiny random engine, small sample images, the app launched once.
+
+The app fixture launches ``app.build_app`` in-process on a free local port
+(``prevent_thread_lock=True``) so API and browser tests share one server.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Before gradio / huggingface_hub are imported: no version check, no Hub calls.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Long side of working images in the launched test app (uploads above are downscaled).
+TEST_MAX_SIDE = 320
+
+
+@pytest.fixture(scope="session")
+def tiny_engine():
+    """A random TINY CMP on CPU fp32: fast, deterministic, untrained."""
+    from cmp.device import Runtime
+    from cmp.engine import Engine
+    from cmp.model import build_cmp
+    from cmp.model.config import TINY
+
+    torch.manual_seed(0)
+    return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny-test")
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory) -> dict[str, str]:
+    """Paths of small test files: 'photo' (120x90 PNG), 'odd' (75x53), 'large' (480x320, above
+    TEST_MAX_SIDE, so it is downscaled), 'broken' (not an image)."""
+    from PIL import Image
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("images")
+    cat = Image.fromarray(data.chelsea())  # 451x300
+    paths = {}
+    for name, size in (("photo", (120, 90)), ("odd", (75, 53)), ("large", (480, 320))):
+        p = d / f"{name}.png"
+        cat.resize(size, Image.Resampling.LANCZOS).save(p)
+        paths[name] = str(p)
+    broken = d / "broken.png"
+    broken.write_bytes(b"this is not a picture\n" * 10)
+    paths["broken"] = str(broken)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def launched_app(tiny_engine, sample_images):
+    """(demo, local_url) of the full app around the tiny engine, launched once per session."""
+    from app import MAX_FILE_SIZE, build_app
+    from demos.common import Context
+
+    ctx = Context(engine=tiny_engine, max_side=TEST_MAX_SIDE, examples=[sample_images["photo"]], video_side=128)
+    demo = build_app(ctx)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, max_file_size=MAX_FILE_SIZE, ssr_mode=False)
+    try:
+        yield demo, url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(launched_app) -> str:
+    return launched_app[1]

@@ -1,0 +1,169 @@
+"""The app through its public API (gradio_client against the app launched in-process),
+plus the Motion page's pure helpers and overlays."""
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from cmp.guidance import GuidanceError
+from demos import motion, overlays
+
+from conftest import TEST_MAX_SIDE
+
+ARROWS = {"arrows": [[60, 40, 12, -4]], "pins": [[10, 10]]}
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def _read_flo(path):
+    with open(path, "rb") as f:
+        assert f.read(4) == b"PIEH"
+        w, h = np.fromfile(f, "<i4", 2)
+        data = np.fromfile(f, "<f4")
+    return data.reshape(h, w, 2)
+
+
+# -- public endpoints -------------------------------------------------------------
+
+def test_only_the_named_endpoints_are_public(client):
+    names = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert {"/motion_flow", "/motion_video"} <= names
+    # select/undo/redraw handlers cannot be driven by a client: they must stay private
+    private = {"/on_image", "/on_click", "/on_edit", "/on_apply", "/show_flow"}
+    assert names.isdisjoint(private) and not any(n.startswith("/lambda") for n in names)
+
+
+def test_motion_flow_returns_the_engines_flow_as_flo_and_png(client, tiny_engine, sample_images):
+    from gradio_client import handle_file
+
+    from demos.common import read_image
+
+    png, flo = client.predict(handle_file(sample_images["photo"]), json.dumps(ARROWS), api_name="/motion_flow")
+    flow = _read_flo(flo)
+    rgb, _ = read_image(sample_images["photo"], TEST_MAX_SIDE)
+    expected = tiny_engine.propagate(tiny_engine.set_image(rgb), ARROWS["arrows"], ARROWS["pins"])
+    np.testing.assert_allclose(flow, expected, atol=1e-6)
+    im = Image.open(png)
+    assert im.format == "PNG" and im.size == (120, 90)
+
+
+def test_large_uploads_are_downscaled_and_coordinates_follow(client, sample_images):
+    from gradio_client import handle_file
+
+    _, flo = client.predict(handle_file(sample_images["large"]), "[[300, 200, 5, 5]]", api_name="/motion_flow")
+    assert _read_flo(flo).shape == (213, 320, 2)  # 480x320 -> long side TEST_MAX_SIDE
+
+
+def test_motion_video_returns_browser_playable_mp4_and_gif(client, sample_images):
+    from gradio_client import handle_file
+
+    video, gif = client.predict(handle_file(sample_images["photo"]), json.dumps(ARROWS), 6, 12, 1.5, "ease",
+                                "pingpong", api_name="/motion_video")
+    mp4 = video["video"] if isinstance(video, dict) else video
+    with av.open(mp4) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "h264" and s.codec_context.pix_fmt == "yuv420p"
+        assert s.frames == 6 and s.width % 2 == 0 and s.height % 2 == 0
+        assert max(s.width, s.height) <= 128  # the app's video_side
+    assert Image.open(gif).n_frames == 6
+
+
+@pytest.mark.parametrize("image, guidance, extra, word", [
+    ("broken", "[[10, 10, 5, 0]]", (), "not an image"),
+    ("photo", "{arrows: nope", (), "not valid JSON"),
+    ("photo", '{"arrows": [[1, 2, 3]]}', (), "4 numbers"),
+    ("photo", "[[500, 10, 5, 0]]", (), "outside"),
+    ("photo", '{"pins": [[10, 10]]}', (), "at least one arrow"),
+    ("photo", "[[10, 10, 5, 0]]", (200,), "maximum value 96"),  # Gradio checks slider bounds
+    ("photo", "[[10, 10, 5, 0]]", (8, 0.5), "minimum value 1"),
+])
+def test_motion_video_bad_input_is_a_one_line_error(client, sample_images, image, guidance, extra, word):
+    from gradio_client import handle_file
+
+    args = list(extra) + [8, 12, 1.0, "linear", "once"][len(extra):]
+    with pytest.raises(Exception) as ei:
+        client.predict(handle_file(sample_images[image]), guidance, *args, api_name="/motion_video")
+    msg = str(ei.value)
+    assert word in msg and "Traceback" not in msg and "\n" not in msg.strip()
+
+
+def test_flow_without_image_is_a_friendly_error(client):
+    with pytest.raises(Exception, match="upload an image first"):
+        client.predict(None, "[]", api_name="/motion_flow")
+
+
+def test_uploads_above_the_size_limit_are_refused(client, tmp_path):
+    from gradio_client import handle_file
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (21 * 1024 * 1024))
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(handle_file(str(big)), "[]", api_name="/motion_flow")
+
+
+# -- pure page helpers --------------------------------------------------------------
+
+def test_clicks_make_arrows_pins_and_undo_walks_back():
+    st = motion.new_state()
+    st = motion.add_click(st, 10, 20)
+    assert st == {"points": [], "pending": [10, 20]}
+    st = motion.add_click(st, 25, 18)
+    assert st["points"] == [[10, 20, 15, -2]] and st["pending"] is None
+    st = motion.add_click(motion.add_click(st, 40, 40), 41, 41)  # same spot twice = pin
+    assert st["points"][-1] == [40, 40, 0.0, 0.0]
+    st = motion.add_click(st, 5, 5, pin_mode=True)
+    assert st["points"][-1] == [5, 5, 0.0, 0.0] and st["pending"] is None
+    st = motion.undo(motion.add_click(st, 1, 1))  # undo drops a pending start first
+    assert len(st["points"]) == 3 and st["pending"] is None
+    st = motion.undo(st)
+    assert len(st["points"]) == 2
+
+
+def test_guidance_json_round_trips_and_rejects_garbage():
+    points = [[10.0, 20.0, 15.0, -2.0], [40.0, 40.0, 0.0, 0.0]]
+    text = motion.guidance_json(points)
+    assert json.loads(text) == {"arrows": [[10.0, 20.0, 15.0, -2.0]], "pins": [[40.0, 40.0]]}
+    assert sorted(motion.parse_guidance(text)) == sorted(points)
+    assert motion.parse_guidance("[[1, 2, 3, 4], [5, 6]]") == [[1, 2, 3, 4], [5, 6, 0, 0]]
+    assert motion.parse_guidance("  ") == []
+    for bad in ('{"arrow": []}', "[[1, 2, true, 4]]", "42", '[["a", 1, 2, 3]]', "[[1, 2, 3]]"):
+        with pytest.raises(GuidanceError):
+            motion.parse_guidance(bad)
+
+
+def test_overlays_draw_on_a_copy_of_the_same_size():
+    rgb = np.full((60, 80, 3), 128, np.uint8)
+    out = overlays.draw_guidance(rgb, [[10, 10, 30, 20], [70, 50, 0, 0]], pending=[40, 5])
+    assert out.shape == rgb.shape and np.all(rgb == 128)  # input untouched
+    changed = np.any(out != 128, axis=-1)
+    assert changed[10, 10] and changed[20, 25] and changed[30, 40] and changed[50, 70]
+    assert changed[0:12, 33:48].any() and not changed[5, 40]  # pending start: a hollow ring
+    assert not changed[55, 5]
+    flow = np.zeros((60, 80, 2), np.float32)
+    flow[..., 0] = 5
+    arrows = overlays.draw_flow_arrows(rgb, flow)
+    assert arrows.shape == rgb.shape and arrows.max() > 200  # white arrows over the dimmed image
+    clicks = overlays.draw_clicks(rgb, [(20, 20, 1), (60, 40, 0)])
+    assert tuple(clicks[20, 20]) == overlays.POSITIVE_COLOR and tuple(clicks[40, 60]) != (128, 128, 128)
+
+
+def test_flow_view_legend_matches_the_colour_map():
+    flow = np.zeros((90, 120, 2), np.float32)
+    flow[..., 0] = np.linspace(-6, 6, 120)[None]
+    view = motion.flow_color_view(flow)
+    assert view.shape == (90, 120, 3)
+    # the legend's rightmost wheel colour (motion to the right at max speed) is the image's right edge colour
+    legend = overlays.wheel_legend(motion._flow_to_color_tmp, 6.0, 48)
+    x0 = (legend.shape[1] - 48) // 2  # the wheel is centred above its label
+    right = legend[24, x0 + 46].astype(int)
+    edge = motion._flow_to_color_tmp(flow, 6.0)[45, 119].astype(int)
+    assert np.abs(right - edge).max() < 40

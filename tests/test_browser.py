@@ -1,0 +1,143 @@
+"""Real-browser tests: Debian chromium driven by Playwright against the app launched once.
+
+Other pages extend this file: reuse the ``page`` fixture and the helpers
+(``click_pixel``, ``pixel``, ``wait_src_change``). Waits are explicit on
+element state (never "networkidle": Gradio keeps a stream open).
+Screenshots for the README go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh tab (fresh Gradio session state) on the app, Motion tab loaded."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(app_url, wait_until="domcontentloaded")
+    pg.wait_for_selector("#motion-canvas img")
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+# -- helpers other pages reuse ---------------------------------------------------------
+
+def natural_size(pg, selector: str) -> tuple[int, int]:
+    return tuple(pg.evaluate("s => { const i = document.querySelector(s); return [i.naturalWidth, i.naturalHeight]; }",
+                             selector))
+
+
+def click_pixel(pg, selector: str, x: float, y: float) -> None:
+    """Click image pixel (x, y) of an <img>, mapping through Gradio's letterbox (never upscaled)."""
+    box = pg.locator(selector).bounding_box()
+    nw, nh = natural_size(pg, selector)
+    r = min(box["width"] / nw, box["height"] / nh, 1.0)
+    ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
+    pg.mouse.click(box["x"] + ox + (x + 0.5) * r, box["y"] + oy + (y + 0.5) * r)
+
+
+def pixel(pg, selector: str, x: int, y: int) -> list[int]:
+    """RGB of image pixel (x, y) of an <img> as the browser decoded it."""
+    return pg.evaluate("""([s, x, y]) => {
+        const i = document.querySelector(s), c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        return Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)); }""", [selector, x, y])
+
+
+def img_src(pg, selector: str) -> str:
+    return pg.get_attribute(selector, "src") or ""
+
+
+def wait_src_change(pg, selector: str, old: str) -> str:
+    pg.wait_for_function("([s, old]) => { const i = document.querySelector(s);"
+                         " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }",
+                         arg=[selector, old])
+    return img_src(pg, selector)
+
+
+def wait_natural_width(pg, selector: str, width: int) -> None:
+    pg.wait_for_function("([s, w]) => { const i = document.querySelector(s);"
+                         " return i && i.complete && i.naturalWidth === w; }", arg=[selector, width])
+
+
+# -- Motion page ----------------------------------------------------------------------
+
+CANVAS, FLOW = "#motion-canvas img", "#motion-flow img"
+
+
+def test_clicking_before_an_upload_explains_what_to_do(page):
+    before = img_src(page, CANVAS)
+    click_pixel(page, CANVAS, 320, 200)
+    sync_api.expect(page.get_by_text("Upload an image or pick an example first")).to_be_visible()
+    assert img_src(page, CANVAS) == before
+
+
+def test_arrow_flow_and_video_in_the_browser(page, sample_images):
+    from conftest import TEST_MAX_SIDE
+
+    page.set_input_files("#motion-input input[type=file]", sample_images["large"])  # 480x320
+    wait_natural_width(page, CANVAS, TEST_MAX_SIDE)  # working copy, downscaled with a note
+    sync_api.expect(page.locator("#motion-note")).to_contain_text("downscaled")
+    w, h = natural_size(page, CANVAS)
+    assert (w, h) == (320, 213)
+
+    src0 = img_src(page, CANVAS)
+    click_pixel(page, CANVAS, 100, 110)  # start
+    src1 = wait_src_change(page, CANVAS, src0)
+    click_pixel(page, CANVAS, 180, 90)  # end: the arrow is drawn and the flow recomputed
+    wait_src_change(page, CANVAS, src1)
+    r, g, b = pixel(page, CANVAS, 140, 100)  # middle of the arrow shaft
+    assert r > 150 and r > g + 60 and r > b + 60, (r, g, b)
+    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 320; }",
+                           arg=FLOW)
+
+    flow_src = img_src(page, FLOW)
+    page.locator("#motion-view").get_by_text("Arrows").click()
+    wait_src_change(page, FLOW, flow_src)
+
+    page.click("#motion-generate")
+    page.wait_for_function("() => { const v = document.querySelector('#motion-video video');"
+                           " return v && v.readyState >= 2 && v.duration > 0 && v.videoWidth > 0; }")
+    duration, width = page.evaluate("() => { const v = document.querySelector('#motion-video video');"
+                                    " return [v.duration, v.videoWidth]; }")
+    assert duration > 0 and width == 128  # the test app renders at video_side = 128
+    sync_api.expect(page.locator("#motion-gif")).to_contain_text(".gif")
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "motion.png"), full_page=True)
+
+    # undo removes the arrow; the JSON the API takes mirrors the page state
+    page.click("#motion-undo")
+    page.get_by_text("Guidance as JSON").click()
+    box = page.locator("#motion-json textarea")
+    page.wait_for_function("s => document.querySelector(s) && document.querySelector(s).value.includes('arrows')",
+                           arg="#motion-json textarea")
+    sync_api.expect(box).to_have_value(json.dumps({"arrows": [], "pins": []}))
