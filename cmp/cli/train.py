@@ -51,7 +51,7 @@ def register(sub) -> None:
     t.add_argument("--arch", choices=["slim-resnet", "resnet50", "tiny"], help="architecture (default slim-resnet)")
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
-                      ("threads", int), ("warmup", int)):
+                      ("threads", int), ("warmup", int), ("epe-weight", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     t.add_argument("--device")

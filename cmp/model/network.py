@@ -65,11 +65,22 @@ class CMP(nn.Module):
         skip4, skip2 = self.flow_decoder.image_skips(enc.layer1, enc.stem)
         return ImageFeatures(enc.code, skip4, skip2, tuple(image.shape[-2:]))
 
+    def sparse_code(self, sparse: torch.Tensor) -> torch.Tensor:
+        """(G, 4, H, W) guidance map -> (G, sparse_dim, H/8, W/8), always in fp32.
+
+        The map is zero almost everywhere, so its BatchNorm statistics sit a hair
+        away from the constant background; in bf16/fp16 that difference rounds
+        away and the guidance is lost (a bf16-autocast run here learned to ignore
+        guidance entirely). The encoder is tiny, so fp32 costs nothing.
+        """
+        with torch.autocast(device_type=sparse.device.type, enabled=False):
+            return self.flow_encoder(sparse.float())
+
     def decode_logits(self, feats: ImageFeatures, sparse: torch.Tensor) -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> logits (G, 2*bins, H/2, W/2)."""
-        s = self.flow_encoder(sparse)
+        s = self.sparse_code(sparse)
         code = feats.code.expand(s.shape[0], -1, -1, -1)
-        return self.flow_decoder(torch.cat([code, s], dim=1), feats.skip4, feats.skip2)
+        return self.flow_decoder(torch.cat([code, s.to(code.dtype)], dim=1), feats.skip4, feats.skip2)
 
     def logits_to_flow(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Expected value over bins, upsampled (align_corners=True) to ``size``.
@@ -87,8 +98,8 @@ class CMP(nn.Module):
     def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         """Full network, as the original: logits (B, 2*bins, H/2, W/2)."""
         feats = self.encode_image(image)
-        s = self.flow_encoder(sparse)
-        return self.flow_decoder(torch.cat([feats.code, s], dim=1), feats.skip4, feats.skip2)
+        s = self.sparse_code(sparse)
+        return self.flow_decoder(torch.cat([feats.code, s.to(feats.code.dtype)], dim=1), feats.skip4, feats.skip2)
 
 
 def build_cmp(cfg: CMPConfig) -> CMP:

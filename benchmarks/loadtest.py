@@ -1,0 +1,216 @@
+"""Load test: N concurrent gradio_client sessions against the app, on loopback only.
+
+    python -m benchmarks.loadtest --sessions 8 --actions 20            # launches the app in-process
+    python -m benchmarks.loadtest --url http://127.0.0.1:7860 ...      # drives a running app
+
+Each session gets its own image with a unique size and its own clicks, and
+mixes arrow updates (/motion_flow), segmentation clicks (/segment_mask) and a
+short video (/motion_video). Isolation is checked on every answer: the flow
+and mask must have the session's own image size, and no output file may be
+handed to two sessions. Prints p50/p95 latency per action, failures, and the
+server's peak RSS before and after (in-process mode only).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ACTIONS = ("arrow", "segment", "video")
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process in MB (Linux /proc, else peak)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def session_image(k: int, folder: Path) -> tuple[Path, tuple[int, int]]:
+    """A textured image unique to session k (its size identifies the session)."""
+    rng = np.random.default_rng(1000 + k)
+    h, w = 120 + 4 * k, 160 + 8 * k
+    img = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8)
+    img = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
+    path = folder / f"session{k}.png"
+    Image.fromarray(img).save(path)
+    return path, (h, w)
+
+
+def run_session(url: str, k: int, n_actions: int, folder: Path, results: dict, lock: threading.Lock,
+                seen_files: dict, video_every: int) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    path, (h, w) = session_image(k, folder)
+    rng = np.random.default_rng(k)
+    for i in range(n_actions):
+        action = "video" if video_every and i % video_every == video_every - 1 else ("arrow" if i % 2 == 0 else "segment")
+        x, y = int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))
+        t0 = time.perf_counter()
+        err = None
+        try:
+            if action == "arrow":
+                guide = json.dumps({"arrows": [[x, y, float(rng.integers(-20, 20)), float(rng.integers(-20, 20))]],
+                                    "pins": [[w // 2, h // 2]]})
+                png, flo = client.predict(handle_file(str(path)), guide, api_name="/motion_flow")
+                outs = [png, flo]
+                with Image.open(png) as im:
+                    if im.size != (w, h):
+                        err = f"flow image {im.size} is not this session's {w}x{h}"
+            elif action == "segment":
+                pts = json.dumps({"positive": [[x, y]], "negative": []})
+                mask, coco = client.predict(handle_file(str(path)), pts, 0.5, False, api_name="/segment_mask")
+                outs = [mask, coco]
+                with Image.open(mask) as im:
+                    if im.size != (w, h):
+                        err = f"mask {im.size} is not this session's {w}x{h}"
+            else:
+                guide = json.dumps({"arrows": [[x, y, 10.0, 0.0]], "pins": []})
+                mp4, gif = client.predict(handle_file(str(path)), guide, 4, 8, 1.0, "linear", "once",
+                                          api_name="/motion_video")
+                outs = [mp4, gif]
+                if os.path.getsize(mp4) == 0:
+                    err = "empty video"
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+            err = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            outs = []
+        dt = time.perf_counter() - t0
+        with lock:
+            for o in outs:
+                o = str(o)
+                # gradio_client downloads into a per-client folder; the server-side name is the last parts
+                key = "/".join(Path(o).parts[-2:])
+                if key in seen_files and seen_files[key] != k:
+                    err = err or f"file {key} was also given to session {seen_files[key]}"
+                seen_files[key] = k
+            results[action].append(dt)
+            if err:
+                results["errors"].append(f"session {k} {action}: {err}")
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    i = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
+    return xs[i]
+
+
+def run(url: str, sessions: int, actions: int, video_every: int = 10, timeout: float = 600.0) -> dict:
+    results: dict = defaultdict(list)
+    seen: dict = {}
+    lock = threading.Lock()
+    with tempfile.TemporaryDirectory() as tmp:
+        threads = [threading.Thread(target=run_session, args=(url, k, actions, Path(tmp), results, lock, seen,
+                                                              video_every), daemon=True)
+                   for k in range(sessions)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(1.0, timeout - (time.perf_counter() - t0)))
+        hung = sum(t.is_alive() for t in threads)
+        wall = time.perf_counter() - t0
+    if hung:
+        results["errors"].append(f"{hung} session(s) did not finish within {timeout:.0f} s")
+    summary = {"sessions": sessions, "actions_per_session": actions, "wall_s": round(wall, 2),
+               "requests": sum(len(results[a]) for a in ACTIONS), "failures": len(results["errors"]),
+               "errors": results["errors"][:20], "latency": {}}
+    for a in ACTIONS:
+        if results[a]:
+            summary["latency"][a] = {"n": len(results[a]), "p50_s": round(statistics.median(results[a]), 3),
+                                     "p95_s": round(percentile(results[a], 95), 3)}
+    return summary
+
+
+def launch_in_process(checkpoint: str | None, engine=None):
+    """Start the app on a free loopback port in this process; returns (demo, url)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import app
+    from demos.common import Context
+
+    if engine is None:
+        from cmp.engine import Engine
+        engine = Engine.from_checkpoint(checkpoint)
+    demo = app.build_app(Context(engine=engine))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
+                            max_file_size=app.MAX_FILE_SIZE, ssr_mode=False)
+    return demo, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", help="drive an already running app (loopback only) instead of launching one")
+    p.add_argument("--checkpoint", default=None, help="checkpoint for the in-process app (default: embedded)")
+    p.add_argument("--sessions", type=int, default=8)
+    p.add_argument("--actions", type=int, default=20, help="actions per session")
+    p.add_argument("--video-every", type=int, default=10, help="every k-th action renders a short video (0 = never)")
+    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if not (1 <= a.sessions <= 64 and 1 <= a.actions <= 500):
+        print("error: --sessions must be 1..64 and --actions 1..500", file=sys.stderr)
+        return 2
+    if a.url and not any(h in a.url for h in ("127.0.0.1", "localhost", "[::1]")):
+        print("error: the load test only drives loopback addresses", file=sys.stderr)
+        return 2
+    demo = None
+    rss0 = _rss_mb()
+    if a.url:
+        url = a.url
+    else:
+        demo, url = launch_in_process(a.checkpoint)
+    rss_start = _rss_mb()
+    try:
+        first = run(url, a.sessions, a.actions, a.video_every, a.timeout)
+        rss_mid = _rss_mb()
+        # A second wave with as many sessions again: memory must not grow with sessions served.
+        second = run(url, a.sessions, a.actions, a.video_every, a.timeout)
+        rss_end = _rss_mb()
+    finally:
+        if demo is not None:
+            demo.close()
+    out = {"url": url, "waves": [first, second]}
+    if demo is not None:
+        out["rss_mb"] = {"before_launch": round(rss0, 1), "after_launch": round(rss_start, 1),
+                         "after_wave1": round(rss_mid, 1), "after_wave2": round(rss_end, 1),
+                         "peak": round(_peak_rss_mb(), 1)}
+    if a.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for i, wv in enumerate(out["waves"], 1):
+            print(f"wave {i}: {wv['sessions']} sessions x {wv['actions_per_session']} actions, "
+                  f"{wv['requests']} requests in {wv['wall_s']} s, failures {wv['failures']}")
+            for act, s in wv["latency"].items():
+                print(f"  {act:8s} n={s['n']:4d}  p50 {s['p50_s']:.3f} s  p95 {s['p95_s']:.3f} s")
+            for e in wv["errors"]:
+                print(f"  ! {e}")
+        if "rss_mb" in out:
+            r = out["rss_mb"]
+            print(f"RSS MB: launch {r['after_launch']}, after wave 1 {r['after_wave1']}, "
+                  f"after wave 2 {r['after_wave2']}, peak {r['peak']}")
+    return 0 if all(w["failures"] == 0 for w in out["waves"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
