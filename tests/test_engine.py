@@ -12,7 +12,7 @@ from cmp.device import Runtime
 from cmp.engine import Engine, FeatureCache, ImageNotCached
 from cmp.geometry import ImageSizeError, ImageTransform
 from cmp.guidance import GuidanceError
-from cmp.model import TINY, ImageFeatures, build_cmp
+from cmp.model import TINY, DecoderPartials, ImageFeatures, build_cmp
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -159,9 +159,9 @@ def test_no_guidance_still_answers(engine):
 
 
 def _feats(nbytes_each: int) -> ImageFeatures:
-    n = nbytes_each // 4 // 3
+    n = nbytes_each // 4 // 6
     t = torch.zeros(1, 1, 1, n)
-    return ImageFeatures(t, t.clone(), t.clone(), (8, 8))
+    return ImageFeatures(DecoderPartials((t, t.clone(), t.clone(), t.clone()), t.clone(), t.clone()), (8, 8))
 
 
 def test_cache_lru_by_count():

@@ -1,6 +1,7 @@
 """Our CMP network is the original one: same state dict, same numbers."""
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def test_bins_to_flow_expected_value():
                                torch.zeros(1, 2, 2, 2), atol=1e-5, rtol=0)
 
 
-def randomised_resnet50(seed: int = 0):
-    """ResNet-50 CMP with random weights and random (but sane) BatchNorm statistics.
+def randomised(cfg: CMPConfig = RESNET50, seed: int = 0):
+    """A CMP network with random weights and random (but sane) BatchNorm statistics.
 
     Kaiming weights, BN statistics measured on a random batch and then perturbed,
     and the head scaled so logits spread over several bins: a model whose
@@ -57,7 +58,7 @@ def randomised_resnet50(seed: int = 0):
     softmax is nearly uniform.
     """
     g = torch.Generator().manual_seed(seed)
-    m = build_cmp(RESNET50)
+    m = build_cmp(cfg)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.Conv2d):
@@ -96,7 +97,7 @@ def test_flow_equals_functional_reference_at_384():
     differ only by float32 round-off.
     """
     torch.manual_seed(0)
-    model = randomised_resnet50()
+    model = randomised(RESNET50)
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (384, 384, 3), dtype=np.uint8)
@@ -123,3 +124,23 @@ def test_flow_equals_functional_reference_at_384():
     flow_tol = 2 * float((flow32[0].permute(1, 2, 0).double() - truth).abs().max()) + 1e-6
     assert flow_tol < 0.05  # float32 round-off, far below one bin (about 1 px)
     torch.testing.assert_close(torch.from_numpy(flow).double(), truth, atol=flow_tol, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tiny", "slim-resnet"])
+def test_split_forward_equals_whole_network(name):
+    """Image parts cached once + guidance parts per set == the plain forward, per set."""
+    m = randomised(CONFIGS[name])
+    img = normalize_image(torch.rand(1, 3, 72, 104) * 255)
+    sparse = torch.zeros(3, 4, 72, 104)
+    sparse[0, :, 10, 20] = torch.tensor([5.0, -2.0, 1.0, 1.0])
+    sparse[1, :, 60, 90] = torch.tensor([-8.0, 3.0, 1.0, 1.0])
+    with torch.no_grad():
+        feats = m.encode_image(img)
+        split = m.decode_logits(feats, sparse)
+        whole = m(img.expand(3, -1, -1, -1), sparse)
+        truth = copy.deepcopy(m).double()(img.double().expand(3, -1, -1, -1), sparse.double())
+    assert feats.size == (72, 104) and feats.nbytes() > 0
+    # As close to the float64 truth as the plain float32 forward is: float32 round-off only.
+    tol = 2 * float((whole.double() - truth).abs().max()) + 1e-7
+    torch.testing.assert_close(split.double(), truth, atol=tol, rtol=0)
+    assert (truth[0] - truth[1]).abs().max() > 100 * tol  # guidance changes the answer
