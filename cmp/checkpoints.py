@@ -145,8 +145,8 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
             continue
         try:
             verify_sha256(path, entry.sha256)
-        except CheckpointError as exc:
-            errors.append(f"{loc.repo_id}: {exc}")
+        except CheckpointError as exc:  # the bad copy stays where the HF cache put it; say where
+            errors.append(f"{loc.repo_id}: {exc} (delete {path} to fetch it again)")
             continue
         return Path(path)
     raise CheckpointError(f"could not download {entry.name!r}: " + "; ".join(errors))
