@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-#: Subcommand modules, in the order `--help` lists them (one name per line).
+#: Subcommand modules, in the order `--help` lists them.
 COMMANDS = [
     "flow",
     "checkpoints",
