@@ -252,8 +252,15 @@ def test_shipped_file_is_verified(tmp_path):
 
 
 @pytest.fixture
-def served(tmp_path):
-    """A FakeHub serving a tiny original-format checkpoint; yields (hub, bytes, sha256)."""
+def served(tmp_path, monkeypatch):
+    """A FakeHub serving a tiny original-format checkpoint; yields (hub, bytes, sha256).
+
+    The suite may run with HF_HUB_OFFLINE=1 (so nothing reaches the real Hub);
+    huggingface_hub reads this flag at call time from its constants, so these
+    tests turn it off for the loopback server only.
+    """
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     data = save_original(random_model(TINY), tmp_path / "src.pth.tar").read_bytes()
     with FakeHub() as hub:
         yield hub, data, hashlib.sha256(data).hexdigest()
