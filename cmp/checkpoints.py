@@ -14,6 +14,7 @@ naming the keys. This module never imports Gradio.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .model import CMP, CMPConfig, DecoderConfig, EncoderConfig, build_cmp
+from .model import CMP, CONFIGS, CMPConfig, DecoderConfig, EncoderConfig, build_cmp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
@@ -71,18 +72,25 @@ class RegistryEntry:
                    card=d.get("card"))
 
 
-def load_registry(path: Path = REGISTRY_PATH) -> dict[str, RegistryEntry]:
+def load_registry(path: str | os.PathLike = REGISTRY_PATH) -> dict[str, RegistryEntry]:
     """Name (and alias) -> entry."""
-    data = json.loads(Path(path).read_text())
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        entries = [RegistryEntry.from_dict(d) for d in data["checkpoints"]]
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the checkpoint registry {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint registry {path} is malformed: {type(exc).__name__}: {exc}") from None
     out: dict[str, RegistryEntry] = {}
-    for d in data["checkpoints"]:
-        e = RegistryEntry.from_dict(d)
+    for e in entries:
         for n in (e.name, *e.aliases):
             out[n] = e
     return out
 
 
-def registry_entries(path: Path = REGISTRY_PATH) -> list[RegistryEntry]:
+def registry_entries(path: str | os.PathLike = REGISTRY_PATH) -> list[RegistryEntry]:
+    """Each entry once, in registry order."""
     seen, out = set(), []
     for e in load_registry(path).values():
         if e.name not in seen:
@@ -137,29 +145,36 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
             continue
         try:
             verify_sha256(path, entry.sha256)
-        except CheckpointError as exc:
-            errors.append(f"{loc.repo_id}: {exc}")
+        except CheckpointError as exc:  # the bad copy stays where the HF cache put it; say where
+            errors.append(f"{loc.repo_id}: {exc} (delete {path} to fetch it again)")
             continue
         return Path(path)
     raise CheckpointError(f"could not download {entry.name!r}: " + "; ".join(errors))
 
 
-def resolve(name_or_path: str | os.PathLike | None = None, **download_kw) -> tuple[Path, RegistryEntry | None]:
+def resolve(name_or_path: str | os.PathLike | RegistryEntry | None = None, *,
+            registry: str | os.PathLike = REGISTRY_PATH, **download_kw) -> tuple[Path, RegistryEntry | None]:
     """Resolution order: existing local path > registry name (shipped file, else Hub
-    with mirrors). ``None`` means the embedded default model."""
-    spec = DEFAULT_NAME if name_or_path is None else str(name_or_path)
-    p = Path(spec).expanduser()
-    if p.is_file():
-        return p, None
-    reg = load_registry()
-    if spec not in reg:
-        if p.suffix or os.sep in spec:
-            raise CheckpointError(f"no checkpoint file at {spec}")
-        names = ", ".join(sorted({e.name for e in reg.values()}))
-        raise CheckpointError(f"unknown checkpoint {spec!r}; known names: {names}")
-    entry = reg[spec]
+    with mirrors). ``None`` means the embedded default model. A :class:`RegistryEntry`
+    may be passed directly; ``registry`` is the JSON table to look names up in (its
+    directory holds the shipped files). ``download_kw`` go to :func:`download`."""
+    base = Path(registry).resolve().parent
+    if isinstance(name_or_path, RegistryEntry):
+        entry = name_or_path
+    else:
+        spec = DEFAULT_NAME if name_or_path is None else str(name_or_path)
+        p = Path(spec).expanduser()
+        if p.is_file():
+            return p, None
+        reg = load_registry(registry)
+        if spec not in reg:
+            if p.suffix or os.sep in spec or (os.altsep and os.altsep in spec):
+                raise CheckpointError(f"no checkpoint file at {spec}")
+            names = ", ".join(sorted({e.name for e in reg.values()}))
+            raise CheckpointError(f"unknown checkpoint {spec!r}; known names: {names}")
+        entry = reg[spec]
     if entry.file:
-        local = CHECKPOINT_DIR / entry.file
+        local = base / entry.file
         if local.is_file():
             verify_sha256(local, entry.sha256)
             return local, entry
@@ -211,9 +226,13 @@ def infer_config(sd: dict[str, torch.Tensor]) -> CMPConfig:
         raise CheckpointError(f"not a CMP checkpoint: key {exc.args[0]!r} is missing") from None
     if head % 2:
         raise CheckpointError(f"not a CMP checkpoint: head has {head} outputs (expected 2 x bins)")
-    name = "resnet50" if (stem, tuple(widths), tuple(blocks)) == (64, (64, 128, 256, 512), (3, 4, 6, 3)) else "custom"
-    return CMPConfig(name=name, encoder=EncoderConfig(stem, tuple(widths), tuple(blocks), code),
-                     decoder=dec, num_bins=head // 2)
+    cfg = CMPConfig(name="custom", encoder=EncoderConfig(stem, tuple(widths), tuple(blocks), code),
+                    decoder=dec, num_bins=head // 2)
+    # Name it after a known config only if every field agrees (not just the encoder).
+    for known in CONFIGS.values():
+        if dataclasses.replace(known, name="custom") == cfg:
+            return known
+    return cfg
 
 
 def load_state_strict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
@@ -300,9 +319,13 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]
     return model.eval(), cfg, meta
 
 
-def load_checkpoint(name_or_path: str | os.PathLike | None = None, **download_kw) -> LoadedCheckpoint:
-    """The one way to get a model: resolve a name or path, verify, load strictly."""
-    path, entry = resolve(name_or_path, **download_kw)
+def load_checkpoint(name_or_path: str | os.PathLike | RegistryEntry | None = None,
+                    **resolve_kw) -> LoadedCheckpoint:
+    """The one way to get a model: resolve a name or path, verify, load strictly.
+
+    ``resolve_kw`` go to :func:`resolve` (``registry=``, ``cache_dir=``, ``endpoint=`` ...).
+    """
+    path, entry = resolve(name_or_path, **resolve_kw)
     model, cfg, meta = load_checkpoint_file(path)
     return LoadedCheckpoint(model=model, config=cfg, path=path, entry=entry, metadata=meta)
 

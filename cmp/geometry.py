@@ -3,9 +3,10 @@
 The original demo resizes the short side to 416 and centre-crops 384x384,
 which throws the image edges away. We keep the whole image instead: scale it
 so its long side is ``side`` pixels (aspect kept), then pad bottom/right
-(edge replicate) to a multiple of 8. Coordinates use the pixel-centre
-convention: user pixel (x, y) maps to ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5).
-All coordinates here are (x, y) = (column, row).
+(edge replicate) to a multiple of 8 and at least 64 px (the network's
+minimum). Coordinates use the pixel-centre convention: user pixel (x, y)
+maps to ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5). All coordinates here
+are (x, y) = (column, row).
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import numpy as np
 
 PAD_MULTIPLE = 8
 MIN_SIDE = 8
+#: Smallest model input side: the decoder max-pools the 1/8 features by 8 more,
+#: so a side under 64 px would leave nothing to pool (a crash, not an answer).
+MIN_MODEL_SIDE = 64
 
 
 class ImageSizeError(ValueError):
@@ -52,10 +56,10 @@ class ImageTransform:
 
     @property
     def model_size(self) -> tuple[int, int]:
-        """(H, W) of the padded model input; multiples of 8."""
+        """(H, W) of the padded model input; multiples of 8, at least ``MIN_MODEL_SIDE``."""
         h, w = self.inner_size
         m = PAD_MULTIPLE
-        return -(-h // m) * m, -(-w // m) * m
+        return max(-(-h // m) * m, MIN_MODEL_SIDE), max(-(-w // m) * m, MIN_MODEL_SIDE)
 
     @property
     def sx(self) -> float:

@@ -10,9 +10,12 @@ import sys
 
 #: Subcommand modules, in the order `--help` lists them.
 COMMANDS = [
+    "flow",
     "animate",
+    "checkpoints",
     "train",
     "eval",
+    "bench",
 ]
 
 
@@ -20,8 +23,18 @@ class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (exit 2), like our own errors.
+
+    Subparsers inherit the class, so every subcommand behaves the same.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message.splitlines()[0]} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cmp", description="CMP Studio command line.")
+    p = _Parser(prog="python -m cmp", description="CMP Studio command line.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CMPConfig
-from .decoder import SkipLayerDecoder
+from .decoder import DecoderPartials, SkipLayerDecoder
 from .encoders import ResNetEncoder, SparseEncoder
 
 #: Per-channel RGB mean and std on the 0-255 scale (original CMP preprocessing).
@@ -21,19 +21,21 @@ IMAGE_STD = (58.395, 57.12, 57.375)
 
 
 class ImageFeatures(NamedTuple):
-    """Everything the decoder needs from one image; computed once per image.
+    """Everything the per-guidance pass needs from one image; computed once per image.
 
-    code:  (1, code_dim, H/8, W/8); skip4: (1, skip4_dim, H/4, W/4);
-    skip2: (1, skip2_dim, H/2, W/2); size: (H, W) of the model input.
+    parts: image-only parts of the decoder convolutions (:class:`DecoderPartials`,
+           batch 1, channels at 1/2 .. 1/64 of the model input);
+    size:  (H, W) of the model input.
     """
 
-    code: torch.Tensor
-    skip4: torch.Tensor
-    skip2: torch.Tensor
+    parts: DecoderPartials
     size: tuple[int, int]
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (*self.parts.branches, self.parts.fuse4, self.parts.fuse2)
+
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.code, self.skip4, self.skip2))
+        return sum(t.numel() * t.element_size() for t in self.tensors())
 
 
 def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
@@ -60,10 +62,15 @@ class CMP(nn.Module):
 
     # -- split forward -----------------------------------------------------
     def encode_image(self, image: torch.Tensor) -> ImageFeatures:
-        """image: (1 or B, 3, H, W) normalised (see :func:`normalize_image`)."""
+        """image: (1, 3, H, W) normalised (see :func:`normalize_image`).
+
+        Runs the image encoder, the skip convs and the image parts of the
+        decoder convolutions: all the work that does not depend on guidance.
+        """
         enc = self.image_encoder(image)
         skip4, skip2 = self.flow_decoder.image_skips(enc.layer1, enc.stem)
-        return ImageFeatures(enc.code, skip4, skip2, tuple(image.shape[-2:]))
+        parts = self.flow_decoder.image_partials(enc.code, skip4, skip2)
+        return ImageFeatures(parts, tuple(image.shape[-2:]))
 
     def sparse_code(self, sparse: torch.Tensor) -> torch.Tensor:
         """(G, 4, H, W) guidance map -> (G, sparse_dim, H/8, W/8), always in fp32.
@@ -77,10 +84,11 @@ class CMP(nn.Module):
             return self.flow_encoder(sparse.float())
 
     def decode_logits(self, feats: ImageFeatures, sparse: torch.Tensor) -> torch.Tensor:
-        """sparse: (G, 4, H, W) guidance maps -> logits (G, 2*bins, H/2, W/2)."""
-        s = self.sparse_code(sparse)
-        code = feats.code.expand(s.shape[0], -1, -1, -1)
-        return self.flow_decoder(torch.cat([code, s.to(code.dtype)], dim=1), feats.skip4, feats.skip2)
+        """sparse: (G, 4, H, W) guidance maps -> logits (G, 2*bins, H/2, W/2).
+
+        Equals :meth:`forward` on the same image up to float round-off.
+        """
+        return self.flow_decoder.forward_partials(self.sparse_code(sparse), feats.parts)
 
     def logits_to_flow(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Expected value over bins, upsampled (align_corners=True) to ``size``.
@@ -96,10 +104,15 @@ class CMP(nn.Module):
         return F.interpolate(flow, size=size, mode="bilinear", align_corners=True)
 
     def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
-        """Full network, as the original: logits (B, 2*bins, H/2, W/2)."""
-        feats = self.encode_image(image)
+        """Full network in the original order (concatenate, then convolve): logits (B, 2*bins, H/2, W/2).
+
+        image: (B, 3, H, W) normalised; sparse: (B, 4, H, W). Training and the
+        uncached reference path use this; the engine uses encode_image + decode_logits.
+        """
+        enc = self.image_encoder(image)
+        skip4, skip2 = self.flow_decoder.image_skips(enc.layer1, enc.stem)
         s = self.sparse_code(sparse)
-        return self.flow_decoder(torch.cat([feats.code, s.to(feats.code.dtype)], dim=1), feats.skip4, feats.skip2)
+        return self.flow_decoder(torch.cat([enc.code, s.to(enc.code.dtype)], dim=1), skip4, skip2)
 
 
 def build_cmp(cfg: CMPConfig) -> CMP:

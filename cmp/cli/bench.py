@@ -1,0 +1,135 @@
+"""`python -m cmp bench`: per-click latency, original per-click pipeline vs the cached engine.
+
+Speed targets live here, not in timed tests. "Original" is
+:meth:`Engine.propagate_uncached` (the whole network per click; a segmentation
+click runs the image 4 times, once per probe direction). "Cached" is
+``set_image`` once, then ``propagate`` (an arrow update) or ``propagate_batch``
+with 4 probes (a segmentation click) on the cached features.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+from . import CLIError
+
+PROBE_V = 30.0  # probe motion of the reference segmentation demo, px
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="per-click latency: original pipeline vs cached engine",
+                       description="Median per-click latency (after one warm-up) of the original per-click "
+                                   "pipeline and of the cached engine, for the ResNet-50 architecture with "
+                                   "random weights and for a checkpoint, in each precision.")
+    p.add_argument("--checkpoint", default="default", metavar="NAME|PATH",
+                   help="checkpoint to time besides random ResNet-50 (default: the embedded model); "
+                        "'none' times ResNet-50 only")
+    p.add_argument("--precision", default="fp32,bf16", help="comma-separated precisions (default fp32,bf16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
+    p.add_argument("--size", type=int, default=384, help="square test image side and model side, px (default 384)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def _median_time(fn, repeats: int, setup=None) -> float:
+    if setup:
+        setup()
+    fn()  # warm-up: allocator, oneDNN kernel selection
+    times = []
+    for _ in range(repeats):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _test_image(size: int):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    base = np.stack([x, y, 1 - x * y], -1) * 200 + 20
+    return np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+def bench_engine(engine, rgb, repeats: int) -> dict:
+    """Median seconds of each per-click path for one engine on one image."""
+    import numpy as np
+    h, w = rgb.shape[:2]
+    cx, cy = w / 2, h / 2
+    arrow = [np.array([[cx, cy, 12.0, -5.0], [w * 0.2, h * 0.8, 0.0, 0.0]])]
+    probes = [np.array([[cx, cy, dx, dy]]) for dx, dy in
+              ((PROBE_V, 0), (-PROBE_V, 0), (0, PROBE_V), (0, -PROBE_V))]
+
+    def fresh():
+        engine.cache.clear()
+
+    res = {"set_image": _median_time(lambda: engine.set_image(rgb), repeats, setup=fresh)}
+    handle = engine.set_image(rgb)
+    res["arrow_original"] = _median_time(lambda: engine.propagate_uncached(rgb, arrow), repeats)
+    res["arrow_cached"] = _median_time(lambda: engine.propagate_batch(handle, arrow), repeats)
+    res["segment_original"] = _median_time(lambda: engine.propagate_uncached(rgb, probes), repeats)
+    res["segment_cached"] = _median_time(lambda: engine.propagate_batch(handle, probes), repeats)
+    res["arrow_speedup"] = res["arrow_original"] / res["arrow_cached"]
+    res["segment_speedup"] = res["segment_original"] / res["segment_cached"]
+    return res
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise CLIError("--repeats must be at least 1")
+    if not 64 <= args.size <= 2048:
+        raise CLIError("--size must be between 64 and 2048 px")
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not precisions:
+        raise CLIError("--precision needs at least one of fp32, bf16, fp16")
+
+    import torch
+
+    from ..checkpoints import load_checkpoint
+    from ..device import Runtime, cpu_has_bf16
+    from ..engine import Engine
+    from ..model import RESNET50, build_cmp
+
+    runtimes = [Runtime.create(args.device, p) for p in precisions]  # validates before slow work
+    models = [("resnet50 (random)", build_cmp(RESNET50))]
+    if args.checkpoint.lower() != "none":
+        ck = load_checkpoint(args.checkpoint)
+        models.append((f"{ck.label} ({ck.config.name})", ck.model))
+    rgb = _test_image(args.size)
+
+    rows = []
+    for label, model in models:
+        params = sum(p.numel() for p in model.parameters())
+        for rt in runtimes:
+            eng = Engine(model, rt, side=args.size, name=label)
+            r = bench_engine(eng, rgb, args.repeats)
+            rows.append({"model": label, "params": params, "device": rt.device.type,
+                         "precision": rt.precision, **r})
+            del eng
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16(),
+            "machine": platform.processor() or platform.machine(), "size": args.size,
+            "repeats": args.repeats, "unit": "seconds (median)"}
+    if args.json:
+        print(json.dumps({"info": info, "results": rows}, indent=2))
+        return 0
+    print(f"per-click latency, median of {args.repeats} after warm-up, {args.size}x{args.size} image, "
+          f"torch {info['torch']}, {info['threads']} threads (ms)")
+    head = ("model", "prec", "set_image", "arrow orig", "arrow cached", "x", "seg4 orig", "seg4 cached", "x")
+    table = [head]
+    for r in rows:
+        ms = lambda k: f"{1000 * r[k]:.0f}"  # noqa: E731
+        table.append((r["model"], r["precision"], ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
+                      f"{r['arrow_speedup']:.1f}", ms("segment_original"), ms("segment_cached"),
+                      f"{r['segment_speedup']:.1f}"))
+    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    for t in table:
+        print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+    print("orig = whole network per click (seg4: image repeated 4x); cached = set_image once, then "
+          "sparse encoder + decoder; x = speedup")
+    return 0

@@ -1,0 +1,84 @@
+"""`python -m cmp checkpoints list|download NAME`: the checkpoint registry from the shell."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import CLIError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("checkpoints", help="list or download registered checkpoints",
+                       description="Named checkpoints from the registry; downloads use the Hugging Face "
+                                   "cache and honour HF_ENDPOINT / HF_HUB_OFFLINE / HF_HOME.")
+    p.add_argument("--registry", default=None, metavar="FILE",
+                   help="registry JSON to use (default: checkpoints/registry.json)")
+    act = p.add_subparsers(dest="action", metavar="ACTION")
+    act.required = True
+    ls = act.add_parser("list", help="show the registered checkpoints and whether they are available")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=run_list)
+    dl = act.add_parser("download", help="fetch a checkpoint into the cache and verify its sha256")
+    dl.add_argument("name", metavar="NAME", help="registry name or alias")
+    dl.set_defaults(func=run_download)
+
+
+def _registry(args) -> Path:
+    from ..checkpoints import REGISTRY_PATH
+    return Path(args.registry) if args.registry else REGISTRY_PATH
+
+
+def _status(entry, base: Path) -> tuple[str, str | None]:
+    """('shipped' | 'cached' | 'not downloaded' | 'missing', local path or None), no network."""
+    if entry.file:
+        f = base / entry.file
+        if f.is_file():
+            return "shipped", str(f)
+        if not entry.hub:
+            return "missing", None
+    from huggingface_hub import try_to_load_from_cache
+    for loc in entry.hub:
+        hit = try_to_load_from_cache(loc.repo_id, loc.filename, revision=loc.revision, repo_type=loc.repo_type)
+        if isinstance(hit, str):
+            return "cached", hit
+    return "not downloaded", None
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 2**20:.1f} MB"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..checkpoints import registry_entries
+    reg = _registry(args)
+    rows = []
+    for e in registry_entries(reg):
+        status, path = _status(e, reg.resolve().parent)
+        rows.append({"name": e.name, "aliases": list(e.aliases), "config": e.config, "size": e.size,
+                     "status": status, "path": path, "license": e.license, "description": e.description,
+                     "hub": [f"{h.repo_type}:{h.repo_id}/{h.filename}" for h in e.hub]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = ("NAME", "ALIASES", "CONFIG", "SIZE", "STATUS")
+    table = [head] + [(r["name"], ",".join(r["aliases"]) or "-", r["config"], _size(r["size"]), r["status"])
+                      for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    for r in rows:
+        print(f"\n{r['name']}: {r['description']}\n  license: {r['license']}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from ..checkpoints import load_registry, resolve
+    reg = load_registry(_registry(args))
+    if args.name not in reg:
+        raise CLIError(f"unknown checkpoint {args.name!r}; known names: {', '.join(sorted(reg))}")
+    path, entry = resolve(reg[args.name], registry=_registry(args))
+    print(f"{entry.name}: {path} (sha256 verified)" if entry.sha256 else f"{entry.name}: {path}")
+    return 0

@@ -1,0 +1,333 @@
+"""Checkpoint loading is strict and safe, and Hub download verifies what it fetched."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from cmp.checkpoints import (CheckpointError, RegistryEntry, download, infer_config, load_checkpoint,
+                             load_checkpoint_file, load_registry, resolve, save_checkpoint, strip_prefixes)
+from cmp.model import RESNET50, SLIM, TINY, build_cmp
+from hub_server import FakeHub
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRIMARY = ("org/cmp-weights", "models/cmp/experiments/semiauto_annot/resnet50_vip+mpii_liteflow/checkpoints/ckpt.pth.tar")
+MIRROR = ("someone/mirror", "ckpt_iter_42000.pth.tar")  # a dataset repo, like the real third mirror
+
+
+def random_model(cfg, seed=0):
+    torch.manual_seed(seed)
+    m = build_cmp(cfg)
+    with torch.no_grad():  # make BN buffers non-default so a load that skipped them would show
+        for k, v in m.state_dict().items():
+            if k.endswith(("running_mean", "running_var")):
+                v.copy_(torch.rand_like(v) + 0.5)
+    return m
+
+
+def original_format(model) -> dict:
+    """What the original training code saved: 'module.' keys, no num_batches_tracked, SGD state."""
+    sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4).state_dict()
+    opt["state"] = {0: {"momentum_buffer": torch.zeros_like(params[0])}}
+    return {"step": 42000, "state_dict": sd, "optimizer": opt}
+
+
+def save_original(model, path, legacy=False) -> Path:
+    torch.save(original_format(model), path, _use_new_zipfile_serialization=not legacy)
+    return Path(path)
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        if not k.endswith("num_batches_tracked"):
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+
+
+# -- original format -------------------------------------------------------------
+
+def test_original_resnet50_checkpoint_loads_without_warnings(tmp_path):
+    src = random_model(RESNET50)
+    path = save_original(src, tmp_path / "ckpt_iter_42000.pth.tar")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning (e.g. about missing BN counters) fails the test
+        model, cfg, meta = load_checkpoint_file(path)
+    assert cfg == RESNET50 and cfg.name == "resnet50"
+    assert meta["format"] == "original-cmp"
+    assert_same_weights(model, src)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
+@pytest.mark.parametrize("cfg", [TINY, SLIM], ids=["tiny", "slim"])
+def test_original_format_recognises_other_configs(tmp_path, recwarn, cfg, legacy):
+    src = random_model(cfg)
+    model, got, _ = load_checkpoint_file(save_original(src, tmp_path / "c.pth.tar", legacy))
+    assert got == cfg
+    assert_same_weights(model, src)
+    assert len(recwarn) == 0, [str(w.message) for w in recwarn]
+
+
+def test_unknown_config_is_recognised_from_shapes(tmp_path):
+    cfg = dataclasses.replace(
+        TINY, name="custom",
+        encoder=dataclasses.replace(TINY.encoder, widths=(4, 8, 12, 8), blocks=(2, 1, 3, 1), code_dim=24),
+        decoder=dataclasses.replace(TINY.decoder, branch_dim=6, skip2_dim=5), num_bins=21)
+    src = random_model(cfg)
+    model, got, _ = load_checkpoint_file(save_original(src, tmp_path / "c.pth.tar"))
+    assert got == cfg
+    assert_same_weights(model, src)
+
+
+@pytest.mark.parametrize("change, names", [
+    ("missing", ["flow_decoder.head.bias"]),
+    ("unexpected", ["extra.weight"]),
+    ("shape", ["flow_decoder.fusion4.1.running_mean"]),
+])
+def test_mismatched_keys_are_clear_errors(tmp_path, change, names):
+    ck = original_format(random_model(TINY))
+    sd = ck["state_dict"]
+    if change == "missing":
+        del sd["module.flow_decoder.head.bias"]
+    elif change == "unexpected":
+        sd["module.extra.weight"] = torch.zeros(3)
+    else:
+        sd["module.flow_decoder.fusion4.1.running_mean"] = torch.zeros(7)
+    torch.save(ck, tmp_path / "bad.pth.tar")
+    with pytest.raises(CheckpointError) as ei:
+        load_checkpoint_file(tmp_path / "bad.pth.tar")
+    msg = str(ei.value)
+    assert {"missing": "missing keys", "unexpected": "unexpected keys", "shape": "wrong shapes"}[change] in msg
+    for n in names:
+        assert n in msg
+
+
+def test_not_a_cmp_state_dict(tmp_path):
+    torch.save({"state_dict": {"module.conv.weight": torch.zeros(2, 2)}}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match="not a CMP checkpoint"):
+        load_checkpoint_file(tmp_path / "x.pth")
+
+
+class _Payload:
+    """Unpickling this runs code (writes a marker file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    ck = original_format(random_model(TINY))
+    ck["extra"] = _Payload(marker)
+    path = tmp_path / "evil.pth.tar"
+    torch.save(ck, path)
+    with pytest.raises(CheckpointError, match="nothing was executed"):
+        load_checkpoint_file(path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # The payload is live: an unsafe load would have run it (so the check above means something).
+    torch.load(path, map_location="cpu", weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("kind", ["truncated-pth", "random-pth", "empty", "truncated-safetensors",
+                                  "random-safetensors"])
+def test_damaged_files_are_refused(tmp_path, kind):
+    model = random_model(TINY)
+    if kind.endswith("safetensors"):
+        good = save_checkpoint(model, tmp_path / "good.safetensors").read_bytes()
+        path = tmp_path / "bad.safetensors"
+    else:
+        good = save_original(model, tmp_path / "good.pth.tar").read_bytes()
+        path = tmp_path / "bad.pth.tar"
+    data = {"truncated": good[: len(good) // 2], "random": os.urandom(4096), "empty": b""}[kind.split("-")[0]]
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        load_checkpoint_file(path)
+
+
+def test_safetensors_round_trip_is_self_describing(tmp_path):
+    src = random_model(SLIM)
+    path = save_checkpoint(src, tmp_path / "m.safetensors", note="hello")
+    model, cfg, meta = load_checkpoint_file(path)
+    assert cfg == SLIM and meta["note"] == "hello"
+    assert_same_weights(model, src)
+
+
+def test_safetensors_with_wrong_shapes_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    sd = {k: v for k, v in random_model(TINY).state_dict().items() if not k.endswith("num_batches_tracked")}
+    sd["flow_decoder.head.weight"] = torch.zeros(5, 8, 1, 1)
+    save_file(sd, str(tmp_path / "m.safetensors"), metadata={"cmp_config": TINY.to_json()})
+    with pytest.raises(CheckpointError, match="flow_decoder.head.weight"):
+        load_checkpoint_file(tmp_path / "m.safetensors")
+    # Config that disagrees with every tensor: refused, not silently rebuilt.
+    save_checkpoint(random_model(TINY), tmp_path / "t.safetensors")
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(str(tmp_path / "t.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    meta["cmp_config"] = SLIM.to_json()
+    save_file(load_file(str(tmp_path / "t.safetensors")), str(tmp_path / "u.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        load_checkpoint_file(tmp_path / "u.safetensors")
+
+
+def test_safetensors_without_config_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"a": torch.zeros(2)}, str(tmp_path / "m.safetensors"))
+    with pytest.raises(CheckpointError, match="cmp_config"):
+        load_checkpoint_file(tmp_path / "m.safetensors")
+
+
+def test_strip_prefixes_only_strips_module():
+    out = strip_prefixes({"module.a.b": 1, "model.c": 2, "a.module.d": 3})
+    assert out == {"a.b": 1, "model.c": 2, "a.module.d": 3}
+
+
+def test_infer_config_names_only_exact_matches():
+    assert infer_config(build_cmp(TINY).state_dict()) == TINY
+    other = dataclasses.replace(TINY, decoder=dataclasses.replace(TINY.decoder, fusion2_dim=4))
+    assert infer_config(build_cmp(other).state_dict()).name == "custom"
+
+
+# -- registry and resolution -------------------------------------------------------
+
+def write_registry(tmp_path, entries) -> Path:
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps({"checkpoints": entries}))
+    return path
+
+
+def hub_entry(name, sha, locations, size=None):
+    return {"name": name, "description": "test", "license": "MIT", "config": "tiny", "sha256": sha,
+            "size": size, "hub": [{"repo_id": r, "filename": f, "repo_type": t, "revision": "main"}
+                                  for r, f, t in locations]}
+
+
+def test_shipped_registry_is_valid():
+    reg = load_registry()
+    assert "default" in reg
+    orig = reg["cmp-resnet50-vip-mpii"]
+    assert orig.sha256 == "cd3a385e227c29f89b5c7c6f4c89d356f6022fa7fcfc71ab1bd40e9833048dd6"
+    assert orig.hub[0].repo_id == "MyNiuuu/MOFA-Video-Hybrid" and len(orig.hub) == 3
+
+
+def test_resolve_errors(tmp_path):
+    reg = write_registry(tmp_path, [hub_entry("a", None, [])])
+    with pytest.raises(CheckpointError, match="known names: a"):
+        resolve("nope", registry=reg)
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        resolve(str(tmp_path / "missing.pth"), registry=reg)
+    with pytest.raises(CheckpointError, match="malformed"):
+        resolve("a", registry=write_registry(tmp_path, "not a list"))
+
+
+def test_shipped_file_is_verified(tmp_path):
+    path = save_checkpoint(random_model(TINY), tmp_path / "tiny.safetensors")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    entry = {"name": "tiny", "aliases": ["t"], "description": "x", "license": "MIT", "config": "tiny",
+             "file": "tiny.safetensors", "sha256": sha}
+    reg = write_registry(tmp_path, [entry])
+    ck = load_checkpoint("t", registry=reg)
+    assert ck.config == TINY and ck.label == "tiny"
+    path.write_bytes(path.read_bytes()[:-1] + b" ")
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve("tiny", registry=reg)
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A FakeHub serving a tiny original-format checkpoint; yields (hub, bytes, sha256).
+
+    The suite may run with HF_HUB_OFFLINE=1 (so nothing reaches the real Hub);
+    huggingface_hub reads this flag at call time from its constants, so these
+    tests turn it off for the loopback server only.
+    """
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    data = save_original(random_model(TINY), tmp_path / "src.pth.tar").read_bytes()
+    with FakeHub() as hub:
+        yield hub, data, hashlib.sha256(data).hexdigest()
+
+
+def test_download_then_offline_from_cache(tmp_path, served):
+    hub, data, sha = served
+    hub.add(*PRIMARY, data)
+    reg = write_registry(tmp_path, [hub_entry("cmp", sha, [(*PRIMARY, "model")], len(data))])
+    cache = tmp_path / "hf"
+    path, entry = resolve("cmp", registry=reg, cache_dir=str(cache), endpoint=hub.url)
+    assert path.read_bytes() == data and entry.name == "cmp"
+    assert ("GET", "/org/cmp-weights/resolve/main/" + PRIMARY[1].replace("+", "%2B")) in hub.requests
+    ck = load_checkpoint("cmp", registry=reg, cache_dir=str(cache), endpoint=hub.url)
+    assert ck.config == TINY
+
+    # HF_HUB_OFFLINE is read when huggingface_hub is imported: a fresh interpreter.
+    before = hub.count()
+    code = ("import sys; from cmp.checkpoints import load_checkpoint; "
+            "ck = load_checkpoint('cmp', registry=sys.argv[1], cache_dir=sys.argv[2]); print(ck.path)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": str(REPO_ROOT)}
+    r = subprocess.run([sys.executable, "-c", code, str(reg), str(cache)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).read_bytes() == data
+    assert hub.count() == before  # served from the cache, no request at all
+
+    # Offline with an empty cache: a clear error, not a hang or a traceback.
+    r = subprocess.run([sys.executable, "-c", code, str(reg), str(tmp_path / "empty")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "could not download 'cmp'" in r.stderr
+
+
+def test_wrong_sha256_is_refused_and_not_used(tmp_path, served):
+    hub, data, sha = served
+    hub.add(*PRIMARY, data)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    reg = write_registry(tmp_path, [hub_entry("cmp", wrong, [(*PRIMARY, "model")])])
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve("cmp", registry=reg, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
+    with pytest.raises(CheckpointError, match="was not used"):
+        load_checkpoint("cmp", registry=reg, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
+
+
+def test_primary_missing_uses_mirror(tmp_path, served):
+    hub, data, sha = served
+    hub.add(*MIRROR, data, repo_type="dataset")  # nothing at the primary: 404 EntryNotFound
+    reg = write_registry(tmp_path, [hub_entry("cmp", sha, [(*PRIMARY, "model"), (*MIRROR, "dataset")])])
+    path, _ = resolve("cmp", registry=reg, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
+    assert path.read_bytes() == data and "datasets--someone--mirror" in str(path)
+    assert any(m == "HEAD" and p.startswith("/org/cmp-weights/") for m, p in hub.requests)
+    assert any(p.startswith("/datasets/someone/mirror/resolve/main/") for _, p in hub.requests)
+
+
+def test_primary_with_bad_bytes_falls_back_to_mirror(tmp_path, served):
+    hub, data, sha = served
+    hub.add(*PRIMARY, data[:-10] + b"0123456789")
+    hub.add(*MIRROR, data, repo_type="dataset")
+    entry = RegistryEntry.from_dict(hub_entry("cmp", sha, [(*PRIMARY, "model"), (*MIRROR, "dataset")]))
+    path = download(entry, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
+    assert path.read_bytes() == data and "datasets--" in str(path)
+
+
+def test_all_locations_failing_names_each(tmp_path, served):
+    hub, data, sha = served
+    entry = RegistryEntry.from_dict(hub_entry("cmp", sha, [(*PRIMARY, "model"), (*MIRROR, "dataset")]))
+    with pytest.raises(CheckpointError) as ei:
+        download(entry, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
+    assert "org/cmp-weights" in str(ei.value) and "someone/mirror" in str(ei.value)
