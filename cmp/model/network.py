@@ -81,7 +81,8 @@ class CMP(nn.Module):
         guidance entirely). The encoder is tiny, so fp32 costs nothing.
         """
         with torch.autocast(device_type=sparse.device.type, enabled=False):
-            return self.flow_encoder(sparse.float())
+            low = sparse.dtype in (torch.float16, torch.bfloat16)
+            return self.flow_encoder(sparse.float() if low else sparse)
 
     def decode_logits(self, feats: ImageFeatures, sparse: torch.Tensor) -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> logits (G, 2*bins, H/2, W/2).
