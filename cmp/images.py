@@ -79,23 +79,24 @@ def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
     try:
         if isinstance(src, Image.Image):
             im = src
+        elif isinstance(src, (bytes, bytearray)):
+            im = Image.open(io.BytesIO(src))
         else:
-            if isinstance(src, (bytes, bytearray)):
-                fp = io.BytesIO(src)
-                name = "upload"
-            else:
-                p = Path(src)
-                if not p.is_file():
-                    raise ImageError(f"no image file at {p}")
-                if p.stat().st_size == 0:
-                    raise ImageError(f"{p.name} is empty")
-                fp, name = open(p, "rb"), p.name
-            im = Image.open(fp)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im.load()
-            im = ImageOps.exif_transpose(im)
-        rgb = _to_rgb(im)
+            p = Path(src)
+            if not p.is_file():
+                raise ImageError(f"no image file at {p}")
+            if p.stat().st_size == 0:
+                raise ImageError(f"{p.name} is empty")
+            im = Image.open(p)  # closed below: Pillow owns the file it opened
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im.load()
+                upright = ImageOps.exif_transpose(im)
+            rgb = _to_rgb(upright)
+        finally:
+            if im is not src:
+                im.close()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

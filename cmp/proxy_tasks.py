@@ -27,6 +27,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .flow import flow_to_color
 from .guidance import sample_guidance
 
 DIFFICULTIES = ("easy", "normal", "difficult", "hell")
@@ -41,10 +42,6 @@ FRAMES_DIR = Path(__file__).resolve().parent / "data" / "frames"
 FRAME_PAIR = ("box_0328.png", "box_0334.png")
 OTHER_IMAGE = "cup_0100.png"
 
-try:  # the shared colour wheel, once cmp/flow.py has landed
-    from .flow import flow_to_color as _flow_color
-except ImportError:  # pragma: no cover - depends on merge order
-    _flow_color = None
 
 
 @dataclass
@@ -169,20 +166,9 @@ def _grey3(img: np.ndarray) -> np.ndarray:
     return np.repeat(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
 
 
-def _flow_color_tmp(flow: np.ndarray, max_mag: float | None = None) -> np.ndarray:
-    """Minimal flow colouring (hue = direction, saturation = magnitude) until cmp/flow.py lands."""
-    f = np.asarray(flow, np.float32)
-    mag = np.hypot(f[..., 0], f[..., 1])
-    m = float(max_mag) if max_mag else max(float(mag.max()), 1e-6)
-    hue = (np.degrees(np.arctan2(-f[..., 1], -f[..., 0])) + 180.0) / 2.0  # OpenCV hue 0..180
-    hsv = np.stack([hue, np.clip(mag / m, 0, 1) * 255.0, np.full_like(mag, 255.0)], axis=-1)
-    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-
-
 def flow_image(flow: np.ndarray, max_mag: float | None = None) -> np.ndarray:
     """(H, W, 2) flow in px -> (H, W, 3) uint8 RGB colour-wheel picture."""
-    fn = _flow_color or _flow_color_tmp
-    return fn(flow, max_mag=max_mag)
+    return flow_to_color(flow, max_mag=max_mag)
 
 
 def _block_reduce(a: np.ndarray, factor: int) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 
 from cmp import animate
 from cmp.engine import ImageNotCached
+from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
@@ -35,29 +36,6 @@ HINT = ("Click a start point, then an end point, to add an arrow. "
         "Pin mode (or clicking the same point twice) holds a spot still.")
 
 
-# -- TEMPORARY: cmp.flow (colour wheel, .flo) is written in a parallel branch; the lead
-# -- replaces these two with cmp.flow.flow_to_color / the .flo writer at merge.
-def _flow_to_color_tmp(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """(H, W, 2) flow -> (H, W, 3) uint8: hue = direction, saturation = speed / max_magnitude."""
-    fx, fy = flow[..., 0].astype(np.float32), flow[..., 1].astype(np.float32)
-    mag, ang = cv2.cartToPolar(fx, fy, angleInDegrees=True)
-    top = float(max_magnitude) if max_magnitude else float(mag.max())
-    hsv = np.empty(flow.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = (ang / 2.0).astype(np.uint8) % 180
-    hsv[..., 1] = np.clip(mag / max(top, 1e-6) * 255.0, 0, 255).astype(np.uint8)
-    hsv[..., 2] = 255
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
-def _write_flo_tmp(path: str, flow: np.ndarray) -> str:
-    """Middlebury .flo: b'PIEH', int32 width, int32 height, float32 (dx, dy) row-major."""
-    h, w = flow.shape[:2]
-    with open(path, "wb") as f:
-        f.write(b"PIEH")
-        np.array([w, h], dtype="<i4").tofile(f)
-        np.ascontiguousarray(flow, dtype="<f4").tofile(f)
-    return path
-# -- end TEMPORARY
 
 
 # -- pure helpers (tested without Gradio) ---------------------------------------
@@ -148,9 +126,9 @@ def placeholder(width: int = 640, height: int = 400) -> np.ndarray:
 def flow_color_view(flow: np.ndarray) -> np.ndarray:
     """Colour-wheel image of the flow with a legend in the top-right corner."""
     top = float(np.hypot(flow[..., 0], flow[..., 1]).max())
-    color = _flow_to_color_tmp(flow, top)
+    color = flow_to_color(flow, top)
     size = int(np.clip(min(flow.shape[:2]) // 4, 48, 160))
-    return overlays.paste_corner(color, overlays.wheel_legend(_flow_to_color_tmp, top, size))
+    return overlays.paste_corner(color, overlays.wheel_legend(flow_to_color, top, size))
 
 
 def flow_for(ctx: Context, rgb: np.ndarray, points) -> np.ndarray:
@@ -276,8 +254,8 @@ def build(ctx: Context) -> None:
         points = parse_guidance(guidance)
         flow = flow_for(ctx, rgb, points)
         png = temp_path(".png")
-        cv2.imwrite(png, cv2.cvtColor(_flow_to_color_tmp(flow), cv2.COLOR_RGB2BGR))
-        return png, _write_flo_tmp(temp_path(".flo"), flow)
+        save_flow(png, flow)
+        return png, str(write_flo(temp_path(".flo"), flow))
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
