@@ -9,7 +9,7 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS = []
+COMMANDS = ["segment", "eval"]
 
 
 class CLIError(Exception):

@@ -1,0 +1,1 @@
+"""Benchmarks: how well models and baselines propagate sparse motion to dense flow."""
