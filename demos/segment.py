@@ -323,9 +323,9 @@ def build(ctx: Context) -> None:
         masks = all_masks(st) if st.get("size") else []
         if not masks:
             raise GuidanceError("nothing to export yet: click an object first")
-        stem = Path(path).stem if path else "image"
+        name = Path(path).name if path else "image.png"
         out_dir = tempfile.mkdtemp(prefix="cmp-segment-")
-        return [str(p) for p in export_objects(out_dir, masks, stem=stem, file_name=Path(path).name)]
+        return [str(p) for p in export_objects(out_dir, masks, stem=Path(name).stem, file_name=name)]
 
     # -- public endpoint ---------------------------------------------------------
     @user_errors

@@ -19,7 +19,7 @@ from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
 from cmp.model import build_cmp
 from cmp.model.config import TINY
-from cmp.segment import (PROBE_MAGNITUDE, Box, clean_mask, coco_dict, counts_to_string, export_objects,
+from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_string, export_objects,
                          label_map, probe_flows, probe_sets, rle_counts, rle_decode, rle_encode,
                          score_from_flows, segment, string_to_counts, zoom_box)
 
