@@ -12,6 +12,7 @@ import sys
 COMMANDS = [
     "flow",
     "animate",
+    "segment",
     "checkpoints",
     "train",
     "eval",

@@ -1,0 +1,297 @@
+"""Interactive segmentation benchmark: the RITM click protocol on held-out composites.
+
+Protocol (as RITM, Sofiiuk et al. 2022): the first click is at the interior
+point of the object; every next click is at the interior point (maximum of
+the distance transform, image border counted as boundary, pixels already
+clicked excluded) of the error region that reaches deepest, positive when
+that region is missed object (false negative), negative when it is false
+background. NoC@t = clicks until IoU >= t, or ``max_clicks`` when never
+reached. Reported: mean NoC@85, NoC@90 and mean IoU after 1, 3 and 5 clicks.
+
+Two methods share the same 4-probe recipe (:func:`cmp.segment.segment`,
+with zoom and clean-up), only the propagator differs: the CMP engine, and a
+classical edge-aware geodesic propagator (:class:`_GeodesicProbePropagator`).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from ..engine import DEFAULT_SIDE, ImageHandle, image_key
+from ..geometry import ImageTransform
+from ..segment import DEFAULT_THRESHOLD, segment
+from .composites import EVAL_SEED_START, Composite, eval_composites
+
+MAX_CLICKS = 20
+IOU_THRESHOLDS = (0.85, 0.90)
+IOU_AT = (1, 3, 5)
+
+#: A method maps (rgb, positive clicks, negative clicks) to an (H, W) bool mask.
+Method = Callable[[np.ndarray, list, list], np.ndarray]
+
+
+# -- protocol ---------------------------------------------------------------------
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    inter = np.logical_and(pred, gt).sum()
+    union = np.logical_or(pred, gt).sum()
+    return float(inter / union) if union else 1.0
+
+
+def _interior(region: np.ndarray, allowed: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """Max distance to the region boundary (image border counts) and its (row, col)."""
+    padded = np.pad(region, 1).astype(np.uint8)
+    dt = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1] * allowed
+    idx = int(np.argmax(dt))
+    return float(dt.flat[idx]), divmod(idx, dt.shape[1])
+
+
+def next_click(gt: np.ndarray, pred: np.ndarray, clicked: np.ndarray | None = None) -> tuple[int, int, bool] | None:
+    """The protocol's next click (x, y, is_positive), or None when nothing is left to fix.
+
+    ``clicked``: (H, W) bool of pixels already clicked (never clicked twice).
+    """
+    allowed = np.ones(gt.shape, np.float32) if clicked is None else (~clicked).astype(np.float32)
+    fn_d, fn_rc = _interior(gt & ~pred, allowed)
+    fp_d, fp_rc = _interior(pred & ~gt, allowed)
+    if max(fn_d, fp_d) <= 0:
+        return None
+    positive = fn_d > fp_d
+    r, c = fn_rc if positive else fp_rc
+    return int(c), int(r), bool(positive)
+
+
+def click_ious(method: Method, rgb: np.ndarray, gt: np.ndarray, *, max_clicks: int = MAX_CLICKS,
+               stop_iou: float | None = max(IOU_THRESHOLDS), min_clicks: int = max(IOU_AT)) -> list[float]:
+    """IoU after each simulated click (length <= max_clicks).
+
+    Stops early once IoU >= ``stop_iou`` after at least ``min_clicks`` clicks
+    (the numbers reported do not depend on later clicks).
+    """
+    pos: list[list[int]] = []
+    neg: list[list[int]] = []
+    pred = np.zeros(gt.shape, bool)
+    clicked = np.zeros(gt.shape, bool)
+    out: list[float] = []
+    for _ in range(max_clicks):
+        click = next_click(gt, pred, clicked)
+        if click is None:  # perfect mask: stays perfect
+            out.append(out[-1] if out else 1.0)
+            continue
+        x, y, is_pos = click
+        clicked[y, x] = True
+        (pos if is_pos else neg).append([x, y])
+        pred = np.asarray(method(rgb, list(pos), list(neg)), dtype=bool)
+        out.append(iou(pred, gt))
+        if stop_iou is not None and len(out) >= min_clicks and out[-1] >= stop_iou:
+            break
+    return out
+
+
+def noc(ious: Sequence[float], threshold: float, max_clicks: int = MAX_CLICKS) -> int:
+    """Clicks needed to reach ``threshold`` IoU (``max_clicks`` when never reached)."""
+    for k, v in enumerate(ious, start=1):
+        if v >= threshold:
+            return k
+    return max_clicks
+
+
+def iou_after(ious: Sequence[float], k: int) -> float:
+    """IoU after k clicks; a run that stopped early keeps its last IoU."""
+    if not ious:
+        return 0.0
+    return float(ious[min(k, len(ious)) - 1])
+
+
+# -- methods ----------------------------------------------------------------------
+
+def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True) -> Method:
+    def run(rgb, pos, neg):
+        return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom).mask
+    return run
+
+
+class _GeodesicProbePropagator:
+    """Classical stand-in for the CMP engine (same interface: set_image / propagate_batch).
+
+    Flow at a pixel = sum_i w_i v_i / (sum_i w_i + w_rest), w_i = 1 / (d_i + 1)^p,
+    where d_i is the geodesic distance to guidance point i over a step cost
+    1 + edge_weight * |image gradient| (normalised), computed at the model
+    input size, and w_rest = 1 / (rest * side)^p is an implicit "the world is
+    still" prior (without it one moving point moves the whole image). The
+    defaults were picked on training seeds 100-109, never on evaluation seeds.
+    """
+
+    def __init__(self, side: int = DEFAULT_SIDE, *, edge_weight: float = 20.0, power: float = 2.0,
+                 rest: float = 0.25, cache_entries: int = 256):
+        self.side, self.edge_weight, self.power, self.rest = side, edge_weight, power, rest
+        self._costs: dict[str, np.ndarray] = {}
+        self._dist: dict[tuple, np.ndarray] = {}
+        self._cache_entries = cache_entries
+
+    def set_image(self, rgb: np.ndarray) -> ImageHandle:
+        tf = ImageTransform(rgb.shape[0], rgb.shape[1], self.side)
+        key = image_key(rgb)
+        if key not in self._costs:
+            ih, iw = tf.inner_size
+            small = tf.apply_image(rgb)[:ih, :iw].astype(np.float32) / 255.0
+            grad = np.zeros((ih, iw), np.float32)
+            for c in range(3):
+                gx = cv2.Sobel(small[..., c], cv2.CV_32F, 1, 0, ksize=3)
+                gy = cv2.Sobel(small[..., c], cv2.CV_32F, 0, 1, ksize=3)
+                grad = np.maximum(grad, np.sqrt(gx * gx + gy * gy))
+            grad /= max(float(np.percentile(grad, 99)), 1e-6)
+            if len(self._costs) >= 8:
+                self._costs.clear()
+                self._dist.clear()
+            self._costs[key] = 1.0 + self.edge_weight * np.minimum(grad, 1.0)
+        return ImageHandle(key, rgb.shape[0], rgb.shape[1], self.side)
+
+    def _distance(self, key: str, col: int, row: int) -> np.ndarray:
+        from skimage.graph import MCP_Geometric
+
+        k = (key, col, row)
+        d = self._dist.get(k)
+        if d is None:
+            d, _ = MCP_Geometric(self._costs[key]).find_costs([(row, col)])
+            if len(self._dist) >= self._cache_entries:
+                self._dist.clear()
+            self._dist[k] = d = d.astype(np.float32)
+        return d
+
+    def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
+        tf = handle.transform
+        ih, iw = tf.inner_size
+        w_rest = (self.rest * self.side + 1.0) ** -self.power
+        flows = []
+        for pts in guidance_sets:
+            pts = np.asarray(pts, dtype=np.float64).reshape(-1, 4)
+            xy = tf.apply_points(pts[:, :2])
+            vec = tf.apply_vectors(pts[:, 2:])
+            num = np.zeros((ih, iw, 2), np.float32)
+            den = np.full((ih, iw), w_rest, np.float32)
+            for (x, y), v in zip(xy, vec):
+                c, r = int(np.clip(round(x), 0, iw - 1)), int(np.clip(round(y), 0, ih - 1))
+                w = (self._distance(handle.key, c, r) + 1.0) ** -self.power
+                den += w
+                num += w[..., None] * v.astype(np.float32)
+            model = np.zeros((*tf.model_size, 2), np.float32)
+            model[:ih, :iw] = num / den[..., None]
+            flows.append(tf.unapply_flow(model))
+        return np.stack(flows)
+
+
+def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True) -> Method:
+    prop = _GeodesicProbePropagator()
+
+    def run(rgb, pos, neg):
+        return segment(prop, rgb, pos, neg, threshold=threshold, zoom=zoom).mask
+    return run
+
+
+# -- benchmark --------------------------------------------------------------------
+
+@dataclass
+class MethodResult:
+    name: str
+    per_image: list[list[float]] = field(default_factory=list)  # IoU after each click
+    seconds: float = 0.0
+    max_clicks: int = MAX_CLICKS
+
+    def summary(self) -> dict:
+        runs = self.per_image
+        out = {"images": len(runs), "seconds": round(self.seconds, 1),
+               "clicks": int(sum(len(r) for r in runs))}
+        for t in IOU_THRESHOLDS:
+            out[f"NoC@{round(t * 100)}"] = float(np.mean([noc(r, t, self.max_clicks) for r in runs]))
+        for k in IOU_AT:
+            out[f"IoU@{k}"] = float(np.mean([iou_after(r, k) for r in runs]))
+        return out
+
+    def curve(self) -> list[float]:
+        """Mean IoU after 1..max_clicks clicks (runs that stopped early keep their last IoU)."""
+        return [float(np.mean([iou_after(r, k) for r in self.per_image])) for k in range(1, self.max_clicks + 1)]
+
+
+def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max_clicks: int = MAX_CLICKS,
+             progress: Callable[[str], None] | None = None) -> dict[str, MethodResult]:
+    results = {name: MethodResult(name, max_clicks=max_clicks) for name in methods}
+    for i, comp in enumerate(composites):
+        for name, method in methods.items():
+            t = time.perf_counter()
+            ious = click_ious(method, comp.rgb, comp.mask, max_clicks=max_clicks)
+            res = results[name]
+            res.seconds += time.perf_counter() - t
+            res.per_image.append(ious)
+            if progress:
+                progress(f"[{i + 1}/{len(composites)}] seed {comp.seed} {name}: "
+                         f"{len(ious)} clicks, IoU {ious[-1]:.3f}")
+    return results
+
+
+def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
+        zoom: bool = True, threshold: float = DEFAULT_THRESHOLD, start: int = EVAL_SEED_START,
+        progress: Callable[[str], None] | None = None) -> dict:
+    """Benchmark the engine (if given) and the geodesic baseline; returns a JSON-able dict."""
+    if n_images < 1:
+        raise ValueError("n_images must be at least 1")
+    if max_clicks < max(IOU_AT):
+        raise ValueError(f"max_clicks must be at least {max(IOU_AT)}")
+    methods: dict[str, Method] = {}
+    if engine is not None:
+        methods[f"cmp ({getattr(engine, 'name', 'model')})"] = model_method(engine, threshold=threshold, zoom=zoom)
+    if baseline:
+        methods["geodesic baseline"] = baseline_method(threshold=threshold, zoom=zoom)
+    if not methods:
+        raise ValueError("nothing to evaluate")
+    comps = eval_composites(n_images, start=start)
+    results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
+    return {"protocol": "RITM clicks on synthetic composites", "seeds": [start, start + n_images - 1],
+            "max_clicks": max_clicks, "zoom": zoom, "threshold": threshold,
+            "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
+
+
+def format_table(report: dict) -> str:
+    cols = ["NoC@85", "NoC@90", "IoU@1", "IoU@3", "IoU@5", "images", "seconds"]
+    names = list(report["methods"])
+    width = max(len("method"), *(len(n) for n in names))
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{c:>7}" for c in cols)]
+    for n in names:
+        s = report["methods"][n]
+        cells = [f"{s[c]:7.2f}" if c.startswith("NoC") else f"{s[c]:7.3f}" if c.startswith("IoU")
+                 else f"{s[c]:>7}" for c in cols]
+        lines.append(f"{n:<{width}}  " + "  ".join(cells))
+    lines.append(f"(seeds {report['seeds'][0]}-{report['seeds'][1]}, max {report['max_clicks']} clicks, "
+                 f"zoom {'on' if report['zoom'] else 'off'}, threshold {report['threshold']})")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: str | os.PathLike) -> Path:
+    """mIoU against number of clicks, one line per method, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, s in report["methods"].items():
+        ks = np.arange(1, len(s["curve"]) + 1)
+        ax.plot(ks, s["curve"], marker="o", ms=3, label=f"{name} (NoC@90 {s['NoC@90']:.1f})")
+    for t in IOU_THRESHOLDS:
+        ax.axhline(t, color="grey", lw=0.6, ls="--")
+    ax.set_xlabel("clicks")
+    ax.set_ylabel("mean IoU")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

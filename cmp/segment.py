@@ -1,0 +1,459 @@
+"""Click segmentation with CMP: clicks -> motion probes -> mask, zoom, clean-up, export.
+
+The recipe of the CMP annotation demo: every positive click gets motion
+(+v, 0), (-v, 0), (0, +v), (0, -v) in four guidance sets, every negative
+click gets zero motion in all four; the four sets run as one batch on the
+cached image encoding; the score is the mean |flow| over the four outputs
+and both axes divided by its maximum; the mask is score > threshold. What
+moves with the clicked point is the object.
+
+Everything here works on any *propagator*: an object with
+``set_image(rgb) -> handle`` (handle has ``.transform``, an
+:class:`cmp.geometry.ImageTransform`) and ``propagate_batch(handle, sets)``,
+as :class:`cmp.engine.Engine` does. This module never imports Gradio.
+
+Coordinates are (x, y) = (column, row) in pixels of the caller's image;
+masks are (H, W) bool, row-major, True = object.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from .guidance import MAX_POINTS, GuidanceError
+
+#: Probe motion in model-input pixels (the reference demo's v = 30).
+PROBE_MAGNITUDE = 30.0
+DEFAULT_THRESHOLD = 0.5
+#: Zoom crop side = extent of the clicks times this (the reference demo's 4).
+ZOOM_FACTOR = 4.0
+#: A zoom crop is never smaller than this fraction of the image's short side,
+#: nor than ZOOM_MIN_SIDE pixels: one click has zero extent, and a crop much
+#: tighter than the object would cut it.
+ZOOM_MIN_FRACTION = 0.5
+ZOOM_MIN_SIDE = 64
+#: Clean-up: holes smaller than this fraction of the mask area are filled;
+#: without a positive click inside the mask, islands below it are dropped.
+HOLE_FRACTION = 0.02
+ISLAND_FRACTION = 0.02
+
+
+class Propagator(Protocol):
+    def set_image(self, rgb: np.ndarray) -> Any: ...
+
+    def propagate_batch(self, handle: Any, guidance_sets: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+# -- clicks ---------------------------------------------------------------------
+
+def as_clicks(points: Iterable[Sequence[float]] | None) -> np.ndarray:
+    """Clicks [(x, y), ...] -> (N, 2) float64; raises GuidanceError on malformed input."""
+    if points is None:
+        return np.zeros((0, 2))
+    if isinstance(points, np.ndarray):
+        if points.size and points.shape[-1] != 2:
+            raise GuidanceError(f"clicks need 2 numbers x,y each; got shape {points.shape}")
+        return points.astype(np.float64).reshape(-1, 2)
+    rows = []
+    for p in points:
+        p = list(p)
+        if len(p) != 2:
+            raise GuidanceError(f"a click needs 2 numbers x,y; got {len(p)}")
+        try:
+            rows.append([float(p[0]), float(p[1])])
+        except (TypeError, ValueError):
+            raise GuidanceError(f"a click needs numbers x,y; got {p!r}") from None
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def check_clicks(positive, negative, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate clicks for an image of ``height x width``; returns (P (n, 2), N (m, 2))."""
+    pos, neg = as_clicks(positive), as_clicks(negative)
+    if len(pos) + len(neg) > MAX_POINTS:
+        raise GuidanceError(f"too many clicks ({len(pos) + len(neg)}); the limit is {MAX_POINTS}")
+    for p in (pos, neg):
+        if not np.all(np.isfinite(p)):
+            raise GuidanceError("click coordinates must be finite numbers")
+        bad = (p[:, 0] < -0.5) | (p[:, 1] < -0.5) | (p[:, 0] > width - 0.5) | (p[:, 1] > height - 0.5)
+        if np.any(bad):
+            x, y = p[int(np.argmax(bad))]
+            raise GuidanceError(f"click ({x:g}, {y:g}) lies outside the {width}x{height} image")
+    return pos, neg
+
+
+# -- probes and score -----------------------------------------------------------
+
+def probe_sets(positive: np.ndarray, negative: np.ndarray, vx: float, vy: float) -> list[np.ndarray]:
+    """The 4 guidance sets, each (n + m, 4) = (x, y, dx, dy) in image pixels.
+
+    Positive clicks move by (+vx, 0), (-vx, 0), (0, +vy), (0, -vy); negative
+    clicks are pinned (0, 0) in all four. Negative rows come last, so a negative
+    click on the same model pixel as a positive one wins.
+    """
+    pos, neg = as_clicks(positive), as_clicks(negative)
+    sets = []
+    for dx, dy in ((vx, 0.0), (-vx, 0.0), (0.0, vy), (0.0, -vy)):
+        moving = np.concatenate([pos, np.tile([dx, dy], (len(pos), 1))], axis=1)
+        still = np.concatenate([neg, np.zeros((len(neg), 2))], axis=1)
+        sets.append(np.concatenate([moving, still], axis=0).reshape(-1, 4))
+    return sets
+
+
+def probe_flows(engine: Propagator, handle, positive, negative, v: float = PROBE_MAGNITUDE) -> np.ndarray:
+    """Run the 4 probes as one batch; returns (4, H, W, 2) float32 flow in image pixels.
+
+    ``v`` is in model-input pixels and converted with the handle's transform,
+    so the network sees the same motion whatever the image size.
+    """
+    tf = handle.transform
+    return engine.propagate_batch(handle, probe_sets(positive, negative, v / tf.sx, v / tf.sy))
+
+
+def score_from_flows(flows: np.ndarray) -> np.ndarray:
+    """(G, H, W, 2) probe flows -> (H, W) float32 score in [0, 1] (mean |flow| / its max)."""
+    mag = np.abs(np.asarray(flows, dtype=np.float32)).mean(axis=(0, 3))
+    top = float(mag.max()) if mag.size else 0.0
+    return mag / top if top > 0 else np.zeros_like(mag)
+
+
+def probe_score(engine: Propagator, rgb: np.ndarray, positive, negative, v: float = PROBE_MAGNITUDE) -> np.ndarray:
+    """Score map (H, W) float32 in [0, 1] for clicks on the whole image (no zoom)."""
+    pos, neg = as_clicks(positive), as_clicks(negative)
+    if len(pos) == 0:
+        return np.zeros(rgb.shape[:2], np.float32)
+    handle = engine.set_image(rgb)
+    return score_from_flows(probe_flows(engine, handle, pos, neg, v))
+
+
+# -- zoom -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Box:
+    """Integer pixel box [x0, x1) x [y0, y1) in the full image."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    def crop(self, a: np.ndarray) -> np.ndarray:
+        return a[self.y0:self.y1, self.x0:self.x1]
+
+    def paste(self, part: np.ndarray, height: int, width: int, fill=0) -> np.ndarray:
+        """Place a crop-sized array back into a full (height, width, ...) array."""
+        out = np.full((height, width) + part.shape[2:], fill, dtype=part.dtype)
+        out[self.y0:self.y1, self.x0:self.x1] = part
+        return out
+
+    def to_crop(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) full-image (x, y) -> crop (x, y)."""
+        return np.asarray(xy, dtype=np.float64).reshape(-1, 2) - [self.x0, self.y0]
+
+
+def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOOM_FACTOR,
+             min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE) -> Box | None:
+    """Square crop around the clicks, side = factor x their extent (at least the minimum).
+
+    Centred on the clicks' bounding box and shifted to stay inside the image; a
+    side longer than an image dimension is clipped to that dimension. Returns
+    None when the crop would be the whole image (zoom gains nothing).
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return None
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    extent = float((hi - lo).max())
+    side = max(factor * extent, min_fraction * min(height, width), float(min_side))
+    side = int(np.ceil(side))
+    cx, cy = (lo + hi) / 2.0
+    boxes = []
+    for c, n in ((cx, width), (cy, height)):
+        s = min(side, n)
+        a = int(round(c + 0.5 - s / 2.0))
+        a = min(max(a, 0), n - s)
+        boxes.append((a, a + s))
+    (x0, x1), (y0, y1) = boxes
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return None
+    return Box(x0, y0, x1, y1)
+
+
+# -- clean-up ---------------------------------------------------------------------
+
+def _label_at(labels: np.ndarray, x: float, y: float, radius: int = 2) -> int:
+    """Component label at a click, or the most common one within ``radius`` px (0 = none)."""
+    h, w = labels.shape
+    xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
+    if labels[yi, xi]:
+        return int(labels[yi, xi])
+    win = labels[max(0, yi - radius):yi + radius + 1, max(0, xi - radius):xi + radius + 1]
+    win = win[win > 0]
+    return int(np.bincount(win).argmax()) if win.size else 0
+
+
+def clean_mask(mask: np.ndarray, positive=(), negative=(), *, hole_fraction: float = HOLE_FRACTION,
+               island_fraction: float = ISLAND_FRACTION) -> np.ndarray:
+    """Light clean-up of a (H, W) bool mask; returns a new bool mask.
+
+    - Keep the 8-connected component(s) that contain a positive click (within
+      2 px); if no positive click touches the mask, drop only islands smaller
+      than ``island_fraction`` of the mask area.
+    - Fill holes smaller than ``hole_fraction`` of the mask area, except holes
+      that contain a negative click (the user said that is background).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    pos, neg = as_clicks(positive), as_clicks(negative)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    keep_ids = {_label_at(labels, x, y) for x, y in pos} - {0}
+    if keep_ids:
+        out = np.isin(labels, sorted(keep_ids))
+    else:
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        big = np.flatnonzero(sizes >= island_fraction * mask.sum())
+        big = big[big > 0]
+        out = np.isin(labels, big) if len(big) else mask.copy()
+    # Holes: 4-connected background components not touching the image border.
+    bg_labels, nb = ndimage.label(~out)
+    if nb:
+        sizes = np.bincount(bg_labels.ravel(), minlength=nb + 1)
+        border = np.unique(np.concatenate([bg_labels[0], bg_labels[-1], bg_labels[:, 0], bg_labels[:, -1]]))
+        fill = sizes <= max(1.0, hole_fraction * out.sum())
+        fill[0] = False
+        fill[border] = False
+        h, w = out.shape
+        for x, y in neg:
+            fill[bg_labels[int(np.clip(round(y), 0, h - 1)), int(np.clip(round(x), 0, w - 1))]] = False
+        out = out | fill[bg_labels]
+    return out
+
+
+# -- the whole recipe -------------------------------------------------------------
+
+@dataclass
+class Segmentation:
+    """Result of :func:`segment`: mask (H, W) bool, score (H, W) float32 in [0, 1]
+    (zero outside the zoom box), and the zoom box used (None = whole image)."""
+
+    mask: np.ndarray
+    score: np.ndarray
+    box: Box | None
+
+
+def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
+            threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
+            v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION) -> Segmentation:
+    """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
+
+    positive / negative: [(x, y), ...] in image pixels, in click order.
+    With ``zoom`` the model runs on a square crop around the clicks (resized
+    to the model size by the engine) and the score is pasted back at full
+    resolution; pixels outside the crop are background.
+    """
+    h, w = rgb.shape[:2]
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1 (exclusive); got {threshold}")
+    pos, neg = check_clicks(positive, negative, h, w)
+    if len(pos) == 0:
+        return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
+    box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction) if zoom else None
+    if box is None:
+        score = probe_score(engine, rgb, pos, neg, v)
+    else:
+        sub = probe_score(engine, np.ascontiguousarray(box.crop(rgb)), box.to_crop(pos), box.to_crop(neg), v)
+        score = box.paste(sub, h, w, 0.0)
+    mask = score > threshold
+    if clean:
+        mask = clean_mask(mask, pos, neg)
+    return Segmentation(mask, score, box)
+
+
+# -- several objects --------------------------------------------------------------
+
+def label_map(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Object masks -> (H, W) label map, 0 = background, k = k-th mask (1-based).
+
+    Where masks overlap the later object wins (it was drawn last, on top).
+    uint8 up to 255 objects, else uint16.
+    """
+    if not masks:
+        raise ValueError("no masks given")
+    dtype = np.uint8 if len(masks) <= 255 else np.uint16
+    out = np.zeros(np.asarray(masks[0]).shape, dtype)
+    for k, m in enumerate(masks, start=1):
+        out[np.asarray(m, dtype=bool)] = k
+    return out
+
+
+# -- COCO run-length encoding -----------------------------------------------------
+# Format facts (as pycocotools): the mask is flattened column-major (Fortran
+# order); counts alternate runs of 0 and 1 starting with 0 (a leading 0-length
+# run when the first pixel is 1). The compressed form writes each count, from
+# the third on as the difference to the count two before, in 5-bit groups,
+# least significant first, as chr(48 + group) with 0x20 = "more groups follow"
+# and 0x10 the sign bit of the last group.
+
+def rle_counts(mask: np.ndarray) -> list[int]:
+    """(H, W) bool -> run lengths over the column-major flattening, starting with zeros."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    if flat.size == 0:
+        return []
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    return [0] + runs if flat[0] else runs
+
+
+def counts_to_string(counts: Sequence[int]) -> str:
+    """Compress run lengths to the COCO (pycocotools) counts string."""
+    out = []
+    for i, c in enumerate(counts):
+        x = int(c) - (int(counts[i - 2]) if i > 2 else 0)
+        more = True
+        while more:
+            g = x & 0x1F
+            x >>= 5  # arithmetic shift: negative numbers end at -1
+            more = (x != -1) if (g & 0x10) else (x != 0)
+            out.append(chr(48 + (g | 0x20 if more else g)))
+    return "".join(out)
+
+
+def string_to_counts(s: str) -> list[int]:
+    """Inverse of :func:`counts_to_string`."""
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(s):
+                raise ValueError("truncated RLE counts string")
+            g = ord(s[p]) - 48
+            if not 0 <= g < 64:
+                raise ValueError("invalid character in RLE counts string")
+            x |= (g & 0x1F) << (5 * k)
+            more = bool(g & 0x20)
+            p += 1
+            k += 1
+            if not more and (g & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def rle_encode(mask: np.ndarray, compressed: bool = True) -> dict:
+    """(H, W) bool -> {"size": [H, W], "counts": str (compressed) or list[int]}."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
+    counts = rle_counts(mask)
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])],
+            "counts": counts_to_string(counts) if compressed else counts}
+
+
+def rle_decode(rle: dict) -> np.ndarray:
+    """Inverse of :func:`rle_encode` (either counts form) -> (H, W) bool."""
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if isinstance(counts, str):
+        counts = string_to_counts(counts)
+    counts = np.asarray(counts, dtype=np.int64)
+    if np.any(counts < 0) or counts.sum() != h * w:
+        raise ValueError(f"RLE counts do not describe a {w}x{h} mask")
+    values = np.arange(len(counts)) % 2 == 1
+    flat = np.repeat(values, counts)
+    return flat.reshape((h, w), order="F")
+
+
+def rle_area(rle: dict) -> int:
+    counts = rle["counts"]
+    counts = string_to_counts(counts) if isinstance(counts, str) else list(counts)
+    return int(sum(counts[1::2]))
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """COCO bbox [x, y, width, height] of a bool mask ([0, 0, 0, 0] when empty)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+
+
+def coco_dict(masks: Sequence[np.ndarray], *, file_name: str = "image.png", compressed: bool = True,
+              category: str = "object", image_id: int = 1) -> dict:
+    """COCO-style dataset dict (images, annotations with RLE, categories) for one image."""
+    if not masks:
+        raise ValueError("no masks to export")
+    h, w = np.asarray(masks[0]).shape
+    anns = []
+    for k, m in enumerate(masks, start=1):
+        m = np.asarray(m, dtype=bool)
+        if m.shape != (h, w):
+            raise ValueError("all masks must have the image's size")
+        anns.append({"id": k, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                     "segmentation": rle_encode(m, compressed), "area": int(m.sum()), "bbox": mask_bbox(m)})
+    return {"images": [{"id": image_id, "file_name": file_name, "height": int(h), "width": int(w)}],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": category, "supercategory": category}]}
+
+
+# -- files --------------------------------------------------------------------------
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """(H, W) bool -> 8-bit greyscale PNG bytes, 0 = background, 255 = object."""
+    buf = io.BytesIO()
+    Image.fromarray(np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8), mode="L").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    path = Path(path)
+    path.write_bytes(mask_png(mask))
+    return path
+
+
+def save_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Label map -> PNG (8-bit for uint8 labels, 16-bit otherwise); pixel value = object id."""
+    path = Path(path)
+    labels = np.asarray(labels)
+    im = Image.fromarray(labels.astype(np.uint8), mode="L") if labels.dtype == np.uint8 \
+        else Image.fromarray(labels.astype(np.uint16))
+    im.save(path, "PNG")
+    return path
+
+
+def export_objects(out_dir: str | os.PathLike, masks: Sequence[np.ndarray], *, stem: str = "image",
+                   file_name: str | None = None) -> list[Path]:
+    """Write ``{stem}_object{k}.png`` (0/255) per object, ``{stem}_labels.png`` and
+    ``{stem}_coco.json`` (compressed RLE) into ``out_dir``; returns the paths."""
+    if not masks:
+        raise ValueError("no objects to export yet")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [save_mask_png(out / f"{stem}_object{k}.png", m) for k, m in enumerate(masks, start=1)]
+    paths.append(save_label_png(out / f"{stem}_labels.png", label_map(masks)))
+    coco = coco_dict(masks, file_name=file_name or f"{stem}.png")
+    p = out / f"{stem}_coco.json"
+    p.write_text(json.dumps(coco))
+    paths.append(p)
+    return paths

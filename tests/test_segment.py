@@ -1,0 +1,345 @@
+"""Click segmentation: probes, zoom, clean-up, RLE/COCO export, CLI and the eval command."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cmp.cli import main as cli_main
+from cmp.device import Runtime
+from cmp.engine import Engine, ImageHandle
+from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
+from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
+from cmp.guidance import GuidanceError
+from cmp.model import build_cmp
+from cmp.model.config import TINY
+from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_string, export_objects,
+                         label_map, probe_flows, probe_sets, rle_counts, rle_decode, rle_encode,
+                         score_from_flows, segment, string_to_counts, zoom_box)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import torch
+
+    torch.manual_seed(0)
+    return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny")
+
+
+def _rgb(h=48, w=72, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+class BrightnessPropagator:
+    """Fake engine: every probe's flow is the red channel of the image it was given.
+
+    The score is then red / max(red) over whatever image (crop) the engine saw,
+    which makes the zoom crop and its paste-back observable pixel by pixel.
+    """
+
+    def __init__(self, side=64):
+        self.side, self.images, self.sets = side, [], []
+
+    def set_image(self, rgb):
+        self.images.append(rgb.copy())
+        return ImageHandle(str(len(self.images) - 1), rgb.shape[0], rgb.shape[1], self.side)
+
+    def propagate_batch(self, handle, sets):
+        self.sets.append([np.array(s) for s in sets])
+        red = self.images[int(handle.key)][..., 0].astype(np.float32)
+        return np.stack([np.stack([red, np.zeros_like(red)], -1)] * len(sets))
+
+
+# -- probes -------------------------------------------------------------------------
+
+def test_probes_batched_equal_separate_calls(engine):
+    rgb = _rgb()
+    h = engine.set_image(rgb)
+    pos, neg = [(10, 12), (30, 20)], [(60, 40)]
+    batched = probe_flows(engine, h, pos, neg)
+    tf = h.transform
+    sets = probe_sets(pos, neg, PROBE_MAGNITUDE / tf.sx, PROBE_MAGNITUDE / tf.sy)
+    separate = np.stack([engine.propagate_batch(h, [s])[0] for s in sets])
+    assert batched.shape == (4, 48, 72, 2)
+    np.testing.assert_allclose(batched, separate, atol=1e-4)
+    score = score_from_flows(batched)
+    assert score.shape == (48, 72) and score.min() >= 0 and score.max() == pytest.approx(1.0)
+
+
+def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
+    prop = BrightnessPropagator(side=64)
+    rgb = _rgb(100, 200)
+    segment(prop, rgb, [(20, 30)], [(150, 80)], zoom=False)
+    sets = prop.sets[-1]
+    tf = ImageHandle("0", 100, 200, 64).transform
+    motions = [tuple(np.round(tf.apply_vectors(s[:1, 2:])[0], 6)) for s in sets]
+    v = PROBE_MAGNITUDE
+    assert motions == [(v, 0.0), (-v, 0.0), (0.0, v), (0.0, -v)]
+    for s in sets:  # the negative click is present in every set with zero motion
+        assert s.shape == (2, 4)
+        np.testing.assert_array_equal(s[1], [150, 80, 0, 0])
+
+
+def test_no_positive_click_gives_empty_mask(engine):
+    res = segment(engine, _rgb(), [], [(5, 5)])
+    assert not res.mask.any()
+
+
+def test_bad_clicks_raise_one_line_errors(engine):
+    with pytest.raises(GuidanceError, match="outside"):
+        segment(engine, _rgb(), [(500, 5)])
+    with pytest.raises(GuidanceError):
+        segment(engine, _rgb(), [(1, 2, 3)])
+    with pytest.raises(ValueError, match="threshold"):
+        segment(engine, _rgb(), [(5, 5)], threshold=1.5)
+
+
+# -- zoom -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("clicks", [[(100, 80)], [(90, 70), (115, 95)], [(3, 2)], [(297, 197), (280, 190)]])
+def test_zoom_box_is_a_square_inside_the_image_around_the_clicks(clicks):
+    h, w = 200, 300
+    box = zoom_box(np.array(clicks, float), h, w)
+    assert box is not None
+    assert 0 <= box.x0 < box.x1 <= w and 0 <= box.y0 < box.y1 <= h
+    assert box.width == box.height
+    pts = np.array(clicks)
+    assert np.all((pts[:, 0] >= box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] < box.y1))
+    extent = (pts.max(0) - pts.min(0)).max()
+    assert box.width >= 4 * extent and box.width >= 0.5 * min(h, w)
+
+
+def test_zoom_box_is_none_when_the_crop_would_be_the_whole_image():
+    assert zoom_box(np.array([[5, 5], [290, 190]], float), 200, 300) is None
+
+
+def test_zoom_maps_back_exactly():
+    h, w = 240, 320
+    rgb = np.full((h, w, 3), 20, np.uint8)
+    rgb[101:117, 143:162, 0] = 120          # the object, at odd offsets
+    rgb[5:40, 5:40, 0] = 255                # brighter than the object, far from the clicks
+    prop = BrightnessPropagator()
+    res = segment(prop, rgb, [(150, 108)], [(170, 125)], zoom=True, clean=False)
+    box = res.box
+    assert box is not None and box.x0 > 40 and box.y0 > 40  # the bright corner is outside the crop
+    crop = prop.images[-1]
+    np.testing.assert_array_equal(crop, rgb[box.y0:box.y1, box.x0:box.x1])
+    # Clicks were shifted into crop coordinates.
+    np.testing.assert_array_equal(prop.sets[-1][0][:, :2], [[150 - box.x0, 108 - box.y0], [170 - box.x0, 125 - box.y0]])
+    expected = np.zeros((h, w), bool)
+    expected[101:117, 143:162] = True
+    np.testing.assert_array_equal(res.mask, expected)
+    assert np.all(res.score[:box.y0] == 0) and np.all(res.score[:, :box.x0] == 0)
+    # Without zoom the brighter corner dominates the normalisation and the object is lost.
+    full = segment(prop, rgb, [(150, 108)], zoom=False, clean=False)
+    assert full.box is None and full.mask[10, 10] and not full.mask[108, 150]
+
+
+def test_zoom_with_real_engine_keeps_full_resolution(engine):
+    rgb = _rgb(90, 130)
+    res = segment(engine, rgb, [(60, 40)], [(70, 45)], zoom=True)
+    assert res.mask.shape == (90, 130) and res.score.shape == (90, 130)
+    assert res.box is not None
+    outside = np.ones((90, 130), bool)
+    outside[res.box.y0:res.box.y1, res.box.x0:res.box.x1] = False
+    assert not res.mask[outside].any()
+
+
+# -- clean-up -------------------------------------------------------------------------
+
+def test_clean_keeps_the_clicked_component_and_fills_small_holes():
+    m = np.zeros((60, 60), bool)
+    m[10:40, 10:40] = True
+    m[20:22, 20:22] = False      # small hole: filled
+    m[50:55, 50:55] = True       # island away from the click: dropped
+    out = clean_mask(m, positive=[(15, 15)])
+    expected = np.zeros((60, 60), bool)
+    expected[10:40, 10:40] = True
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_clean_keeps_holes_with_negative_clicks_and_large_holes():
+    m = np.zeros((80, 80), bool)
+    m[5:75, 5:75] = True
+    m[10:12, 10:12] = False       # small hole with a negative click: stays open
+    m[30:50, 30:50] = False       # large hole: stays open
+    out = clean_mask(m, positive=[(20, 20)], negative=[(10, 10)])
+    np.testing.assert_array_equal(out, m)
+
+
+def test_clean_without_a_positive_click_inside_drops_only_small_islands():
+    m = np.zeros((60, 60), bool)
+    m[5:30, 5:30] = True
+    m[50:52, 50:52] = True
+    out = clean_mask(m, positive=[(45, 10)])
+    assert out[10, 10] and not out[50, 50]
+    assert not clean_mask(np.zeros((5, 5), bool), positive=[(1, 1)]).any()
+
+
+# -- several objects, RLE, COCO -----------------------------------------------------------
+
+def test_label_map_later_objects_win():
+    a = np.zeros((4, 5), bool)
+    a[:, :3] = True
+    b = np.zeros((4, 5), bool)
+    b[:, 2:] = True
+    lab = label_map([a, b])
+    assert lab.dtype == np.uint8
+    np.testing.assert_array_equal(lab[0], [1, 1, 2, 2, 2])
+
+
+def test_rle_is_column_major_starting_with_zeros():
+    m = np.zeros((2, 2), bool)
+    m[0, 1] = True                 # column-major index 2
+    assert rle_counts(m) == [2, 1, 1]
+    m = np.ones((2, 3), bool)
+    assert rle_counts(m) == [0, 6]
+    assert rle_counts(np.zeros((3, 3), bool)) == [9]
+
+
+def test_rle_string_encoding_matches_hand_worked_example():
+    # 5 -> '5', 3 -> '3', 10 -> ':' (48 + 10), 2 is stored as 2 - 3 = -1 -> one group 31 -> 'O'
+    assert counts_to_string([5, 3, 10, 2]) == "53:O"
+    assert string_to_counts("53:O") == [5, 3, 10, 2]
+    big = [70000, 1, 123456, 99999]
+    assert string_to_counts(counts_to_string(big)) == big
+
+
+def test_rle_round_trip_random_masks():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        h, w = rng.integers(1, 40, 2)
+        m = rng.random((h, w)) < rng.random()
+        for compressed in (True, False):
+            r = rle_encode(m, compressed)
+            assert r["size"] == [h, w]
+            assert isinstance(r["counts"], str if compressed else list)
+            np.testing.assert_array_equal(rle_decode(json.loads(json.dumps(r))), m)
+    with pytest.raises(ValueError):
+        rle_decode({"size": [2, 2], "counts": [1, 1]})
+
+
+def test_coco_dict_and_exported_files(tmp_path):
+    a = np.zeros((30, 40), bool)
+    a[3:10, 5:20] = True
+    b = np.zeros((30, 40), bool)
+    b[15:25, 22:39] = True
+    coco = coco_dict([a, b], file_name="x.png")
+    assert coco["images"][0] == {"id": 1, "file_name": "x.png", "height": 30, "width": 40}
+    ann = coco["annotations"]
+    assert [x["area"] for x in ann] == [int(a.sum()), int(b.sum())]
+    assert ann[0]["bbox"] == [5.0, 3.0, 15.0, 7.0]
+    np.testing.assert_array_equal(rle_decode(ann[1]["segmentation"]), b)
+
+    paths = export_objects(tmp_path, [a, b], stem="x")
+    names = sorted(p.name for p in paths)
+    assert names == ["x_coco.json", "x_labels.png", "x_object1.png", "x_object2.png"]
+    m1 = np.asarray(Image.open(tmp_path / "x_object1.png"))
+    assert m1.dtype == np.uint8 and set(np.unique(m1)) == {0, 255}
+    np.testing.assert_array_equal(m1 == 255, a)
+    lab = np.asarray(Image.open(tmp_path / "x_labels.png"))
+    np.testing.assert_array_equal(lab, label_map([a, b]))
+    assert json.loads((tmp_path / "x_coco.json").read_text())["annotations"][0]["area"] == int(a.sum())
+
+
+# -- evaluation protocol -------------------------------------------------------------------
+
+def test_next_click_follows_the_ritm_rule():
+    gt = np.zeros((50, 50), bool)
+    gt[10:31, 10:31] = True
+    x, y, pos = next_click(gt, np.zeros_like(gt))
+    assert pos and (x, y) == (20, 20)
+    pred = gt.copy()
+    pred[40:50, 0:50] = True       # a thick false band, deeper than any miss
+    pred[10:12, 10:31] = False     # a thin miss
+    x, y, pos = next_click(gt, pred)
+    assert not pos and not gt[y, x] and pred[y, x]
+    assert next_click(gt, gt) is None
+
+
+def test_noc_and_iou_after():
+    ious = [0.5, 0.86, 0.8, 0.91]
+    assert noc(ious, 0.85, 20) == 2 and noc(ious, 0.90, 20) == 4 and noc(ious, 0.95, 20) == 20
+    assert iou_after(ious, 3) == 0.8 and iou_after(ious, 10) == 0.91
+    assert iou(np.ones((2, 2), bool), np.zeros((2, 2), bool)) == 0.0
+
+
+def test_click_simulation_with_an_oracle_reaches_iou_one():
+    comp = make_composite(EVAL_SEED_START)
+    ious = click_ious(lambda rgb, p, n: comp.mask, comp.rgb, comp.mask)
+    assert ious[0] == 1.0
+
+
+def test_composites_are_deterministic_and_held_out():
+    a, b = make_composite(EVAL_SEED_START + 3), make_composite(EVAL_SEED_START + 3)
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert a.background != a.source
+    assert 0.005 < a.mask.mean() < 0.3
+    assert not np.array_equal(make_composite(EVAL_SEED_START + 4).mask, a.mask)
+    with pytest.raises(ValueError):
+        eval_composites(2, start=5)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import torch
+
+    from cmp.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(build_cmp(TINY), tmp_path_factory.mktemp("ck") / "tiny.safetensors")
+
+
+def _cli(*args):
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "cmp", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_checkpoint):
+    img = tmp_path / "in.png"
+    Image.fromarray(_rgb(70, 110)).save(img)
+    out, coco = tmp_path / "mask.png", tmp_path / "mask.json"
+    r = _cli("segment", "--image", img, "--positive", "50,30", "--positive", "55,40", "--negative", "100,60",
+             "--checkpoint", tiny_checkpoint, "--device", "cpu", "--precision", "fp32", "--out", out, "--coco", coco)
+    assert r.returncode == 0, r.stderr
+    m = np.asarray(Image.open(out))
+    assert m.shape == (70, 110) and set(np.unique(m)) <= {0, 255}
+    ann = json.loads(coco.read_text())["annotations"][0]
+    np.testing.assert_array_equal(rle_decode(ann["segmentation"]), m == 255)
+
+
+
+@pytest.mark.parametrize("click, message", [("500,30", "outside"), ("5;30", "X,Y")])
+def test_cli_segment_bad_click_is_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, click, message):
+    img = tmp_path / "in.png"
+    Image.fromarray(_rgb(70, 110)).save(img)
+    code = cli_main(["segment", "--image", str(img), "--positive", click, "--checkpoint", str(tiny_checkpoint),
+                     "--out", str(tmp_path / "m.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
+    code = cli_main(["eval", "segmentation", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                     "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["seeds"] == [EVAL_SEED_START, EVAL_SEED_START]
+    assert len(rep["methods"]) == 2
+    for s in rep["methods"].values():
+        assert 1 <= s["NoC@85"] <= 5 and 1 <= s["NoC@90"] <= 5
+        assert 0.0 <= s["IoU@1"] <= 1.0 and len(s["curve"]) == 5

@@ -1,0 +1,138 @@
+"""Segment page: the public /segment_mask endpoint through gradio_client, and the page's state helpers."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cmp.segment import rle_decode, rle_encode  # noqa: E402
+from demos import segment as page  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory):
+    from skimage import data
+
+    p = tmp_path_factory.mktemp("seg") / "cat.png"
+    Image.fromarray(data.chelsea()).resize((150, 100), Image.Resampling.LANCZOS).save(p)
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def client(image_path):
+    import torch
+    from gradio_client import Client
+
+    import app
+    from cmp.device import Runtime
+    from cmp.engine import Engine
+    from cmp.model import build_cmp
+    from cmp.model.config import TINY
+    from demos.common import Context
+
+    torch.manual_seed(0)
+    engine = Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny-test")
+    demo = app.build_app(Context(engine=engine, examples=[image_path]))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
+def _call(client, image_path, pts, threshold=0.5, zoom=True):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(image_path), pts if isinstance(pts, str) else json.dumps(pts),
+                          threshold, zoom, api_name="/segment_mask")
+
+
+@pytest.mark.parametrize("zoom", [True, False])
+def test_segment_mask_endpoint_returns_binary_mask_and_coco(client, image_path, zoom):
+    png, coco = _call(client, image_path, {"positive": [[60, 40], [70, 45]], "negative": [[140, 90]]}, zoom=zoom)
+    m = np.asarray(Image.open(png))
+    assert m.shape == (100, 150) and set(np.unique(m)) <= {0, 255}
+    assert coco["images"][0]["width"] == 150 and coco["images"][0]["height"] == 100
+    ann = coco["annotations"][0]
+    np.testing.assert_array_equal(rle_decode(ann["segmentation"]), m == 255)
+    assert ann["area"] == int((m == 255).sum())
+
+
+@pytest.mark.parametrize("pts, message", [
+    ("{not json", "valid JSON"),
+    ({"positive": [[500, 20]]}, "outside"),
+    ({"negative": [[5, 5]]}, "positive"),
+    ({"positive": [[1, 2, 3]]}, "[x, y]"),
+    ({"pos": [[1, 2]]}, "unknown keys"),
+])
+def test_segment_mask_bad_input_is_a_one_line_error(client, image_path, pts, message):
+    with pytest.raises(Exception) as info:
+        _call(client, image_path, pts)
+    text = str(info.value)
+    assert message in text and "Traceback" not in text and "\n" not in text.strip()
+
+
+def test_segment_mask_rejects_bad_threshold(client, image_path):
+    with pytest.raises(Exception, match="threshold|maximum"):
+        _call(client, image_path, {"positive": [[60, 40]]}, threshold=1.0)
+
+
+# -- page state helpers (no server) -------------------------------------------------
+
+def _mask(h, w, x0, x1):
+    m = np.zeros((h, w), bool)
+    m[:, x0:x1] = True
+    return rle_encode(m)["counts"]
+
+
+def test_state_click_next_object_undo_clear_cycle():
+    st = page.new_state((10, 20))
+    st = page.add_click(st, 3, 4, True)
+    st = page.add_click(st, 15, 5, False)
+    assert page.split_clicks(st["clicks"]) == ([[3.0, 4.0]], [[15.0, 5.0]])
+    with pytest.raises(ValueError):
+        page.finish_object(st)  # no mask computed yet
+    st = {**st, "mask": _mask(10, 20, 0, 5)}
+    st = page.finish_object(st)
+    assert st["clicks"] == [] and st["mask"] is None and len(st["objects"]) == 1
+    st = page.add_click(st, 12, 2, True)
+    st = {**st, "mask": _mask(10, 20, 10, 14)}
+    masks = page.all_masks(st)
+    assert len(masks) == 2 and masks[0][:, :5].all() and masks[1][:, 10:14].all()
+    st = page.undo(st)                      # drops the click and the stale mask
+    assert st["clicks"] == [] and st["mask"] is None
+    st = page.undo(st)                      # reopens the finished object
+    assert len(st["objects"]) == 0 and len(st["clicks"]) == 2 and st["mask"] == _mask(10, 20, 0, 5)
+    assert page.undo(page.new_state((10, 20))) == page.new_state((10, 20))
+    json.loads(json.dumps(st))              # state stays plain, deep-copyable JSON
+
+
+def test_render_draws_objects_mask_and_clicks_without_touching_the_image():
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    st = {**page.new_state((40, 60)), "clicks": [[10, 10, 1], [50, 30, 0]], "mask": _mask(40, 60, 0, 20),
+          "objects": [{"clicks": [], "mask": _mask(40, 60, 40, 60)}]}
+    out = page.render(rgb, st)
+    assert out.shape == rgb.shape and np.all(rgb == 100)
+    assert not np.array_equal(out[20, 30], out[20, 5])  # current mask tinted, background not
+    assert not np.array_equal(out[5, 45], out[20, 5])   # finished object in another colour
+    assert out[10, 10, 1] > out[10, 10, 0]              # green positive marker
+    assert out[30, 50, 0] > out[30, 50, 1]              # red negative marker
+
+
+def test_parse_points_and_round_trip():
+    pos, neg = page.parse_points(page.points_json([[1, 2, 1], [3.5, 4, 0]]))
+    assert pos == [[1.0, 2.0]] and neg == [[3.5, 4.0]]
+    with pytest.raises(ValueError):
+        page.parse_points("[]")
