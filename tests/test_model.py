@@ -144,3 +144,25 @@ def test_split_forward_equals_whole_network(name):
     tol = 2 * float((whole.double() - truth).abs().max()) + 1e-7
     torch.testing.assert_close(split.double(), truth, atol=tol, rtol=0)
     assert (truth[0] - truth[1]).abs().max() > 100 * tol  # guidance changes the answer
+
+
+def test_guidance_survives_bf16_autocast():
+    """Regression: under bf16 autocast the sparse encoder's BatchNorm (statistics of an
+    almost-all-zero map) rounded the guidance away; it must run in fp32 and the
+    guidance must change the answer about as much as in fp32."""
+    from cmp.model import TINY
+
+    m = randomised(TINY)
+    img = normalize_image(torch.rand(1, 3, 64, 96) * 255)
+    sparse = torch.zeros(2, 4, 64, 96)
+    sparse[1, :, 30, 40] = torch.tensor([12.0, -7.0, 1.0, 1.0])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        code = m.sparse_code(sparse)
+        low = m(img.expand(2, -1, -1, -1), sparse).float()
+    with torch.no_grad():
+        ref = m(img.expand(2, -1, -1, -1), sparse)
+    assert code.dtype == torch.float32
+    effect_ref = (ref[1] - ref[0]).abs().max()
+    effect_low = (low[1] - low[0]).abs().max()
+    assert effect_ref > 0.1
+    assert abs(float(effect_low - effect_ref)) < 0.2 * float(effect_ref)
