@@ -1,4 +1,4 @@
-"""Invariants of the Gallery's pretext-task generators (cmp/proxy_tasks.py)."""
+"""Invariants of the Gallery's pretext-task generators (cmp/proxy_tasks/)."""
 from __future__ import annotations
 
 import json
