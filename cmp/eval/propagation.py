@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
 from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 
@@ -155,8 +156,6 @@ def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndar
     valid (H, W) bool: the forward vector lands inside the image and the
     backward flow there brings it back, |f + b|^2 < 0.01 (|f|^2 + |b|^2) + 0.5.
     """
-    from ..train.video import dis_flow, fb_consistency  # the one DIS teacher, shared with training
-
     fw, bw = dis_flow(frame1, frame2), dis_flow(frame2, frame1)
     return fw, fb_consistency(fw, bw)
 
@@ -293,12 +292,6 @@ def sample_points(pair: Pair, n: int, sampling: str, rng: np.random.Generator) -
     return np.concatenate([np.stack([xs, ys], 1).astype(np.float64), vec], axis=1).reshape(-1, 4)
 
 
-def epe(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
-    """Mean end-point error over valid pixels, in pixels."""
-    d = pred[valid].astype(np.float64) - gt[valid].astype(np.float64)
-    return float(np.sqrt((d * d).sum(-1)).mean())
-
-
 # -- methods ----------------------------------------------------------------
 
 #: A method binds to one image and returns a predictor: G guidance sets
@@ -377,7 +370,7 @@ def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points:
                 sets = [order[:n] for n in points]
                 for m, predict in predictors.items():
                     flows = predict(sets)
-                    total[sampling][m] += [epe(f, pair.flow, pair.valid) for f in flows]
+                    total[sampling][m] += [endpoint_error(f, pair.flow, pair.valid) for f in flows]
             count += 1
     return {s: {m: (v / max(count, 1)).round(4).tolist() for m, v in per.items()} for s, per in total.items()}
 

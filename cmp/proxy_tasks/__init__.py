@@ -20,7 +20,7 @@ from .base import (DIFFICULTIES, MAX_SEED, MIN_IMAGE_SIDE, SQUARE, WORK_SIDE, Pr
 from .frames import FRAME_PAIR, FRAMES_DIR, OTHER_IMAGE, example_paths, load_frame_pair, load_other_image
 from .image_tasks import (COLORIZATION, INPAINTING, INSTANCE, ROTATION, VIEW_SIDE, colorization, inpainting,
                           instance_discrimination, lab_to_rgb, rgb_to_lab, rotation)
-from .motion_tasks import (GUIDANCE, MOTION_FACTOR, dense_flow, endpoint_error, motion_mask, motion_prediction,
+from .motion_tasks import (GUIDANCE, MOTION_FACTOR, dense_flow, motion_mask, motion_prediction,
                            motion_propagation, moving_segmentation)
 from .patch_tasks import JIGSAW, JIGSAW_COLOUR, NEIGHBOURS, RELATIVE, jigsaw, permutation_set, relative_patch
 from .registry import TASKS, TaskSpec, generate
@@ -29,7 +29,7 @@ __all__ = [
     "COLORIZATION", "DIFFICULTIES", "FRAMES_DIR", "FRAME_PAIR", "GUIDANCE", "INPAINTING", "INSTANCE", "JIGSAW",
     "JIGSAW_COLOUR", "MAX_SEED", "MIN_IMAGE_SIDE", "MOTION_FACTOR", "NEIGHBOURS", "OTHER_IMAGE", "RELATIVE",
     "ROTATION", "SQUARE", "TASKS", "VIEW_SIDE", "WORK_SIDE", "ProxyTask", "TaskSpec", "caption",
-    "check_difficulty", "check_image", "check_seed", "colorization", "dense_flow", "endpoint_error",
+    "check_difficulty", "check_image", "check_seed", "colorization", "dense_flow",
     "example_paths", "fit_image", "generate", "inpainting", "instance_discrimination", "jigsaw", "lab_to_rgb",
     "load_frame_pair", "load_other_image", "motion_mask", "motion_prediction", "motion_propagation",
     "moving_segmentation", "permutation_set", "relative_patch", "rgb_to_lab", "rotation", "square_image",

@@ -10,7 +10,7 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
-from ..flow import flow_to_color
+from ..flow import dis_flow, endpoint_error, flow_to_color
 from ..guidance import sample_guidance
 from .base import ProxyTask, block_reduce, caption, check_difficulty, check_image, check_seed, hstack, resize, task_rng
 from .frames import load_frame_pair
@@ -38,8 +38,8 @@ _flow_lock = threading.Lock()
 def dense_flow(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
     """Optical flow frame0 -> frame1 by OpenCV DIS (medium preset): (H, W, 2) float32 px, (dx, dy).
 
-    The role of the "off-the-shelf flow method" that makes CMP's training targets.
-    Results for the last few pairs are kept (flow is deterministic, the pair rarely changes).
+    :func:`cmp.flow.dis_flow` with input checks. Results for the last few pairs are
+    kept (flow is deterministic, the pair rarely changes).
     """
     frame0, frame1 = check_image(frame0), check_image(frame1)
     if frame0.shape != frame1.shape:
@@ -49,9 +49,7 @@ def dense_flow(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
         if key in _flow_cache:
             _flow_cache.move_to_end(key)
             return _flow_cache[key].copy()
-    g0, g1 = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frame0, frame1))
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(g0, g1, None).astype(np.float32)
+    flow = dis_flow(frame0, frame1)
     with _flow_lock:
         _flow_cache[key] = flow
         while len(_flow_cache) > 4:
@@ -160,11 +158,6 @@ def _draw_guidance(img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, float]
         cv2.arrowedLine(out, p0, p1, (0, 0, 0), 4, cv2.LINE_AA, tipLength=0.3)
         cv2.arrowedLine(out, p0, p1, (255, 230, 0), 2, cv2.LINE_AA, tipLength=0.3)
     return out, scale
-
-
-def endpoint_error(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean end-point error: mean over pixels of |pred - target| (px)."""
-    return float(np.mean(np.hypot(pred[..., 0] - target[..., 0], pred[..., 1] - target[..., 1])))
 
 
 def motion_propagation(frames=None, difficulty: str = "normal", seed: int = 0, *,

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..flow import dis_flow, fb_consistency
+
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -87,30 +89,6 @@ def shot_cuts(frames: np.ndarray, thresh: float = 0.5) -> np.ndarray:
             cuts[t] = cv2.compareHist(prev, hist, cv2.HISTCMP_BHATTACHARYYA) > thresh
         prev = hist
     return cuts
-
-
-_DIS = None
-
-
-def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DIS optical flow (medium preset) from RGB frame a to b: (H, W, 2) float32, (dx, dy)."""
-    global _DIS
-    if _DIS is None:
-        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    return _DIS.calc(ga, gb, None).astype(np.float32)
-
-
-def fb_consistency(fw: np.ndarray, bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
-    """True where following fw then bw returns near the start (standard occlusion test)."""
-    h, w = fw.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    bw_at = cv2.remap(bw, gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                      borderValue=np.nan)
-    diff = np.sum((fw + bw_at) ** 2, axis=2)
-    mag = np.sum(fw ** 2, axis=2) + np.sum(np.nan_to_num(bw_at) ** 2, axis=2)
-    inside = np.isfinite(bw_at).all(axis=2)
-    return inside & (diff < alpha * mag + beta)
 
 
 @dataclass
