@@ -6,11 +6,14 @@ consistency mask (True = trusted).
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -21,28 +24,40 @@ VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
+@contextlib.contextmanager
+def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
+    """An OpenCV capture of a video file, plain or ``.gz``-compressed (unpacked to a temporary
+    copy). Released, and the copy deleted, on exit. ``isOpened()`` is False when OpenCV
+    cannot decode the file."""
+    path = Path(path)
+    tmp = None
+    try:
+        if path.suffix == ".gz":
+            fd, tmp = tempfile.mkstemp(suffix=Path(path.stem).suffix)
+            with os.fdopen(fd, "wb") as dst, gzip.open(path, "rb") as src:
+                shutil.copyfileobj(src, dst)
+        # Some sample clips carry harmless H.264 stream warnings that FFmpeg would print per frame.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        cap = cv2.VideoCapture(str(tmp or path))
+        try:
+            yield cap
+        finally:
+            cap.release()
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -> np.ndarray:
     """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``."""
     path = Path(path)
-    tmp = None
-    if path.suffix == ".gz":
-        tmp = tempfile.NamedTemporaryFile(suffix=Path(path.stem).suffix, delete=False)
-        with gzip.open(path, "rb") as f:
-            shutil.copyfileobj(f, tmp)
-        tmp.close()
-        path = Path(tmp.name)
-    try:
-        cap = cv2.VideoCapture(str(path))
-        frames = []
+    frames = []
+    with open_video(path) as cap:
         while len(frames) < max_frames:
             ok, bgr = cap.read()
             if not ok:
                 break
             frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side))
-        cap.release()
-    finally:
-        if tmp is not None:
-            Path(tmp.name).unlink(missing_ok=True)
     if not frames:
         raise ValueError(f"no frames could be read from {path.name}")
     return np.stack(frames)
