@@ -325,8 +325,11 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
 def test_cli_segment_bad_click_is_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, click, message):
     img = tmp_path / "in.png"
     Image.fromarray(_rgb(70, 110)).save(img)
-    code = cli_main(["segment", "--image", str(img), "--positive", click, "--checkpoint", str(tiny_checkpoint),
-                     "--out", str(tmp_path / "m.png")])
+    try:
+        code = cli_main(["segment", "--image", str(img), "--positive", click, "--checkpoint", str(tiny_checkpoint),
+                         "--out", str(tmp_path / "m.png")])
+    except SystemExit as exc:  # a malformed click is an argparse usage error
+        code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "m.png").exists()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
+from .options import add_model_flags, output_path
 
 DEFAULT_PLOT = Path("checkpoints/eval/propagation.png")
 
@@ -27,14 +28,6 @@ def _csv(kind, choices=None):
                 raise argparse.ArgumentTypeError(f"unknown {', '.join(map(str, bad))}; choose from {', '.join(choices)}")
         return out
     return parse
-
-
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """Flags shared by tasks that run a checkpoint."""
-    p.add_argument("--checkpoint", default=None,
-                   help="registry name or file path (default: the embedded default model)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    p.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (default auto)")
 
 
 def register(subparsers) -> None:
@@ -160,8 +153,8 @@ def run_segmentation(args) -> int:
         raise CLIError(f"--max-clicks must be at least {max(S.IOU_AT)}")
     if not 0.0 < args.threshold < 1.0:
         raise CLIError("--threshold must be between 0 and 1 (exclusive)")
-    if args.plot and not Path(args.plot).parent.is_dir():
-        raise CLIError(f"output folder {Path(args.plot).parent} does not exist")
+    if args.plot:
+        output_path(args.plot, flag="--plot")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
