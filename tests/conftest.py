@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random engine, small sample images, the app launched once.
+"""Shared fixtures: a tiny random engine, small sample images, the app launched once and a client on it.
 
 The app fixture launches ``app.build_app`` in-process on a free local port
 (``prevent_thread_lock=True``) so API and browser tests share one server.
@@ -74,3 +74,11 @@ def launched_app(tiny_engine, sample_images):
 @pytest.fixture(scope="session")
 def app_url(launched_app) -> str:
     return launched_app[1]
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    """A ``gradio_client.Client`` on the launched app."""
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

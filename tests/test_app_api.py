@@ -17,13 +17,6 @@ from conftest import TEST_MAX_SIDE
 ARROWS = {"arrows": [[60, 40, 12, -4]], "pins": [[10, 10]]}
 
 
-@pytest.fixture(scope="module")
-def client(app_url):
-    from gradio_client import Client
-
-    return Client(app_url, verbose=False)
-
-
 def _read_flo(path):
     with open(path, "rb") as f:
         assert f.read(4) == b"PIEH"

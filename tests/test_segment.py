@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from cmp.cli import main as cli_main
-from cmp.device import Runtime
-from cmp.engine import Engine, ImageHandle
+from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
@@ -24,14 +23,6 @@ from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_strin
                          score_from_flows, segment, string_to_counts, zoom_box)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    import torch
-
-    torch.manual_seed(0)
-    return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny")
 
 
 def _rgb(h=48, w=72, seed=0):
@@ -60,14 +51,14 @@ class BrightnessPropagator:
 
 # -- probes -------------------------------------------------------------------------
 
-def test_probes_batched_equal_separate_calls(engine):
+def test_probes_batched_equal_separate_calls(tiny_engine):
     rgb = _rgb()
-    h = engine.set_image(rgb)
+    h = tiny_engine.set_image(rgb)
     pos, neg = [(10, 12), (30, 20)], [(60, 40)]
-    batched = probe_flows(engine, h, pos, neg)
+    batched = probe_flows(tiny_engine, h, pos, neg)
     tf = h.transform
     sets = probe_sets(pos, neg, PROBE_MAGNITUDE / tf.sx, PROBE_MAGNITUDE / tf.sy)
-    separate = np.stack([engine.propagate_batch(h, [s])[0] for s in sets])
+    separate = np.stack([tiny_engine.propagate_batch(h, [s])[0] for s in sets])
     assert batched.shape == (4, 48, 72, 2)
     np.testing.assert_allclose(batched, separate, atol=1e-4)
     score = score_from_flows(batched)
@@ -88,18 +79,18 @@ def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
         np.testing.assert_array_equal(s[1], [150, 80, 0, 0])
 
 
-def test_no_positive_click_gives_empty_mask(engine):
-    res = segment(engine, _rgb(), [], [(5, 5)])
+def test_no_positive_click_gives_empty_mask(tiny_engine):
+    res = segment(tiny_engine, _rgb(), [], [(5, 5)])
     assert not res.mask.any()
 
 
-def test_bad_clicks_raise_one_line_errors(engine):
+def test_bad_clicks_raise_one_line_errors(tiny_engine):
     with pytest.raises(GuidanceError, match="outside"):
-        segment(engine, _rgb(), [(500, 5)])
+        segment(tiny_engine, _rgb(), [(500, 5)])
     with pytest.raises(GuidanceError):
-        segment(engine, _rgb(), [(1, 2, 3)])
+        segment(tiny_engine, _rgb(), [(1, 2, 3)])
     with pytest.raises(ValueError, match="threshold"):
-        segment(engine, _rgb(), [(5, 5)], threshold=1.5)
+        segment(tiny_engine, _rgb(), [(5, 5)], threshold=1.5)
 
 
 # -- zoom -----------------------------------------------------------------------------
@@ -143,9 +134,9 @@ def test_zoom_maps_back_exactly():
     assert full.box is None and full.mask[10, 10] and not full.mask[108, 150]
 
 
-def test_zoom_with_real_engine_keeps_full_resolution(engine):
+def test_zoom_with_real_engine_keeps_full_resolution(tiny_engine):
     rgb = _rgb(90, 130)
-    res = segment(engine, rgb, [(60, 40)], [(70, 45)], zoom=True)
+    res = segment(tiny_engine, rgb, [(60, 40)], [(70, 45)], zoom=True)
     assert res.mask.shape == (90, 130) and res.score.shape == (90, 130)
     assert res.box is not None
     outside = np.ones((90, 130), bool)
