@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +12,10 @@ from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
-from cmp.model import build_cmp
-from cmp.model.config import TINY
 from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_string, export_objects,
                          label_map, probe_flows, probe_sets, rle_counts, rle_decode, rle_encode,
                          score_from_flows, segment, string_to_counts, zoom_box)
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import run_cli
 
 
 def _rgb(h=48, w=72, seed=0):
@@ -282,28 +275,13 @@ def test_composites_are_deterministic_and_held_out():
 
 # -- command line ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from cmp.checkpoints import save_checkpoint
-
-    torch.manual_seed(0)
-    return save_checkpoint(build_cmp(TINY), tmp_path_factory.mktemp("ck") / "tiny.safetensors")
-
-
-def _cli(*args):
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "cmp", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_checkpoint):
     img = tmp_path / "in.png"
     Image.fromarray(_rgb(70, 110)).save(img)
     out, coco = tmp_path / "mask.png", tmp_path / "mask.json"
-    r = _cli("segment", "--image", img, "--positive", "50,30", "--positive", "55,40", "--negative", "100,60",
-             "--checkpoint", tiny_checkpoint, "--device", "cpu", "--precision", "fp32", "--out", out, "--coco", coco)
+    r = run_cli("segment", "--image", img, "--positive", "50,30", "--positive", "55,40", "--negative", "100,60",
+                "--checkpoint", tiny_checkpoint, "--device", "cpu", "--precision", "fp32", "--out", out, "--coco", coco,
+                timeout=300)
     assert r.returncode == 0, r.stderr
     m = np.asarray(Image.open(out))
     assert m.shape == (70, 110) and set(np.unique(m)) <= {0, 255}
