@@ -27,8 +27,8 @@ import gradio as gr
 import numpy as np
 
 from cmp.guidance import MAX_POINTS, GuidanceError
-from cmp.segment import (DEFAULT_THRESHOLD, coco_dict, export_objects, rle_decode, rle_encode,
-                         save_mask_png, segment)
+from cmp.masks import coco_dict, export_objects, rle_decode, rle_encode, save_mask_png
+from cmp.segment import DEFAULT_THRESHOLD, segment
 
 from . import overlays
 from .common import (MODEL_GROUP, Context, click_xy, is_numbers, load_json, read_image, retry_if_evicted,

@@ -1,4 +1,4 @@
-"""Click segmentation: probes, zoom, clean-up, RLE/COCO export, CLI and the eval command."""
+"""Click segmentation: probes, zoom, clean-up, RLE/COCO export (cmp.masks), CLI and the eval command."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,9 @@ from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
-from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_string, export_objects,
-                         label_map, probe_flows, probe_sets, rle_counts, rle_decode, rle_encode,
-                         score_from_flows, segment, string_to_counts, zoom_box)
+from cmp.masks import (coco_dict, counts_to_string, export_objects, label_map, rle_counts, rle_decode, rle_encode,
+                       string_to_counts)
+from cmp.segment import PROBE_MAGNITUDE, clean_mask, probe_flows, probe_sets, score_from_flows, segment, zoom_box
 from helpers import run_cli
 
 

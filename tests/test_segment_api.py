@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cmp.segment import rle_decode, rle_encode
+from cmp.masks import rle_decode, rle_encode
 from demos import segment as page
 
 

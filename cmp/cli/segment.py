@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import Engine
     from ..images import load_image
-    from ..segment import check_clicks, coco_dict, save_mask_png, segment
+    from ..masks import coco_dict, save_mask_png
+    from ..segment import check_clicks, segment
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
