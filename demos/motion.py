@@ -113,7 +113,7 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     top = float(np.hypot(flow[..., 0], flow[..., 1]).max())
     color = flow_to_color(flow, top)
     size = int(np.clip(min(flow.shape[:2]) // 4, 48, 160))
-    return overlays.paste_corner(color, overlays.wheel_legend(flow_to_color, top, size))
+    return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
 def flow_for(ctx: Context, rgb: np.ndarray, points) -> np.ndarray:

@@ -9,10 +9,12 @@ marks stay visible on large photos shown small.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
+
+from cmp.flow import color_wheel_legend
 
 ARROW_COLOR = (255, 64, 32)
 PIN_COLOR = (32, 200, 255)
@@ -121,20 +123,10 @@ def draw_flow_arrows(rgb: np.ndarray, flow: np.ndarray, step: int | None = None,
     return img
 
 
-def wheel_legend(to_color: Callable[[np.ndarray, float], np.ndarray], max_magnitude: float,
-                 size: int = 96) -> np.ndarray:
-    """A legend about ``size`` px wide with a text line below: ``to_color`` applied to a disc of vectors of radius
-    ``max_magnitude`` px, so it always matches the colour map it explains.
-
-    ``to_color(flow, max_magnitude)`` maps an (H, W, 2) flow to (H, W, 3) uint8.
-    """
-    r = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    vx, vy = (xx - r) / r, (yy - r) / r
-    disc = np.hypot(vx, vy) <= 1.0
-    m = max(float(max_magnitude), 1e-6)
-    wheel = to_color(np.stack([vx * m, vy * m], axis=-1) * disc[..., None], m)
-    wheel = np.where(disc[..., None], wheel, 255).astype(np.uint8)
+def wheel_legend(max_magnitude: float, size: int = 96) -> np.ndarray:
+    """The key to :func:`cmp.flow.flow_to_color` with ``max_mag=max_magnitude``: its colour-wheel
+    disc, ``size`` px wide, over a line of text giving the rim's magnitude in px."""
+    wheel = color_wheel_legend(size)
     text = f"max {max_magnitude:.1f} px"
     scale = max(14, size // 5) / 30.0
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
