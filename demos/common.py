@@ -97,15 +97,6 @@ def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]
     return load_image(value, max_side=max_side)
 
 
-def load_json(text: str, error: str):
-    """``json.loads(text)``; invalid JSON raises a one-line :class:`GuidanceError`:
-    ``error`` followed by where the parser stopped."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GuidanceError(f"{error} ({exc.msg} at character {exc.pos})") from None
-
-
 def is_numbers(item, n: int) -> bool:
     """True for a JSON list of exactly ``n`` numbers (booleans are not numbers here)."""
     return (isinstance(item, list) and len(item) == n

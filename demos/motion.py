@@ -25,7 +25,7 @@ from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import (MODEL_GROUP, Context, click_xy, image_input, is_numbers, load_json, read_image,
+from .common import (MODEL_GROUP, Context, click_xy, image_input, is_numbers, read_image,
                      retry_if_evicted, temp_path, user_errors)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
@@ -78,7 +78,10 @@ def parse_guidance(text: str | None) -> list[list[float]]:
     """
     if text is None or not str(text).strip():
         return []
-    data = load_json(text, "guidance is not valid JSON")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GuidanceError(f"guidance is not valid JSON ({exc.msg} at character {exc.pos})") from None
     if isinstance(data, dict):
         unknown = set(data) - {"arrows", "pins"}
         if unknown:

@@ -31,7 +31,7 @@ from cmp.masks import coco_dict, export_objects, rle_decode, rle_encode, save_ma
 from cmp.segment import DEFAULT_THRESHOLD, segment
 
 from . import overlays
-from .common import (MODEL_GROUP, Context, click_xy, is_numbers, load_json, read_image, retry_if_evicted,
+from .common import (MODEL_GROUP, Context, click_xy, is_numbers, read_image, retry_if_evicted,
                      temp_path, user_errors)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
@@ -102,7 +102,10 @@ def parse_points(text: str | None) -> tuple[list[list[float]], list[list[float]]
     """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative)."""
     if text is None or not str(text).strip():
         raise GuidanceError('give points as JSON: {"positive": [[x, y]], "negative": [[x, y]]}')
-    data = load_json(text, "points are not valid JSON")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GuidanceError(f"points are not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(data, dict):
         raise GuidanceError('points JSON must be an object {"positive": [...], "negative": [...]}')
     unknown = set(data) - {"positive", "negative"}
