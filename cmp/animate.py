@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .flow import resize_flow
+
 MIN_FRAMES, MAX_FRAMES = 2, 96
 MIN_FPS, MAX_FPS = 1, 60
 MAX_STRENGTH = 4.0
@@ -186,8 +188,7 @@ def _fit(image: np.ndarray, flow: np.ndarray, max_side: int | None) -> tuple[np.
         s = max_side / max(h, w)
         nw, nh = max(2, round(w * s)), max(2, round(h * s))
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        flow = cv2.resize(flow, (nw, nh), interpolation=cv2.INTER_LINEAR) * np.array(
-            [nw / w, nh / h], dtype=np.float32)
+        flow = resize_flow(flow, (nh, nw), "linear")
     return image, flow
 
 

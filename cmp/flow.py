@@ -1,4 +1,5 @@
-"""Dense-flow utilities: Middlebury colour wheel, ``.flo`` files, resize, backward warp.
+"""Dense-flow utilities: Middlebury colour wheel, ``.flo`` files, resize, backward warp,
+DIS flow between two frames, forward-backward check, end-point error.
 
 A flow is an (H, W, 2) float array; channel 0 = dx (columns, +right),
 channel 1 = dy (rows, +down), in pixels of the image it belongs to.
@@ -7,6 +8,7 @@ Pure NumPy/OpenCV; no model, no Gradio.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -257,3 +259,49 @@ def warp_backward(image: np.ndarray, flow: np.ndarray, *, interpolation: str = "
         out = np.rint(out) if np.issubdtype(image.dtype, np.integer) else out
         out = out.astype(image.dtype)
     return out
+
+
+# -- flow between two frames ---------------------------------------------------
+
+_dis = threading.local()  # one DIS object per thread: calc() is not safe to share across threads
+
+
+def dis_flow(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
+    """Optical flow frame0 -> frame1 by OpenCV DIS (medium preset): (H, W, 2) float32 px, (dx, dy).
+
+    Frames are (H, W, 3) uint8 RGB of one size. The project's one off-the-shelf flow
+    method: CMP's training teacher, the evaluation's pseudo ground truth and the
+    Gallery's motion targets. Deterministic; no state is kept between calls.
+    """
+    dis = getattr(_dis, "obj", None)
+    if dis is None:
+        dis = _dis.obj = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    g0, g1 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY), cv2.cvtColor(frame1, cv2.COLOR_RGB2GRAY)
+    return dis.calc(g0, g1, None).astype(np.float32)
+
+
+def fb_consistency(fw: np.ndarray, bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """(H, W) bool, True where following ``fw`` then ``bw`` returns near the start (occlusion test).
+
+    fw, bw: (H, W, 2) forward and backward flow in px. True where the forward vector
+    lands inside the image and |f + b|^2 < alpha (|f|^2 + |b|^2) + beta.
+    """
+    h, w = fw.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    bw_at = cv2.remap(bw, gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=np.nan)
+    diff = np.sum((fw + bw_at) ** 2, axis=2)
+    mag = np.sum(fw ** 2, axis=2) + np.sum(np.nan_to_num(bw_at) ** 2, axis=2)
+    inside = np.isfinite(bw_at).all(axis=2)
+    return inside & (diff < alpha * mag + beta)
+
+
+def endpoint_error(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Mean end-point error |pred - target| in px over the pixels where ``valid`` (default all).
+
+    pred, target: (H, W, 2) flows; valid: (H, W) bool. Computed in float64.
+    """
+    if valid is not None:
+        pred, target = pred[valid], target[valid]
+    d = np.asarray(pred, np.float64) - np.asarray(target, np.float64)
+    return float(np.sqrt((d * d).sum(-1)).mean())

@@ -13,11 +13,12 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import gradio as gr
 import numpy as np
 
-from cmp.engine import Engine
+from cmp.engine import Engine, ImageNotCached
 from cmp.geometry import ImageSizeError
 from cmp.guidance import GuidanceError
 from cmp.images import MAX_SIDE, ImageError, load_image
@@ -94,6 +95,30 @@ def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]
     if isinstance(value, dict) and "path" in value:
         value = value["path"]
     return load_image(value, max_side=max_side)
+
+
+def is_numbers(item, n: int) -> bool:
+    """True for a JSON list of exactly ``n`` numbers (booleans are not numbers here)."""
+    return (isinstance(item, list) and len(item) == n
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item))
+
+
+def click_xy(evt: gr.SelectData, shape) -> tuple[float, float]:
+    """(x, y) pixel of a click on an image of ``shape`` (H, W, ...), clamped inside it."""
+    h, w = shape[:2]
+    return float(min(max(evt.index[0], 0), w - 1)), float(min(max(evt.index[1], 0), h - 1))
+
+
+T = TypeVar("T")
+
+
+def retry_if_evicted(fn: Callable[[], T]) -> T:
+    """``fn()``, run once more if another tab's image pushed ours out of the engine cache
+    between ``set_image`` and ``propagate`` (``fn`` must call ``set_image`` itself)."""
+    try:
+        return fn()
+    except ImageNotCached:
+        return fn()
 
 
 #: Per-request output files live here. Gradio copies returned files into its

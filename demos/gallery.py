@@ -1,6 +1,6 @@
 """Gallery page: what networks learn from when nobody labels the data.
 
-One card per pretext task (cmp/proxy_tasks.py): what the network is given, what
+One card per pretext task (cmp/proxy_tasks/): what the network is given, what
 it must predict, why that teaches something, and the shortcut the task design must
 remove. Image tasks use the uploaded or example image; motion tasks use the shipped
 frame pair, and conditional motion propagation runs the shared engine.

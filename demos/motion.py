@@ -17,17 +17,16 @@ from __future__ import annotations
 import json
 import math
 
-import cv2
 import gradio as gr
 import numpy as np
 
 from cmp import animate
-from cmp.engine import ImageNotCached
 from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import MODEL_GROUP, Context, image_input, read_image, temp_path, user_errors
+from .common import (MODEL_GROUP, Context, click_xy, image_input, is_numbers, read_image,
+                     retry_if_evicted, temp_path, user_errors)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 #: A second click within this many pixels of the first makes a pin.
@@ -95,8 +94,7 @@ def parse_guidance(text: str | None) -> list[list[float]]:
     points = []
     for kind, item in items:
         n = 4 if kind == "arrow" else 2
-        if not (isinstance(item, list) and len(item) == n
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)):
+        if not is_numbers(item, n):
             raise GuidanceError(f"each {kind} must be {n} numbers ({'x, y, dx, dy' if n == 4 else 'x, y'}); "
                                 f"got {json.dumps(item)[:60]}")
         points.append([float(v) for v in item] + ([0.0, 0.0] if n == 2 else []))
@@ -113,30 +111,17 @@ def guidance_json(points) -> str:
     return json.dumps({"arrows": arrows, "pins": pins})
 
 
-def placeholder(width: int = 640, height: int = 400) -> np.ndarray:
-    """The canvas before an upload: clicking it explains what to do."""
-    img = np.full((height, width, 3), 236, np.uint8)
-    text = "Upload an image or pick an example"
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
-    cv2.putText(img, text, ((width - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                (90, 90, 90), 2, cv2.LINE_AA)
-    return img
-
-
 def flow_color_view(flow: np.ndarray) -> np.ndarray:
     """Colour-wheel image of the flow with a legend in the top-right corner."""
     top = float(np.hypot(flow[..., 0], flow[..., 1]).max())
     color = flow_to_color(flow, top)
     size = int(np.clip(min(flow.shape[:2]) // 4, 48, 160))
-    return overlays.paste_corner(color, overlays.wheel_legend(flow_to_color, top, size))
+    return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
 def flow_for(ctx: Context, rgb: np.ndarray, points) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    try:
-        return ctx.engine.propagate(ctx.engine.set_image(rgb), arrows=points)
-    except ImageNotCached:  # another tab's image evicted ours between the two calls: encode again
-        return ctx.engine.propagate(ctx.engine.set_image(rgb), arrows=points)
+    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points))
 
 
 def _has_motion(points) -> bool:
@@ -156,7 +141,7 @@ def build(ctx: Context) -> None:
                 gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
             note = gr.Markdown("", elem_id="motion-note")
         with gr.Column(scale=2):
-            canvas = gr.Image(value=placeholder(), interactive=False, label="Click: start, then end",
+            canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click: start, then end",
                               height=420, elem_id="motion-canvas", buttons=["fullscreen"])
             with gr.Row():
                 pin_mode = gr.Checkbox(False, label="Pin mode", elem_id="motion-pin-mode")
@@ -199,7 +184,7 @@ def build(ctx: Context) -> None:
     @user_errors
     def on_image(path):
         if not path:
-            return placeholder(), new_state(), "", "", None
+            return overlays.placeholder(), new_state(), "", "", None
         rgb, msg = _image(path)
         ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
@@ -212,9 +197,7 @@ def build(ctx: Context) -> None:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
         rgb, _ = _image(path)
-        h, w = rgb.shape[:2]
-        x = float(min(max(evt.index[0], 0), w - 1))
-        y = float(min(max(evt.index[1], 0), h - 1))
+        x, y = click_xy(evt, rgb.shape)
         st = add_click(st, x, y, bool(pin))
         return overlays.draw_guidance(rgb, st["points"], st["pending"]), st, guidance_json(st["points"])
 

@@ -1,4 +1,4 @@
-"""Drawing on copies of user images: arrows, pins, click markers, flow arrows, legends.
+"""Drawing on copies of user images: arrows, pins, click markers, masks, flow arrows, legends.
 
 Gradio has no point or arrow widgets, so pages draw their own overlays here
 and return the result. Every function takes an (H, W, 3) uint8 RGB image and
@@ -9,10 +9,12 @@ marks stay visible on large photos shown small.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
+
+from cmp.flow import color_wheel_legend
 
 ARROW_COLOR = (255, 64, 32)
 PIN_COLOR = (32, 200, 255)
@@ -73,11 +75,28 @@ def draw_guidance(rgb: np.ndarray, points: Iterable[Sequence[float]] = (),
 
 
 def draw_clicks(rgb: np.ndarray, clicks: Iterable[Sequence[float]]) -> np.ndarray:
-    """A copy with click markers: (x, y, label) with label 1 = positive (green), 0 = negative (red)."""
+    """A copy with click markers for (x, y, label): label 1 = positive (green dot),
+    0 = negative (red dot with a white minus bar)."""
     img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    w = line_width(img.shape)
+    r = 3 * w + 2
     for x, y, label in clicks:
-        draw_point(img, x, y, POSITIVE_COLOR if label else NEGATIVE_COLOR, cross=not label)
+        c = _pt(x, y)
+        cv2.circle(img, c, r + w + 1, OUTLINE, -1, cv2.LINE_AA)
+        cv2.circle(img, c, r, POSITIVE_COLOR if label else NEGATIVE_COLOR, -1, cv2.LINE_AA)
+        if not label:
+            cv2.line(img, (c[0] - r // 2, c[1]), (c[0] + r // 2, c[1]), (255, 255, 255), w, cv2.LINE_AA)
     return img
+
+
+def tint_mask(img: np.ndarray, mask: np.ndarray, color, alpha: float = 0.45, width: int | None = None) -> None:
+    """In place: blend the (H, W) bool ``mask`` with ``color`` and outline it ``width`` px wide."""
+    if not mask.any():
+        return
+    c = np.array(color, np.float32)
+    img[mask] = (img[mask].astype(np.float32) * (1 - alpha) + c * alpha).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(img, contours, -1, tuple(int(v) for v in color), width or line_width(img.shape), cv2.LINE_AA)
 
 
 def draw_flow_arrows(rgb: np.ndarray, flow: np.ndarray, step: int | None = None,
@@ -104,20 +123,10 @@ def draw_flow_arrows(rgb: np.ndarray, flow: np.ndarray, step: int | None = None,
     return img
 
 
-def wheel_legend(to_color: Callable[[np.ndarray, float], np.ndarray], max_magnitude: float,
-                 size: int = 96) -> np.ndarray:
-    """A legend about ``size`` px wide with a text line below: ``to_color`` applied to a disc of vectors of radius
-    ``max_magnitude`` px, so it always matches the colour map it explains.
-
-    ``to_color(flow, max_magnitude)`` maps an (H, W, 2) flow to (H, W, 3) uint8.
-    """
-    r = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    vx, vy = (xx - r) / r, (yy - r) / r
-    disc = np.hypot(vx, vy) <= 1.0
-    m = max(float(max_magnitude), 1e-6)
-    wheel = to_color(np.stack([vx * m, vy * m], axis=-1) * disc[..., None], m)
-    wheel = np.where(disc[..., None], wheel, 255).astype(np.uint8)
+def wheel_legend(max_magnitude: float, size: int = 96) -> np.ndarray:
+    """The key to :func:`cmp.flow.flow_to_color` with ``max_mag=max_magnitude``: its colour-wheel
+    disc, ``size`` px wide, over a line of text giving the rim's magnitude in px."""
+    wheel = color_wheel_legend(size)
     text = f"max {max_magnitude:.1f} px"
     scale = max(14, size // 5) / 30.0
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
@@ -146,3 +155,13 @@ def paste_corner(img: np.ndarray, inset: np.ndarray, margin: int | None = None) 
         ih, iw = inset.shape[:2]
     out[margin:margin + ih, w - margin - iw:w - margin] = inset
     return out
+
+
+def placeholder(width: int = 640, height: int = 400) -> np.ndarray:
+    """The canvas before an upload: clicking it explains what to do."""
+    img = np.full((height, width, 3), 236, np.uint8)
+    text = "Upload an image or pick an example"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
+    cv2.putText(img, text, ((width - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                (90, 90, 90), 2, cv2.LINE_AA)
+    return img

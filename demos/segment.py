@@ -23,16 +23,16 @@ import json
 import tempfile
 from pathlib import Path
 
-import cv2
 import gradio as gr
 import numpy as np
 
-from cmp.engine import ImageNotCached
 from cmp.guidance import MAX_POINTS, GuidanceError
-from cmp.segment import (DEFAULT_THRESHOLD, coco_dict, export_objects, rle_decode, rle_encode,
-                         save_mask_png, segment)
+from cmp.masks import coco_dict, export_objects, rle_decode, rle_encode, save_mask_png
+from cmp.segment import DEFAULT_THRESHOLD, segment
 
-from .common import MODEL_GROUP, Context, read_image, temp_path, user_errors
+from . import overlays
+from .common import (MODEL_GROUP, Context, click_xy, is_numbers, read_image, retry_if_evicted,
+                     temp_path, user_errors)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
@@ -41,7 +41,6 @@ HINT = ("Click the object (positive) or the background (negative); the mask upda
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127), (214, 39, 40)]
 CURRENT_COLOR = (255, 221, 0)
-POSITIVE_COLOR, NEGATIVE_COLOR = (40, 220, 70), (235, 40, 40)
 MAX_OBJECTS = 255  # label maps are 8-bit
 
 
@@ -119,8 +118,7 @@ def parse_points(text: str | None) -> tuple[list[list[float]], list[list[float]]
             raise GuidanceError(f"'{key}' must be a list of [x, y] pairs")
         pts = []
         for it in items:
-            if not (isinstance(it, list) and len(it) == 2
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in it)):
+            if not is_numbers(it, 2):
                 raise GuidanceError(f"each {key} point must be [x, y] numbers; got {json.dumps(it)[:60]}")
             pts.append([float(it[0]), float(it[1])])
         out.append(pts)
@@ -135,38 +133,16 @@ def points_json(clicks) -> str:
     return json.dumps({"positive": [r(p) for p in pos], "negative": [r(p) for p in neg]})
 
 
-def _blend(img: np.ndarray, mask: np.ndarray, color, alpha: float, width: int) -> None:
-    """In place: tint ``mask`` with ``color`` and outline it."""
-    if not mask.any():
-        return
-    c = np.array(color, np.float32)
-    img[mask] = (img[mask].astype(np.float32) * (1 - alpha) + c * alpha).astype(np.uint8)
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(img, contours, -1, tuple(int(v) for v in color), width, cv2.LINE_AA)
-
-
-def _draw_clicks(img: np.ndarray, clicks, width: int) -> None:
-    """In place: outlined dots, green = positive, red with a bar = negative."""
-    r = 3 * width + 2
-    for x, y, label in clicks:
-        c = (int(round(x)), int(round(y)))
-        cv2.circle(img, c, r + width + 1, (0, 0, 0), -1, cv2.LINE_AA)
-        cv2.circle(img, c, r, POSITIVE_COLOR if label else NEGATIVE_COLOR, -1, cv2.LINE_AA)
-        if not label:
-            cv2.line(img, (c[0] - r // 2, c[1]), (c[0] + r // 2, c[1]), (255, 255, 255), max(1, width), cv2.LINE_AA)
-
-
 def render(rgb: np.ndarray, state: dict) -> np.ndarray:
     """A copy of the image with finished objects, the current mask and its clicks drawn."""
     img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
-    width = max(1, round(max(img.shape[:2]) / 300))
+    width = overlays.line_width(img.shape)
     if state.get("size") == list(img.shape[:2]):
         for k, o in enumerate(state.get("objects", [])):
-            _blend(img, decode(state, o["mask"]), PALETTE[k % len(PALETTE)], 0.45, width)
+            overlays.tint_mask(img, decode(state, o["mask"]), PALETTE[k % len(PALETTE)], width=width)
         if state.get("mask"):
-            _blend(img, decode(state, state["mask"]), CURRENT_COLOR, 0.45, width + 1)
-    _draw_clicks(img, state.get("clicks", []), width)
-    return img
+            overlays.tint_mask(img, decode(state, state["mask"]), CURRENT_COLOR, width=width + 1)
+    return overlays.draw_clicks(img, state.get("clicks", []))
 
 
 def status(state: dict, box=None) -> str:
@@ -187,24 +163,10 @@ def status(state: dict, box=None) -> str:
     return " · ".join(parts)
 
 
-def placeholder(width: int = 640, height: int = 400) -> np.ndarray:
-    img = np.full((height, width, 3), 236, np.uint8)
-    text = "Upload an image or pick an example"
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
-    cv2.putText(img, text, ((width - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                (90, 90, 90), 2, cv2.LINE_AA)
-    return img
-
-
 def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool):
     """:func:`cmp.segment.segment` on the shared engine, retried once if another tab evicted the image."""
-    for attempt in range(2):
-        try:
-            return segment(ctx.engine, rgb, positive, negative, threshold=float(threshold), zoom=bool(zoom))
-        except ImageNotCached:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    return retry_if_evicted(lambda: segment(ctx.engine, rgb, positive, negative, threshold=float(threshold),
+                                            zoom=bool(zoom)))
 
 
 # -- the page ----------------------------------------------------------------
@@ -225,7 +187,7 @@ def build(ctx: Context) -> None:
             zoom = gr.Checkbox(True, label="Zoom in around the clicks", elem_id="segment-zoom",
                                info="helps small objects; the mask is mapped back to full resolution")
         with gr.Column(scale=3):
-            canvas = gr.Image(value=placeholder(), interactive=False, label="Click the object",
+            canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click the object",
                               height=480, elem_id="segment-canvas", buttons=["fullscreen"])
             status_md = gr.Markdown("", elem_id="segment-status")
             with gr.Row():
@@ -263,7 +225,7 @@ def build(ctx: Context) -> None:
     @user_errors
     def on_image(path):
         if not path:
-            return placeholder(), new_state(), "", "", "", None
+            return overlays.placeholder(), new_state(), "", "", "", None
         rgb, msg = _image(path)
         ctx.engine.set_image(rgb)  # encode now so the first click is quick
         h, w = rgb.shape[:2]
@@ -277,11 +239,9 @@ def build(ctx: Context) -> None:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
         rgb, _ = _image(path)
-        h, w = rgb.shape[:2]
-        if st.get("size") != [h, w]:
-            st = new_state((h, w))
-        x = float(min(max(evt.index[0], 0), w - 1))
-        y = float(min(max(evt.index[1], 0), h - 1))
+        if st.get("size") != list(rgb.shape[:2]):
+            st = new_state(rgb.shape[:2])
+        x, y = click_xy(evt, rgb.shape)
         st, box = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, zm)
         return _show(rgb, st, box)
 

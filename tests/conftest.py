@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random engine, small sample images, the app launched once.
+"""Shared fixtures: a tiny random engine and checkpoint, small sample images, the app launched once and a client on it.
 
 The app fixture launches ``app.build_app`` in-process on a free local port
 (``prevent_thread_lock=True``) so API and browser tests share one server.
@@ -34,6 +34,17 @@ def tiny_engine():
 
     torch.manual_seed(0)
     return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny-test")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """Path of a saved random TINY model (seed 0), for the command line."""
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import build_cmp
+    from cmp.model.config import TINY
+
+    torch.manual_seed(0)
+    return str(save_checkpoint(build_cmp(TINY), tmp_path_factory.mktemp("ck") / "tiny.safetensors"))
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +85,11 @@ def launched_app(tiny_engine, sample_images):
 @pytest.fixture(scope="session")
 def app_url(launched_app) -> str:
     return launched_app[1]
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    """A ``gradio_client.Client`` on the launched app."""
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

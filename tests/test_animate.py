@@ -215,18 +215,6 @@ def test_writers_refuse_bad_requests(tmp_path):
 
 # -- CLI -------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from cmp.checkpoints import save_checkpoint
-    from cmp.model import build_cmp
-    from cmp.model.config import TINY
-
-    torch.manual_seed(0)
-    return str(save_checkpoint(build_cmp(TINY), tmp_path_factory.mktemp("ck") / "tiny.safetensors"))
-
-
 def _cli(*argv):
     from cmp.cli import main
     return main(["animate", *map(str, argv)])

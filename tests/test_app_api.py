@@ -17,13 +17,6 @@ from conftest import TEST_MAX_SIDE
 ARROWS = {"arrows": [[60, 40, 12, -4]], "pins": [[10, 10]]}
 
 
-@pytest.fixture(scope="module")
-def client(app_url):
-    from gradio_client import Client
-
-    return Client(app_url, verbose=False)
-
-
 def _read_flo(path):
     with open(path, "rb") as f:
         assert f.read(4) == b"PIEH"
@@ -162,7 +155,7 @@ def test_flow_view_legend_matches_the_colour_map():
     view = motion.flow_color_view(flow)
     assert view.shape == (90, 120, 3)
     # the legend's rightmost wheel colour (motion to the right at max speed) is the image's right edge colour
-    legend = overlays.wheel_legend(motion.flow_to_color, 6.0, 48)
+    legend = overlays.wheel_legend(6.0, 48)
     x0 = (legend.shape[1] - 48) // 2  # the wheel is centred above its label
     right = legend[24, x0 + 46].astype(int)
     edge = motion.flow_to_color(flow, 6.0)[45, 119].astype(int)

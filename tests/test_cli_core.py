@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +20,10 @@ from cmp.cli import main
 from cmp.engine import Engine
 from cmp.flow import flow_to_color, read_flo
 from cmp.model import TINY, build_cmp
+from helpers import run_cli
 from hub_server import FakeHub
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 H, W = 45, 67
-
-
-def run_cli(*args, env=None, timeout=180):
-    e = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cmp", *map(str, args)], capture_output=True, text=True,
-                          env=e, cwd=REPO_ROOT, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,13 @@ import os
 import cv2
 import numpy as np
 import pytest
-import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from cmp.checkpoints import save_checkpoint  # noqa: E402
 from cmp.cli import main  # noqa: E402
 from cmp.eval import baselines as B  # noqa: E402
 from cmp.eval import propagation as P  # noqa: E402
-from cmp.model import build_cmp  # noqa: E402
-from cmp.model.config import TINY  # noqa: E402
+from cmp.flow import endpoint_error  # noqa: E402
 
 
 def _texture(h, w, seed=0):
@@ -40,7 +37,7 @@ def test_zero_flow_epe_is_mean_ground_truth_magnitude():
     pair = P.motorcycle_pairs()[0]
     pred = B.zero_flow(np.zeros((0, 4)), pair.valid.shape)
     expected = np.linalg.norm(pair.flow[pair.valid], axis=1).mean()
-    assert P.epe(pred, pair.flow, pair.valid) == pytest.approx(expected, rel=1e-6)
+    assert endpoint_error(pred, pair.flow, pair.valid) == pytest.approx(expected, rel=1e-6)
 
 
 def test_nearest_with_one_point_is_that_constant_flow():
@@ -216,11 +213,9 @@ def test_model_method_sees_the_same_points_and_image_as_baselines():
     assert per["zero"][0] == per["zero"][1]
 
 
-def test_cli_quick_run_with_tiny_model(tmp_path, capsys):
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(build_cmp(TINY), tmp_path / "tiny.safetensors")
+def test_cli_quick_run_with_tiny_model(tmp_path, capsys, tiny_checkpoint):
     out_json, out_png = tmp_path / "r.json", tmp_path / "plot.png"
-    code = main(["eval", "propagation", "--checkpoint", str(ckpt), "--quick", "--device", "cpu",
+    code = main(["eval", "propagation", "--checkpoint", tiny_checkpoint, "--quick", "--device", "cpu",
                  "--precision", "fp32", "--datasets", "motorcycle,video", "--points", "1,3,10",
                  "--json", str(out_json), "--plot", str(out_png)])
     assert code == 0

@@ -1,34 +1,13 @@
 """The Gallery page's public endpoint, driven through gradio_client against the app in-process."""
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
+from PIL import Image
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-import app  # noqa: E402
-import demos.common  # noqa: E402
-from cmp import proxy_tasks as pt  # noqa: E402
-from cmp.device import Runtime  # noqa: E402
-from cmp.engine import Engine  # noqa: E402
-from cmp.model import build_cmp  # noqa: E402
-from cmp.model.config import TINY  # noqa: E402
+from cmp import proxy_tasks as pt
 
 gradio_client = pytest.importorskip("gradio_client")
-
-
-@pytest.fixture(scope="module")
-def client():
-    engine = Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128)
-    demo = app.build_app(demos.common.Context(engine=engine))
-    _app, url, _share = demo.launch(prevent_thread_lock=True, quiet=True)
-    try:
-        yield gradio_client.Client(url, verbose=False)
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Invariants of the Gallery's pretext-task generators (cmp/proxy_tasks.py)."""
+"""Invariants of the Gallery's pretext-task generators (cmp/proxy_tasks/)."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 
 from cmp import proxy_tasks as pt
-from cmp.device import Runtime
-from cmp.engine import Engine
-from cmp.model import build_cmp
-from cmp.model.config import TINY
+from cmp.flow import endpoint_error
 
 D = pt.DIFFICULTIES
 IMAGE_TASKS = [n for n, s in pt.TASKS.items() if not s.motion]
@@ -24,11 +21,6 @@ def image() -> np.ndarray:
     y, x = np.mgrid[0:101, 0:157]
     base = np.stack([x * 1.5, y * 2.4, (x + y) * 0.9], axis=-1)
     return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128)
 
 
 @pytest.mark.parametrize("d", D)
@@ -184,11 +176,11 @@ def test_guidance_points_carry_the_target_flow():
         np.testing.assert_array_equal(g[:, 2:], flow[yi, xi].astype(np.float64))
 
 
-def test_motion_propagation_with_engine(engine):
-    t = pt.motion_propagation(None, "normal", 0, engine=engine)
+def test_motion_propagation_with_engine(tiny_engine):
+    t = pt.motion_propagation(None, "normal", 0, engine=tiny_engine)
     pred, flow = t.arrays["prediction"], t.arrays["flow"]
     assert pred.shape == flow.shape
-    assert t.meta["epe"] == pytest.approx(pt.endpoint_error(pred, flow))
+    assert t.meta["epe"] == pytest.approx(endpoint_error(pred, flow))
     assert t.meta["epe_zero_motion"] == pytest.approx(float(np.hypot(flow[..., 0], flow[..., 1]).mean()))
     assert t.target.shape[1] > 2 * flow.shape[1], "prediction shown beside the target"
 

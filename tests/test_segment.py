@@ -1,37 +1,21 @@
-"""Click segmentation: probes, zoom, clean-up, RLE/COCO export, CLI and the eval command."""
+"""Click segmentation: probes, zoom, clean-up, RLE/COCO export (cmp.masks), CLI and the eval command."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from cmp.cli import main as cli_main
-from cmp.device import Runtime
-from cmp.engine import Engine, ImageHandle
+from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
-from cmp.model import build_cmp
-from cmp.model.config import TINY
-from cmp.segment import (PROBE_MAGNITUDE, clean_mask, coco_dict, counts_to_string, export_objects,
-                         label_map, probe_flows, probe_sets, rle_counts, rle_decode, rle_encode,
-                         score_from_flows, segment, string_to_counts, zoom_box)
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    import torch
-
-    torch.manual_seed(0)
-    return Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny")
+from cmp.masks import (coco_dict, counts_to_string, export_objects, label_map, rle_counts, rle_decode, rle_encode,
+                       string_to_counts)
+from cmp.segment import PROBE_MAGNITUDE, clean_mask, probe_flows, probe_sets, score_from_flows, segment, zoom_box
+from helpers import run_cli
 
 
 def _rgb(h=48, w=72, seed=0):
@@ -60,14 +44,14 @@ class BrightnessPropagator:
 
 # -- probes -------------------------------------------------------------------------
 
-def test_probes_batched_equal_separate_calls(engine):
+def test_probes_batched_equal_separate_calls(tiny_engine):
     rgb = _rgb()
-    h = engine.set_image(rgb)
+    h = tiny_engine.set_image(rgb)
     pos, neg = [(10, 12), (30, 20)], [(60, 40)]
-    batched = probe_flows(engine, h, pos, neg)
+    batched = probe_flows(tiny_engine, h, pos, neg)
     tf = h.transform
     sets = probe_sets(pos, neg, PROBE_MAGNITUDE / tf.sx, PROBE_MAGNITUDE / tf.sy)
-    separate = np.stack([engine.propagate_batch(h, [s])[0] for s in sets])
+    separate = np.stack([tiny_engine.propagate_batch(h, [s])[0] for s in sets])
     assert batched.shape == (4, 48, 72, 2)
     np.testing.assert_allclose(batched, separate, atol=1e-4)
     score = score_from_flows(batched)
@@ -88,18 +72,18 @@ def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
         np.testing.assert_array_equal(s[1], [150, 80, 0, 0])
 
 
-def test_no_positive_click_gives_empty_mask(engine):
-    res = segment(engine, _rgb(), [], [(5, 5)])
+def test_no_positive_click_gives_empty_mask(tiny_engine):
+    res = segment(tiny_engine, _rgb(), [], [(5, 5)])
     assert not res.mask.any()
 
 
-def test_bad_clicks_raise_one_line_errors(engine):
+def test_bad_clicks_raise_one_line_errors(tiny_engine):
     with pytest.raises(GuidanceError, match="outside"):
-        segment(engine, _rgb(), [(500, 5)])
+        segment(tiny_engine, _rgb(), [(500, 5)])
     with pytest.raises(GuidanceError):
-        segment(engine, _rgb(), [(1, 2, 3)])
+        segment(tiny_engine, _rgb(), [(1, 2, 3)])
     with pytest.raises(ValueError, match="threshold"):
-        segment(engine, _rgb(), [(5, 5)], threshold=1.5)
+        segment(tiny_engine, _rgb(), [(5, 5)], threshold=1.5)
 
 
 # -- zoom -----------------------------------------------------------------------------
@@ -143,9 +127,9 @@ def test_zoom_maps_back_exactly():
     assert full.box is None and full.mask[10, 10] and not full.mask[108, 150]
 
 
-def test_zoom_with_real_engine_keeps_full_resolution(engine):
+def test_zoom_with_real_engine_keeps_full_resolution(tiny_engine):
     rgb = _rgb(90, 130)
-    res = segment(engine, rgb, [(60, 40)], [(70, 45)], zoom=True)
+    res = segment(tiny_engine, rgb, [(60, 40)], [(70, 45)], zoom=True)
     assert res.mask.shape == (90, 130) and res.score.shape == (90, 130)
     assert res.box is not None
     outside = np.ones((90, 130), bool)
@@ -291,28 +275,13 @@ def test_composites_are_deterministic_and_held_out():
 
 # -- command line ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from cmp.checkpoints import save_checkpoint
-
-    torch.manual_seed(0)
-    return save_checkpoint(build_cmp(TINY), tmp_path_factory.mktemp("ck") / "tiny.safetensors")
-
-
-def _cli(*args):
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "cmp", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_checkpoint):
     img = tmp_path / "in.png"
     Image.fromarray(_rgb(70, 110)).save(img)
     out, coco = tmp_path / "mask.png", tmp_path / "mask.json"
-    r = _cli("segment", "--image", img, "--positive", "50,30", "--positive", "55,40", "--negative", "100,60",
-             "--checkpoint", tiny_checkpoint, "--device", "cpu", "--precision", "fp32", "--out", out, "--coco", coco)
+    r = run_cli("segment", "--image", img, "--positive", "50,30", "--positive", "55,40", "--negative", "100,60",
+                "--checkpoint", tiny_checkpoint, "--device", "cpu", "--precision", "fp32", "--out", out, "--coco", coco,
+                timeout=300)
     assert r.returncode == 0, r.stderr
     m = np.asarray(Image.open(out))
     assert m.shape == (70, 110) and set(np.unique(m)) <= {0, 255}
@@ -325,8 +294,11 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
 def test_cli_segment_bad_click_is_one_line_exit_2(tmp_path, tiny_checkpoint, capsys, click, message):
     img = tmp_path / "in.png"
     Image.fromarray(_rgb(70, 110)).save(img)
-    code = cli_main(["segment", "--image", str(img), "--positive", click, "--checkpoint", str(tiny_checkpoint),
-                     "--out", str(tmp_path / "m.png")])
+    try:
+        code = cli_main(["segment", "--image", str(img), "--positive", click, "--checkpoint", str(tiny_checkpoint),
+                         "--out", str(tmp_path / "m.png")])
+    except SystemExit as exc:  # a malformed click is an argparse usage error
+        code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "m.png").exists()

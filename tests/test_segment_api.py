@@ -2,23 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import pytest
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from cmp.segment import rle_decode, rle_encode  # noqa: E402
-from demos import segment as page  # noqa: E402
+from cmp.masks import rle_decode, rle_encode
+from demos import segment as page
 
 
 @pytest.fixture(scope="module")
@@ -28,28 +18,6 @@ def image_path(tmp_path_factory):
     p = tmp_path_factory.mktemp("seg") / "cat.png"
     Image.fromarray(data.chelsea()).resize((150, 100), Image.Resampling.LANCZOS).save(p)
     return str(p)
-
-
-@pytest.fixture(scope="module")
-def client(image_path):
-    import torch
-    from gradio_client import Client
-
-    import app
-    from cmp.device import Runtime
-    from cmp.engine import Engine
-    from cmp.model import build_cmp
-    from cmp.model.config import TINY
-    from demos.common import Context
-
-    torch.manual_seed(0)
-    engine = Engine(build_cmp(TINY), Runtime.create("cpu", "fp32"), side=128, name="tiny-test")
-    demo = app.build_app(Context(engine=engine, examples=[image_path]))
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
-        yield Client(url, verbose=False)
-    finally:
-        demo.close()
 
 
 def _call(client, image_path, pts, threshold=0.5, zoom=True):

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from cmp.checkpoints import CHECKPOINT_DIR, load_checkpoint, load_registry
+from cmp.flow import fb_consistency
 from cmp.train.data import MixedSampler, load_pairs, prepare, training_guidance
 from cmp.train.loop import TrainConfig, discrete_loss, train
 from cmp.train.synthetic import make_scene
-from cmp.train.video import fb_consistency, shot_cuts
+from cmp.train.video import shot_cuts
 
 
 def _write_video(path, n=24, size=(96, 128)):

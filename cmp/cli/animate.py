@@ -4,30 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from . import CLIError
+from .options import add_model_flags, numbers, output_path
 
 HELP = "animate an image along the flow CMP predicts from a few arrows (writes .mp4 or .gif)"
-
-
-def _numbers(text: str, n: int, what: str) -> list[float]:
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        vals = [float(p) for p in parts]
-    except ValueError:
-        vals = []
-    if len(vals) != n:
-        raise argparse.ArgumentTypeError(f"{what} needs {n} comma-separated numbers, got {text!r}")
-    return vals
-
-
-def _arrow(text: str) -> list[float]:
-    return _numbers(text, 4, "--arrow X,Y,DX,DY")
-
-
-def _pin(text: str) -> list[float]:
-    return _numbers(text, 2, "--pin X,Y")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("animate", help=HELP, description=HELP + ". Coordinates are (x, y) pixels of the image.")
     p.add_argument("--image", required=True, help="input image (PNG, JPEG, ...)")
-    p.add_argument("--arrow", type=_arrow, action="append", default=[], metavar="X,Y,DX,DY",
+    p.add_argument("--arrow", type=numbers("X,Y,DX,DY"), action="append", default=[], metavar="X,Y,DX,DY",
                    help="motion guidance: the pixel at (X, Y) moves by (DX, DY); repeatable")
-    p.add_argument("--pin", type=_pin, action="append", default=[], metavar="X,Y",
+    p.add_argument("--pin", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="zero-motion guidance holding (X, Y) still; repeatable")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"number of frames (default {DEFAULT_FRAMES})")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS})")
@@ -47,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="once: 0->1; pingpong: 0->1->0; loop: seamless cycle (default once)")
     p.add_argument("--max-side", type=int, default=1024,
                    help="render at most this many pixels on the long side (default 1024)")
-    p.add_argument("--checkpoint", default="default", help="registry name or checkpoint path (default: embedded)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    add_model_flags(p)
     p.add_argument("--out", required=True, help="output file, .mp4 (H.264) or .gif")
     p.set_defaults(func=run)
 
@@ -59,11 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import Engine
     from ..images import load_image
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".mp4", ".gif"):
-        raise CLIError(f"--out must end in .mp4 or .gif; got {out.name!r}")
-    if not out.parent.is_dir():
-        raise CLIError(f"output folder {str(out.parent)!r} does not exist")
+    out = output_path(args.out, (".mp4", ".gif"))
     if not args.arrow:
         raise CLIError("give at least one --arrow X,Y,DX,DY")
     if args.max_side < 16:

@@ -16,9 +16,6 @@ import time
 
 from . import CLIError
 
-PROBE_V = 30.0  # probe motion of the reference segmentation demo, px
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="per-click latency: original pipeline vs cached engine",
                        description="Median per-click latency (after one warm-up) of the original per-click "
@@ -60,11 +57,13 @@ def _test_image(size: int):
 def bench_engine(engine, rgb, repeats: int) -> dict:
     """Median seconds of each per-click path for one engine on one image."""
     import numpy as np
+
+    from ..segment import PROBE_MAGNITUDE, probe_sets
+
     h, w = rgb.shape[:2]
     cx, cy = w / 2, h / 2
     arrow = [np.array([[cx, cy, 12.0, -5.0], [w * 0.2, h * 0.8, 0.0, 0.0]])]
-    probes = [np.array([[cx, cy, dx, dy]]) for dx, dy in
-              ((PROBE_V, 0), (-PROBE_V, 0), (0, PROBE_V), (0, -PROBE_V))]
+    probes = probe_sets([(cx, cy)], [], PROBE_MAGNITUDE, PROBE_MAGNITUDE)  # one segmentation click
 
     def fresh():
         engine.cache.clear()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
+from .options import add_model_flags, output_path
 
 DEFAULT_PLOT = Path("checkpoints/eval/propagation.png")
 
@@ -29,12 +30,33 @@ def _csv(kind, choices=None):
     return parse
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """Flags shared by tasks that run a checkpoint."""
-    p.add_argument("--checkpoint", default=None,
-                   help="registry name or file path (default: the embedded default model)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
-    p.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (default auto)")
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _load_engine(args):
+    """The model named by --checkpoint/--device/--precision, and what the report says about it."""
+    from ..engine import Engine
+
+    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
+            "device": str(engine.device), "precision": engine.precision}
+    _log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")
+    return engine, info
+
+
+def _report(args, doc: dict, table: str) -> None:
+    """``--json`` without a path: the JSON on stdout instead of the table; otherwise the
+    table on stdout and, with ``--json PATH``, the JSON written there too."""
+    text = json.dumps(doc, indent=2)
+    if args.json == "-":
+        print(text)
+        return
+    print(table, end="")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+        _log(f"json: {args.json}")
 
 
 def register(subparsers) -> None:
@@ -85,25 +107,17 @@ def run_propagation(args) -> int:
     if args.seeds < 1:
         raise CLIError("--seeds must be at least 1")
     seeds = 1 if args.quick else args.seeds
-    to_stdout = args.json == "-"
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr)
 
     methods = {}
     info = {}
     if "model" in args.methods:
-        from ..engine import Engine
-        engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+        engine, info = _load_engine(args)
         methods["model"] = P.model_method(engine)
-        info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
-                "device": str(engine.device), "precision": engine.precision}
-        log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")
     baselines = P.baseline_methods()
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 
     res = P.run(args.datasets, methods, points=args.points, seeds=seeds, samplings=args.sampling,
-                quick=args.quick, log=log)
+                quick=args.quick, log=_log)
     res.info.update(info, quick=bool(args.quick))
     if not res.datasets:
         raise CLIError("no dataset could be loaded: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
@@ -111,16 +125,8 @@ def run_propagation(args) -> int:
     if args.plot and args.plot.lower() != "none":
         path = P.plot(res, args.plot)
         res.info["plot"] = str(path)
-        log(f"plot: {path}")
-    doc = json.dumps(res.to_dict(), indent=2)
-    if to_stdout:
-        print(doc)
-    else:
-        print(P.format_tables(res), end="")
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(doc + "\n")
-            log(f"json: {args.json}")
+        _log(f"plot: {path}")
+    _report(args, res.to_dict(), P.format_tables(res))
     return 0
 
 
@@ -160,32 +166,15 @@ def run_segmentation(args) -> int:
         raise CLIError(f"--max-clicks must be at least {max(S.IOU_AT)}")
     if not 0.0 < args.threshold < 1.0:
         raise CLIError("--threshold must be between 0 and 1 (exclusive)")
-    if args.plot and not Path(args.plot).parent.is_dir():
-        raise CLIError(f"output folder {Path(args.plot).parent} does not exist")
+    if args.plot:
+        output_path(args.plot, flag="--plot")
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr)
-
-    engine, info = None, {}
-    if "model" in args.methods:
-        from ..engine import Engine
-        engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
-        info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
-                "device": str(engine.device), "precision": engine.precision}
-        log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")
+    engine, info = _load_engine(args) if "model" in args.methods else (None, {})
     report = S.run(engine, n_images=args.n_images, max_clicks=args.max_clicks,
                    baseline="baseline" in args.methods, zoom=not args.no_zoom,
-                   threshold=args.threshold, progress=log)
+                   threshold=args.threshold, progress=_log)
     report["info"] = info
     if args.plot:
-        log(f"plot: {S.plot(report, args.plot)}")
-    doc = json.dumps(report, indent=2)
-    if args.json == "-":
-        print(doc)
-    else:
-        print(S.format_table(report))
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(doc + "\n")
-            log(f"json: {args.json}")
+        _log(f"plot: {S.plot(report, args.plot)}")
+    _report(args, report, S.format_table(report) + "\n")
     return 0

@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import CLIError
+from .options import add_model_flags, numbers, output_path
 
 OUT_TYPES = (".npy", ".flo", ".png")
-
-
-def _numbers(text: str, n: int, what: str, form: str) -> tuple[float, ...]:
-    parts = [t.strip() for t in text.split(",")]
-    if len(parts) != n:
-        raise CLIError(f"{what} {text!r} must be {form} ({n} comma-separated numbers)")
-    try:
-        return tuple(float(t) for t in parts)
-    except ValueError:
-        raise CLIError(f"{what} {text!r} must be {form} (numbers, e.g. {'10,20,5,0' if n == 4 else '10,20'})") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,15 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Coordinates and motions are in pixels of IMG (after EXIF rotation); x = column, "
                     "y = row, +dx = right, +dy = down. The output has the height and width of IMG.")
     p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
-    p.add_argument("--arrow", action="append", default=[], metavar="X,Y,DX,DY",
+    p.add_argument("--arrow", type=numbers("X,Y,DX,DY"), action="append", default=[], metavar="X,Y,DX,DY",
                    help="a motion: the pixel at (X, Y) moves by (DX, DY); repeat for more arrows")
-    p.add_argument("--pin", action="append", default=[], metavar="X,Y",
+    p.add_argument("--pin", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a still point (zero motion) at (X, Y); repeat for more pins")
-    p.add_argument("--checkpoint", default=None, metavar="NAME|PATH",
-                   help="registry name or checkpoint file (default: the embedded model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="autocast precision (default: auto, bf16 where it is fast)")
+    add_model_flags(p)
     p.add_argument("--max-mag", type=float, default=None, metavar="PX",
                    help="for .png: magnitude of full colour saturation (default: the largest motion)")
     p.add_argument("--out", required=True, metavar="OUT",
@@ -45,15 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Check everything cheap before loading a model.
-    out = Path(args.out)
-    if out.suffix.lower() not in OUT_TYPES:
-        raise CLIError(f"--out must end in {', '.join(OUT_TYPES)}; got {out.name!r}")
-    if not out.parent.is_dir():
-        raise CLIError(f"output folder {out.parent} does not exist")
+    out = output_path(args.out, OUT_TYPES)
     if args.max_mag is not None and not args.max_mag > 0:
         raise CLIError("--max-mag must be a positive number of pixels")
-    arrows = [_numbers(a, 4, "--arrow", "X,Y,DX,DY") for a in args.arrow]
-    pins = [_numbers(p, 2, "--pin", "X,Y") for p in args.pin]
+    arrows, pins = args.arrow, args.pin
 
     from ..engine import Engine
     from ..flow import save_flow

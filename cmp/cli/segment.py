@@ -7,16 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
-
-
-def _click(text: str, flag: str) -> tuple[float, float]:
-    parts = [t.strip() for t in text.split(",")]
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return float(parts[0]), float(parts[1])
-    except ValueError:
-        raise CLIError(f"{flag} {text!r} must be X,Y (two comma-separated numbers, e.g. 120,80)") from None
+from .options import add_model_flags, numbers, output_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
                     "repeat a flag per click, in click order. The mask has the size of IMG.")
     p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
-    p.add_argument("--positive", action="append", default=[], metavar="X,Y",
+    p.add_argument("--positive", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a click on the object; repeat for more (at least one)")
-    p.add_argument("--negative", action="append", default=[], metavar="X,Y",
+    p.add_argument("--negative", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a click on the background; repeat for more")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask = normalised motion score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
@@ -38,11 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run on the whole image instead of a crop around the clicks")
     p.add_argument("--no-clean", action="store_true",
                    help="skip the clean-up (small holes, islands away from the positive clicks)")
-    p.add_argument("--checkpoint", default=None, metavar="NAME|PATH",
-                   help="registry name or checkpoint file (default: the embedded model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="autocast precision (default: auto)")
+    add_model_flags(p)
     p.add_argument("--coco", default=None, metavar="JSON",
                    help="also write a COCO-style JSON with the mask as compressed RLE")
     p.add_argument("--out", required=True, metavar="MASK.png", help="output mask PNG (0 = background, 255 = object)")
@@ -51,22 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Cheap checks first: no model is loaded for a typo.
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise CLIError(f"--out must end in .png; got {out.name!r}")
-    for path in filter(None, (out, Path(args.coco) if args.coco else None)):
-        if not path.parent.is_dir():
-            raise CLIError(f"output folder {path.parent} does not exist")
+    out = output_path(args.out, (".png",))
+    if args.coco:
+        output_path(args.coco, flag="--coco")
     if not 0.0 < args.threshold < 1.0:
         raise CLIError(f"--threshold must be between 0 and 1 (exclusive); got {args.threshold:g}")
-    positive = [_click(t, "--positive") for t in args.positive]
-    negative = [_click(t, "--negative") for t in args.negative]
+    positive, negative = args.positive, args.negative
     if not positive:
         raise CLIError("give at least one --positive X,Y click on the object")
 
     from ..engine import Engine
     from ..images import load_image
-    from ..segment import check_clicks, coco_dict, save_mask_png, segment
+    from ..masks import coco_dict, save_mask_png
+    from ..segment import check_clicks, segment
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)

@@ -20,11 +20,8 @@ Gradio and never trains anything.
 """
 from __future__ import annotations
 
-import gzip
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,7 +30,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
+from ..train.video import open_video
 from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 
 EVAL_WIDTH = 384
@@ -155,38 +154,19 @@ def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndar
     valid (H, W) bool: the forward vector lands inside the image and the
     backward flow there brings it back, |f + b|^2 < 0.01 (|f|^2 + |b|^2) + 0.5.
     """
-    from ..train.video import dis_flow, fb_consistency  # the one DIS teacher, shared with training
-
     fw, bw = dis_flow(frame1, frame2), dis_flow(frame2, frame1)
     return fw, fb_consistency(fw, bw)
 
 
-def _open_video(path: Path, tmp: Path) -> cv2.VideoCapture:
-    if path.suffix == ".gz":
-        out = tmp / path.stem
-        with gzip.open(path, "rb") as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        path = out
-    # box/cup carry harmless H.264 stream warnings that FFmpeg would print per frame.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise DatasetUnavailable(f"cannot decode {path.name}")
-    return cap
-
-
-def _count_frames(path: Path, tmp: Path) -> int:
-    cap = _open_video(path, tmp)
+def _count_frames(cap: cv2.VideoCapture) -> int:
     n = 0
     while cap.grab():
         n += 1
-    cap.release()
     return n
 
 
-def _read_frames(path: Path, tmp: Path, wanted: set[int], width: int) -> dict[int, np.ndarray]:
+def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[int, np.ndarray]:
     """Frames at the ``wanted`` indices, RGB, resized to ``width`` px wide."""
-    cap = _open_video(path, tmp)
     out, i, last = {}, 0, max(wanted)
     while i <= last and cap.grab():
         if i in wanted:
@@ -197,7 +177,6 @@ def _read_frames(path: Path, tmp: Path, wanted: set[int], width: int) -> dict[in
                 interp = cv2.INTER_AREA if width < w else cv2.INTER_CUBIC
                 out[i] = cv2.cvtColor(cv2.resize(bgr, (width, nh), interpolation=interp), cv2.COLOR_BGR2RGB)
         i += 1
-    cap.release()
     return out
 
 
@@ -214,30 +193,31 @@ def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
     if not found:
         raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")
     pairs = []
-    with tempfile.TemporaryDirectory(prefix="cmp-eval-") as tmp:
-        tmp = Path(tmp)
-        for path in found:
-            n = _count_frames(path, tmp)
-            first = int(math.ceil(n * (1 - HELD_OUT_FRACTION)))
-            if n - first <= gap:
+    for path in found:
+        with open_video(path) as cap:
+            if not cap.isOpened():
+                raise DatasetUnavailable(f"cannot decode {path.name}")
+            n = _count_frames(cap)
+        first = int(math.ceil(n * (1 - HELD_OUT_FRACTION)))
+        if n - first <= gap:
+            continue
+        starts = np.unique(np.linspace(first, n - 1 - gap, 3 * per_video).round().astype(int))
+        with open_video(path) as cap:
+            frames = _read_frames(cap, {int(s) for s in starts} | {int(s) + gap for s in starts}, EVAL_WIDTH)
+        used = 0
+        for s in starts:
+            if used == per_video:
+                break
+            if s not in frames or s + gap not in frames:
                 continue
-            starts = np.unique(np.linspace(first, n - 1 - gap, 3 * per_video).round().astype(int))
-            frames = _read_frames(path, tmp, {int(s) for s in starts} | {int(s) + gap for s in starts},
-                                  EVAL_WIDTH)
-            used = 0
-            for s in starts:
-                if used == per_video:
-                    break
-                if s not in frames or s + gap not in frames:
-                    continue
-                flow, valid = dis_flow_consistent(frames[s], frames[s + gap])
-                if valid.mean() < VIDEO_MIN_VALID:
-                    continue
-                if np.percentile(np.linalg.norm(flow[valid], axis=1), 95) < VIDEO_MIN_MOTION:
-                    continue
-                name = path.name.split(".")[0]
-                pairs.append(Pair(f"{name}-{s}+{gap}", frames[s], flow, valid))
-                used += 1
+            flow, valid = dis_flow_consistent(frames[s], frames[s + gap])
+            if valid.mean() < VIDEO_MIN_VALID:
+                continue
+            if np.percentile(np.linalg.norm(flow[valid], axis=1), 95) < VIDEO_MIN_MOTION:
+                continue
+            name = path.name.split(".")[0]
+            pairs.append(Pair(f"{name}-{s}+{gap}", frames[s], flow, valid))
+            used += 1
     if not pairs:
         raise DatasetUnavailable("no usable held-out video pair (all static or inconsistent)")
     return pairs
@@ -291,12 +271,6 @@ def sample_points(pair: Pair, n: int, sampling: str, rng: np.random.Generator) -
     ys, xs = np.divmod(np.asarray(chosen, np.int64), w)
     vec = pair.flow[ys, xs].astype(np.float64)
     return np.concatenate([np.stack([xs, ys], 1).astype(np.float64), vec], axis=1).reshape(-1, 4)
-
-
-def epe(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
-    """Mean end-point error over valid pixels, in pixels."""
-    d = pred[valid].astype(np.float64) - gt[valid].astype(np.float64)
-    return float(np.sqrt((d * d).sum(-1)).mean())
 
 
 # -- methods ----------------------------------------------------------------
@@ -377,7 +351,7 @@ def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points:
                 sets = [order[:n] for n in points]
                 for m, predict in predictors.items():
                     flows = predict(sets)
-                    total[sampling][m] += [epe(f, pair.flow, pair.valid) for f in flows]
+                    total[sampling][m] += [endpoint_error(f, pair.flow, pair.valid) for f in flows]
             count += 1
     return {s: {m: (v / max(count, 1)).round(4).tolist() for m, v in per.items()} for s, per in total.items()}
 

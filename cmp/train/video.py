@@ -6,41 +6,58 @@ consistency mask (True = trusted).
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
+
+from ..flow import dis_flow, fb_consistency
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
+@contextlib.contextmanager
+def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
+    """An OpenCV capture of a video file, plain or ``.gz``-compressed (unpacked to a temporary
+    copy). Released, and the copy deleted, on exit. ``isOpened()`` is False when OpenCV
+    cannot decode the file."""
+    path = Path(path)
+    tmp = None
+    try:
+        if path.suffix == ".gz":
+            fd, tmp = tempfile.mkstemp(suffix=Path(path.stem).suffix)
+            with os.fdopen(fd, "wb") as dst, gzip.open(path, "rb") as src:
+                shutil.copyfileobj(src, dst)
+        # Some sample clips carry harmless H.264 stream warnings that FFmpeg would print per frame.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        cap = cv2.VideoCapture(str(tmp or path))
+        try:
+            yield cap
+        finally:
+            cap.release()
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -> np.ndarray:
     """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``."""
     path = Path(path)
-    tmp = None
-    if path.suffix == ".gz":
-        tmp = tempfile.NamedTemporaryFile(suffix=Path(path.stem).suffix, delete=False)
-        with gzip.open(path, "rb") as f:
-            shutil.copyfileobj(f, tmp)
-        tmp.close()
-        path = Path(tmp.name)
-    try:
-        cap = cv2.VideoCapture(str(path))
-        frames = []
+    frames = []
+    with open_video(path) as cap:
         while len(frames) < max_frames:
             ok, bgr = cap.read()
             if not ok:
                 break
             frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side))
-        cap.release()
-    finally:
-        if tmp is not None:
-            Path(tmp.name).unlink(missing_ok=True)
     if not frames:
         raise ValueError(f"no frames could be read from {path.name}")
     return np.stack(frames)
@@ -87,30 +104,6 @@ def shot_cuts(frames: np.ndarray, thresh: float = 0.5) -> np.ndarray:
             cuts[t] = cv2.compareHist(prev, hist, cv2.HISTCMP_BHATTACHARYYA) > thresh
         prev = hist
     return cuts
-
-
-_DIS = None
-
-
-def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DIS optical flow (medium preset) from RGB frame a to b: (H, W, 2) float32, (dx, dy)."""
-    global _DIS
-    if _DIS is None:
-        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    return _DIS.calc(ga, gb, None).astype(np.float32)
-
-
-def fb_consistency(fw: np.ndarray, bw: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
-    """True where following fw then bw returns near the start (standard occlusion test)."""
-    h, w = fw.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    bw_at = cv2.remap(bw, gx + fw[..., 0], gy + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                      borderValue=np.nan)
-    diff = np.sum((fw + bw_at) ** 2, axis=2)
-    mag = np.sum(fw ** 2, axis=2) + np.sum(np.nan_to_num(bw_at) ** 2, axis=2)
-    inside = np.isfinite(bw_at).all(axis=2)
-    return inside & (diff < alpha * mag + beta)
 
 
 @dataclass

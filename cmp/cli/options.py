@@ -1,0 +1,50 @@
+"""Argument types and flags that several subcommands share, so they parse and read the same."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..device import PRECISIONS
+from . import CLIError
+
+
+def numbers(form: str):
+    """argparse type for ``form`` = names separated by commas, e.g. "X,Y" or "X,Y,DX,DY":
+    that many comma-separated numbers -> tuple of floats."""
+    n = len(form.split(","))
+    example = ",".join(["10", "20", "5", "0"][:n])
+
+    def parse(text: str) -> tuple[float, ...]:
+        parts = [t.strip() for t in text.split(",")]
+        try:
+            if len(parts) != n:
+                raise ValueError
+            return tuple(float(t) for t in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} must be {form} ({n} comma-separated numbers, e.g. {example})") from None
+
+    parse.__name__ = form  # argparse names the type in its own messages
+    return parse
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--checkpoint, --device, --precision: which model runs where, as :meth:`cmp.engine.Engine.from_checkpoint`
+    takes them."""
+    p.add_argument("--checkpoint", default=None, metavar="NAME|PATH",
+                   help="registry name or checkpoint file (default: the embedded model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
+                   help="autocast precision (default: auto, bf16 where it is fast)")
+
+
+def output_path(text: str, suffixes: tuple[str, ...] = (), flag: str = "--out") -> Path:
+    """``text`` as an output Path, checked before any work: its folder exists and, when
+    ``suffixes`` are given, it ends in one of them (case-insensitive)."""
+    out = Path(text)
+    if suffixes and out.suffix.lower() not in suffixes:
+        allowed = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1 else suffixes)
+        raise CLIError(f"{flag} must end in {allowed}; got {out.name!r}")
+    if not out.parent.is_dir():
+        raise CLIError(f"output folder {out.parent} does not exist")
+    return out
