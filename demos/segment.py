@@ -32,7 +32,8 @@ from cmp.guidance import MAX_POINTS, GuidanceError
 from cmp.segment import (DEFAULT_THRESHOLD, coco_dict, export_objects, rle_decode, rle_encode,
                          save_mask_png, segment)
 
-from .common import MODEL_GROUP, Context, read_image, temp_path, user_errors
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, image_input, parse_json, read_image, temp_path,
+                     user_errors)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
@@ -103,10 +104,7 @@ def parse_points(text: str | None) -> tuple[list[list[float]], list[list[float]]
     """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative)."""
     if text is None or not str(text).strip():
         raise GuidanceError('give points as JSON: {"positive": [[x, y]], "negative": [[x, y]]}')
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GuidanceError(f"points are not valid JSON ({exc.msg} at character {exc.pos})") from None
+    data = parse_json(str(text), "points")
     if not isinstance(data, dict):
         raise GuidanceError('points JSON must be an object {"positive": [...], "negative": [...]}')
     unknown = set(data) - {"positive", "negative"}
@@ -210,12 +208,12 @@ def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float
 # -- the page ----------------------------------------------------------------
 
 def build(ctx: Context) -> None:
-    state = gr.State(new_state())
+    state = gr.State(new_state(), time_to_live=STATE_TTL_S)
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
-                           elem_id="segment-input")
+            src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
+                              elem_id="segment-input")
             if ctx.examples:
                 gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
             note = gr.Markdown("", elem_id="segment-note")
