@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -150,7 +151,11 @@ def _prune_temp(now: float) -> None:
         return
     for e in entries:
         try:
-            if e.is_file() and now - e.stat().st_mtime > TEMP_MAX_AGE_S:
+            if now - e.stat().st_mtime <= TEMP_MAX_AGE_S:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
                 os.unlink(e.path)
         except OSError:  # another worker got there first
             pass
@@ -163,6 +168,13 @@ def temp_path(suffix: str) -> str:
     fd, path = tempfile.mkstemp(prefix="cmp-", suffix=suffix, dir=TEMP_DIR)
     os.close(fd)
     return path
+
+
+def temp_dir() -> str:
+    """A fresh per-request folder (for several files with fixed names), pruned like :func:`temp_path`."""
+    os.makedirs(TEMP_DIR, exist_ok=True)
+    _prune_temp(time.time())
+    return tempfile.mkdtemp(prefix="cmp-", dir=TEMP_DIR)
 
 
 #: Example photos bundled with scikit-image (public domain / CC0, see its data README).

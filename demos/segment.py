@@ -20,7 +20,6 @@ downscale note).
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -32,8 +31,8 @@ from cmp.guidance import MAX_POINTS, GuidanceError
 from cmp.segment import (DEFAULT_THRESHOLD, coco_dict, export_objects, rle_decode, rle_encode,
                          save_mask_png, segment)
 
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, image_input, parse_json, read_image, temp_path,
-                     user_errors)
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, image_input, parse_json, read_image, temp_dir,
+                     temp_path, user_errors)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
@@ -322,7 +321,7 @@ def build(ctx: Context) -> None:
         if not masks:
             raise GuidanceError("nothing to export yet: click an object first")
         name = Path(path).name if path else "image.png"
-        out_dir = tempfile.mkdtemp(prefix="cmp-segment-")
+        out_dir = temp_dir()
         return [str(p) for p in export_objects(out_dir, masks, stem=Path(name).stem, file_name=name)]
 
     # -- public endpoint ---------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEST_MAX_SIDE
 from PIL import Image
 
 from cmp.engine import image_key
@@ -24,8 +25,8 @@ from cmp.geometry import ImageSizeError
 from cmp.guidance import MAX_POINTS, MAX_VECTOR, GuidanceError, as_points, validate_points
 from cmp.images import MAX_PIXELS, ImageError, load_image
 from cmp.segment import segment
-from conftest import TEST_MAX_SIDE
-from demos import motion, segment as segment_page
+from demos import motion
+from demos import segment as segment_page
 from demos.common import MAX_JSON_CHARS
 
 RED = (255, 0, 0)
