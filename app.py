@@ -16,6 +16,13 @@ from demos.common import Context, example_images
 PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
 #: Uploads above this are refused by the server (413) and by gradio_client before sending.
 MAX_FILE_SIZE = "20mb"
+#: Feature cache of the one engine: encoded images kept for quick clicks, LRU-evicted
+#: past either bound (the default model needs about 4 MB per image at side 384).
+CACHE_IMAGES, CACHE_MB = 16, 512
+#: Browser tabs / API clients Gradio keeps a session for (LRU). Each costs about 0.3 MB of
+#: server memory (a copy of the page config) until evicted here, so Gradio's default of
+#: 10000 would allow ~3 GB. The small gr.State values inside expire sooner (time_to_live).
+STATE_SESSIONS = 2000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,13 +61,17 @@ def zero_gpu_args(args: argparse.Namespace, env=os.environ) -> argparse.Namespac
 
 def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
     """The engine for ``args.checkpoint``; falls back to the embedded model with a notice."""
+    kw = {"device": args.device, "precision": args.precision,
+          "cache_entries": CACHE_IMAGES, "cache_bytes": CACHE_MB * 2**20}
     try:
-        return Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision), None
+        return Engine.from_checkpoint(args.checkpoint, **kw), None
     except CheckpointError as exc:
         if args.checkpoint in (None, "default"):
             raise
-        notice = f"Could not load '{args.checkpoint}' ({exc}); using the embedded default model."
-        return Engine.from_checkpoint("default", device=args.device, precision=args.precision), notice
+        print(f"warning: could not load '{args.checkpoint}': {exc}", file=sys.stderr)  # the whole story, for logs
+        reason = str(exc) if len(str(exc)) <= 160 else str(exc)[:160].rstrip() + " ..."
+        notice = f"Could not load '{args.checkpoint}' ({reason}); using the embedded default model."
+        return Engine.from_checkpoint("default", **kw), notice
 
 
 def build_app(ctx: Context) -> gr.Blocks:
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
                              examples=example_images()))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size=MAX_FILE_SIZE, ssr_mode=False)
+                max_file_size=MAX_FILE_SIZE, state_session_capacity=STATE_SESSIONS, ssr_mode=False)
     return 0
 
 

@@ -7,12 +7,15 @@ Each session gets its own image with a unique size and its own clicks, and
 mixes arrow updates (/motion_flow), segmentation clicks (/segment_mask) and a
 short video (/motion_video). Isolation is checked on every answer: the flow
 and mask must have the session's own image size, and no output file may be
-handed to two sessions. Prints p50/p95 latency per action, failures, and the
-server's peak RSS before and after (in-process mode only).
+handed to two sessions. Two waves of fresh sessions and images run one after
+the other. Prints p50/p95 latency per action, failures, and the RSS of this
+process (server and clients) before and after each wave (in-process mode only;
+the second wave must not add much: the feature cache is bounded).
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import resource
@@ -23,6 +26,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
@@ -33,9 +37,10 @@ ACTIONS = ("arrow", "segment", "video")
 def _rss_mb() -> float:
     """Current resident set size of this process in MB (Linux /proc, else peak)."""
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -56,11 +61,27 @@ def session_image(k: int, folder: Path) -> tuple[Path, tuple[int, int]]:
     return path, (h, w)
 
 
+def _files(outs) -> list[str]:
+    """The file paths among endpoint outputs (a gr.Video output may come back as a dict)."""
+    paths = []
+    for o in outs:
+        if isinstance(o, dict) and isinstance(o.get("video"), str):
+            o = o["video"]
+        if isinstance(o, str) and os.path.isfile(o):
+            paths.append(o)
+    return paths
+
+
 def run_session(url: str, k: int, n_actions: int, folder: Path, results: dict, lock: threading.Lock,
                 seen_files: dict, video_every: int) -> None:
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    try:
+        client = Client(url, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - a session that cannot connect fails all its actions
+        with lock:  # its actions count as never run
+            results["errors"].append(f"session {k}: cannot connect ({type(exc).__name__}: {exc})"[:200])
+        return
     path, (h, w) = session_image(k, folder)
     rng = np.random.default_rng(k)
     for i in range(n_actions):
@@ -68,44 +89,45 @@ def run_session(url: str, k: int, n_actions: int, folder: Path, results: dict, l
         x, y = int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))
         t0 = time.perf_counter()
         err = None
+        outs: list = []
         try:
             if action == "arrow":
                 guide = json.dumps({"arrows": [[x, y, float(rng.integers(-20, 20)), float(rng.integers(-20, 20))]],
                                     "pins": [[w // 2, h // 2]]})
-                png, flo = client.predict(handle_file(str(path)), guide, api_name="/motion_flow")
-                outs = [png, flo]
-                with Image.open(png) as im:
+                outs = list(client.predict(handle_file(str(path)), guide, api_name="/motion_flow"))
+                with Image.open(outs[0]) as im:
                     if im.size != (w, h):
                         err = f"flow image {im.size} is not this session's {w}x{h}"
             elif action == "segment":
                 pts = json.dumps({"positive": [[x, y]], "negative": []})
-                mask, coco = client.predict(handle_file(str(path)), pts, 0.5, False, api_name="/segment_mask")
-                outs = [mask, coco]
-                with Image.open(mask) as im:
-                    if im.size != (w, h):
+                outs = list(client.predict(handle_file(str(path)), pts, 0.5, False, api_name="/segment_mask"))
+                coco_image = outs[1]["images"][0]
+                with Image.open(outs[0]) as im:
+                    if im.size != (w, h) or (coco_image["width"], coco_image["height"]) != (w, h):
                         err = f"mask {im.size} is not this session's {w}x{h}"
             else:
                 guide = json.dumps({"arrows": [[x, y, 10.0, 0.0]], "pins": []})
-                mp4, gif = client.predict(handle_file(str(path)), guide, 4, 8, 1.0, "linear", "once",
-                                          api_name="/motion_video")
-                outs = [mp4, gif]
-                if os.path.getsize(mp4) == 0:
-                    err = "empty video"
+                outs = list(client.predict(handle_file(str(path)), guide, 4, 8, 1.0, "linear", "once",
+                                           api_name="/motion_video"))
+                if len(_files(outs)) != 2 or min(os.path.getsize(f) for f in _files(outs)) == 0:
+                    err = f"expected an MP4 and a GIF, got {outs!r}"[:200]
         except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
             err = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
             outs = []
         dt = time.perf_counter() - t0
         with lock:
-            for o in outs:
-                o = str(o)
-                # gradio_client downloads into a per-client folder; the server-side name is the last parts
-                key = "/".join(Path(o).parts[-2:])
-                if key in seen_files and seen_files[key] != k:
+            for f in _files(outs):
+                # gradio_client saves each download as <sha256 of content>/<server file name>, and
+                # the server names every output file afresh: the same key twice means a shared file.
+                key = "/".join(Path(f).parts[-2:])
+                if seen_files.get(key, k) != k:
                     err = err or f"file {key} was also given to session {seen_files[key]}"
                 seen_files[key] = k
-            results[action].append(dt)
             if err:
+                results["failed"].append(action)
                 results["errors"].append(f"session {k} {action}: {err}")
+            else:
+                results[action].append(dt)
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -116,14 +138,23 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[i]
 
 
-def run(url: str, sessions: int, actions: int, video_every: int = 10, timeout: float = 600.0) -> dict:
+def run(url: str, sessions: int, actions: int, video_every: int = 10, timeout: float = 600.0,
+        first_session: int = 0) -> dict:
+    """Drive ``url`` with ``sessions`` concurrent clients of ``actions`` requests each.
+
+    Session k (from ``first_session``) uses an image of its own size, so a second
+    call with a new ``first_session`` brings images the server has not seen.
+    Returns a summary dict: failures (requests that failed or saw another
+    session's data, plus actions never run), errors (first 20 messages), and
+    per action n / p50_s / p95_s of the successful requests.
+    """
     results: dict = defaultdict(list)
     seen: dict = {}
     lock = threading.Lock()
     with tempfile.TemporaryDirectory() as tmp:
         threads = [threading.Thread(target=run_session, args=(url, k, actions, Path(tmp), results, lock, seen,
                                                               video_every), daemon=True)
-                   for k in range(sessions)]
+                   for k in range(first_session, first_session + sessions)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -131,31 +162,49 @@ def run(url: str, sessions: int, actions: int, video_every: int = 10, timeout: f
             t.join(max(1.0, timeout - (time.perf_counter() - t0)))
         hung = sum(t.is_alive() for t in threads)
         wall = time.perf_counter() - t0
-    if hung:
-        results["errors"].append(f"{hung} session(s) did not finish within {timeout:.0f} s")
+        with lock:  # a hung session may still be writing
+            latencies = {a: list(results[a]) for a in ACTIONS}
+            failed = len(results["failed"])
+            errors = list(results["errors"])
+    not_run = sessions * actions - failed - sum(len(v) for v in latencies.values())
+    if not_run:
+        errors.append(f"{not_run} action(s) never ran" +
+                      (f"; {hung} session(s) still running after {timeout:.0f} s" if hung else ""))
     summary = {"sessions": sessions, "actions_per_session": actions, "wall_s": round(wall, 2),
-               "requests": sum(len(results[a]) for a in ACTIONS), "failures": len(results["errors"]),
-               "errors": results["errors"][:20], "latency": {}}
-    for a in ACTIONS:
-        if results[a]:
-            summary["latency"][a] = {"n": len(results[a]), "p50_s": round(statistics.median(results[a]), 3),
-                                     "p95_s": round(percentile(results[a], 95), 3)}
+               "requests": sum(len(v) for v in latencies.values()) + failed,
+               "failures": failed + not_run, "errors": errors[:20], "latency": {}}
+    for a, xs in latencies.items():
+        if xs:
+            summary["latency"][a] = {"n": len(xs), "p50_s": round(statistics.median(xs), 3),
+                                     "p95_s": round(percentile(xs, 95), 3)}
     return summary
 
 
 def launch_in_process(checkpoint: str | None, engine=None):
-    """Start the app on a free loopback port in this process; returns (demo, url)."""
+    """Start the app as ``app.main`` would, on a free loopback port in this process; returns (demo, url)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app
     from demos.common import Context
 
+    notice = None
     if engine is None:
-        from cmp.engine import Engine
-        engine = Engine.from_checkpoint(checkpoint)
-    demo = app.build_app(Context(engine=engine))
+        args = app.parse_args(["--checkpoint", checkpoint or "default"])
+        engine, notice = app.load_engine(args)
+        if notice:
+            print(f"notice: {notice}", file=sys.stderr)
+    demo = app.build_app(Context(engine=engine, notice=notice))
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                            max_file_size=app.MAX_FILE_SIZE, ssr_mode=False)
+                            max_file_size=app.MAX_FILE_SIZE, state_session_capacity=app.STATE_SESSIONS,
+                            ssr_mode=False)
     return demo, url
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= a.sessions <= 64 and 1 <= a.actions <= 500):
         print("error: --sessions must be 1..64 and --actions 1..500", file=sys.stderr)
         return 2
-    if a.url and not any(h in a.url for h in ("127.0.0.1", "localhost", "[::1]")):
+    if a.url and not is_loopback(a.url):
         print("error: the load test only drives loopback addresses", file=sys.stderr)
         return 2
     demo = None
@@ -184,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first = run(url, a.sessions, a.actions, a.video_every, a.timeout)
         rss_mid = _rss_mb()
-        # A second wave with as many sessions again: memory must not grow with sessions served.
-        second = run(url, a.sessions, a.actions, a.video_every, a.timeout)
+        # A second wave of as many new sessions with new images: memory must not grow with
+        # the number of sessions served (the feature cache is bounded, per-session state small).
+        second = run(url, a.sessions, a.actions, a.video_every, a.timeout, first_session=a.sessions)
         rss_end = _rss_mb()
     finally:
         if demo is not None:

@@ -129,6 +129,7 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
     """Fetch ``entry`` through ``huggingface_hub`` (normal HF cache, honours
     HF_HUB_OFFLINE / HF_ENDPOINT), trying mirrors in order; verify sha256."""
     from huggingface_hub import hf_hub_download  # imported lazily: reads env at import
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     if not entry.hub:
         raise CheckpointError(f"checkpoint {entry.name!r} has no Hub location")
@@ -142,6 +143,10 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
                                    revision=loc.revision, cache_dir=cache_dir, endpoint=endpoint, **kw)
         except Exception as exc:  # network, 404, offline cache miss: try the next mirror
             errors.append(f"{loc.repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            if isinstance(exc, LocalEntryNotFoundError):
+                # The Hub did not answer (each try costs ~20 s of retries) or we are offline:
+                # the mirrors live on the same Hub, so only their cached copies can help now.
+                local_files_only = True
             continue
         try:
             verify_sha256(path, entry.sha256)
@@ -210,7 +215,9 @@ def infer_config(sd: dict[str, torch.Tensor]) -> CMPConfig:
             widths.append(shp(f"image_encoder.layer{i}.0.conv1.weight")[0])
             idx = {int(m.group(1)) for k in sd
                    if (m := re.match(rf"image_encoder\.layer{i}\.(\d+)\.", k))}
-            blocks.append(max(idx) + 1)
+            if idx != set(range(len(idx))):  # a gap (or index 10**9) would build blocks that no key fills
+                raise CheckpointError(f"not a CMP checkpoint: layer{i} blocks are numbered {sorted(idx)[:6]}...")
+            blocks.append(len(idx))
         code = shp("image_encoder.conv5.weight")[0]
         dec = DecoderConfig(
             sparse_dim=shp("flow_encoder.features.0.weight")[0],
@@ -235,8 +242,9 @@ def infer_config(sd: dict[str, torch.Tensor]) -> CMPConfig:
     return cfg
 
 
-def load_state_strict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
-    """Load ``sd`` into ``model``; only ``num_batches_tracked`` may be missing."""
+def check_state_dict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`CheckpointError` naming the keys unless ``sd`` fits ``model`` exactly
+    (only ``num_batches_tracked`` may be missing). ``model`` may live on the meta device."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]
@@ -251,6 +259,12 @@ def load_state_strict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
         problems.append(f"wrong shapes: {', '.join(wrong[:5])}" + (" ..." if len(wrong) > 5 else ""))
     if problems:
         raise CheckpointError("checkpoint does not fit the architecture: " + "; ".join(problems))
+
+
+def load_state_strict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
+    """Load ``sd`` into ``model``; only ``num_batches_tracked`` may be missing."""
+    check_state_dict(model, sd)
+    own = model.state_dict()
     full = dict(sd)
     for k, v in own.items():  # the known-harmless gap: BN counters the original never saved
         if k not in full:
@@ -314,6 +328,15 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]
     else:
         sd, meta = _read_original(path), {"format": "original-cmp"}
         cfg = infer_config(sd)
+    # A stranger's config could describe a network of many gigabytes: build it
+    # on the meta device (no memory) and compare shapes before allocating it.
+    try:
+        with torch.device("meta"):
+            shell = build_cmp(cfg)
+    except Exception as exc:  # negative or zero widths and the like
+        raise CheckpointError(f"{path.name}: its config describes no buildable CMP network "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    check_state_dict(shell, sd)
     model = build_cmp(cfg)
     load_state_strict(model, sd)
     return model.eval(), cfg, meta

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +88,13 @@ def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
                 raise ImageError(f"{p.name} is empty")
             im = Image.open(p)  # closed below: Pillow owns the file it opened
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(upright)
+            # Checked here, before decoding: Pillow itself refuses only above twice
+            # its limit and merely warns below that (warning filters are per process,
+            # not per request, so they cannot be relied on in a threaded server).
+            if im.width * im.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height} px")
+            im.load()
+            rgb = _to_rgb(ImageOps.exif_transpose(im))
         finally:
             if im is not src:
                 im.close()

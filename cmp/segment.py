@@ -24,6 +24,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
+from .geometry import MIN_SIDE, ImageSizeError
 from .guidance import MAX_POINTS, GuidanceError
 
 #: Probe motion in model-input pixels (the reference demo's v = 30).
@@ -264,6 +265,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     resolution; pixels outside the crop are background.
     """
     h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
+        raise ImageSizeError(f"image is {w}x{h} px; each side must be at least {MIN_SIDE} px")
     if not 0.0 < float(threshold) < 1.0:
         raise ValueError(f"threshold must be between 0 and 1 (exclusive); got {threshold}")
     pos, neg = check_clicks(positive, negative, h, w)

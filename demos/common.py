@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -17,11 +18,12 @@ from typing import Callable, TypeVar
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from cmp.engine import Engine, ImageNotCached
 from cmp.geometry import ImageSizeError
 from cmp.guidance import GuidanceError
-from cmp.images import MAX_SIDE, ImageError, load_image
+from cmp.images import MAX_PIXELS, MAX_SIDE, ImageError, load_image
 
 #: All model work shares this concurrency group (one device, one queue).
 MODEL_GROUP = "model"
@@ -66,26 +68,58 @@ def user_errors(fn):
 
 
 def image_input(**kwargs) -> gr.Image:
-    """A ``gr.Image(**kwargs)`` whose undecodable uploads fail with a one-line ``gr.Error``.
+    """A ``gr.Image(**kwargs)`` whose uploads reach :func:`cmp.images.load_image` untouched.
 
-    Plain ``gr.Image`` opens every upload with Pillow before the handler runs and
-    reports a broken file as a bare "Error". The method is wrapped on the
-    instance rather than in a subclass because Gradio writes a ``.pyi`` stub
-    next to any module that defines a component class.
+    Plain ``gr.Image`` opens every upload with Pillow before the handler runs:
+    it converts non-RGB files itself (a 16-bit PNG comes out white, alpha is
+    dropped instead of composited), decodes images past our pixel limit that
+    Pillow only warns about, and reports a broken file as a bare "Error". With
+    ``type="filepath"`` the uploaded file's path is passed on as is, so the
+    handler's ``read_image`` does all decoding with one set of limits and
+    messages. The method is wrapped on the instance rather than in a subclass
+    because Gradio writes a ``.pyi`` stub next to any module that defines a
+    component class.
     """
     comp = gr.Image(**kwargs)
     decode = comp.preprocess
 
     def preprocess(payload):
+        path = getattr(payload, "path", None)
+        if comp.type == "filepath" and path and not str(getattr(payload, "url", "") or "").startswith("data:"):
+            return str(path)  # an upload Gradio already checked into its cache
         try:
             return decode(payload)
         except gr.Error:
             raise
+        except Image.DecompressionBombError:
+            limit = MAX_PIXELS // 1_000_000
+            raise gr.Error(f"image is too large to decode safely (limit {limit} megapixels)") from None
         except Exception:  # noqa: BLE001 - Pillow raises several types for bad files
             raise gr.Error("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
 
     comp.preprocess = preprocess
     return comp
+
+
+#: Longest JSON text the endpoints parse (guidance, points); MAX_POINTS entries need a few kB.
+MAX_JSON_CHARS = 100_000
+
+
+def parse_json(text: str, what: str):
+    """``json.loads`` with one-line :class:`GuidanceError` messages for ``what`` (e.g. "guidance")."""
+    if len(text) > MAX_JSON_CHARS:
+        raise GuidanceError(f"{what} JSON is too long ({len(text):,} characters; the limit is {MAX_JSON_CHARS:,})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GuidanceError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise GuidanceError(f"{what} JSON is nested too deeply") from None
+
+
+#: Seconds a tab's gr.State (arrows, clicks, masks) lives after its last change.
+#: Gradio also drops a closed tab's state after an hour; this bounds tabs left open.
+STATE_TTL_S = 6 * 3600
 
 
 def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
@@ -142,7 +176,11 @@ def _prune_temp(now: float) -> None:
         return
     for e in entries:
         try:
-            if e.is_file() and now - e.stat().st_mtime > TEMP_MAX_AGE_S:
+            if now - e.stat().st_mtime <= TEMP_MAX_AGE_S:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path)
+            else:
                 os.unlink(e.path)
         except OSError:  # another worker got there first
             pass
@@ -155,6 +193,13 @@ def temp_path(suffix: str) -> str:
     fd, path = tempfile.mkstemp(prefix="cmp-", suffix=suffix, dir=TEMP_DIR)
     os.close(fd)
     return path
+
+
+def temp_dir() -> str:
+    """A fresh per-request folder (for several files with fixed names), pruned like :func:`temp_path`."""
+    os.makedirs(TEMP_DIR, exist_ok=True)
+    _prune_temp(time.time())
+    return tempfile.mkdtemp(prefix="cmp-", dir=TEMP_DIR)
 
 
 #: Example photos bundled with scikit-image (public domain / CC0, see its data README).

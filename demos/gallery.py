@@ -13,7 +13,7 @@ import gradio as gr
 
 from cmp import proxy_tasks as pt
 
-from .common import MODEL_GROUP, Context, gpu, read_image, user_errors
+from .common import MODEL_GROUP, Context, gpu, image_input, read_image, user_errors
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INTRO = """\
@@ -71,8 +71,8 @@ def build(ctx: Context) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
-                             elem_id="gallery-image")
+            image = image_input(label="Image", type="filepath", sources=["upload", "clipboard"], height=280,
+                                elem_id="gallery-image")
             gr.Examples([[p] for p in examples], inputs=[image], label="Examples", elem_id="gallery-examples")
         with gr.Column(scale=3):
             difficulty = gr.Radio(list(pt.DIFFICULTIES), value="normal", label="Difficulty of every card",
@@ -152,7 +152,8 @@ def build(ctx: Context) -> None:
         api_image = gr.File(type="filepath", label="image")
         api_task = gr.Textbox(value="rotation", label="task", info=", ".join(pt.TASKS))
         api_difficulty = gr.Textbox(value="normal", label="difficulty", info=", ".join(pt.DIFFICULTIES))
-        api_seed = gr.Number(value=0, precision=0, label="seed")
+        # No precision: Gradio would round NaN itself and fail with a bare "Error"; check_seed says why.
+        api_seed = gr.Number(value=0, label="seed")
         api_gaps = gr.Checkbox(value=True, label="jigsaw_gaps")
         api_colour = gr.Textbox(value="jitter", label="jigsaw_colour", info=", ".join(pt.JIGSAW_COLOUR))
         api_input = gr.Image(format="png", label="input")

@@ -25,8 +25,8 @@ from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import (MODEL_GROUP, Context, click_xy, image_input, is_numbers, read_image,
-                     retry_if_evicted, temp_path, user_errors)
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_input, is_numbers, parse_json,
+                     read_image, retry_if_evicted, temp_path, user_errors)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 #: A second click within this many pixels of the first makes a pin.
@@ -78,14 +78,14 @@ def parse_guidance(text: str | None) -> list[list[float]]:
     """
     if text is None or not str(text).strip():
         return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GuidanceError(f"guidance is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    data = parse_json(str(text), "guidance")
     if isinstance(data, dict):
         unknown = set(data) - {"arrows", "pins"}
         if unknown:
             raise GuidanceError(f"unknown guidance keys {sorted(unknown)}; use 'arrows' and 'pins'")
+        for key, shape in (("arrows", "[x, y, dx, dy]"), ("pins", "[x, y]")):
+            if not isinstance(data.get(key) or [], list):
+                raise GuidanceError(f"'{key}' must be a list of {shape} lists")
         items = [("arrow", a) for a in data.get("arrows") or []] + [("pin", p) for p in data.get("pins") or []]
     elif isinstance(data, list):
         items = [("pin" if isinstance(a, list) and len(a) == 2 else "arrow", a) for a in data]
@@ -131,7 +131,7 @@ def _has_motion(points) -> bool:
 # -- the page ----------------------------------------------------------------
 
 def build(ctx: Context) -> None:
-    state = gr.State(new_state())
+    state = gr.State(new_state(), time_to_live=STATE_TTL_S)
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -244,8 +244,9 @@ def build(ctx: Context) -> None:
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
                      progress=gr.Progress()):
         """Animate the image along the predicted flow -> (H.264 MP4 path, GIF path)."""
-        n_frames = int(round(float(n_frames)))
-        frame_rate = float(frame_rate)
+        n_frames, frame_rate = float(n_frames), float(frame_rate)
+        if math.isfinite(n_frames):  # NaN and infinity cannot be rounded; check_settings names them
+            n_frames = round(n_frames)
         animate.check_settings(n_frames, frame_rate, float(motion_strength), timing_curve, loop_mode)
         rgb, _ = _image(image)
         points = parse_guidance(guidance)

@@ -20,7 +20,6 @@ downscale note).
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -31,7 +30,8 @@ from cmp.masks import coco_dict, export_objects, rle_decode, rle_encode, save_ma
 from cmp.segment import DEFAULT_THRESHOLD, segment
 
 from . import overlays
-from .common import (MODEL_GROUP, Context, click_xy, is_numbers, read_image, retry_if_evicted,
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_input, is_numbers, parse_json,
+                     read_image, retry_if_evicted, temp_dir,
                      temp_path, user_errors)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
@@ -102,10 +102,7 @@ def parse_points(text: str | None) -> tuple[list[list[float]], list[list[float]]
     """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative)."""
     if text is None or not str(text).strip():
         raise GuidanceError('give points as JSON: {"positive": [[x, y]], "negative": [[x, y]]}')
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GuidanceError(f"points are not valid JSON ({exc.msg} at character {exc.pos})") from None
+    data = parse_json(str(text), "points")
     if not isinstance(data, dict):
         raise GuidanceError('points JSON must be an object {"positive": [...], "negative": [...]}')
     unknown = set(data) - {"positive", "negative"}
@@ -172,12 +169,12 @@ def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float
 # -- the page ----------------------------------------------------------------
 
 def build(ctx: Context) -> None:
-    state = gr.State(new_state())
+    state = gr.State(new_state(), time_to_live=STATE_TTL_S)
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = gr.Image(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
-                           elem_id="segment-input")
+            src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
+                              elem_id="segment-input")
             if ctx.examples:
                 gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
             note = gr.Markdown("", elem_id="segment-note")
@@ -284,7 +281,7 @@ def build(ctx: Context) -> None:
         if not masks:
             raise GuidanceError("nothing to export yet: click an object first")
         name = Path(path).name if path else "image.png"
-        out_dir = tempfile.mkdtemp(prefix="cmp-segment-")
+        out_dir = temp_dir()
         return [str(p) for p in export_objects(out_dir, masks, stem=Path(name).stem, file_name=name)]
 
     # -- public endpoint ---------------------------------------------------------

@@ -331,3 +331,129 @@ def test_all_locations_failing_names_each(tmp_path, served):
     with pytest.raises(CheckpointError) as ei:
         download(entry, cache_dir=str(tmp_path / "hf"), endpoint=hub.url)
     assert "org/cmp-weights" in str(ei.value) and "someone/mirror" in str(ei.value)
+
+
+# -- checkpoints from strangers: wrong architectures, unreachable Hub -----------------
+
+def test_a_different_network_is_refused(tmp_path):
+    """A classifier's weights (a ResNet-like state dict without CMP's parts), as .pth and as safetensors."""
+    from safetensors.torch import save_file
+    classifier = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 7), torch.nn.BatchNorm2d(8), torch.nn.Flatten(),
+                                     torch.nn.Linear(8, 10))
+    sd = {f"module.{k}": v for k, v in classifier.state_dict().items()}
+    torch.save({"state_dict": sd}, tmp_path / "classifier.pth")
+    with pytest.raises(CheckpointError, match="not a CMP checkpoint"):
+        load_checkpoint_file(tmp_path / "classifier.pth")
+    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(tmp_path / "c.safetensors"),
+              metadata={"cmp_config": TINY.to_json()})  # a lie about what is inside
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_checkpoint_file(tmp_path / "c.safetensors")
+
+
+def test_block_numbering_with_gaps_is_refused(tmp_path):
+    """Keys for blocks 0 and 50 only: the architecture guess must not build the 49 blocks between
+    (with block 10**9 the old guess built blocks until the OOM killer stopped it)."""
+    ck = original_format(random_model(TINY))
+    sd = ck["state_dict"]
+    for k in [k for k in sd if k.startswith("module.image_encoder.layer2.0.")]:
+        sd[k.replace("layer2.0.", "layer2.50.")] = sd[k].clone()
+    torch.save(ck, tmp_path / "gaps.pth.tar")
+    with pytest.raises(CheckpointError, match="layer2 blocks are numbered"):
+        load_checkpoint_file(tmp_path / "gaps.pth.tar")
+
+
+@pytest.mark.parametrize("encoder, message", [
+    ({"widths": (-4, 8, 8, 8)}, "no buildable CMP network"),
+    ({"stem_width": 64, "widths": (64, 64, 64, 64), "code_dim": 64}, "wrong shapes"),
+])
+def test_a_config_that_lies_is_refused_before_building(tmp_path, monkeypatch, encoder, message):
+    """The config in a stranger's file is compared with its tensors on the meta device first.
+
+    (Before that, a 100 kB file whose config claimed widths of 10**6 made the loader allocate
+    ~20 GB until the OOM killer stopped it; the spy proves the order without such a file.)
+    """
+    from safetensors.torch import save_file
+
+    import cmp.checkpoints
+    built_on = []
+    real_build = cmp.checkpoints.build_cmp
+
+    def spy(cfg):
+        built_on.append(torch.empty(0).device.type)  # the device a factory call would use right now
+        return real_build(cfg)
+
+    monkeypatch.setattr(cmp.checkpoints, "build_cmp", spy)
+    sd = {k: v for k, v in random_model(TINY).state_dict().items() if not k.endswith("num_batches_tracked")}
+    lie = dataclasses.replace(TINY, encoder=dataclasses.replace(TINY.encoder, **encoder))
+    save_file(sd, str(tmp_path / "lie.safetensors"), metadata={"cmp_config": lie.to_json()})
+    with pytest.raises(CheckpointError, match=message) as ei:
+        load_checkpoint_file(tmp_path / "lie.safetensors")
+    assert "\n" not in str(ei.value)
+    assert built_on == ["meta"], "the claimed network was allocated before its shapes were checked"
+    built_on.clear()
+    save_checkpoint(random_model(TINY), tmp_path / "honest.safetensors")
+    load_checkpoint_file(tmp_path / "honest.safetensors")
+    assert built_on == ["meta", "cpu"]
+
+
+@pytest.fixture
+def no_backoff_wait(monkeypatch):
+    """huggingface_hub retries a refused connection with exponential backoff (~20 s); skip the
+    waiting, count the retries. Only its HTTP helper's clock is replaced, not time.sleep itself."""
+    import types
+
+    import huggingface_hub.constants
+    import huggingface_hub.utils._http as hf_http
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    waits = []
+    monkeypatch.setattr(hf_http, "time", types.SimpleNamespace(sleep=waits.append))
+    return waits
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_is_asked_once_and_cached_mirrors_still_serve(tmp_path, served, no_backoff_wait):
+    hub, data, sha = served
+    hub.add(*MIRROR, data, repo_type="dataset")
+    cache = str(tmp_path / "hf")
+    two = RegistryEntry.from_dict(hub_entry("cmp", sha, [(*PRIMARY, "model"), (*MIRROR, "dataset")]))
+    one = RegistryEntry.from_dict(hub_entry("cmp", sha, [(*PRIMARY, "model")]))
+    assert download(two, cache_dir=cache, endpoint=hub.url).read_bytes() == data  # the mirror is now cached
+    down = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(CheckpointError, match="LocalEntryNotFoundError"):
+        download(one, cache_dir=cache, endpoint=down)
+    retries_for_one_location = len(no_backoff_wait)
+    assert retries_for_one_location > 0  # (the backoff really is what costs the time)
+    no_backoff_wait.clear()
+    assert download(two, cache_dir=cache, endpoint=down).read_bytes() == data  # the cached mirror still serves
+    no_backoff_wait.clear()
+    with pytest.raises(CheckpointError) as ei:  # nothing cached: each location named, the Hub asked only once
+        download(two, cache_dir=str(tmp_path / "empty"), endpoint=down)
+    assert "org/cmp-weights" in str(ei.value) and "someone/mirror" in str(ei.value)
+    assert len(no_backoff_wait) == retries_for_one_location, "a mirror on the silent Hub cost another ~20 s"
+
+
+def test_app_falls_back_to_the_embedded_model_with_a_visible_notice(tmp_path, monkeypatch, capsys, tiny_engine):
+    """Offline with an empty cache, the 'resnet50' registry name cannot be had: the app starts anyway.
+    (An unreachable Hub raises the same CheckpointError from download(), tested above.)"""
+    import gradio as gr
+    import huggingface_hub.constants
+
+    import app
+    from demos.common import Context
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    engine, notice = app.load_engine(app.parse_args(["--checkpoint", "resnet50", "--device", "cpu"]))
+    assert engine.name == "cmp-slim-video"  # the shipped default
+    assert engine.cache.max_entries == app.CACHE_IMAGES and engine.cache.max_bytes == app.CACHE_MB * 2**20
+    assert notice.startswith("Could not load 'resnet50'") and notice.endswith("using the embedded default model.")
+    assert len(notice) < 300 and "\n" not in notice
+    assert "could not download" in capsys.readouterr().err  # short on the page, whole in the log
+    demo = app.build_app(Context(engine=tiny_engine, notice=notice))
+    shown = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert any(notice in (v or "") for v in shown)

@@ -1,0 +1,79 @@
+"""Concurrent users and bounded resources: a small load run against the launched tiny app,
+the load script's command line, and the bounds on cache, state and temp files."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks import loadtest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_three_sessions_in_parallel_no_failures_no_leaks(app_url, tiny_engine):
+    summary = loadtest.run(app_url, sessions=3, actions=5, video_every=5, timeout=240)
+    assert summary["failures"] == 0 and summary["errors"] == [], summary["errors"]
+    assert summary["requests"] == 15
+    lat = summary["latency"]
+    assert {a: s["n"] for a, s in lat.items()} == {"arrow": 6, "segment": 6, "video": 3}
+    for s in lat.values():
+        assert 0 < s["p50_s"] <= s["p95_s"]
+    assert len(tiny_engine.cache) <= tiny_engine.cache.max_entries
+
+
+def test_a_server_that_is_down_counts_every_action_as_failed():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    summary = loadtest.run(f"http://127.0.0.1:{port}/", sessions=2, actions=3, video_every=0, timeout=60)
+    assert summary["failures"] == 6 and summary["latency"] == {}
+    assert any("cannot connect" in e for e in summary["errors"])
+
+
+@pytest.mark.parametrize("url, ok", [("http://127.0.0.1:7860", True), ("http://localhost:7860/", True),
+                                     ("http://[::1]:7860", True), ("http://127.0.0.1.example.com:7860", False),
+                                     ("http://10.0.0.5:7860", False), ("https://huggingface.co", False)])
+def test_only_loopback_addresses_are_driven(url, ok):
+    assert loadtest.is_loopback(url) is ok
+
+
+def test_command_line_help_and_refusals():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "benchmarks.loadtest", "--help"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--sessions" in r.stdout and "--actions" in r.stdout
+    for args, word in ((["--url", "http://127.0.0.1.example.com:7860"], "loopback"), (["--sessions", "0"], "1..64")):
+        r = subprocess.run([sys.executable, "-m", "benchmarks.loadtest", *args], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
+
+
+# -- bounded memory and disk ------------------------------------------------------------
+
+def test_the_app_bounds_its_caches(launched_app):
+    import app
+    demo, _ = launched_app
+    frequency_s, age_s = demo.delete_cache  # Gradio's uploads and outputs are cleaned
+    assert 0 < frequency_s <= age_s <= 24 * 3600
+    assert 0 < app.CACHE_IMAGES <= 64 and 0 < app.CACHE_MB <= 4096 and 0 < app.STATE_SESSIONS < 10_000
+
+
+def test_per_request_temp_files_are_fresh_and_old_ones_pruned(monkeypatch):
+    from demos import common
+    old_file = Path(common.temp_path(".png"))
+    old_dir = Path(common.temp_dir())
+    (old_dir / "mask.png").write_bytes(b"x")
+    long_ago = time.time() - common.TEMP_MAX_AGE_S - 60
+    for p in (old_file, old_dir):
+        os.utime(p, (long_ago, long_ago))
+    monkeypatch.setattr(common, "_last_prune", 0.0)  # pruning runs at most once a minute
+    fresh = [common.temp_path(".png") for _ in range(3)] + [common.temp_dir()]
+    assert len(set(fresh)) == 4 and all(os.path.exists(p) for p in fresh)
+    assert not old_file.exists() and not old_dir.exists()
+    assert all(Path(p).parent == Path(common.TEMP_DIR) for p in fresh)
