@@ -7,10 +7,10 @@ Each session gets its own image with a unique size and its own clicks, and
 mixes arrow updates (/motion_flow), segmentation clicks (/segment_mask) and a
 short video (/motion_video). Isolation is checked on every answer: the flow
 and mask must have the session's own image size, and no output file may be
-handed to two sessions. Two waves of fresh sessions and images run one after
-the other. Prints p50/p95 latency per action, failures, and the RSS of this
+handed to two sessions. Waves of fresh sessions and images run one after the
+other. Prints p50/p95 latency per action, failures, and the RSS of this
 process (server and clients) before and after each wave (in-process mode only;
-the second wave must not add much: the feature cache is bounded).
+it must level off once the bounded feature cache is full).
 """
 from __future__ import annotations
 
@@ -85,7 +85,10 @@ def run_session(url: str, k: int, n_actions: int, folder: Path, results: dict, l
     path, (h, w) = session_image(k, folder)
     rng = np.random.default_rng(k)
     for i in range(n_actions):
-        action = "video" if video_every and i % video_every == video_every - 1 else ("arrow" if i % 2 == 0 else "segment")
+        if video_every and i % video_every == video_every - 1:
+            action = "video"
+        else:
+            action = "arrow" if i % 2 == 0 else "segment"
         x, y = int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))
         t0 = time.perf_counter()
         err = None
@@ -214,11 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sessions", type=int, default=8)
     p.add_argument("--actions", type=int, default=20, help="actions per session")
     p.add_argument("--video-every", type=int, default=10, help="every k-th action renders a short video (0 = never)")
-    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--waves", type=int, default=2, help="rounds of new sessions, one after the other")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds per wave")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    if not (1 <= a.sessions <= 64 and 1 <= a.actions <= 500):
-        print("error: --sessions must be 1..64 and --actions 1..500", file=sys.stderr)
+    if not (1 <= a.sessions <= 64 and 1 <= a.actions <= 500 and 1 <= a.waves <= 20):
+        print("error: --sessions must be 1..64, --actions 1..500 and --waves 1..20", file=sys.stderr)
         return 2
     if a.url and not is_loopback(a.url):
         print("error: the load test only drives loopback addresses", file=sys.stderr)
@@ -229,22 +233,20 @@ def main(argv: list[str] | None = None) -> int:
         url = a.url
     else:
         demo, url = launch_in_process(a.checkpoint)
-    rss_start = _rss_mb()
+    rss = {"before_launch": round(rss0, 1), "after_launch": round(_rss_mb(), 1)}
+    waves = []
     try:
-        first = run(url, a.sessions, a.actions, a.video_every, a.timeout)
-        rss_mid = _rss_mb()
-        # A second wave of as many new sessions with new images: memory must not grow with
-        # the number of sessions served (the feature cache is bounded, per-session state small).
-        second = run(url, a.sessions, a.actions, a.video_every, a.timeout, first_session=a.sessions)
-        rss_end = _rss_mb()
+        # Each wave brings as many new sessions with new images: memory must level off once the
+        # feature cache is full (bounded by entries and bytes), whatever the number of sessions served.
+        for w in range(a.waves):
+            waves.append(run(url, a.sessions, a.actions, a.video_every, a.timeout, first_session=w * a.sessions))
+            rss[f"after_wave{w + 1}"] = round(_rss_mb(), 1)
     finally:
         if demo is not None:
             demo.close()
-    out = {"url": url, "waves": [first, second]}
+    out = {"url": url, "waves": waves}
     if demo is not None:
-        out["rss_mb"] = {"before_launch": round(rss0, 1), "after_launch": round(rss_start, 1),
-                         "after_wave1": round(rss_mid, 1), "after_wave2": round(rss_end, 1),
-                         "peak": round(_peak_rss_mb(), 1)}
+        out["rss_mb"] = {**rss, "peak": round(_peak_rss_mb(), 1)}
     if a.json:
         print(json.dumps(out, indent=2))
     else:
@@ -256,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             for e in wv["errors"]:
                 print(f"  ! {e}")
         if "rss_mb" in out:
-            r = out["rss_mb"]
-            print(f"RSS MB: launch {r['after_launch']}, after wave 1 {r['after_wave1']}, "
-                  f"after wave 2 {r['after_wave2']}, peak {r['peak']}")
+            print("RSS MB: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in out["rss_mb"].items()))
     return 0 if all(w["failures"] == 0 for w in out["waves"]) else 1
 
 
