@@ -3,12 +3,13 @@
 Other pages extend this file: reuse the ``page`` fixture and the helpers
 (``click_pixel``, ``pixel``, ``wait_src_change``). Waits are explicit on
 element state (never "networkidle": Gradio keeps a stream open).
-Screenshots for the README go to docs/screenshots/.
+Screenshots go to $CMP_SCREENSHOT_DIR (docs/screenshots/ for the README).
 """
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# Screenshots go to CMP_SCREENSHOT_DIR (e.g. docs/screenshots when refreshing the README's
+# pictures); by default to a temp folder so a test run leaves the checkout unchanged.
+SHOTS = Path(os.environ.get("CMP_SCREENSHOT_DIR") or Path(tempfile.gettempdir()) / "cmp-studio-screenshots")
 TIMEOUT_MS = 60_000
 
 # CI exports CMP_REQUIRE_BROWSER=1: there a missing chromium fails the test instead of skipping it.
