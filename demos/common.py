@@ -128,7 +128,22 @@ def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]
         raise ImageError("upload an image first (or pick an example)")
     if isinstance(value, dict) and "path" in value:
         value = value["path"]
+    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        st = os.stat(value)
+        return _read_file_cached(os.fspath(value), st.st_mtime_ns, st.st_size, max_side)
     return load_image(value, max_side=max_side)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_file_cached(path: str, _mtime_ns: int, _size: int, max_side: int) -> tuple[np.ndarray, str | None]:
+    """Every click re-sends the upload's path: decode (and downscale) it once, not per click.
+
+    Keyed by path, mtime and size, so a changed file is read again; 4 working images at
+    most (<= ~50 MB). The array is read-only because callers share it.
+    """
+    rgb, note = load_image(path, max_side=max_side)
+    rgb.setflags(write=False)
+    return rgb, note
 
 
 def is_numbers(item, n: int) -> bool:

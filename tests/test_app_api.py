@@ -160,3 +160,18 @@ def test_flow_view_legend_matches_the_colour_map():
     right = legend[24, x0 + 46].astype(int)
     edge = motion.flow_to_color(flow, 6.0)[45, 119].astype(int)
     assert np.abs(right - edge).max() < 40
+
+
+def test_read_image_decodes_an_upload_once_and_rereads_a_changed_file(tmp_path):
+    from PIL import Image
+
+    from demos.common import read_image
+
+    p = tmp_path / "up.png"
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(p)
+    a, _ = read_image(str(p))
+    b, _ = read_image(str(p))
+    assert a is b and not a.flags.writeable  # shared between clicks, so nobody may draw on it
+    Image.new("RGB", (50, 30), (200, 20, 30)).save(p)
+    c, _ = read_image(str(p))
+    assert c.shape == (30, 50, 3) and c[0, 0, 0] == 200
