@@ -122,6 +122,19 @@ def parse_json(text: str, what: str):
 STATE_TTL_S = 6 * 3600
 
 
+def image_intake(ctx: "Context", prefix: str):
+    """The upload box, its examples and the note under it, as every page starts.
+
+    Returns (image input, note Markdown); elem_ids are ``{prefix}-input`` and ``{prefix}-note``.
+    """
+    src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
+                      elem_id=f"{prefix}-input")
+    if ctx.examples:
+        gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
+    note = gr.Markdown("", elem_id=f"{prefix}-note")
+    return src, note
+
+
 def read_image(value, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
     """Gradio image value (filepath, numpy or None) -> (RGB uint8, note)."""
     if value is None or (isinstance(value, str) and not value):

@@ -25,7 +25,7 @@ from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
 
 from . import overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_input, is_numbers, parse_json,
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, is_numbers, parse_json,
                      read_image, retry_if_evicted, temp_path, user_errors)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
@@ -135,11 +135,7 @@ def build(ctx: Context) -> None:
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
-                           elem_id="motion-input")
-            if ctx.examples:
-                gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
-            note = gr.Markdown("", elem_id="motion-note")
+            src, note = image_intake(ctx, "motion")
         with gr.Column(scale=2):
             canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click: start, then end",
                               height=420, elem_id="motion-canvas", buttons=["fullscreen"])

@@ -30,7 +30,7 @@ from cmp.masks import coco_dict, export_objects, rle_decode, rle_encode, save_ma
 from cmp.segment import DEFAULT_THRESHOLD, segment
 
 from . import overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_input, is_numbers, parse_json,
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, is_numbers, parse_json,
                      read_image, retry_if_evicted, temp_dir,
                      temp_path, user_errors)
 
@@ -173,11 +173,7 @@ def build(ctx: Context) -> None:
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            src = image_input(type="filepath", label="Image", sources=["upload", "clipboard"], height=220,
-                              elem_id="segment-input")
-            if ctx.examples:
-                gr.Examples(examples=[[p] for p in ctx.examples], inputs=[src], label="Examples")
-            note = gr.Markdown("", elem_id="segment-note")
+            src, note = image_intake(ctx, "segment")
             mode = gr.Radio([POSITIVE, NEGATIVE], value=POSITIVE, label="Click mode", elem_id="segment-mode")
             threshold = gr.Slider(0.05, 0.95, value=DEFAULT_THRESHOLD, step=0.05, label="Threshold",
                                   info="mask = normalised motion > threshold", elem_id="segment-threshold")
