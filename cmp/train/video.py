@@ -83,12 +83,10 @@ def find_sources(root: str | Path) -> list[Path]:
         return [root]
     out = []
     for p in sorted(root.rglob("*")):
-        suf = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
         if p.is_file() and (p.suffix.lower() in VIDEO_EXT or (p.suffix == ".gz" and Path(p.stem).suffix in VIDEO_EXT)):
             out.append(p)
         elif p.is_dir() and sum(1 for q in p.iterdir() if q.suffix.lower() in FRAME_EXT) >= 2:
             out.append(p)
-        del suf
     return out
 
 
