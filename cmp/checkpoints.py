@@ -310,15 +310,26 @@ class LoadedCheckpoint:
         return self.entry.name if self.entry else self.path.name
 
 
-def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]:
-    """Build and load a model from a local file of either format."""
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a checkpoint file of either format, without building a model.
+
+    Original ``.pth.tar`` files get metadata ``{"format": "original-cmp"}``.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     with open(path, "rb") as f:
         head = f.read(16)
     if path.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):
-        sd, meta = _read_safetensors(path)
+        return _read_safetensors(path)
+    return _read_original(path), {"format": "original-cmp"}
+
+
+def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]:
+    """Build and load a model from a local file of either format."""
+    path = Path(path)
+    sd, meta = read_state_dict(path)
+    if meta.get("format") != "original-cmp":
         if "cmp_config" not in meta:
             raise CheckpointError(f"{path.name} has no 'cmp_config' metadata; cannot tell its architecture")
         try:
@@ -326,7 +337,6 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]
         except Exception as exc:
             raise CheckpointError(f"{path.name}: unreadable cmp_config metadata ({exc})") from None
     else:
-        sd, meta = _read_original(path), {"format": "original-cmp"}
         cfg = infer_config(sd)
     # A stranger's config could describe a network of many gigabytes: build it
     # on the meta device (no memory) and compare shapes before allocating it.

@@ -194,8 +194,8 @@ class Engine:
             if feats is None:
                 raise ImageNotCached(handle.key)
             with self.runtime.autocast():
-                logits = self.model.decode_logits(feats, sparse)
-            flow = self.model.logits_to_flow(logits, tf.model_size)
+                out = self.model.decode(feats, sparse)
+            flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])
 
@@ -221,6 +221,6 @@ class Engine:
         x = self._image_tensor(tf.apply_image(rgb)).expand(len(guidance_sets), -1, -1, -1)
         with self._lock, torch.inference_mode():
             with self.runtime.autocast():
-                logits = self.model(x, sparse)
-            flow = self.model.logits_to_flow(logits, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
+                out = self.model(x, sparse)
+            flow = self.model.to_flow(out, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])

@@ -12,14 +12,14 @@ from cmp.device import Runtime
 from cmp.engine import Engine, FeatureCache, ImageNotCached
 from cmp.geometry import ImageSizeError, ImageTransform
 from cmp.guidance import GuidanceError
-from cmp.model import TINY, DecoderPartials, ImageFeatures, build_cmp
+from cmp.model import TINY, TINY_AFFINITY, DecoderPartials, ImageFeatures, build_cmp
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-def tiny_model(seed=0):
+def tiny_model(seed=0, propagation="decoder"):
     torch.manual_seed(seed)
-    m = build_cmp(TINY)
+    m = build_cmp(TINY if propagation == "decoder" else TINY_AFFINITY)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -27,14 +27,18 @@ def tiny_model(seed=0):
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.normal_(0, 0.2)
-        m.flow_decoder.head.weight.mul_(20)  # spread the logits so the flow is far from uniform
-        m.flow_encoder.features[0].weight.mul_(30)  # and let a single guidance pixel matter
+        if propagation == "decoder":
+            m.flow_decoder.head.weight.mul_(20)  # spread the logits so the flow is far from uniform
+            m.flow_encoder.features[0].weight.mul_(30)  # and let a single guidance pixel matter
+        else:
+            m.embed_head[-1].weight.mul_(3)  # embeddings far enough apart that points differ
     return m
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return Engine(tiny_model(), Runtime.create("cpu", "fp32"), side=128)
+@pytest.fixture(scope="module", params=["decoder", "affinity"])
+def engine(request):
+    """Every engine test runs on both kinds of network."""
+    return Engine(tiny_model(propagation=request.param), Runtime.create("cpu", "fp32"), side=128)
 
 
 def image(h, w, seed=0):

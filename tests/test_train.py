@@ -11,7 +11,8 @@ import torch
 from cmp.checkpoints import CHECKPOINT_DIR, load_checkpoint, load_registry
 from cmp.flow import fb_consistency
 from cmp.train.data import MixedSampler, load_pairs, prepare, training_guidance
-from cmp.train.loop import TrainConfig, discrete_loss, train
+from cmp.train.losses import discrete_loss
+from cmp.train.loop import TrainConfig, train
 from cmp.train.synthetic import make_scene
 from cmp.train.video import shot_cuts
 
@@ -111,8 +112,9 @@ def test_discrete_loss_prefers_the_right_bin():
         assert discrete_loss(good, flow, valid, 99, 50.0, full) < discrete_loss(bad, flow, valid, 99, 50.0, full)
 
 
-def test_training_loss_goes_down_and_resumes(tiny_data, tmp_path):
-    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), arch="tiny", steps=30, batch=4, crop=64,
+@pytest.mark.parametrize("arch", ["tiny", "tiny-affinity"])
+def test_training_loss_goes_down_and_resumes(tiny_data, tmp_path, arch):
+    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), arch=arch, steps=30, batch=4, crop=64,
                       lr=5e-3, warmup=2, synth_prob=0.5, save_every=15, val_every=1000, precision="fp32",
                       device="cpu")
     path = train(cfg, log=lambda *a: None)
@@ -120,11 +122,28 @@ def test_training_loss_goes_down_and_resumes(tiny_data, tmp_path):
     losses = [r["loss"] for r in recs]
     assert np.mean(losses[-8:]) < np.mean(losses[:8])
     ck = load_checkpoint(path)
-    assert ck.config.name == "tiny"
+    assert ck.config.name == arch
     cfg.steps = 33  # resume continues from the saved step, not from zero
     train(cfg, log=lambda *a: None)
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert steps[-4:] == [30, 31, 32, 33]
+
+
+def test_warm_start_copies_the_shared_encoder(tmp_path):
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import TINY, TINY_AFFINITY, build_cmp
+    from cmp.train.loop import warm_start
+    torch.manual_seed(1)
+    src = build_cmp(TINY)
+    path = save_checkpoint(src, tmp_path / "src.safetensors")
+    torch.manual_seed(2)
+    dst = build_cmp(TINY_AFFINITY)
+    n = warm_start(dst, str(path))
+    enc = {k for k in dst.state_dict() if k.startswith("image_encoder.") and not k.endswith("num_batches_tracked")}
+    assert n >= len(enc) > 0
+    for k in enc:
+        torch.testing.assert_close(dst.state_dict()[k], src.state_dict()[k])
+    assert not torch.equal(dst.embed8.weight, torch.zeros_like(dst.embed8.weight))
 
 
 def test_sampler_is_deterministic(tiny_data):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from ..model import CONFIGS
 from . import CLIError
 
 
@@ -48,7 +49,8 @@ def register(sub) -> None:
     t.add_argument("--data", help="prepared data folder (default data/cmp-train)")
     t.add_argument("--synthetic-only", action="store_true", help="train on synthetic scenes only")
     t.add_argument("--out", help="run folder (default runs/slim)")
-    t.add_argument("--arch", choices=["slim-resnet", "resnet50", "tiny"], help="architecture (default slim-resnet)")
+    t.add_argument("--arch", choices=sorted(CONFIGS), help="architecture (default slim-affinity)")
+    t.add_argument("--init", help="warm start: copy same-named, same-shaped tensors from this checkpoint")
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
                       ("threads", int), ("warmup", int), ("epe-weight", float)):

@@ -50,6 +50,10 @@ class CMPConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     num_bins: int = 99
     fmax: float = 50.0
+    #: "decoder": the original skip-layer decoder over bins (:class:`cmp.model.CMP`);
+    #: "affinity": learned-embedding blend of the guidance (:class:`cmp.model.AffinityCMP`).
+    propagation: str = "decoder"
+    embed_dim: int = 32  # affinity only
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,6 +72,8 @@ class CMPConfig:
             decoder=DecoderConfig(**dec),
             num_bins=int(d.get("num_bins", 99)),
             fmax=float(d.get("fmax", 50.0)),
+            propagation=str(d.get("propagation", "decoder")),
+            embed_dim=int(d.get("embed_dim", 32)),
         )
 
     @classmethod
@@ -86,6 +92,14 @@ SLIM = CMPConfig(
                           fusion4_dim=64, skip2_dim=16, fusion2_dim=32),
 )
 
+#: The shipped compact model: the slim encoder with affinity propagation.
+SLIM_AFFINITY = CMPConfig(
+    name="slim-affinity",
+    encoder=SLIM.encoder,
+    propagation="affinity",
+    embed_dim=32,
+)
+
 #: A tiny network for fast tests.
 TINY = CMPConfig(
     name="tiny",
@@ -94,4 +108,8 @@ TINY = CMPConfig(
                           fusion4_dim=8, skip2_dim=8, fusion2_dim=8),
 )
 
-CONFIGS = {"resnet50": RESNET50, "slim-resnet": SLIM, "tiny": TINY}
+#: The tiny encoder with affinity propagation, for fast tests.
+TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8)
+
+CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, TINY, TINY_AFFINITY)}
+PROPAGATIONS = ("decoder", "affinity")

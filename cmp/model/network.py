@@ -104,6 +104,15 @@ class CMP(nn.Module):
         flow = torch.cat([fx, fy], dim=1)
         return F.interpolate(flow, size=size, mode="bilinear", align_corners=True)
 
+    # The engine-facing names shared with :class:`cmp.model.AffinityCMP`.
+    def decode(self, feats: ImageFeatures, sparse: torch.Tensor) -> torch.Tensor:
+        """Per-guidance output (here: bin logits) on cached image features."""
+        return self.decode_logits(feats, sparse)
+
+    def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Output of :meth:`forward` / :meth:`decode` -> (G, 2, H, W) float32 flow at ``size``."""
+        return self.logits_to_flow(out, size)
+
     def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         """Full network in the original order (concatenate, then convolve): logits (B, 2*bins, H/2, W/2).
 
@@ -116,6 +125,11 @@ class CMP(nn.Module):
         return self.flow_decoder(torch.cat([enc.code, s.to(enc.code.dtype)], dim=1), skip4, skip2)
 
 
-def build_cmp(cfg: CMPConfig) -> CMP:
-    """Build an (untrained, eval-mode) network from its config."""
-    return CMP(cfg).eval()
+def build_cmp(cfg: CMPConfig) -> nn.Module:
+    """Build an (untrained, eval-mode) network from its config: :class:`CMP` or
+    :class:`~cmp.model.affinity.AffinityCMP` by ``cfg.propagation``."""
+    from .affinity import AffinityCMP
+    kinds = {"decoder": CMP, "affinity": AffinityCMP}
+    if cfg.propagation not in kinds:
+        raise ValueError(f"unknown propagation {cfg.propagation!r}; expected one of {', '.join(kinds)}")
+    return kinds[cfg.propagation](cfg).eval()

@@ -1,0 +1,138 @@
+"""Affinity propagation: a compact CMP whose decoder is an explicit, learned blend.
+
+The original CMP decoder has to *learn* to carry a handful of isolated guidance
+pixels across the image; on a 2-core CPU budget the slim copy of it never got
+much past "zero motion" (see the model card). This variant keeps CMP's
+contract (image + sparse motion -> dense motion, trained only from optical
+flow) but makes propagation explicit:
+
+* the image encoder (the same ResNet, output stride 8) plus its stem and
+  layer1 skips give a per-pixel embedding ``E`` at 1/2 of the model input;
+* every guidance point i (position q_i, motion v_i) reads its embedding
+  e_i = E(q_i);
+* pixel p takes the softmax-weighted mean of the guidance motions, with a
+  learned "stay still" option of zero motion::
+
+      a_i(p)  = -beta * |E(p) - e_i|^2 - alpha * |p - q_i|^2 / 64^2
+      a_0(p)  = null(E(p)) + g . [log density, moving fraction]
+      (learned per-pixel logit, shifted by two statistics of the guidance set:
+      points per 64x64 px and the fraction that moves; many moving points, as
+      in a panning shot or a stereo pair, mean "nothing stays still")
+      flow(p) = sum_i softmax(a)_i(p) * v_i     (v_0 = 0)
+
+Motion therefore stays inside whatever the embedding groups together, which is
+what the self-supervised training teaches: pixels that moved together in the
+training flows get close embeddings. Everything image-dependent (``E`` and the
+null logits) is computed once per image; a guidance set costs one K x HW
+distance matrix. Trained with the end-point error (no bins; see
+:mod:`cmp.train.losses`).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import CMPConfig
+from .encoders import ResNetEncoder
+
+#: Spatial distances are measured in units of this many model-input pixels.
+SPATIAL_UNIT = 64.0
+
+
+class AffinityFeatures(NamedTuple):
+    """Per-image cache: embedding (1, D, H/2, W/2) fp32, null logits (1, 1, H/2, W/2), input size."""
+
+    embed: torch.Tensor
+    null: torch.Tensor
+    size: tuple[int, int]
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.embed, self.null)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors())
+
+
+def _cbr(cin: int, cout: int, k: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class AffinityCMP(nn.Module):
+    """See the module docstring. Same engine-facing methods as :class:`cmp.model.CMP`."""
+
+    def __init__(self, cfg: CMPConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc, d = cfg.encoder, cfg.embed_dim
+        self.image_encoder = ResNetEncoder(enc)
+        self.embed8 = nn.Conv2d(enc.code_dim, d, 1)
+        self.embed4 = nn.Conv2d(enc.layer1_dim, d, 1)
+        self.embed2 = nn.Conv2d(enc.stem_width, d, 1)
+        self.embed_head = nn.Sequential(nn.BatchNorm2d(d), nn.ReLU(inplace=True), *_cbr(d, d),
+                                        nn.Conv2d(d, d + 1, 1))
+        # softplus(0.55) ~ 1: both distance terms start at unit weight.
+        self.log_beta = nn.Parameter(torch.tensor(0.55))
+        self.log_alpha = nn.Parameter(torch.tensor(0.55))
+        self.null_guidance = nn.Parameter(torch.zeros(2))
+
+    # -- per image -------------------------------------------------------------
+    def encode_image(self, image: torch.Tensor) -> AffinityFeatures:
+        """image: (B, 3, H, W) normalised -> embeddings and null logits at 1/2, in fp32."""
+        enc = self.image_encoder(image)
+        e2 = self.embed2(enc.stem)
+        size2 = e2.shape[-2:]
+        x = (e2 + F.interpolate(self.embed4(enc.layer1), size=size2, mode="bilinear", align_corners=False)
+             + F.interpolate(self.embed8(enc.code), size=size2, mode="bilinear", align_corners=False))
+        out = self.embed_head(x).float()
+        return AffinityFeatures(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
+
+    # -- per guidance set --------------------------------------------------------
+    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px."""
+        D, h, w = embed.shape
+        H, W = sparse.shape[-2:]
+        ys, xs = torch.nonzero(sparse[2] > 0, as_tuple=True)
+        if len(ys) == 0:
+            return embed.new_zeros(2, h, w)
+        vec = sparse[:2, ys, xs].float().t()                                   # (K, 2)
+        # Embedding at each point, read bilinearly at its half-resolution position.
+        sy, sx = (h - 1) / max(H - 1, 1), (w - 1) / max(W - 1, 1)
+        grid = torch.stack([xs.float() * sx / max(w - 1, 1) * 2 - 1,
+                            ys.float() * sy / max(h - 1, 1) * 2 - 1], dim=-1).view(1, 1, -1, 2)
+        e_pts = F.grid_sample(embed[None], grid, mode="bilinear", align_corners=True)[0, :, 0].t()  # (K, D)
+        flat = embed.reshape(D, -1)                                            # (D, hw)
+        feat_d2 = (flat * flat).sum(0, keepdim=True) + (e_pts * e_pts).sum(1, keepdim=True) - 2 * e_pts @ flat
+        gy = torch.arange(h, device=embed.device, dtype=torch.float32) / sy if h > 1 else embed.new_zeros(1)
+        gx = torch.arange(w, device=embed.device, dtype=torch.float32) / sx if w > 1 else embed.new_zeros(1)
+        dy2 = (gy[None, :] - ys.float()[:, None]) ** 2                         # (K, h)
+        dx2 = (gx[None, :] - xs.float()[:, None]) ** 2                         # (K, w)
+        sp_d2 = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(ys), -1) / SPATIAL_UNIT ** 2
+        beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
+        density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
+        moving = (vec.norm(dim=1) > 0.5).float().mean()
+        shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
+        logits = torch.cat([null.reshape(1, -1) + shift, -beta * feat_d2.clamp_min(0) - alpha * sp_d2], dim=0)
+        weights = logits.softmax(dim=0)[1:]                                    # (K, hw)
+        return (vec.t() @ weights).view(2, h, w)
+
+    def decode(self, feats: AffinityFeatures, sparse: torch.Tensor) -> torch.Tensor:
+        """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
+
+        ``feats`` may hold one image (shared by all G sets) or G images.
+        """
+        with torch.autocast(device_type=sparse.device.type, enabled=False):
+            n = feats.embed.shape[0]
+            return torch.stack([self._blend(feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0],
+                                            sparse[g]) for g in range(sparse.shape[0])])
+
+    def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""
+        return F.interpolate(out.float(), size=size, mode="bilinear", align_corners=True)
+
+    def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        """image (B, 3, H, W) normalised, sparse (B, 4, H, W) -> flow (B, 2, H/2, W/2)."""
+        return self.decode(self.encode_image(image), sparse)

@@ -1,0 +1,72 @@
+"""Training losses, one place for each kind of network output.
+
+Decoder (bin) models: CMP's discrete-bin cross-entropy, plus optionally an
+end-point-error term on the expected flow. Affinity models output flow
+directly and train on the end-point error.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..model import CMPConfig
+
+
+def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
+                  fmax: float, full_resolution: bool = False) -> torch.Tensor:
+    """CMP's loss: per axis, cross-entropy over bins of the clamped target flow, masked by ``valid``.
+
+    The original upsamples the 198 logit channels to the target size
+    (``full_resolution=True``). By default we instead average-pool the target to
+    the logit grid (1/2) and keep a pixel only if its whole 2x2 cell is valid:
+    the same objective at 4x fewer positions, measured 2x faster per step here.
+    """
+    if full_resolution:
+        logits = F.interpolate(logits.float(), size=flow.shape[-2:], mode="bilinear", align_corners=True)
+    else:
+        logits = logits.float()
+        flow = F.adaptive_avg_pool2d(flow, logits.shape[-2:])
+        valid = F.adaptive_max_pool2d((~valid).float()[:, None], logits.shape[-2:])[:, 0] == 0
+    step = 2 * fmax / num_bins
+    target = ((flow.clamp(-fmax + 1e-3, fmax - 1e-3) + fmax) / step).floor().long().clamp(0, num_bins - 1)
+    m = valid.float()
+    denom = m.sum().clamp_min(1.0)
+    lx = F.cross_entropy(logits[:, :num_bins], target[:, 0], reduction="none")
+    ly = F.cross_entropy(logits[:, num_bins:], target[:, 1], reduction="none")
+    return ((lx + ly) * m).sum() / denom
+
+
+def expected_flow_epe(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
+                      fmax: float) -> torch.Tensor:
+    """Mean end-point error of the expected flow over bins, at the logit grid (1/2).
+
+    The bin cross-entropy alone learned the static prior first and ignored the
+    guidance for >1k steps here; this term rewards following the guidance directly.
+    """
+    logits = logits.float()
+    centers = -fmax + (2 * fmax / num_bins) * (torch.arange(num_bins, device=logits.device, dtype=torch.float32) + 0.5)
+    fx = (logits[:, :num_bins].softmax(1) * centers.view(1, -1, 1, 1)).sum(1)
+    fy = (logits[:, num_bins:].softmax(1) * centers.view(1, -1, 1, 1)).sum(1)
+    tgt = F.adaptive_avg_pool2d(flow, logits.shape[-2:]).clamp(-fmax, fmax)
+    v = F.adaptive_max_pool2d((~valid).float()[:, None], logits.shape[-2:])[:, 0] == 0
+    epe = torch.sqrt((fx - tgt[:, 0]) ** 2 + (fy - tgt[:, 1]) ** 2 + 1e-6)
+    return (epe * v).sum() / v.sum().clamp_min(1.0)
+
+
+def epe_loss(flow_half: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean end-point error of a flow at any resolution, upsampled to the target's, over valid pixels."""
+    pred = F.interpolate(flow_half.float(), size=flow.shape[-2:], mode="bilinear", align_corners=True)
+    epe = torch.sqrt(((pred - flow) ** 2).sum(1) + 1e-6)
+    m = valid.float()
+    return (epe * m).sum() / m.sum().clamp_min(1.0)
+
+
+def training_loss(cfg: CMPConfig, out: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, *,
+                  epe_weight: float = 0.2) -> torch.Tensor:
+    """The loss for a network of config ``cfg`` given its forward output ``out``."""
+    if cfg.propagation == "affinity":
+        return epe_loss(out, flow, valid)
+    loss = discrete_loss(out, flow, valid, cfg.num_bins, cfg.fmax)
+    if epe_weight:
+        loss = loss + epe_weight * expected_flow_epe(out, flow, valid, cfg.num_bins, cfg.fmax)
+    return loss

@@ -1,0 +1,112 @@
+"""Affinity propagation (the shipped compact model): the blend's algebra, the embedding's role,
+precision, and its checkpoints."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cmp.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from cmp.guidance import encode_sparse
+from cmp.model import TINY_AFFINITY, AffinityFeatures, build_cmp
+
+H = W = 64
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return build_cmp(TINY_AFFINITY)
+
+
+def halves(d=8, null=-1e4):
+    """Features whose embedding is constant on the left half and a different constant on the right."""
+    e = torch.zeros(1, d, H // 2, W // 2)
+    e[:, 0, :, : W // 4] = 5.0
+    e[:, 1, :, W // 4:] = 5.0
+    return AffinityFeatures(e, torch.full((1, 1, H // 2, W // 2), float(null)), (H, W))
+
+
+def sparse(points):
+    return encode_sparse(np.asarray(points, float).reshape(-1, 4), (H, W))[None]
+
+
+def test_same_motion_everywhere_when_every_point_agrees():
+    m = model()
+    with torch.no_grad():
+        out = m.decode(halves(), sparse([[5, 5, 3.0, -2.0], [50, 40, 3.0, -2.0], [30, 60, 3.0, -2.0]]))
+    flow = m.to_flow(out, (H, W))
+    torch.testing.assert_close(flow[0, 0], torch.full((H, W), 3.0))
+    torch.testing.assert_close(flow[0, 1], torch.full((H, W), -2.0))
+
+
+def test_motion_stays_inside_what_the_embedding_groups():
+    m = model()
+    with torch.no_grad():  # left point moves right, right point is pinned
+        flow = m.to_flow(m.decode(halves(), sparse([[8, 32, 6.0, 0.0], [56, 32, 0.0, 0.0]])), (H, W))
+    left, right = flow[0, 0, :, :28], flow[0, 0, :, 36:]
+    assert left.min() > 5.9 and right.abs().max() < 0.1
+
+
+def test_the_null_option_keeps_unguided_regions_still():
+    m = model()
+    feats = halves(null=0.0)
+    feats = feats._replace(null=torch.where(torch.arange(W // 2) < W // 4, -1e4, 1e4).expand(1, 1, H // 2, -1))
+    with torch.no_grad():
+        flow = m.to_flow(m.decode(feats, sparse([[8, 32, 6.0, 0.0]])), (H, W))
+    assert flow[0, 0, :, :28].min() > 5.9 and flow[0, 0, :, 36:].abs().max() < 1e-3
+
+
+def test_no_guidance_gives_zero_motion():
+    m = model()
+    with torch.no_grad():
+        out = m(torch.randn(2, 3, H, W), torch.zeros(2, 4, H, W))
+    assert out.shape == (2, 2, H // 2, W // 2) and out.abs().max() == 0
+
+
+def test_cached_decode_equals_forward_and_sets_are_independent():
+    m = model()
+    img = torch.randn(1, 3, H, W)
+    s = torch.cat([sparse([[10, 10, 4.0, 1.0]]), sparse([[10, 10, -4.0, 0.0], [40, 50, 0.0, 3.0]])])
+    with torch.no_grad():
+        feats = m.encode_image(img)
+        both = m.decode(feats, s)
+        one = m.decode(feats, s[1:])
+        full = m(img.expand(2, -1, -1, -1), s)
+    torch.testing.assert_close(both[1:], one)
+    torch.testing.assert_close(both, full, atol=1e-4, rtol=1e-4)
+    assert (both[0] - both[1]).abs().max() > 0.1
+
+
+def test_the_blend_runs_in_fp32_under_bf16_autocast():
+    m = model()
+    img = torch.randn(1, 3, H, W)
+    s = sparse([[10, 10, 7.0, 1.0], [40, 50, -3.0, 2.0]])
+    with torch.no_grad():
+        feats = m.encode_image(img)
+        ref = m.decode(feats, s)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m.decode(feats, s)
+            enc = m.encode_image(img)
+    assert low.dtype == torch.float32 and enc.embed.dtype == torch.float32
+    torch.testing.assert_close(low, ref)
+
+
+def test_affinity_checkpoint_round_trip(tmp_path):
+    src = model(3)
+    path = save_checkpoint(src, tmp_path / "aff.safetensors", note="x")
+    ck = load_checkpoint(path)
+    assert ck.config == TINY_AFFINITY and type(ck.model).__name__ == "AffinityCMP"
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(ck.model.state_dict()[k], v)
+
+
+def test_unknown_propagation_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    cfg = json.loads(TINY_AFFINITY.to_json())
+    cfg["propagation"] = "telepathy"
+    sd = {k: v for k, v in model().state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(sd, str(tmp_path / "odd.safetensors"), metadata={"cmp_config": json.dumps(cfg)})
+    with pytest.raises(CheckpointError, match="telepathy"):
+        load_checkpoint(tmp_path / "odd.safetensors")
