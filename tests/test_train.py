@@ -146,6 +146,18 @@ def test_warm_start_copies_the_shared_encoder(tmp_path):
     assert not torch.equal(dst.embed8.weight, torch.zeros_like(dst.embed8.weight))
 
 
+def test_panning_scenes_move_everywhere():
+    from cmp.train.data import PAN_SHIFT
+
+    def background_motion(scenes):
+        return np.mean([np.linalg.norm(sc["flow"], axis=-1)[sc["labels"] == 0].mean() for sc in scenes])
+    bg_still = background_motion([make_scene(s) for s in range(6)])
+    bg_pan = background_motion([make_scene(s, static_bg_prob=0.0, bg_shift=PAN_SHIFT) for s in range(6)])
+    assert bg_pan > 2 * bg_still and bg_pan > 5
+    sampler = MixedSampler([], crop=64, seed=0, pan_prob=1.0)
+    assert all(np.linalg.norm(sampler.sample(i).flow, axis=-1).min() > 0 for i in range(4))
+
+
 def test_sampler_is_deterministic(tiny_data):
     sets = load_pairs(tiny_data, "train")
     a = MixedSampler(sets, crop=64, seed=1).sample(7)

@@ -53,7 +53,8 @@ def register(sub) -> None:
     t.add_argument("--init", help="warm start: copy same-named, same-shaped tensors from this checkpoint")
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
-                      ("threads", int), ("warmup", int), ("epe-weight", float)):
+                      ("threads", int), ("warmup", int), ("epe-weight", float),
+                      ("pan-prob", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     t.add_argument("--device")

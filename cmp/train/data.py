@@ -19,6 +19,9 @@ from .synthetic import HELDOUT_SEED_BASE, default_photos, make_scene
 from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
 
 VAL_FRACTION = 0.2  # the last 20% of every video is held out
+#: Background shift (px) of the "panning camera" synthetic scenes: everything moves,
+#: a lot, so the network learns that many moving points mean nothing stays still.
+PAN_SHIFT = 30.0
 
 
 def prepare(sources: list[str | Path], out_dir: str | Path, *, pairs_per_video: int = 300,
@@ -106,9 +109,10 @@ class MixedSampler:
     """Deterministic sample stream: sample i depends only on (seed, i)."""
 
     def __init__(self, pair_sets: list[PairSet], *, crop: int = 256, synth_prob: float = 0.5,
-                 seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384)):
+                 seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384),
+                 pan_prob: float = 0.0):
         self.sets = [s for s in pair_sets if min(s.images.shape[1:3]) >= crop]
-        self.crop, self.seed, self.scene_size = crop, seed, scene_size
+        self.crop, self.seed, self.scene_size, self.pan_prob = crop, seed, scene_size, pan_prob
         self.synth_prob = synth_prob if self.sets else 1.0
         self.photos = photos if photos is not None else default_photos()
 
@@ -116,7 +120,9 @@ class MixedSampler:
         rng = np.random.default_rng([self.seed, i])
         if rng.random() < self.synth_prob:
             seed = int(rng.integers(0, HELDOUT_SEED_BASE))
-            sc = make_scene(seed, self.scene_size, self.photos)
+            pan = rng.random() < self.pan_prob
+            sc = make_scene(seed, self.scene_size, self.photos, static_bg_prob=0.0 if pan else 0.5,
+                            bg_shift=PAN_SHIFT if pan else 10.0)
             img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
         else:
             ps = self.sets[int(rng.integers(len(self.sets)))]

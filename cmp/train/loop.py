@@ -39,6 +39,7 @@ class TrainConfig:
     warmup: int = 100
     epe_weight: float = 0.2  # decoder models: weight of the EPE term on the expected flow (0 = original loss)
     synth_prob: float = 0.5
+    pan_prob: float = 0.0  # share of synthetic scenes whose background pans by up to PAN_SHIFT px
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
@@ -141,7 +142,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
 
     train_pairs = load_pairs(cfg.data, "train") if cfg.data else []
     val_pairs = load_pairs(cfg.data, "val") if cfg.data else []
-    sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank)
+    sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank,
+                           pan_prob=cfg.pan_prob)
     val_batch = validation_set(val_pairs, crop=cfg.crop) if rank == 0 else None
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if rank == 0:

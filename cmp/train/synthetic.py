@@ -64,8 +64,10 @@ def _affine_flow(M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.ndarray] | None = None, *,
-               max_objects: int = 3, static_bg_prob: float = 0.5) -> dict:
-    """One scene. Returns image1, image2 (H, W, 3) uint8; flow (H, W, 2) float32 from
+               max_objects: int = 3, static_bg_prob: float = 0.5, bg_shift: float = 10.0) -> dict:
+    """One scene; ``bg_shift`` bounds the background's translation in px (a panning camera).
+
+    Returns image1, image2 (H, W, 3) uint8; flow (H, W, 2) float32 from
     image1 to image2 in px; valid (H, W) bool (all True: the flow is exact);
     masks (K, H, W) bool visible object masks in image1; labels (H, W) int32 (0 = background)."""
     rng = np.random.default_rng(seed)
@@ -76,7 +78,7 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     if rng.random() < static_bg_prob:
         Mb = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     else:
-        Mb = random_affine((W / 2, H / 2), rng, max_shift=10, max_rot=3, max_scale=0.04)
+        Mb = random_affine((W / 2, H / 2), rng, max_shift=bg_shift, max_rot=3, max_scale=0.04)
     img1 = bg.copy()
     img2 = cv2.warpAffine(bg, Mb, (W, H), borderMode=cv2.BORDER_REFLECT)
     flow = _affine_flow(Mb, size)
