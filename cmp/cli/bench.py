@@ -130,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
     for t in table:
         print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
     print("orig = whole network per click (seg4: image repeated 4x); cached = set_image once, then "
-          "sparse encoder + decoder; x = speedup")
+          "the per-guidance part (sparse encoder + decoder, or the affinity blend); x = speedup")
     return 0

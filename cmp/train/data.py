@@ -118,6 +118,7 @@ class MixedSampler:
 
     def sample(self, i: int) -> Sample:
         rng = np.random.default_rng([self.seed, i])
+        pan = False
         if rng.random() < self.synth_prob:
             seed = int(rng.integers(0, HELDOUT_SEED_BASE))
             pan = rng.random() < self.pan_prob
@@ -129,7 +130,10 @@ class MixedSampler:
             j = int(rng.integers(len(ps.images)))
             img, flow, valid = ps.images[j], ps.flows[j], ps.valid[j]
         img, flow, valid = _crop(img, flow, valid, self.crop, rng)
-        return Sample(img, flow, valid, training_guidance(flow, valid, rng))
+        # A panning scene always gets dense guidance: from one or two moving points
+        # nobody can tell a panning camera from a moving object on a still background,
+        # and for sparse clicks the still background is the answer users expect.
+        return Sample(img, flow, valid, training_guidance(flow, valid, rng, dense_prob=1.0 if pan else 0.3))
 
     def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:
         return collate([self.sample(start + k) for k in range(n)])
