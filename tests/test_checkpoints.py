@@ -449,7 +449,7 @@ def test_app_falls_back_to_the_embedded_model_with_a_visible_notice(tmp_path, mo
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     engine, notice = app.load_engine(app.parse_args(["--checkpoint", "resnet50", "--device", "cpu"]))
-    assert engine.name == "cmp-slim-video"  # the shipped default
+    assert engine.name == "cmp-slim-affinity"  # the shipped default
     assert engine.cache.max_entries == app.CACHE_IMAGES and engine.cache.max_bytes == app.CACHE_MB * 2**20
     assert notice.startswith("Could not load 'resnet50'") and notice.endswith("using the embedded default model.")
     assert len(notice) < 300 and "\n" not in notice

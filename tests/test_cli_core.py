@@ -109,14 +109,14 @@ def test_user_errors_are_one_line(files, capsys, argv, says):
 def test_checkpoints_list_via_subprocess():
     r = run_cli("checkpoints", "list")
     assert r.returncode == 0, r.stderr
-    assert "cmp-slim-video" in r.stdout and "cmp-resnet50-vip-mpii" in r.stdout and "STATUS" in r.stdout
+    assert "cmp-slim-affinity" in r.stdout and "cmp-resnet50-vip-mpii" in r.stdout and "STATUS" in r.stdout
 
 
 def test_checkpoints_list_json(capsys):
     assert main(["checkpoints", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in rows}
-    assert by_name["cmp-slim-video"]["status"] == "shipped"
+    assert by_name["cmp-slim-affinity"]["status"] == "shipped"
     assert any("MyNiuuu/MOFA-Video-Hybrid" in h for h in by_name["cmp-resnet50-vip-mpii"]["hub"])
 
 
