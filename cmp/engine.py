@@ -23,7 +23,10 @@ from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
 from .guidance import as_points, encode_sparse, validate_points
-from .model import CMP, ImageFeatures, normalize_image
+from .model import CMP, AffinityCMP, AffinityFeatures, ImageFeatures, normalize_image
+
+#: What ``model.encode_image`` returns, for either network kind.
+Features = ImageFeatures | AffinityFeatures
 
 DEFAULT_SIDE = 384
 
@@ -47,14 +50,14 @@ class ImageHandle:
 
 
 class FeatureCache:
-    """LRU cache of :class:`ImageFeatures`, bounded by entry count and bytes."""
+    """LRU cache of per-image features (either network kind), bounded by entry count and bytes."""
 
     def __init__(self, max_entries: int = 16, max_bytes: int = 512 * 2**20):
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._d: OrderedDict[str, ImageFeatures] = OrderedDict()
+        self._d: OrderedDict[str, Features] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, key: str) -> ImageFeatures | None:
+    def get(self, key: str) -> Features | None:
         f = self._d.get(key)
         if f is None:
             self.misses += 1
@@ -63,7 +66,7 @@ class FeatureCache:
         self.hits += 1
         return f
 
-    def put(self, key: str, feats: ImageFeatures) -> None:
+    def put(self, key: str, feats: Features) -> None:
         self._d[key] = feats
         self._d.move_to_end(key)
         while len(self._d) > self.max_entries or (len(self._d) > 1 and self.nbytes > self.max_bytes):
@@ -107,7 +110,7 @@ class Engine:
         flow = eng.propagate(h, arrows=[(120, 80, 15, 0)], pins=[(30, 200)])
     """
 
-    def __init__(self, model: CMP, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
+    def __init__(self, model: CMP | AffinityCMP, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
                  name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20):
         self.runtime = runtime or Runtime.create()
         self.model = model.eval().to(self.runtime.device)

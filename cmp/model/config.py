@@ -112,4 +112,3 @@ TINY = CMPConfig(
 TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8)
 
 CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, TINY, TINY_AFFINITY)}
-PROPAGATIONS = ("decoder", "affinity")
