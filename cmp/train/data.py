@@ -122,8 +122,8 @@ class MixedSampler:
         if rng.random() < self.synth_prob:
             seed = int(rng.integers(0, HELDOUT_SEED_BASE))
             pan = rng.random() < self.pan_prob
-            sc = make_scene(seed, self.scene_size, self.photos, static_bg_prob=0.0 if pan else 0.5,
-                            bg_shift=PAN_SHIFT if pan else 10.0)
+            sc = make_scene(seed, self.scene_size, self.photos,
+                            **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
             img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
         else:
             ps = self.sets[int(rng.integers(len(self.sets)))]
@@ -133,7 +133,8 @@ class MixedSampler:
         # A panning scene always gets dense guidance: from one or two moving points
         # nobody can tell a panning camera from a moving object on a still background,
         # and for sparse clicks the still background is the answer users expect.
-        return Sample(img, flow, valid, training_guidance(flow, valid, rng, dense_prob=1.0 if pan else 0.3))
+        points = training_guidance(flow, valid, rng, **({"dense_prob": 1.0} if pan else {}))
+        return Sample(img, flow, valid, points)
 
     def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:
         return collate([self.sample(start + k) for k in range(n)])
