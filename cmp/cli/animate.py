@@ -6,7 +6,7 @@ import sys
 import time
 
 from . import CLIError
-from .options import add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, numbers, output_path
 
 HELP = "animate an image along the flow CMP predicts from a few arrows (writes .mp4 or .gif)"
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..animate import DEFAULT_FPS, DEFAULT_FRAMES, LOOPS, TIMINGS
 
     p = sub.add_parser("animate", help=HELP, description=HELP + ". Coordinates are (x, y) pixels of the image.")
-    p.add_argument("--image", required=True, help="input image (PNG, JPEG, ...)")
+    add_image_flag(p)
     p.add_argument("--arrow", type=numbers("X,Y,DX,DY"), action="append", default=[], metavar="X,Y,DX,DY",
                    help="motion guidance: the pixel at (X, Y) moves by (DX, DY); repeatable")
     p.add_argument("--pin", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",

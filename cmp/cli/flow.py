@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from . import CLIError
-from .options import add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, numbers, output_path
 
 OUT_TYPES = (".npy", ".flo", ".png")
 
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Predict the dense motion of IMG given sparse arrows (and pins that stay still). "
                     "Coordinates and motions are in pixels of IMG (after EXIF rotation); x = column, "
                     "y = row, +dx = right, +dy = down. The output has the height and width of IMG.")
-    p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
+    add_image_flag(p)
     p.add_argument("--arrow", type=numbers("X,Y,DX,DY"), action="append", default=[], metavar="X,Y,DX,DY",
                    help="a motion: the pixel at (X, Y) moves by (DX, DY); repeat for more arrows")
     p.add_argument("--pin", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",

@@ -28,6 +28,11 @@ def numbers(form: str):
     return parse
 
 
+def add_image_flag(p: argparse.ArgumentParser) -> None:
+    """--image IMG: the input picture of every image command."""
+    p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--checkpoint, --device, --precision: which model runs where, as :meth:`cmp.engine.Engine.from_checkpoint`
     takes them."""

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
-from .options import add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, numbers, output_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
                     "repeat a flag per click, in click order. The mask has the size of IMG.")
-    p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
+    add_image_flag(p)
     p.add_argument("--positive", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a click on the object; repeat for more (at least one)")
     p.add_argument("--negative", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
