@@ -41,6 +41,11 @@ ZOOM_MIN_SIDE = 64
 #: without a positive click inside the mask, islands below it are dropped.
 HOLE_FRACTION = 0.02
 ISLAND_FRACTION = 0.02
+#: Frame pins: zero-motion points spaced along the border of what the model sees
+#: (the zoom crop, or the whole image), this many per side, none closer to a
+#: positive click than FRAME_PIN_CLEARANCE x the long side.
+FRAME_PINS_PER_SIDE = 4
+FRAME_PIN_CLEARANCE = 0.1
 
 
 class Propagator(Protocol):
@@ -128,6 +133,27 @@ def probe_score(engine: Propagator, rgb: np.ndarray, positive, negative, v: floa
         return np.zeros(rgb.shape[:2], np.float32)
     handle = engine.set_image(rgb)
     return score_from_flows(probe_flows(engine, handle, pos, neg, v))
+
+
+def frame_pins(height: int, width: int, positive, *, per_side: int = FRAME_PINS_PER_SIDE,
+               clearance: float = FRAME_PIN_CLEARANCE, budget: int = MAX_POINTS) -> np.ndarray:
+    """(K, 2) (x, y) zero-motion points around the border of a ``height x width`` view.
+
+    With only moving points, a motion model is free to move the whole view (a
+    panning camera moves everything); a still frame says "the object is inside,
+    the surroundings stay", which is what a click on an object means. Pins
+    within ``clearance`` x the long side of a positive click are left out (the
+    object may touch the border there), and at most ``budget`` are returned.
+    """
+    pos = as_clicks(positive)
+    t = np.arange(per_side) / per_side
+    w1, h1 = width - 1.0, height - 1.0
+    pts = np.concatenate([np.stack([t * w1, np.zeros_like(t)], 1), np.stack([np.full_like(t, w1), t * h1], 1),
+                          np.stack([(1 - t) * w1, np.full_like(t, h1)], 1), np.stack([np.zeros_like(t), (1 - t) * h1], 1)])
+    if len(pos):
+        near = np.linalg.norm(pts[:, None] - pos[None], axis=2).min(axis=1)
+        pts = pts[near >= clearance * max(height, width)]
+    return pts[:max(0, budget)]
 
 
 # -- zoom -------------------------------------------------------------------------
@@ -256,13 +282,16 @@ class Segmentation:
 
 def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
-            v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION) -> Segmentation:
+            v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
+            pin_frame: bool = True) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
     With ``zoom`` the model runs on a square crop around the clicks (resized
     to the model size by the engine) and the score is pasted back at full
-    resolution; pixels outside the crop are background.
+    resolution; pixels outside the crop are background. With ``pin_frame`` the
+    border of what the model sees is pinned still (:func:`frame_pins`) away
+    from the positive clicks.
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -273,11 +302,14 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
     box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction) if zoom else None
-    if box is None:
-        score = probe_score(engine, rgb, pos, neg, v)
-    else:
-        sub = probe_score(engine, np.ascontiguousarray(box.crop(rgb)), box.to_crop(pos), box.to_crop(neg), v)
-        score = box.paste(sub, h, w, 0.0)
+    view = rgb if box is None else np.ascontiguousarray(box.crop(rgb))
+    vpos, vneg = (pos, neg) if box is None else (box.to_crop(pos), box.to_crop(neg))
+    if pin_frame:
+        pins = frame_pins(view.shape[0], view.shape[1], vpos, budget=MAX_POINTS - len(pos) - len(neg))
+        vneg = np.concatenate([vneg, pins])
+    score = probe_score(engine, view, vpos, vneg, v)
+    if box is not None:
+        score = box.paste(score, h, w, 0.0)
     mask = score > threshold
     if clean:
         mask = clean_mask(mask, pos, neg)

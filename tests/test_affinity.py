@@ -110,3 +110,48 @@ def test_unknown_propagation_is_refused(tmp_path):
     save_file(sd, str(tmp_path / "odd.safetensors"), metadata={"cmp_config": json.dumps(cfg)})
     with pytest.raises(CheckpointError, match="telepathy"):
         load_checkpoint(tmp_path / "odd.safetensors")
+
+
+# -- the spread statistic of the "stay still" option ------------------------------
+
+def test_guidance_spread_is_zero_for_one_spot_and_about_one_for_points_strewn_at_random():
+    from cmp.model.affinity import guidance_spread
+    rng = np.random.default_rng(0)
+    ys, xs = torch.tensor(rng.integers(0, 300, 400)), torch.tensor(rng.integers(0, 400, 400))
+    moving = torch.ones(400, 2)
+    assert abs(float(guidance_spread(ys, xs, moving, 300, 400)) - 1.0) < 0.1
+    one = guidance_spread(torch.tensor([10]), torch.tensor([20]), torch.ones(1, 2), 300, 400)
+    assert float(one) == 0.0
+    same_spot = guidance_spread(torch.tensor([10, 10]), torch.tensor([20, 20]), torch.ones(2, 2), 300, 400)
+    assert float(same_spot) == 0.0
+    # Still points do not count: two moving points close together stay close to 0.
+    ys2, xs2 = torch.tensor([10, 12, 290, 0]), torch.tensor([20, 22, 390, 399])
+    vec = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    assert float(guidance_spread(ys2, xs2, vec, 300, 400)) < 0.02
+
+
+def test_spread_weight_zero_is_the_two_statistic_model_and_a_negative_weight_moves_the_rest():
+    from dataclasses import replace
+    torch.manual_seed(0)
+    with_spread = build_cmp(TINY_AFFINITY)
+    without = build_cmp(replace(TINY_AFFINITY, guidance_spread=False))
+    assert "null_spread" not in without.state_dict()
+    without.load_state_dict({k: v for k, v in with_spread.state_dict().items() if k != "null_spread"})
+    feats = halves(null=0.0)  # the null option is as likely as a far guidance point
+    pts = sparse([[4, 4, 5.0, 0.0], [60, 60, 5.0, 0.0], [60, 4, 5.0, 0.0]])
+    with torch.no_grad():
+        a, b = with_spread.decode(feats, pts), without.decode(feats, pts)
+        torch.testing.assert_close(a, b)
+        with_spread.null_spread.fill_(-20.0)  # widely spread moving points: nothing stays still
+        c = with_spread.decode(feats, pts)
+    assert float(c[0, 0].mean()) > float(a[0, 0].mean()) + 0.5
+    torch.testing.assert_close(c[0, 0], torch.full_like(c[0, 0], 5.0), atol=1e-3, rtol=0)
+
+
+def test_config_without_the_spread_field_loads_as_the_older_model():
+    from cmp.model import CMPConfig
+    d = TINY_AFFINITY.to_dict()
+    assert d["guidance_spread"] is True
+    del d["guidance_spread"]
+    assert CMPConfig.from_dict(d).guidance_spread is False
+    assert CMPConfig.from_json(TINY_AFFINITY.to_json()) == TINY_AFFINITY

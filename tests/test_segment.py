@@ -14,7 +14,8 @@ from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
 from cmp.masks import (coco_dict, counts_to_string, export_objects, label_map, rle_counts, rle_decode, rle_encode,
                        string_to_counts)
-from cmp.segment import PROBE_MAGNITUDE, clean_mask, probe_flows, probe_sets, score_from_flows, segment, zoom_box
+from cmp.segment import (PROBE_MAGNITUDE, clean_mask, frame_pins, probe_flows, probe_sets, score_from_flows, segment,
+                         zoom_box)
 from helpers import run_cli
 
 
@@ -61,7 +62,7 @@ def test_probes_batched_equal_separate_calls(tiny_engine):
 def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
     prop = BrightnessPropagator(side=64)
     rgb = _rgb(100, 200)
-    segment(prop, rgb, [(20, 30)], [(150, 80)], zoom=False)
+    segment(prop, rgb, [(20, 30)], [(150, 80)], zoom=False, pin_frame=False)
     sets = prop.sets[-1]
     tf = ImageHandle("0", 100, 200, 64).transform
     motions = [tuple(np.round(tf.apply_vectors(s[:1, 2:])[0], 6)) for s in sets]
@@ -70,6 +71,37 @@ def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
     for s in sets:  # the negative click is present in every set with zero motion
         assert s.shape == (2, 4)
         np.testing.assert_array_equal(s[1], [150, 80, 0, 0])
+
+
+def test_frame_pins_lie_on_the_border_away_from_positive_clicks():
+    pins = frame_pins(100, 200, [], per_side=4)
+    assert len(pins) == 16 and len(np.unique(pins, axis=0)) == 16
+    on_border = (pins[:, 0] == 0) | (pins[:, 0] == 199) | (pins[:, 1] == 0) | (pins[:, 1] == 99)
+    assert on_border.all()
+    near = frame_pins(100, 200, [(0, 0)], per_side=4, clearance=0.1)  # 20 px around the corner click
+    assert len(near) == 15 and np.linalg.norm(near, axis=1).min() >= 20
+    assert len(frame_pins(100, 200, [], per_side=4, budget=3)) == 3
+    assert len(frame_pins(100, 200, [], budget=0)) == 0
+
+
+def test_segment_pins_the_frame_of_the_view_still_within_the_point_limit():
+    from cmp.guidance import MAX_POINTS
+    prop = BrightnessPropagator(side=64)
+    rgb = _rgb(100, 200)
+    segment(prop, rgb, [(100, 50)], [(150, 80)], zoom=False)
+    for s in prop.sets[-1]:  # the clicks first, then zero-motion pins on the image border
+        np.testing.assert_array_equal(s[1], [150, 80, 0, 0])
+        pins = s[2:]
+        assert len(pins) == 16 and (pins[:, 2:] == 0).all()
+        assert ((pins[:, 0] == 0) | (pins[:, 0] == 199) | (pins[:, 1] == 0) | (pins[:, 1] == 99)).all()
+    res = segment(prop, rgb, [(100, 50)], zoom=True)  # with zoom: the border of the crop
+    box = res.box
+    crop_pins = prop.sets[-1][0][1:]
+    assert len(crop_pins) and ((crop_pins[:, 0] == 0) | (crop_pins[:, 0] == box.width - 1)
+                               | (crop_pins[:, 1] == 0) | (crop_pins[:, 1] == box.height - 1)).all()
+    many = [(5 + 3 * i, 40) for i in range(MAX_POINTS - 2)]
+    segment(prop, rgb, many, zoom=False)  # 62 clicks leave room for 2 pins
+    assert len(prop.sets[-1][0]) == MAX_POINTS
 
 
 def test_no_positive_click_gives_empty_mask(tiny_engine):
@@ -116,8 +148,8 @@ def test_zoom_maps_back_exactly():
     assert box is not None and box.x0 > 40 and box.y0 > 40  # the bright corner is outside the crop
     crop = prop.images[-1]
     np.testing.assert_array_equal(crop, rgb[box.y0:box.y1, box.x0:box.x1])
-    # Clicks were shifted into crop coordinates.
-    np.testing.assert_array_equal(prop.sets[-1][0][:, :2], [[150 - box.x0, 108 - box.y0], [170 - box.x0, 125 - box.y0]])
+    # Clicks were shifted into crop coordinates (frame pins follow them).
+    np.testing.assert_array_equal(prop.sets[-1][0][:2, :2], [[150 - box.x0, 108 - box.y0], [170 - box.x0, 125 - box.y0]])
     expected = np.zeros((h, w), bool)
     expected[101:117, 143:162] = True
     np.testing.assert_array_equal(res.mask, expected)

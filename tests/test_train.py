@@ -10,10 +10,10 @@ import torch
 
 from cmp.checkpoints import CHECKPOINT_DIR, load_checkpoint, load_registry
 from cmp.flow import fb_consistency
-from cmp.train.data import MixedSampler, load_pairs, prepare, training_guidance
+from cmp.train.data import MixedSampler, load_pairs, prepare, scattered_guidance, training_guidance
 from cmp.train.losses import discrete_loss
 from cmp.train.loop import TrainConfig, train
-from cmp.train.synthetic import make_scene
+from cmp.train.synthetic import make_parallax_scene, make_scene
 from cmp.train.video import shot_cuts
 
 
@@ -158,6 +158,43 @@ def test_panning_scenes_move_everywhere():
     samples = [sampler.sample(i) for i in range(4)]
     assert all(np.linalg.norm(s.flow, axis=-1).min() > 0 for s in samples)
     assert all(len(s.points) >= 10 for s in samples)  # panning scenes always get dense guidance
+
+
+def test_parallax_scene_moves_everything_along_one_direction_nearer_layers_more():
+    for seed in range(4):
+        sc = make_parallax_scene(seed, size=(96, 128))
+        flow, lab = sc["flow"], sc["labels"]
+        mag = np.linalg.norm(flow, axis=-1)
+        assert mag.min() > 0.5  # every pixel moves: the camera does
+        u = flow.reshape(-1, 2) / mag.reshape(-1, 1)
+        assert np.abs(u - u[0]).max() < 1e-4  # one direction for the whole frame
+        # An object's disparity exceeds the background plane's at its centre (it is nearer).
+        for k in np.unique(lab)[1:]:
+            assert mag[lab == k].mean() > mag[lab == 0].min()
+        # Each pixel, moved by its flow, finds its colour in frame 2 (away from layer edges).
+        inner = cv2.erode((lab == lab.max()).astype(np.uint8), np.ones((7, 7))) > 0
+        ys, xs = np.nonzero(inner)
+        x2, y2 = np.rint(xs + flow[ys, xs, 0]).astype(int), np.rint(ys + flow[ys, xs, 1]).astype(int)
+        ok = (x2 >= 0) & (x2 < 128) & (y2 >= 0) & (y2 < 96)
+        if ok.sum() > 20:
+            d = np.abs(sc["image1"][ys[ok], xs[ok]].astype(int) - sc["image2"][y2[ok], x2[ok]].astype(int))
+            assert np.median(d) < 25
+    assert np.array_equal(make_parallax_scene(2, size=(96, 128))["flow"], make_parallax_scene(2, size=(96, 128))["flow"])
+
+
+def test_scattered_guidance_is_several_points_that_carry_the_flow():
+    rng = np.random.default_rng(0)
+    sc = make_parallax_scene(1, size=(128, 160))
+    for _ in range(10):
+        pts = scattered_guidance(sc["flow"], sc["valid"], rng, low=4, high=12)
+        assert 4 <= len(pts) <= 12
+        x, y = pts[:, 0].astype(int), pts[:, 1].astype(int)
+        assert (x >= 0).all() and (x < 160).all() and (y >= 0).all() and (y < 128).all()
+        np.testing.assert_allclose(pts[:, 2:], sc["flow"][y, x], rtol=0, atol=1e-5)
+    sampler = MixedSampler([], crop=64, seed=0, parallax_prob=1.0)
+    samples = [sampler.sample(i) for i in range(4)]
+    assert all(np.linalg.norm(s.flow, axis=-1).min() > 0 for s in samples)
+    assert all(len(s.points) >= 4 for s in samples)
 
 
 def test_sampler_is_deterministic(tiny_data):

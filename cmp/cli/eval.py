@@ -151,6 +151,7 @@ def add_segmentation(tasks) -> None:
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask threshold on the normalised score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
+    q.add_argument("--no-pin-frame", action="store_true", help="do not pin the border of the view still")
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write results as JSON to PATH (or stdout without PATH, instead of the table)")
     q.add_argument("--plot", default=None, metavar="PATH", help="PNG of mean IoU against clicks")
@@ -172,7 +173,7 @@ def run_segmentation(args) -> int:
     engine, info = _load_engine(args) if "model" in args.methods else (None, {})
     report = S.run(engine, n_images=args.n_images, max_clicks=args.max_clicks,
                    baseline="baseline" in args.methods, zoom=not args.no_zoom,
-                   threshold=args.threshold, progress=_log)
+                   threshold=args.threshold, pin_frame=not args.no_pin_frame, progress=_log)
     report["info"] = info
     if args.plot:
         _log(f"plot: {S.plot(report, args.plot)}")

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run on the whole image instead of a crop around the clicks")
     p.add_argument("--no-clean", action="store_true",
                    help="skip the clean-up (small holes, islands away from the positive clicks)")
+    p.add_argument("--no-pin-frame", action="store_true",
+                   help="do not pin the border of the view still (use when the object fills the frame)")
     add_model_flags(p)
     p.add_argument("--coco", default=None, metavar="JSON",
                    help="also write a COCO-style JSON with the mask as compressed RLE")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     check_clicks(positive, negative, h, w)
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     res = segment(engine, rgb, positive, negative, threshold=args.threshold, zoom=not args.no_zoom,
-                  clean=not args.no_clean)
+                  clean=not args.no_clean, pin_frame=not args.no_pin_frame)
     save_mask_png(out, res.mask)
     if args.coco:
         Path(args.coco).write_text(json.dumps(coco_dict([res.mask], file_name=Path(args.image).name)))

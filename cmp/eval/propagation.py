@@ -11,6 +11,9 @@ Datasets (names as in ``DATASETS``):
 
 * ``motorcycle`` - scikit-image's stereo pair; flow left -> right = (-disparity, 0).
 * ``synthetic`` - held-out scenes from ``cmp.train.synthetic.make_scene`` (exact flow).
+* ``parallax`` - held-out scenes from ``cmp.train.synthetic.make_parallax_scene``: a
+  camera passing a layered scene, everything moving by its depth (exact flow); the
+  project's own stand-in for camera motion, next to the real stereo pair.
 * ``video`` - held-out pairs from the last 20 % of the OpenCV sample videos,
   DIS flow as pseudo ground truth, forward-backward consistent pixels only.
 
@@ -38,7 +41,7 @@ from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 EVAL_WIDTH = 384
 POINTS = (1, 3, 5, 10, 20)
 SAMPLINGS = ("random", "watershed")
-DATASETS = ("motorcycle", "synthetic", "video")
+DATASETS = ("motorcycle", "synthetic", "parallax", "video")
 BASELINES = ("zero", "nearest", "rbf", "geodesic")
 METHODS = ("model", *BASELINES)
 
@@ -126,19 +129,27 @@ def motorcycle_pairs() -> list[Pair]:
     return [Pair("motorcycle", img, flow, valid)]
 
 
-def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SYNTHETIC_SIZE) -> list[Pair]:
-    """Held-out synthetic scenes (seeds 900_000...) with exact flow."""
+def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SYNTHETIC_SIZE, *,
+                    kind: str = "synthetic") -> list[Pair]:
+    """Held-out synthetic scenes (seeds 900_000...) with exact flow.
+
+    ``kind``: "synthetic" (objects moving over a background, ``make_scene``) or
+    "parallax" (a camera passing layers at depth, ``make_parallax_scene``).
+    """
     try:
-        from ..train.synthetic import make_scene
+        if kind == "parallax":
+            from ..train.synthetic import make_parallax_scene as make
+        else:
+            from ..train.synthetic import make_scene as make
     except ImportError as exc:
         raise DatasetUnavailable(f"cmp.train.synthetic is not available ({exc})") from None
     pairs = []
     for i in range(n_scenes):
         seed = SYNTHETIC_SEED0 + i
-        s = make_scene(seed, size=size)
+        s = make(seed, size=size)
         valid = np.asarray(s.get("valid", np.ones(s["flow"].shape[:2], bool)), bool)
         img, flow, valid = resize_pair(np.asarray(s["image1"]), np.asarray(s["flow"], np.float32), valid)
-        pairs.append(Pair(f"synthetic-{seed}", img, flow, valid))
+        pairs.append(Pair(f"{kind}-{seed}", img, flow, valid))
     return pairs
 
 
@@ -227,8 +238,8 @@ def load_dataset(name: str, quick: bool = False) -> list[Pair]:
     """Pairs of dataset ``name``; ``quick`` takes a tiny subset (for tests)."""
     if name == "motorcycle":
         return motorcycle_pairs()
-    if name == "synthetic":
-        return synthetic_pairs(2 if quick else SYNTHETIC_SCENES)
+    if name in ("synthetic", "parallax"):
+        return synthetic_pairs(2 if quick else SYNTHETIC_SCENES, kind=name)
     if name == "video":
         if quick:
             return video_pairs(per_video=1, videos=VIDEOS[1:2])

@@ -111,9 +111,10 @@ def iou_after(ious: Sequence[float], k: int) -> float:
 
 # -- methods ----------------------------------------------------------------------
 
-def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True) -> Method:
+def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
+                 pin_frame: bool = True) -> Method:
     def run(rgb, pos, neg):
-        return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom).mask
+        return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame).mask
     return run
 
 
@@ -187,11 +188,11 @@ class _GeodesicProbePropagator:
         return np.stack(flows)
 
 
-def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True) -> Method:
+def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, pin_frame: bool = True) -> Method:
     prop = _GeodesicProbePropagator()
 
     def run(rgb, pos, neg):
-        return segment(prop, rgb, pos, neg, threshold=threshold, zoom=zoom).mask
+        return segment(prop, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame).mask
     return run
 
 
@@ -237,23 +238,24 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 
 def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
         zoom: bool = True, threshold: float = DEFAULT_THRESHOLD, start: int = EVAL_SEED_START,
-        progress: Callable[[str], None] | None = None) -> dict:
+        pin_frame: bool = True, progress: Callable[[str], None] | None = None) -> dict:
     """Benchmark the engine (if given) and the geodesic baseline; returns a JSON-able dict."""
     if n_images < 1:
         raise ValueError("n_images must be at least 1")
     if max_clicks < max(IOU_AT):
         raise ValueError(f"max_clicks must be at least {max(IOU_AT)}")
     methods: dict[str, Method] = {}
+    recipe = {"threshold": threshold, "zoom": zoom, "pin_frame": pin_frame}
     if engine is not None:
-        methods[f"cmp ({getattr(engine, 'name', 'model')})"] = model_method(engine, threshold=threshold, zoom=zoom)
+        methods[f"cmp ({getattr(engine, 'name', 'model')})"] = model_method(engine, **recipe)
     if baseline:
-        methods["geodesic baseline"] = baseline_method(threshold=threshold, zoom=zoom)
+        methods["geodesic baseline"] = baseline_method(**recipe)
     if not methods:
         raise ValueError("nothing to evaluate")
     comps = eval_composites(n_images, start=start)
     results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
     return {"protocol": "RITM clicks on synthetic composites", "seeds": [start, start + n_images - 1],
-            "max_clicks": max_clicks, "zoom": zoom, "threshold": threshold,
+            "max_clicks": max_clicks, **recipe,
             "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
 
 
@@ -268,7 +270,8 @@ def format_table(report: dict) -> str:
                  else f"{s[c]:>7}" for c in cols]
         lines.append(f"{n:<{width}}  " + "  ".join(cells))
     lines.append(f"(seeds {report['seeds'][0]}-{report['seeds'][1]}, max {report['max_clicks']} clicks, "
-                 f"zoom {'on' if report['zoom'] else 'off'}, threshold {report['threshold']})")
+                 f"zoom {'on' if report['zoom'] else 'off'}, frame pins "
+                 f"{'on' if report.get('pin_frame', False) else 'off'}, threshold {report['threshold']})")
     return "\n".join(lines)
 
 

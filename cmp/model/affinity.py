@@ -14,10 +14,12 @@ flow) but makes propagation explicit:
   learned "stay still" option of zero motion::
 
       a_i(p)  = -beta * |E(p) - e_i|^2 - alpha * |p - q_i|^2 / 64^2
-      a_0(p)  = null(E(p)) + g . [log density, moving fraction]
-      (learned per-pixel logit, shifted by two statistics of the guidance set:
-      points per 64x64 px and the fraction that moves; many moving points, as
-      in a panning shot or a stereo pair, mean "nothing stays still")
+      a_0(p)  = null(E(p)) + g . [log density, moving fraction, spread]
+      (learned per-pixel logit, shifted by statistics of the guidance set:
+      points per 64x64 px, the fraction that moves and, in configs with
+      ``guidance_spread``, how widely the moving points cover the image; many
+      moving points strewn over the whole image, as in a panning shot or a
+      stereo pair, mean "nothing stays still")
       flow(p) = sum_i softmax(a)_i(p) * v_i     (v_0 = 0)
 
 Motion therefore stays inside whatever the embedding groups together, which is
@@ -41,6 +43,18 @@ from .encoders import ResNetEncoder
 
 #: Spatial distances are measured in units of this many model-input pixels.
 SPATIAL_UNIT = 64.0
+
+
+def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """How widely the moving guidance points cover an H x W image: RMS distance of the
+    moving points from their centroid over that of a uniform spread over the image
+    (about 1 for points strewn at random, 0 for one point or points on one spot)."""
+    moving = vec.norm(dim=1) > 0.5
+    if int(moving.sum()) < 2:
+        return vec.new_zeros(())
+    pts = torch.stack([xs[moving].float(), ys[moving].float()], dim=1)
+    rms = (pts - pts.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt()
+    return rms / math.sqrt((H * H + W * W) / 12.0)
 
 
 class AffinityFeatures(NamedTuple):
@@ -78,6 +92,8 @@ class AffinityCMP(nn.Module):
         self.log_beta = nn.Parameter(torch.tensor(0.55))
         self.log_alpha = nn.Parameter(torch.tensor(0.55))
         self.null_guidance = nn.Parameter(torch.zeros(2))
+        if cfg.guidance_spread:  # zero = the two-statistic model exactly (warm starts begin there)
+            self.null_spread = nn.Parameter(torch.zeros(1))
 
     # -- per image -------------------------------------------------------------
     def encode_image(self, image: torch.Tensor) -> AffinityFeatures:
@@ -115,6 +131,8 @@ class AffinityCMP(nn.Module):
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
         moving = (vec.norm(dim=1) > 0.5).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
+        if self.cfg.guidance_spread:
+            shift = shift + self.null_spread[0] * guidance_spread(ys, xs, vec, H, W)
         logits = torch.cat([null.reshape(1, -1) + shift, -beta * feat_d2.clamp_min(0) - alpha * sp_d2], dim=0)
         weights = logits.softmax(dim=0)[1:]                                    # (K, hw)
         return (vec.t() @ weights).view(2, h, w)

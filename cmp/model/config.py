@@ -54,6 +54,8 @@ class CMPConfig:
     #: "affinity": learned-embedding blend of the guidance (:class:`cmp.model.AffinityCMP`).
     propagation: str = "decoder"
     embed_dim: int = 32  # affinity only
+    #: affinity only: the "stay still" option also sees how widely the moving points are spread
+    guidance_spread: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,6 +76,7 @@ class CMPConfig:
             fmax=float(d.get("fmax", 50.0)),
             propagation=str(d.get("propagation", "decoder")),
             embed_dim=int(d.get("embed_dim", 32)),
+            guidance_spread=bool(d.get("guidance_spread", False)),
         )
 
     @classmethod
@@ -98,6 +101,7 @@ SLIM_AFFINITY = CMPConfig(
     encoder=SLIM.encoder,
     propagation="affinity",
     embed_dim=32,
+    guidance_spread=True,
 )
 
 #: A tiny network for fast tests.
@@ -109,6 +113,7 @@ TINY = CMPConfig(
 )
 
 #: The tiny encoder with affinity propagation, for fast tests.
-TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8)
+TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8,
+                          guidance_spread=True)
 
 CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, TINY, TINY_AFFINITY)}

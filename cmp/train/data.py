@@ -15,7 +15,7 @@ import torch
 
 from ..guidance import encode_sparse, sample_guidance
 from ..model import normalize_image
-from .synthetic import HELDOUT_SEED_BASE, default_photos, make_scene
+from .synthetic import HELDOUT_SEED_BASE, default_photos, make_parallax_scene, make_scene
 from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
 
 VAL_FRACTION = 0.2  # the last 20% of every video is held out
@@ -85,6 +85,17 @@ def training_guidance(flow: np.ndarray, valid: np.ndarray, rng: np.random.Genera
     return pts
 
 
+def scattered_guidance(flow: np.ndarray, valid: np.ndarray, rng: np.random.Generator,
+                       low: int = 4, high: int = 30) -> np.ndarray:
+    """``low``-``high`` points strewn over the whole image: uniformly at random, or
+    watershed points topped up at random. For scenes in which everything moves
+    (a camera passing a layered scene), as a user with a stereo pair or a panning
+    shot would mark them; never one or two clicks, which mean a moving object."""
+    n = int(rng.integers(low, high + 1))
+    ws = rng.random() < 0.5
+    return sample_guidance(flow, rng, valid=valid, grid=False, watershed=ws, n_random=n, max_points=n)
+
+
 @dataclass
 class Sample:
     image: np.ndarray   # (S, S, 3) uint8
@@ -110,20 +121,26 @@ class MixedSampler:
 
     def __init__(self, pair_sets: list[PairSet], *, crop: int = 256, synth_prob: float = 0.5,
                  seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384),
-                 pan_prob: float = 0.0):
+                 pan_prob: float = 0.0, parallax_prob: float = 0.0):
         self.sets = [s for s in pair_sets if min(s.images.shape[1:3]) >= crop]
         self.crop, self.seed, self.scene_size, self.pan_prob = crop, seed, scene_size, pan_prob
+        self.parallax_prob = parallax_prob
         self.synth_prob = synth_prob if self.sets else 1.0
         self.photos = photos if photos is not None else default_photos()
 
     def sample(self, i: int) -> Sample:
         rng = np.random.default_rng([self.seed, i])
-        pan = False
+        pan = parallax = False
         if rng.random() < self.synth_prob:
             seed = int(rng.integers(0, HELDOUT_SEED_BASE))
-            pan = rng.random() < self.pan_prob
-            sc = make_scene(seed, self.scene_size, self.photos,
-                            **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
+            # (no draw when parallax scenes are off: older runs keep their sample stream)
+            parallax = self.parallax_prob > 0 and rng.random() < self.parallax_prob
+            pan = not parallax and rng.random() < self.pan_prob
+            if parallax:
+                sc = make_parallax_scene(seed, self.scene_size, self.photos)
+            else:
+                sc = make_scene(seed, self.scene_size, self.photos,
+                                **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
             img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
         else:
             ps = self.sets[int(rng.integers(len(self.sets)))]
@@ -133,7 +150,10 @@ class MixedSampler:
         # A panning scene always gets dense guidance: from one or two moving points
         # nobody can tell a panning camera from a moving object on a still background,
         # and for sparse clicks the still background is the answer users expect.
-        points = training_guidance(flow, valid, rng, **({"dense_prob": 1.0} if pan else {}))
+        if parallax:
+            points = scattered_guidance(flow, valid, rng)
+        else:
+            points = training_guidance(flow, valid, rng, **({"dense_prob": 1.0} if pan else {}))
         return Sample(img, flow, valid, points)
 
     def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
 from .losses import training_loss
-from .synthetic import HELDOUT_SEED_BASE, make_scene
+from .synthetic import HELDOUT_SEED_BASE, default_photos, make_scene
 
 
 @dataclass
@@ -40,6 +40,8 @@ class TrainConfig:
     epe_weight: float = 0.2  # decoder models: weight of the EPE term on the expected flow (0 = original loss)
     synth_prob: float = 0.5
     pan_prob: float = 0.0  # share of synthetic scenes whose background pans by up to PAN_SHIFT px
+    parallax_prob: float = 0.0  # share of synthetic scenes seen by a camera moving past layers at depth
+    photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
@@ -143,7 +145,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_pairs = load_pairs(cfg.data, "train") if cfg.data else []
     val_pairs = load_pairs(cfg.data, "val") if cfg.data else []
     sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank,
-                           pan_prob=cfg.pan_prob)
+                           pan_prob=cfg.pan_prob, parallax_prob=cfg.parallax_prob,
+                           photos=default_photos(cfg.photo_dir))
     val_batch = validation_set(val_pairs, crop=cfg.crop) if rank == 0 else None
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if rank == 0:

@@ -109,6 +109,66 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
             "masks": masks[keep], "labels": labels}
 
 
+def _plane(size: tuple[int, int], rng: np.random.Generator, base: float, tilt: float) -> np.ndarray:
+    """A positive disparity field ``base`` +- ``tilt`` x base, linear in x and y (a slanted plane)."""
+    H, W = size
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    gx, gy = rng.uniform(-tilt, tilt, 2) * base
+    return (base + gx * (xx / max(W - 1, 1) - 0.5) + gy * (yy / max(H - 1, 1) - 0.5)).astype(np.float32)
+
+
+def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.ndarray] | None = None, *,
+                        max_objects: int = 4, max_disparity: float = 25.0) -> dict:
+    """A camera moving sideways past a layered scene: every pixel moves, by its depth.
+
+    A slanted background plane and 1-``max_objects`` cut-outs in front of it,
+    each a plane of its own disparity (nearer = larger). All motion is along
+    one direction ``u`` (horizontal half the time, as in a stereo pair):
+    flow = disparity x u. Nearer layers hide farther ones in frame 1; frame 2
+    is each layer shifted by its flow (an approximation at layer edges; the
+    flow is exact). Same keys as :func:`make_scene`.
+    """
+    rng = np.random.default_rng(seed)
+    if photos is None:
+        photos = default_photos()
+    H, W = size
+    ang = 0.0 if rng.random() < 0.5 else rng.uniform(0, 2 * np.pi)
+    u = np.array([np.cos(ang), np.sin(ang)], np.float32) * (1 if rng.random() < 0.5 else -1)
+    base = float(rng.uniform(2.0, 0.6 * max_disparity))
+    disp = _plane(size, rng, base, tilt=0.8)
+    img1 = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng)
+    layers = [(img1.copy(), np.ones(size, bool), disp.copy())]
+    labels = np.zeros(size, np.int32)
+    k_obj = int(rng.integers(1, max_objects + 1))
+    depths = np.sort(rng.uniform(1.2, 3.0, k_obj))  # far to near: nearer objects are painted last
+    for k, near in enumerate(depths, start=1):
+        tex = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0))
+        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+        mask = random_shape(size, rng, extent=rng.uniform(0.2, 0.6) * min(H, W))
+        if mask.sum() < 64:
+            continue
+        d_obj = _plane(size, rng, min(base * float(near), max_disparity), tilt=0.3)
+        img1[mask] = tex[mask]
+        disp[mask] = d_obj[mask]
+        labels[mask] = k
+        layers.append((tex, mask, d_obj))
+    flow = disp[..., None] * u[None, None, :]
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    img2 = np.zeros_like(img1)
+    for k, (tex, mask, d) in enumerate(layers):  # back to front; each layer where it lands in frame 2
+        mx, my = xx - d * u[0], yy - d * u[1]
+        t2 = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if k == 0:  # the background covers the whole frame
+            img2 = t2
+            continue
+        m2 = cv2.remap(mask.astype(np.uint8) * 255, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 127
+        img2[m2] = t2[m2]
+    masks = np.stack([labels == k for k in range(1, k_obj + 1)])
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    return {"image1": img1, "image2": img2, "flow": flow.astype(np.float32), "valid": np.ones(size, bool),
+            "masks": masks[keep], "labels": labels}
+
+
 # -- photos allowed for training ------------------------------------------------
 
 OPENCV_PHOTOS = ["fruits.jpg", "baboon.jpg", "apple.jpg", "orange.jpg", "butterfly.jpg", "messi5.jpg",
