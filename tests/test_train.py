@@ -212,3 +212,16 @@ def test_shipped_checkpoint_loads_strictly_and_matches_card():
     assert (CHECKPOINT_DIR / entry.file).stat().st_size <= 20 * 2**20
     card = (CHECKPOINT_DIR / entry.card).read_text()
     assert ck.config.to_json() in card.replace("\n", "") or json.dumps(ck.config.to_dict(), sort_keys=True) in card
+
+
+def test_scalar_priors_get_their_own_learning_rate():
+    from cmp.model import TINY, TINY_AFFINITY, build_cmp
+    from cmp.train.loop import param_groups
+    cfg = TrainConfig(prior_lr_mult=20.0)
+    m = build_cmp(TINY_AFFINITY)
+    groups = param_groups(m, cfg)
+    prior = [g for g in groups if g["lr_mult"] == 20.0]
+    assert len(prior) == 1 and {id(p) for p in prior[0]["params"]} == {id(m.null_guidance), id(m.null_spread)}
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))  # every parameter, once
+    # Decoder models have no priors: two groups, as before.
+    assert [g["lr_mult"] for g in param_groups(build_cmp(TINY), cfg)] == [1.0, 1.0]

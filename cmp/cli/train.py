@@ -54,7 +54,7 @@ def register(sub) -> None:
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
                       ("threads", int), ("warmup", int), ("epe-weight", float),
-                      ("pan-prob", float), ("parallax-prob", float)):
+                      ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--photo-dir", dest="photo_dir",
                    help="folder of extra photos for synthetic scenes (OpenCV's samples: opencv-doc examples/data)")

@@ -78,6 +78,9 @@ def _cbr(cin: int, cout: int, k: int = 3) -> list[nn.Module]:
 class AffinityCMP(nn.Module):
     """See the module docstring. Same engine-facing methods as :class:`cmp.model.CMP`."""
 
+    #: Scalar weights of the guidance statistics (the trainer may give them a larger step).
+    prior_parameters = ("null_guidance", "null_spread")
+
     def __init__(self, cfg: CMPConfig):
         super().__init__()
         self.cfg = cfg

@@ -41,6 +41,7 @@ class TrainConfig:
     synth_prob: float = 0.5
     pan_prob: float = 0.0  # share of synthetic scenes whose background pans by up to PAN_SHIFT px
     parallax_prob: float = 0.0  # share of synthetic scenes seen by a camera moving past layers at depth
+    prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
     seed: int = 0
     precision: str = "auto"
@@ -57,6 +58,22 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: weights (decayed), biases and norms (not decayed), and the model's
+    few scalar priors (``model.prior_parameters``, not decayed, learning rate x
+    ``cfg.prior_lr_mult``: Adam moves a parameter by about lr per step, and a
+    guidance-statistic weight may need to travel several units)."""
+    priors = set(getattr(model, "prior_parameters", ()))
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if p.ndim > 1 and n not in priors], "weight_decay": cfg.weight_decay,
+         "lr_mult": 1.0},
+        {"params": [p for n, p in named if p.ndim <= 1 and n not in priors], "weight_decay": 0.0, "lr_mult": 1.0},
+        {"params": [p for n, p in named if n in priors], "weight_decay": 0.0, "lr_mult": cfg.prior_lr_mult},
+    ]
+    return [g for g in groups if g["params"]]
 
 
 def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 8):
@@ -124,10 +141,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mcfg: CMPConfig = CONFIGS[cfg.arch]
     model = build_cmp(mcfg).train().to(rt.device)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     step = 0
     state_path = out / "last.pt"
     if cfg.init and not state_path.is_file():
@@ -173,7 +187,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     while step < cfg.steps:
         batch = sampler.batch(step * cfg.batch, cfg.batch)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, cfg) * g["lr_mult"]
         img = batch["image"].to(rt.device)
         sparse = batch["sparse"].to(rt.device)
         with rt.autocast():
