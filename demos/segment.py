@@ -12,7 +12,7 @@ never need the model again; the image is re-read from the upload and its
 encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/segment_mask`` (image, points_json,
-threshold, zoom) -> (mask PNG path, 0/255 same size as the image; COCO JSON
+threshold, zoom, pin_frame) -> (mask PNG path, 0/255 same size as the image; COCO JSON
 dict with compressed RLE). ``points_json`` is ``{"positive": [[x, y], ...],
 "negative": [[x, y], ...]}`` in pixels of the working image (after any
 downscale note).
@@ -160,10 +160,11 @@ def status(state: dict, box=None) -> str:
     return " · ".join(parts)
 
 
-def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool):
+def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool,
+             pin_frame: bool = True):
     """:func:`cmp.segment.segment` on the shared engine, retried once if another tab evicted the image."""
     return retry_if_evicted(lambda: segment(ctx.engine, rgb, positive, negative, threshold=float(threshold),
-                                            zoom=bool(zoom)))
+                                            zoom=bool(zoom), pin_frame=bool(pin_frame)))
 
 
 # -- the page ----------------------------------------------------------------
@@ -179,6 +180,8 @@ def build(ctx: Context) -> None:
                                   info="mask = normalised motion > threshold", elem_id="segment-threshold")
             zoom = gr.Checkbox(True, label="Zoom in around the clicks", elem_id="segment-zoom",
                                info="helps small objects; the mask is mapped back to full resolution")
+            pin = gr.Checkbox(True, label="Frame is background", elem_id="segment-pin",
+                              info="the border of the view stays still; untick if the object runs off the edge")
         with gr.Column(scale=3):
             canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click the object",
                               height=480, elem_id="segment-canvas", buttons=["fullscreen"])
@@ -203,12 +206,12 @@ def build(ctx: Context) -> None:
     def _image(path):
         return read_image(path, ctx.max_side)
 
-    def _recompute(rgb, st, thr, zm):
+    def _recompute(rgb, st, thr, zm, pf):
         """State with the current object's mask recomputed from its clicks; also the zoom box."""
         pos, neg = split_clicks(st["clicks"])
         if not pos:
             return {**st, "mask": None}, None
-        res = mask_for(ctx, rgb, pos, neg, thr, zm)
+        res = mask_for(ctx, rgb, pos, neg, thr, zm, pf)
         return {**st, "mask": rle_encode(res.mask)["counts"]}, res.box
 
     def _show(rgb, st, box=None):
@@ -227,7 +230,7 @@ def build(ctx: Context) -> None:
         return rgb, st, status(st), points_json([]), text, None
 
     @user_errors
-    def on_click(path, st, md, thr, zm, evt: gr.SelectData):
+    def on_click(path, st, md, thr, zm, pf, evt: gr.SelectData):
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -235,26 +238,26 @@ def build(ctx: Context) -> None:
         if st.get("size") != list(rgb.shape[:2]):
             st = new_state(rgb.shape[:2])
         x, y = click_xy(evt, rgb.shape)
-        st, box = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, zm)
+        st, box = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, zm, pf)
         return _show(rgb, st, box)
 
     @user_errors
-    def on_settings(path, st, thr, zm):
+    def on_settings(path, st, thr, zm, pf):
         if not path or not st.get("clicks"):
             return gr.skip()
         rgb, _ = _image(path)
-        st, box = _recompute(rgb, st, thr, zm)
+        st, box = _recompute(rgb, st, thr, zm, pf)
         return _show(rgb, st, box)
 
     @user_errors
-    def on_undo(path, st, thr, zm):
+    def on_undo(path, st, thr, zm, pf):
         if not path:
             return gr.skip()
         rgb, _ = _image(path)
         st = undo(st)
         box = None
         if st["mask"] is None:
-            st, box = _recompute(rgb, st, thr, zm)
+            st, box = _recompute(rgb, st, thr, zm, pf)
         return _show(rgb, st, box)
 
     @user_errors
@@ -282,11 +285,12 @@ def build(ctx: Context) -> None:
 
     # -- public endpoint ---------------------------------------------------------
     @user_errors
-    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True):
+    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True):
         """Mask of the object marked by JSON points -> (0/255 mask PNG path, COCO JSON dict)."""
         rgb, _ = _image(image)
         pos, neg = parse_points(points_text)
-        res = mask_for(ctx, rgb, pos, neg, DEFAULT_THRESHOLD if thr is None else thr, True if zm is None else zm)
+        res = mask_for(ctx, rgb, pos, neg, DEFAULT_THRESHOLD if thr is None else thr, True if zm is None else zm,
+                       True if pf is None else pf)
         png = save_mask_png(temp_path(".png"), res.mask)
         name = Path(image).name if isinstance(image, str) else "image.png"
         return str(png), coco_dict([res.mask], file_name=name)
@@ -295,12 +299,14 @@ def build(ctx: Context) -> None:
     model = dict(concurrency_id=MODEL_GROUP)
     shown = [canvas, state, status_md, points]
     src.change(on_image, [src], [canvas, state, status_md, points, note, files], api_visibility="private", **model)
-    canvas.select(on_click, [src, state, mode, threshold, zoom], shown, api_visibility="private", **model)
-    threshold.release(on_settings, [src, state, threshold, zoom], shown, api_visibility="private", **model)
-    zoom.change(on_settings, [src, state, threshold, zoom], shown, api_visibility="private", **model)
-    undo_btn.click(on_undo, [src, state, threshold, zoom], shown, api_visibility="private", **model)
+    settings = [src, state, threshold, zoom, pin]
+    canvas.select(on_click, [src, state, mode, threshold, zoom, pin], shown, api_visibility="private", **model)
+    threshold.release(on_settings, settings, shown, api_visibility="private", **model)
+    zoom.change(on_settings, settings, shown, api_visibility="private", **model)
+    pin.change(on_settings, settings, shown, api_visibility="private", **model)
+    undo_btn.click(on_undo, settings, shown, api_visibility="private", **model)
     clear_btn.click(on_clear, [src, state], shown, api_visibility="private")
     next_btn.click(on_next, [src, state], shown, api_visibility="private")
     export_btn.click(on_export, [src, state], [files], api_visibility="private")
-    api_btn.click(segment_mask, [src, points, threshold, zoom], [api_mask, api_coco], api_name="segment_mask",
+    api_btn.click(segment_mask, [src, points, threshold, zoom, pin], [api_mask, api_coco], api_name="segment_mask",
                   **model)

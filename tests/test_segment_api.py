@@ -38,6 +38,25 @@ def test_segment_mask_endpoint_returns_binary_mask_and_coco(client, image_path, 
     assert ann["area"] == int((m == 255).sum())
 
 
+@pytest.mark.parametrize("pin_frame", [True, False])
+def test_segment_mask_endpoint_passes_frame_pins_to_the_library(client, image_path, pin_frame, monkeypatch):
+    # The app runs in this process: a spy on the page's segment() sees what the endpoint asked for.
+    from gradio_client import handle_file
+    seen = []
+    real = page.segment
+
+    def spy(*args, **kw):
+        seen.append(kw.get("pin_frame"))
+        return real(*args, **kw)
+    monkeypatch.setattr(page, "segment", spy)
+    pts = json.dumps({"positive": [[60, 40]], "negative": [[140, 90]]})
+    png, _ = client.predict(handle_file(image_path), pts, 0.5, False, pin_frame, api_name="/segment_mask")
+    assert seen == [pin_frame] and np.asarray(Image.open(png)).shape == (100, 150)
+    seen.clear()
+    client.predict(handle_file(image_path), pts, 0.5, False, api_name="/segment_mask")  # older 4-argument calls
+    assert seen == [True]
+
+
 @pytest.mark.parametrize("pts, message", [
     ("{not json", "valid JSON"),
     ({"positive": [[500, 20]]}, "outside"),
