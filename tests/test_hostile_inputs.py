@@ -328,7 +328,8 @@ def test_clicks_before_any_image_warn_and_change_nothing(launched_app):
     assert out == gr.skip() and st == motion.new_state()
     seg_st = segment_page.new_state()
     with pytest.warns(UserWarning, match="Upload an image"):
-        out = handler(demo, "demos.segment", "on_click")(None, seg_st, segment_page.POSITIVE, 0.5, True, click(5, 5))
+        on_click = handler(demo, "demos.segment", "on_click")
+        out = on_click(None, seg_st, segment_page.POSITIVE, 0.5, True, True, click(5, 5))
     assert out == gr.skip() and seg_st == segment_page.new_state()
 
 
@@ -528,7 +529,7 @@ RAW_SETTINGS = [
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("inf"), 8, 1.0, "linear", "once"], "maximum"),
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, float("nan"), 1.0, "linear", "once"], "fps must be"),
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, 8, float("nan"), "linear", "once"], "strength must be"),
-    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True], "threshold must be"),
+    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True, True], "threshold must be"),
     ("gallery_task", ["FILE", "rotation", "normal", float("nan"), True, "jitter"], "seed must be"),
 ]
 
