@@ -130,28 +130,48 @@ def test_guidance_spread_is_zero_for_one_spot_and_about_one_for_points_strewn_at
     assert float(guidance_spread(ys2, xs2, vec, 300, 400)) < 0.02
 
 
-def test_spread_weight_zero_is_the_two_statistic_model_and_a_negative_weight_moves_the_rest():
+def test_still_prior_2_at_zero_offsets_is_still_prior_1_and_a_negative_spread_weight_moves_the_rest():
     from dataclasses import replace
     torch.manual_seed(0)
-    with_spread = build_cmp(TINY_AFFINITY)
-    without = build_cmp(replace(TINY_AFFINITY, guidance_spread=False))
-    assert "null_spread" not in without.state_dict()
-    without.load_state_dict({k: v for k, v in with_spread.state_dict().items() if k != "null_spread"})
+    v2 = build_cmp(TINY_AFFINITY)
+    v1 = build_cmp(replace(TINY_AFFINITY, still_prior=1))
+    assert "null_spread" not in v1.state_dict() and "null_alpha_offset" not in v1.state_dict()
+    v1.load_state_dict({k: v for k, v in v2.state_dict().items() if k in v1.state_dict()})
     feats = halves(null=0.0)  # the null option is as likely as a far guidance point
     pts = sparse([[4, 4, 5.0, 0.0], [60, 60, 5.0, 0.0], [60, 4, 5.0, 0.0]])
     with torch.no_grad():
-        a, b = with_spread.decode(feats, pts), without.decode(feats, pts)
+        a, b = v2.decode(feats, pts), v1.decode(feats, pts)
         torch.testing.assert_close(a, b)
-        with_spread.null_spread.fill_(-20.0)  # widely spread moving points: nothing stays still
-        c = with_spread.decode(feats, pts)
+        v2.null_spread.fill_(-20.0)  # widely spread moving points: nothing stays still
+        c = v2.decode(feats, pts)
     assert float(c[0, 0].mean()) > float(a[0, 0].mean()) + 0.5
     torch.testing.assert_close(c[0, 0], torch.full_like(c[0, 0], 5.0), atol=1e-3, rtol=0)
 
 
-def test_config_without_the_spread_field_loads_as_the_older_model():
+def test_still_prior_2_without_spatial_decay_moves_what_looks_like_a_far_moving_point():
+    torch.manual_seed(0)
+    m = build_cmp(TINY_AFFINITY)
+    feats = halves(null=-4.0)  # a pixel that looks like a moving point moves with it
+    one_point = sparse([[2, 32, 6.0, 0.0]])  # far left, on the left half
+    with torch.no_grad():
+        m.log_alpha.fill_(200.0)  # strong spatial decay: far pixels would rather stay still
+        near_only = m.to_flow(m.decode(feats, one_point), (H, W))
+        m.null_alpha_offset.fill_(-300.0)  # the still decision ignores distance
+        looks_alike = m.to_flow(m.decode(feats, one_point), (H, W))
+    right_edge_of_left_half = (slice(None), slice(24, 28))
+    assert float(near_only[0, 0][right_edge_of_left_half].mean()) < 1.0
+    assert float(looks_alike[0, 0][right_edge_of_left_half].min()) > 5.8  # 6 x (1 - sigmoid(-4))
+    assert float(looks_alike[0, 0, :, 36:].abs().max()) < 0.1  # the other half looks different: still
+
+
+def test_config_without_the_still_prior_field_loads_as_the_first_model():
+    from dataclasses import replace
+
     from cmp.model import CMPConfig
     d = TINY_AFFINITY.to_dict()
-    assert d["guidance_spread"] is True
-    del d["guidance_spread"]
-    assert CMPConfig.from_dict(d).guidance_spread is False
+    assert d["still_prior"] == 2
+    del d["still_prior"]
+    assert CMPConfig.from_dict(d).still_prior == 1
     assert CMPConfig.from_json(TINY_AFFINITY.to_json()) == TINY_AFFINITY
+    with pytest.raises(ValueError, match="still_prior"):
+        build_cmp(replace(TINY_AFFINITY, still_prior=3))

@@ -221,7 +221,8 @@ def test_scalar_priors_get_their_own_learning_rate():
     m = build_cmp(TINY_AFFINITY)
     groups = param_groups(m, cfg)
     prior = [g for g in groups if g["lr_mult"] == 20.0]
-    assert len(prior) == 1 and {id(p) for p in prior[0]["params"]} == {id(m.null_guidance), id(m.null_spread)}
+    assert len(prior) == 1 and ({id(p) for p in prior[0]["params"]}
+                                == {id(m.null_guidance), id(m.null_spread), id(m.null_alpha_offset)})
     assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))  # every parameter, once
     # Decoder models have no priors: two groups, as before.
     assert [g["lr_mult"] for g in param_groups(build_cmp(TINY), cfg)] == [1.0, 1.0]

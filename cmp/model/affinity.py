@@ -14,13 +14,24 @@ flow) but makes propagation explicit:
   learned "stay still" option of zero motion::
 
       a_i(p)  = -beta * |E(p) - e_i|^2 - alpha * |p - q_i|^2 / 64^2
-      a_0(p)  = null(E(p)) + g . [log density, moving fraction, spread]
-      (learned per-pixel logit, shifted by statistics of the guidance set:
-      points per 64x64 px, the fraction that moves and, in configs with
-      ``guidance_spread``, how widely the moving points cover the image; many
-      moving points strewn over the whole image, as in a panning shot or a
-      stereo pair, mean "nothing stays still")
+      a_0(p)  = null(E(p)) + g . [log density, moving fraction]
+      (learned per-pixel logit, shifted by two statistics of the guidance set:
+      points per 64x64 px and the fraction that moves)
       flow(p) = sum_i softmax(a)_i(p) * v_i     (v_0 = 0)
+
+  That is ``still_prior = 1`` (the first shipped model). With ``still_prior = 2``
+  the "stay still" decision gets its own spatial decay and one more statistic::
+
+      still(p) = sigmoid(a_0(p) + g_s * spread - logsumexp_i(-beta |E(p) - e_i|^2
+                                                          - alpha_0 |p - q_i|^2 / 64^2))
+      flow(p)  = (1 - still(p)) * sum_i softmax_i(a_i(p)) * v_i
+
+  where ``spread`` is how widely the moving points cover the image and
+  ``alpha_0 = softplus(log_alpha + d)``; at ``d = 0, g_s = 0`` this is exactly
+  ``still_prior = 1``. With a small ``alpha_0`` a pixel stays still only when no
+  guidance point *looks like it*, however far away the moving ones are: a
+  stereo pair or a panning shot moves everywhere, while one click on an
+  object still leaves a background that looks different from it alone.
 
 Motion therefore stays inside whatever the embedding groups together, which is
 what the self-supervised training teaches: pixels that moved together in the
@@ -79,7 +90,7 @@ class AffinityCMP(nn.Module):
     """See the module docstring. Same engine-facing methods as :class:`cmp.model.CMP`."""
 
     #: Scalar weights of the guidance statistics (the trainer may give them a larger step).
-    prior_parameters = ("null_guidance", "null_spread")
+    prior_parameters = ("null_guidance", "null_spread", "null_alpha_offset")
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
@@ -95,8 +106,11 @@ class AffinityCMP(nn.Module):
         self.log_beta = nn.Parameter(torch.tensor(0.55))
         self.log_alpha = nn.Parameter(torch.tensor(0.55))
         self.null_guidance = nn.Parameter(torch.zeros(2))
-        if cfg.guidance_spread:  # zero = the two-statistic model exactly (warm starts begin there)
+        if cfg.still_prior == 2:  # zeros = the still_prior 1 model exactly (warm starts begin there)
             self.null_spread = nn.Parameter(torch.zeros(1))
+            self.null_alpha_offset = nn.Parameter(torch.zeros(1))
+        elif cfg.still_prior != 1:
+            raise ValueError(f"unknown still_prior {cfg.still_prior!r}; choose 1 or 2")
 
     # -- per image -------------------------------------------------------------
     def encode_image(self, image: torch.Tensor) -> AffinityFeatures:
@@ -134,10 +148,16 @@ class AffinityCMP(nn.Module):
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
         moving = (vec.norm(dim=1) > 0.5).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
-        if self.cfg.guidance_spread:
+        look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
+        if self.cfg.still_prior == 1:
+            logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
+            weights = logits.softmax(dim=0)[1:]                                # (K, hw)
+        else:
             shift = shift + self.null_spread[0] * guidance_spread(ys, xs, vec, H, W)
-        logits = torch.cat([null.reshape(1, -1) + shift, -beta * feat_d2.clamp_min(0) - alpha * sp_d2], dim=0)
-        weights = logits.softmax(dim=0)[1:]                                    # (K, hw)
+            alpha0 = F.softplus(self.log_alpha + self.null_alpha_offset[0])
+            evidence = torch.logsumexp(look - alpha0 * sp_d2, dim=0, keepdim=True)
+            still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)      # (1, hw)
+            weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - still)
         return (vec.t() @ weights).view(2, h, w)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor) -> torch.Tensor:

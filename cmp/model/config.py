@@ -54,8 +54,10 @@ class CMPConfig:
     #: "affinity": learned-embedding blend of the guidance (:class:`cmp.model.AffinityCMP`).
     propagation: str = "decoder"
     embed_dim: int = 32  # affinity only
-    #: affinity only: the "stay still" option also sees how widely the moving points are spread
-    guidance_spread: bool = False
+    #: affinity only: 1 = the "stay still" option competes in one softmax with the guidance
+    #: points; 2 = it has its own spatial decay and also sees how widely the moving points
+    #: are spread (see cmp.model.affinity)
+    still_prior: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,7 +78,7 @@ class CMPConfig:
             fmax=float(d.get("fmax", 50.0)),
             propagation=str(d.get("propagation", "decoder")),
             embed_dim=int(d.get("embed_dim", 32)),
-            guidance_spread=bool(d.get("guidance_spread", False)),
+            still_prior=int(d.get("still_prior", 1)),
         )
 
     @classmethod
@@ -101,7 +103,7 @@ SLIM_AFFINITY = CMPConfig(
     encoder=SLIM.encoder,
     propagation="affinity",
     embed_dim=32,
-    guidance_spread=True,
+    still_prior=2,
 )
 
 #: A tiny network for fast tests.
@@ -114,6 +116,6 @@ TINY = CMPConfig(
 
 #: The tiny encoder with affinity propagation, for fast tests.
 TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8,
-                          guidance_spread=True)
+                          still_prior=2)
 
 CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, TINY, TINY_AFFINITY)}
