@@ -103,6 +103,14 @@ SLIM_AFFINITY = CMPConfig(
     encoder=SLIM.encoder,
     propagation="affinity",
     embed_dim=32,
+)
+
+#: The same with the two-part "stay still" decision (own spatial decay, spread statistic).
+SLIM_AFFINITY_2 = CMPConfig(
+    name="slim-affinity-2",
+    encoder=SLIM.encoder,
+    propagation="affinity",
+    embed_dim=32,
     still_prior=2,
 )
 
@@ -118,4 +126,4 @@ TINY = CMPConfig(
 TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8,
                           still_prior=2)
 
-CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, TINY, TINY_AFFINITY)}
+CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, SLIM_AFFINITY_2, TINY, TINY_AFFINITY)}
