@@ -5,7 +5,8 @@ The recipe of the CMP annotation demo: every positive click gets motion
 click gets zero motion in all four; the four sets run as one batch on the
 cached image encoding; the score is the mean |flow| over the four outputs
 and both axes divided by its maximum; the mask is score > threshold. What
-moves with the clicked point is the object.
+moves with the clicked point is the object. Unless turned off, every set also
+pins the border of the view still (:func:`frame_pins`): the surroundings stay.
 
 Everything here works on any *propagator*: an object with
 ``set_image(rgb) -> handle`` (handle has ``.transform``, an
