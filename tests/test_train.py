@@ -226,3 +226,22 @@ def test_scalar_priors_get_their_own_learning_rate():
     assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))  # every parameter, once
     # Decoder models have no priors: two groups, as before.
     assert [g["lr_mult"] for g in param_groups(build_cmp(TINY), cfg)] == [1.0, 1.0]
+
+
+def test_only_trains_the_named_parameters_and_keeps_batchnorm_statistics(tiny_data, tmp_path):
+    from cmp.checkpoints import read_state_dict, save_checkpoint
+    from cmp.model import TINY_AFFINITY, build_cmp
+    torch.manual_seed(3)
+    start = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "start.safetensors")
+    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), arch="tiny-affinity", steps=6, batch=2, crop=64,
+                      lr=5e-2, warmup=1, save_every=6, val_every=1000, precision="fp32", device="cpu",
+                      init=str(start), only="null_,log_")
+    path = train(cfg, log=lambda *a: None)
+    before, _ = read_state_dict(str(start))
+    after, _ = read_state_dict(str(path))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("null_", "log_")) for k in changed)
+    assert any(k.endswith("running_mean") for k in before)  # BatchNorm statistics exist and stayed
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train(TrainConfig(data=str(tiny_data), out=str(tmp_path / "run2"), arch="tiny-affinity", steps=1, batch=2,
+                          crop=64, precision="fp32", device="cpu", only="nothing_"), log=lambda *a: None)

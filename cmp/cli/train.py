@@ -56,6 +56,8 @@ def register(sub) -> None:
                       ("threads", int), ("warmup", int), ("epe-weight", float),
                       ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
+                                   "BatchNorm statistics kept), e.g. null_,log_")
     t.add_argument("--photo-dir", dest="photo_dir",
                    help="folder of extra photos for synthetic scenes (OpenCV's samples: opencv-doc examples/data)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])

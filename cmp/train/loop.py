@@ -42,6 +42,7 @@ class TrainConfig:
     pan_prob: float = 0.0  # share of synthetic scenes whose background pans by up to PAN_SHIFT px
     parallax_prob: float = 0.0  # share of synthetic scenes seen by a camera moving past layers at depth
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
+    only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
     seed: int = 0
     precision: str = "auto"
@@ -66,7 +67,7 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     ``cfg.prior_lr_mult``: Adam moves a parameter by about lr per step, and a
     guidance-statistic weight may need to travel several units)."""
     priors = set(getattr(model, "prior_parameters", ()))
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
         {"params": [p for n, p in named if p.ndim > 1 and n not in priors], "weight_decay": cfg.weight_decay,
          "lr_mult": 1.0},
@@ -74,6 +75,22 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
         {"params": [p for n, p in named if n in priors], "weight_decay": 0.0, "lr_mult": cfg.prior_lr_mult},
     ]
     return [g for g in groups if g["params"]]
+
+
+def freeze_all_but(model: torch.nn.Module, only: str | None) -> list[str]:
+    """Train only parameters whose name starts with one of the comma-separated ``only``
+    prefixes; returns their names. With a prefix list the model stays in eval mode
+    (BatchNorm keeps its statistics), so the frozen part is exactly the checkpoint's."""
+    if not only:
+        return [n for n, _ in model.named_parameters()]
+    prefixes = tuple(p.strip() for p in only.split(",") if p.strip())
+    names = [n for n, p in model.named_parameters() if n.startswith(prefixes)]
+    if not names:
+        raise ValueError(f"--only {only!r} matches no parameter of this model")
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in names)
+    model.eval()
+    return names
 
 
 def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 8):
@@ -96,13 +113,14 @@ def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 
 
 @torch.no_grad()
 def evaluate(model, batch: dict, rt: Runtime) -> dict:
+    was_training = model.training
     model.eval()
     with rt.autocast():
         out = model(batch["image"].to(rt.device), batch["sparse"].to(rt.device))
     flow = model.to_flow(out, batch["flow"].shape[-2:]).cpu()
     epe = (flow - batch["flow"]).norm(dim=1)
     m = batch["valid"]
-    model.train()
+    model.train(was_training)
     return {"val_epe": float(epe[m].mean()), "val_zero_epe": float(batch["flow"].norm(dim=1)[m].mean())}
 
 
@@ -141,6 +159,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mcfg: CMPConfig = CONFIGS[cfg.arch]
     model = build_cmp(mcfg).train().to(rt.device)
+    trained = freeze_all_but(model, cfg.only)
+    if cfg.only:
+        log(f"training only {len(trained)} tensors: {', '.join(trained[:8])}{' ...' if len(trained) > 8 else ''}")
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     step = 0
     state_path = out / "last.pt"
