@@ -54,13 +54,15 @@ from .encoders import ResNetEncoder
 
 #: Spatial distances are measured in units of this many model-input pixels.
 SPATIAL_UNIT = 64.0
+#: A guidance point "moves" when its vector is longer than this (model-input px).
+MOVING_PX = 0.5
 
 
 def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """How widely the moving guidance points cover an H x W image: RMS distance of the
     moving points from their centroid over that of a uniform spread over the image
     (about 1 for points strewn at random, 0 for one point or points on one spot)."""
-    moving = vec.norm(dim=1) > 0.5
+    moving = vec.norm(dim=1) > MOVING_PX
     if int(moving.sum()) < 2:
         return vec.new_zeros(())
     pts = torch.stack([xs[moving].float(), ys[moving].float()], dim=1)
@@ -146,7 +148,7 @@ class AffinityCMP(nn.Module):
         sp_d2 = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(ys), -1) / SPATIAL_UNIT ** 2
         beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
-        moving = (vec.norm(dim=1) > 0.5).float().mean()
+        moving = (vec.norm(dim=1) > MOVING_PX).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
         look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
         if self.cfg.still_prior == 1:

@@ -106,13 +106,7 @@ SLIM_AFFINITY = CMPConfig(
 )
 
 #: The same with the two-part "stay still" decision (own spatial decay, spread statistic).
-SLIM_AFFINITY_2 = CMPConfig(
-    name="slim-affinity-2",
-    encoder=SLIM.encoder,
-    propagation="affinity",
-    embed_dim=32,
-    still_prior=2,
-)
+SLIM_AFFINITY_2 = dataclasses.replace(SLIM_AFFINITY, name="slim-affinity-2", still_prior=2)
 
 #: A tiny network for fast tests.
 TINY = CMPConfig(

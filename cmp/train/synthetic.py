@@ -86,10 +86,7 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     k_obj = int(rng.integers(1, max_objects + 1))
     order2 = []
     for k in range(1, k_obj + 1):
-        tex = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0))
-        # Small brightness shift so the object is not always the same statistics as the background.
-        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
-        mask = random_shape(size, rng, extent=rng.uniform(0.2, 0.6) * min(H, W))
+        tex, mask = _cutout(size, photos, rng)
         if mask.sum() < 64:
             continue
         ys, xs = np.nonzero(mask)
@@ -103,9 +100,23 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
         t2 = cv2.warpAffine(tex, M, (W, H), flags=cv2.INTER_LINEAR)
         m2 = cv2.warpAffine(mask.astype(np.uint8) * 255, M, (W, H), flags=cv2.INTER_LINEAR) > 127
         img2[m2] = t2[m2]
-    masks = np.stack([labels == k for k in range(1, k_obj + 1)]) if k_obj else np.zeros((0, H, W), bool)
+    return _scene(img1, img2, flow, labels, k_obj)
+
+
+def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An object: a photo texture (brightness shifted a little, so it is not always the
+    background's statistics) and a random smooth shape (bool mask) to cut it with."""
+    H, W = size
+    tex = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0))
+    tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+    return tex, random_shape(size, rng, extent=rng.uniform(0.2, 0.6) * min(H, W))
+
+
+def _scene(img1, img2, flow, labels, k_obj: int) -> dict:
+    """The scene dict: visible object masks from the label map (objects fully hidden dropped)."""
+    masks = np.stack([labels == k for k in range(1, k_obj + 1)]) if k_obj else np.zeros((0, *labels.shape), bool)
     keep = masks.reshape(len(masks), -1).any(axis=1)
-    return {"image1": img1, "image2": img2, "flow": flow, "valid": np.ones(size, bool),
+    return {"image1": img1, "image2": img2, "flow": flow, "valid": np.ones(labels.shape, bool),
             "masks": masks[keep], "labels": labels}
 
 
@@ -137,14 +148,12 @@ def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: l
     base = float(rng.uniform(2.0, 0.6 * max_disparity))
     disp = _plane(size, rng, base, tilt=0.8)
     img1 = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng)
-    layers = [(img1.copy(), np.ones(size, bool), disp.copy())]
+    layers = [(img1.copy(), None, disp.copy())]  # (texture, mask, disparity); the background has no mask
     labels = np.zeros(size, np.int32)
     k_obj = int(rng.integers(1, max_objects + 1))
     depths = np.sort(rng.uniform(1.2, 3.0, k_obj))  # far to near: nearer objects are painted last
     for k, near in enumerate(depths, start=1):
-        tex = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0))
-        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
-        mask = random_shape(size, rng, extent=rng.uniform(0.2, 0.6) * min(H, W))
+        tex, mask = _cutout(size, photos, rng)
         if mask.sum() < 64:
             continue
         d_obj = _plane(size, rng, min(base * float(near), max_disparity), tilt=0.3)
@@ -152,21 +161,16 @@ def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: l
         disp[mask] = d_obj[mask]
         labels[mask] = k
         layers.append((tex, mask, d_obj))
-    flow = disp[..., None] * u[None, None, :]
+    flow = disp[..., None] * u[None, None, :]  # float32
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    img2 = np.zeros_like(img1)
-    for k, (tex, mask, d) in enumerate(layers):  # back to front; each layer where it lands in frame 2
-        mx, my = xx - d * u[0], yy - d * u[1]
-        t2 = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        if k == 0:  # the background covers the whole frame
-            img2 = t2
-            continue
-        m2 = cv2.remap(mask.astype(np.uint8) * 255, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 127
-        img2[m2] = t2[m2]
-    masks = np.stack([labels == k for k in range(1, k_obj + 1)])
-    keep = masks.reshape(len(masks), -1).any(axis=1)
-    return {"image1": img1, "image2": img2, "flow": flow.astype(np.float32), "valid": np.ones(size, bool),
-            "masks": masks[keep], "labels": labels}
+
+    def shifted(a, d, border):  # layer ``a`` where it lands in frame 2
+        return cv2.remap(a, xx - d * u[0], yy - d * u[1], cv2.INTER_LINEAR, borderMode=border)
+    img2 = shifted(layers[0][0], layers[0][2], cv2.BORDER_REFLECT)  # the background covers the frame
+    for tex, mask, d in layers[1:]:  # back to front
+        m2 = shifted(mask.astype(np.uint8) * 255, d, cv2.BORDER_CONSTANT) > 127
+        img2[m2] = shifted(tex, d, cv2.BORDER_REFLECT)[m2]
+    return _scene(img1, img2, flow, labels, k_obj)
 
 
 # -- photos allowed for training ------------------------------------------------
