@@ -144,6 +144,9 @@ def test_difficulty_is_monotonic(image):
     assert all(a["target_factor"] > b["target_factor"] and a["ab_step"] > b["ab_step"] for a, b in zip(col, col[1:]))
     rel = [pt.relative_patch(image, d, 0).meta["patch_px"] for d in D]
     assert all(a > b for a, b in zip(rel, rel[1:]))
+    cnt = [pt.counting(image, d, 0).meta for d in D]
+    assert all(a["grid"] <= b["grid"] and a["colour_jitter"] < b["colour_jitter"] for a, b in zip(cnt, cnt[1:]))
+    assert cnt[0]["grid"] < cnt[-1]["grid"]
 
 
 @pytest.mark.parametrize("name", list(pt.TASKS))
@@ -159,9 +162,50 @@ def test_deterministic_by_seed(image, name):
     assert a.input.dtype == np.uint8 and a.input.ndim == 3 and a.input.shape[2] == 3
     assert a.target.dtype == np.uint8 and a.target.ndim == 3 and a.target.shape[2] == 3
     assert a.why and a.shortcut and a.given and a.predict
-    if name in ("rotation", "jigsaw", "inpainting", "relative_patch", "instance_discrimination"):
+    if name in ("rotation", "jigsaw", "inpainting", "relative_patch", "instance_discrimination", "counting"):
         others = [pt.generate(name, image, "normal", s) for s in range(12, 16)]
         assert any(o.meta != a.meta for o in others), "different seeds give different instances"
+
+
+def test_colour_counts_bins_pixels_by_octant():
+    img = np.zeros((2, 3, 3), np.uint8)
+    img[0, 0] = (255, 0, 0)        # red: bin 4
+    img[0, 1] = (127, 128, 200)    # green and blue high: bin 3
+    img[1, 2] = (128, 128, 128)    # white octant: bin 7
+    expected = np.zeros(8)
+    expected[[0, 4, 3, 7]] = [3, 1, 1, 1]
+    np.testing.assert_array_equal(pt.colour_counts(img), expected)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from skimage import data
+    return data.chelsea()
+
+
+def test_counting_tiles_cut_the_view_and_counts_add_up(photo):
+    t = pt.counting(photo, "easy", 2)
+    g, n = t.meta["grid"], t.meta["tile_px"]
+    sq, tiles = t.arrays["square"], t.arrays["tiles"]
+    assert len(tiles) == g * g and tiles.shape[1:3] == (n, n) == t.arrays["whole"].shape[:2]
+    board = np.vstack([np.hstack(list(tiles[r * g:(r + 1) * g])) for r in range(g)])
+    np.testing.assert_array_equal(board, sq[:g * n, :g * n])
+    # The tiles' counts add up to the view's exactly; the shrunk whole, scaled back, nearly.
+    np.testing.assert_array_equal(t.meta["counts_sum"], pt.colour_counts(sq))
+    method = pt.DOWNSAMPLING[t.meta["downsampling"]]
+    np.testing.assert_array_equal(t.arrays["whole"], cv2.resize(sq, (n, n), interpolation=method))
+    np.testing.assert_allclose(t.meta["counts_whole"], pt.colour_counts(t.arrays["whole"]) * g * g)
+    assert t.meta["residual"] < 0.05
+    assert t.meta["residual_other"] > 5 * t.meta["residual"], "another image does not add up to these tiles"
+    assert len({pt.counting(photo, "easy", s).meta["downsampling"] for s in range(12)}) > 1
+
+
+def test_counting_colour_jitter_breaks_the_colour_shortcut(photo):
+    easy, hell = pt.counting(photo, "easy", 2), pt.counting(photo, "hell", 2)
+    g, n = hell.meta["grid"], hell.meta["tile_px"]
+    cells = [hell.arrays["square"][r * n:(r + 1) * n, c * n:(c + 1) * n] for r in range(g) for c in range(g)]
+    assert not any(np.array_equal(a, b) for a, b in zip(hell.arrays["tiles"], cells)), "every tile recoloured"
+    assert hell.meta["residual"] > easy.meta["residual"] + 0.1
 
 
 def test_guidance_points_carry_the_target_flow():

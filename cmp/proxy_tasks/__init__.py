@@ -22,14 +22,15 @@ from .image_tasks import (COLORIZATION, INPAINTING, INSTANCE, ROTATION, VIEW_SID
                           instance_discrimination, lab_to_rgb, rgb_to_lab, rotation)
 from .motion_tasks import (GUIDANCE, MOTION_FACTOR, dense_flow, motion_mask, motion_prediction,
                            motion_propagation, moving_segmentation)
-from .patch_tasks import JIGSAW, JIGSAW_COLOUR, NEIGHBOURS, RELATIVE, jigsaw, permutation_set, relative_patch
+from .patch_tasks import (COUNTING, DOWNSAMPLING, JIGSAW, JIGSAW_COLOUR, NEIGHBOURS, RELATIVE, colour_counts, counting,
+                          jigsaw, permutation_set, relative_patch)
 from .registry import TASKS, TaskSpec, generate
 
 __all__ = [
-    "COLORIZATION", "DIFFICULTIES", "FRAMES_DIR", "FRAME_PAIR", "GUIDANCE", "INPAINTING", "INSTANCE", "JIGSAW",
+    "COLORIZATION", "COUNTING", "DIFFICULTIES", "DOWNSAMPLING", "FRAMES_DIR", "FRAME_PAIR", "GUIDANCE", "INPAINTING", "INSTANCE", "JIGSAW",
     "JIGSAW_COLOUR", "MAX_SEED", "MIN_IMAGE_SIDE", "MOTION_FACTOR", "NEIGHBOURS", "OTHER_IMAGE", "RELATIVE",
     "ROTATION", "SQUARE", "TASKS", "VIEW_SIDE", "WORK_SIDE", "ProxyTask", "TaskSpec", "caption",
-    "check_difficulty", "check_image", "check_seed", "colorization", "dense_flow",
+    "check_difficulty", "check_image", "check_seed", "colorization", "colour_counts", "counting", "dense_flow",
     "example_paths", "fit_image", "generate", "inpainting", "instance_discrimination", "jigsaw", "lab_to_rgb",
     "load_frame_pair", "load_other_image", "motion_mask", "motion_prediction", "motion_propagation",
     "moving_segmentation", "permutation_set", "relative_patch", "rgb_to_lab", "rotation", "square_image",

@@ -1,4 +1,4 @@
-"""Pretext tasks on tiles and patches of a square view: jigsaw puzzle, relative patch location."""
+"""Pretext tasks on tiles and patches of a square view: jigsaw puzzle, relative patch location, counting."""
 from __future__ import annotations
 
 import functools
@@ -10,6 +10,7 @@ import numpy as np
 
 from .base import (SQUARE, ProxyTask, border, caption, check_difficulty, check_image, check_seed, grey3, hstack,
                    resize, square_image, task_rng)
+from .frames import load_other_image
 
 
 # -- jigsaw --------------------------------------------------------------------
@@ -203,4 +204,128 @@ def relative_patch(image: np.ndarray, difficulty: str = "normal", seed: int = 0)
         meta={"label": label, "direction": list(NEIGHBOURS[label]), "positions": [list(p_) for p_ in positions],
               "patch_px": p, "jitter_px": lim, "colour_dropping": cfg["drop"]},
         arrays={"patches": np.stack(patches), "square": sq},
+    )
+
+
+# -- counting --------------------------------------------------------------------
+
+COUNTING = {  # tiles per side, strength of the per-tile colour jitter
+    "easy": dict(grid=2, jitter=0.0),
+    "normal": dict(grid=2, jitter=0.15),
+    "difficult": dict(grid=3, jitter=0.3),
+    "hell": dict(grid=4, jitter=0.45),
+}
+#: How the whole view is shrunk to tile size; one is drawn per instance (Noroozi et al. 2017
+#: pick the method at random so the network cannot tell the whole from a tile by its blur).
+DOWNSAMPLING = {"area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR,
+                "bicubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+#: The card's stand-in for learned features: pixels per colour octant (R, G, B each above or
+#: below mid-grey), a count that adds up over tiles as the task demands of real features.
+COUNT_BINS = 8
+
+
+def colour_counts(img: np.ndarray) -> np.ndarray:
+    """(8,) float64: how many pixels of ``img`` fall in each RGB octant (bin = 4r + 2g + b)."""
+    hi = (np.asarray(img).reshape(-1, 3) >= 128).astype(np.int64)
+    return np.bincount(hi @ np.array([4, 2, 1]), minlength=COUNT_BINS).astype(np.float64)
+
+
+def _jitter_colour(tile: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    if strength <= 0:
+        return tile.copy()
+    gain = rng.uniform(1 - strength, 1 + strength, 3)
+    offset = rng.uniform(-strength, strength, 3) * 96
+    return np.clip(tile.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+
+
+def _count_chart(series: list[tuple[str, np.ndarray, tuple[int, int, int]]], side: int = SQUARE) -> np.ndarray:
+    """Grouped bars, one group per colour octant (its colour drawn under it), one bar per series."""
+    h, pad, key = side, 6, 16
+    chart = np.full((h, side, 3), 255, np.uint8)
+    top = max(float(max(s.max() for _, s, _ in series)), 1.0)
+    group = (side - 2 * pad) / COUNT_BINS
+    bar = group * 0.8 / len(series)
+    base = h - key - 4
+    for b in range(COUNT_BINS):
+        x0 = pad + b * group
+        octant = tuple(int(255 * ((b >> k) & 1)) for k in (2, 1, 0))
+        cv2.rectangle(chart, (round(x0 + 2), h - key), (round(x0 + group - 3), h - 3), octant, -1)
+        cv2.rectangle(chart, (round(x0 + 2), h - key), (round(x0 + group - 3), h - 3), (120, 120, 120), 1)
+        for k, (_label, values, colour) in enumerate(series):
+            x = x0 + group * 0.1 + k * bar
+            y = base - (base - 30) * values[b] / top
+            cv2.rectangle(chart, (round(x), round(y)), (round(x + bar - 1), base), colour, -1)
+    x = pad
+    for label, _values, colour in series:  # legend
+        cv2.rectangle(chart, (x, 8), (x + 10, 18), colour, -1)
+        cv2.putText(chart, label, (x + 13, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (30, 30, 30), 1, cv2.LINE_AA)
+        x += 14 + cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.36, 1)[0][0] + 10
+    return chart
+
+
+def counting(image: np.ndarray, difficulty: str = "normal", seed: int = 0, *,
+             other: np.ndarray | None = None) -> ProxyTask:
+    """The whole view shrunk to tile size, and its grid x grid tiles: the counts must add up.
+
+    A network phi is trained so that phi(whole) = sum_j phi(tile_j), and phi(whole of
+    ``other``) differs from that sum (else phi = 0 would do). ``arrays``: ``tiles``
+    (n, t, t, 3) in reading order (colour-jittered at harder levels), ``whole`` and
+    ``other`` (t, t, 3), ``square``. ``meta`` holds the card's colour-octant counts
+    (:func:`colour_counts`, the whole and the other image scaled by grid^2 to tile pixels).
+    """
+    image, d, seed = check_image(image), check_difficulty(difficulty), check_seed(seed)
+    other = check_image(load_other_image() if other is None else other)
+    cfg, rng = COUNTING[d], task_rng("counting", seed)
+    g = cfg["grid"]
+    t = SQUARE // g
+    sq = square_image(image)
+    method = list(DOWNSAMPLING)[int(rng.integers(len(DOWNSAMPLING)))]
+    whole = cv2.resize(sq, (t, t), interpolation=DOWNSAMPLING[method])
+    other_whole = cv2.resize(square_image(other), (t, t), interpolation=DOWNSAMPLING[method])
+    tiles = np.stack([_jitter_colour(sq[r * t:(r + 1) * t, c * t:(c + 1) * t], cfg["jitter"], rng)
+                      for r in range(g) for c in range(g)])
+    per_tile = np.stack([colour_counts(tl) for tl in tiles])
+    total = per_tile.sum(0)
+    scaled = colour_counts(whole) * g * g
+    scaled_other = colour_counts(other_whole) * g * g
+    residual = float(np.abs(scaled - total).sum() / total.sum())
+    residual_other = float(np.abs(scaled_other - total).sum() / total.sum())
+
+    gap = 4
+    board = np.full((g * t + (g - 1) * gap, g * t + (g - 1) * gap, 3), 255, np.uint8)
+    for j, tl in enumerate(tiles):
+        r, c = divmod(j, g)
+        board[r * (t + gap):r * (t + gap) + t, c * (t + gap):c * (t + gap) + t] = tl
+    small = SQUARE // 2 - 6
+    given = hstack([caption(border(resize(whole, small, small, nearest=True), (40, 40, 40)),
+                            f"whole, shrunk ({method})"),
+                    caption(resize(board, SQUARE, SQUARE), f"{g * g} tiles")])
+    chart = _count_chart([("sum of tiles", total, (40, 110, 230)), ("whole", scaled, (40, 170, 60)),
+                          ("other image", scaled_other, (170, 170, 170))])
+    answer = f"colour counts: whole vs tiles off by {residual:.0%}, other image by {residual_other:.0%}"
+    target = caption(chart, answer)
+    return ProxyTask(
+        "counting", "Counting", d, seed, given, target,
+        given=f"the image shrunk to tile size, and its {g * g} tiles ({g}x{g}) at full resolution",
+        predict=("a vector of counts of visual primitives for each: the counts of the whole must equal the "
+                 "sum over its tiles, and differ from those of another image"),
+        why=("Whatever a tile contains, the whole image contains it too: two eyes, four wheels, one nose "
+             "per face do not change when the image is cut up or shrunk. Asking features to add up over "
+             "tiles (Noroozi, Pirsiavash & Favaro 2017) makes them count parts of objects. The chart "
+             "shows a hand-made counter standing in for the network: pixels per colour octant. More "
+             "tiles make each tile a smaller, less recognisable part; harder levels also shift the "
+             "colours of every tile, so colour alone no longer adds up and the counts must come from "
+             "what survives a colour change."),
+        shortcut=("Features that are zero for everything add up perfectly; the contrastive term (the "
+                  "whole of another image must not match these tiles) rules that out. The shrunk whole "
+                  "differs from a tile by its interpolation blur, which lets the network tell them apart "
+                  "and count differently; drawing the downsampling method at random (area, nearest, "
+                  "bilinear, bicubic, Lanczos) removes that cue. A pure colour count also adds up, which is "
+                  "why harder levels jitter each tile's colour."),
+        source="structure of data (counts add up)",
+        answer=answer,
+        meta={"grid": g, "tile_px": t, "downsampling": method, "colour_jitter": cfg["jitter"],
+              "counts_tiles": per_tile.tolist(), "counts_sum": total.tolist(), "counts_whole": scaled.tolist(),
+              "counts_other": scaled_other.tolist(), "residual": residual, "residual_other": residual_other},
+        arrays={"tiles": tiles, "whole": whole, "other": other_whole, "square": sq},
     )

@@ -9,7 +9,7 @@ import numpy as np
 from .base import ProxyTask
 from .image_tasks import colorization, inpainting, instance_discrimination, rotation
 from .motion_tasks import motion_prediction, motion_propagation, moving_segmentation
-from .patch_tasks import jigsaw, relative_patch
+from .patch_tasks import counting, jigsaw, relative_patch
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ TASKS: dict[str, TaskSpec] = {s.name: s for s in (
     TaskSpec("inpainting", "Inpainting", False, False, inpainting),
     TaskSpec("relative_patch", "Relative patch location", False, False, relative_patch),
     TaskSpec("instance_discrimination", "Instance discrimination", False, False, instance_discrimination),
+    TaskSpec("counting", "Counting", False, False, counting),
     TaskSpec("motion_prediction", "Motion prediction", True, False, motion_prediction),
     TaskSpec("moving_segmentation", "Moving-foreground segmentation", True, False, moving_segmentation),
     TaskSpec("motion_propagation", "Conditional motion propagation", True, True, motion_propagation),
