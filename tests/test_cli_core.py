@@ -137,3 +137,26 @@ def test_checkpoints_download_via_subprocess(tmp_path, files):
         path = Path(r.stdout.split(": ", 1)[1].split(" (sha256")[0])
         assert path.read_bytes() == data and str(tmp_path / "home") in str(path)
         assert any(m == "GET" for m, _ in hub.requests)
+
+
+def test_bench_reports_every_path_for_both_models(files, capsys):
+    _, ckpt, _ = files
+    assert main(["bench", "--checkpoint", str(ckpt), "--size", "64", "--repeats", "1", "--precision", "fp32",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["results"]
+    assert rows[0]["model"].startswith("resnet50") and "(tiny)" in rows[1]["model"] and len(rows) == 2
+    for r in rows:
+        times = [r[k] for k in ("set_image", "arrow_original", "arrow_cached", "segment_original",
+                                "segment_cached", "segment_call")]
+        assert all(t > 0 for t in times), r
+        assert r["arrow_speedup"] == pytest.approx(r["arrow_original"] / r["arrow_cached"])
+    assert out["info"]["size"] == 64 and out["info"]["repeats"] == 1
+
+
+@pytest.mark.parametrize("argv,says", [(["--repeats", "0"], "--repeats"), (["--size", "32"], "--size"),
+                                       (["--precision", ","], "--precision")])
+def test_bench_refuses_bad_settings_in_one_line(capsys, argv, says):
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err

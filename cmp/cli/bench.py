@@ -4,7 +4,9 @@ Speed targets live here, not in timed tests. "Original" is
 :meth:`Engine.propagate_uncached` (the whole network per click; a segmentation
 click runs the image 4 times, once per probe direction). "Cached" is
 ``set_image`` once, then ``propagate`` (an arrow update) or ``propagate_batch``
-with 4 probes (a segmentation click) on the cached features.
+with 4 probes (a segmentation click) on the cached features. "seg call" is a whole
+:func:`cmp.segment.segment` call for one positive click as the Segment page makes it (zoom
+crop already encoded, frame pins, mask clean-up), image hashing included.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def bench_engine(engine, rgb, repeats: int) -> dict:
     """Median seconds of each per-click path for one engine on one image."""
     import numpy as np
 
-    from ..segment import PROBE_MAGNITUDE, probe_sets
+    from ..segment import PROBE_MAGNITUDE, probe_sets, segment
 
     h, w = rgb.shape[:2]
     cx, cy = w / 2, h / 2
@@ -74,6 +76,7 @@ def bench_engine(engine, rgb, repeats: int) -> dict:
     res["arrow_cached"] = _median_time(lambda: engine.propagate_batch(handle, arrow), repeats)
     res["segment_original"] = _median_time(lambda: engine.propagate_uncached(rgb, probes), repeats)
     res["segment_cached"] = _median_time(lambda: engine.propagate_batch(handle, probes), repeats)
+    res["segment_call"] = _median_time(lambda: segment(engine, rgb, [(cx, cy)]), repeats)
     res["arrow_speedup"] = res["arrow_original"] / res["arrow_cached"]
     res["segment_speedup"] = res["segment_original"] / res["segment_cached"]
     return res
@@ -119,16 +122,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"per-click latency, median of {args.repeats} after warm-up, {args.size}x{args.size} image, "
           f"torch {info['torch']}, {info['threads']} threads (ms)")
-    head = ("model", "prec", "set_image", "arrow orig", "arrow cached", "x", "seg4 orig", "seg4 cached", "x")
+    head = ("model", "prec", "set_image", "arrow orig", "arrow cached", "x", "seg4 orig", "seg4 cached", "x",
+            "seg call")
     table = [head]
     for r in rows:
         ms = lambda k: f"{1000 * r[k]:.0f}"  # noqa: E731
         table.append((r["model"], r["precision"], ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
                       f"{r['arrow_speedup']:.1f}", ms("segment_original"), ms("segment_cached"),
-                      f"{r['segment_speedup']:.1f}"))
+                      f"{r['segment_speedup']:.1f}", ms("segment_call")))
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     for t in table:
         print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
     print("orig = whole network per click (seg4: image repeated 4x); cached = set_image once, then "
-          "the per-guidance part (sparse encoder + decoder, or the affinity blend); x = speedup")
+          "the per-guidance part (sparse encoder + decoder, or the affinity blend); x = speedup; "
+          "seg call = a whole Segment-page click (zoom crop cached, frame pins, clean-up)")
     return 0
