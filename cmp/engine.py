@@ -182,14 +182,26 @@ class Engine:
         s = torch.stack(maps).to(self.device)
         return s.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else s
 
-    def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
+    @property
+    def supports_scene_motion(self) -> bool:
+        """Whether ``scene_motion=True`` is available (the affinity models; not the bin decoder)."""
+        return bool(getattr(self.model, "supports_scene_motion", False))
+
+    def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray], *,
+                        scene_motion: bool = False) -> np.ndarray:
         """Dense flow for G guidance sets sharing one cached image encoding.
 
         guidance_sets: G arrays of shape (N_g, 4) = (x, y, dx, dy) in image pixels.
+        ``scene_motion``: the "whole scene moves" mode (camera motion): no pixel stays
+        still unless it looks like a pin. Raises ValueError on a model without it.
         Returns (G, H, W, 2) float32 flow in image pixels.
         """
         if len(guidance_sets) == 0:
             raise ValueError("no guidance sets given")
+        if scene_motion and not self.supports_scene_motion:
+            raise ValueError(f"the model {self.name} has no 'whole scene moves' mode "
+                             "(the embedded model has); use arrows everywhere instead")
+        decode_kw = {"still": False} if scene_motion else {}
         sparse = self._sparse_batch(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
@@ -197,22 +209,23 @@ class Engine:
             if feats is None:
                 raise ImageNotCached(handle.key)
             with self.runtime.autocast():
-                out = self.model.decode(feats, sparse)
+                out = self.model.decode(feats, sparse, **decode_kw)
             flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])
 
     def propagate(self, handle: ImageHandle, arrows: Iterable[Sequence[float]] = (),
-                  pins: Iterable[Sequence[float]] = ()) -> np.ndarray:
+                  pins: Iterable[Sequence[float]] = (), *, scene_motion: bool = False) -> np.ndarray:
         """Dense flow (H, W, 2) float32 for arrows (x, y, dx, dy) and pins (x, y).
 
         With no guidance at all the model still answers (usually near zero motion).
+        ``scene_motion``: see :meth:`propagate_batch`.
         """
-        return self.propagate_batch(handle, [as_points(arrows, pins)])[0]
+        return self.propagate_batch(handle, [as_points(arrows, pins)], scene_motion=scene_motion)[0]
 
-    def flow_for(self, rgb: np.ndarray, arrows=(), pins=()) -> np.ndarray:
+    def flow_for(self, rgb: np.ndarray, arrows=(), pins=(), *, scene_motion: bool = False) -> np.ndarray:
         """Convenience: set_image + propagate in one call."""
-        return self.propagate(self.set_image(rgb), arrows, pins)
+        return self.propagate(self.set_image(rgb), arrows, pins, scene_motion=scene_motion)
 
     # -- reference path (benchmarks and tests) ---------------------------------
     def propagate_uncached(self, rgb: np.ndarray, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:

@@ -6,9 +6,10 @@ drawing from :mod:`demos.overlays`. Per-tab state is a small dict of lists
 an arrow with dx = dy = 0); the image itself is re-read from the upload and
 its encoding stays cached in the engine.
 
-Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json) ->
+Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
 (flow colour PNG, .flo) and ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop) -> (MP4, GIF). ``guidance_json`` is
+fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion`` (default
+false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
 ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare list
 of arrows, in pixels of the uploaded image (after any downscale note).
 """
@@ -33,6 +34,9 @@ VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 SAME_POINT_PX = 3.0
 HINT = ("Click a start point, then an end point, to add an arrow. "
         "Pin mode (or clicking the same point twice) holds a spot still.")
+SCENE_LABEL = "Whole scene moves (camera motion)"
+SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole picture; arrows on near and far "
+              "things give parallax. Off: only what looks like an arrow's start moves.")
 
 
 
@@ -119,9 +123,9 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
-def flow_for(ctx: Context, rgb: np.ndarray, points) -> np.ndarray:
+def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points))
+    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
 
 
 def _has_motion(points) -> bool:
@@ -149,6 +153,8 @@ def build(ctx: Context) -> None:
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
+            scene = gr.Checkbox(False, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
+                                visible=ctx.engine.supports_scene_motion)
 
     with gr.Row():
         frames = gr.Slider(animate.MIN_FRAMES, animate.MAX_FRAMES, value=animate.DEFAULT_FRAMES, step=1,
@@ -214,31 +220,31 @@ def build(ctx: Context) -> None:
         return overlays.draw_guidance(rgb, points), st, guidance_json(points)
 
     @user_errors
-    def show_flow(path, st, mode):
+    def show_flow(path, st, mode, scene_motion):
         if not path or st.get("pending") is not None:
             return gr.skip()
         if not st["points"]:
             return None
         rgb, _ = _image(path)
-        flow = flow_for(ctx, rgb, st["points"])
+        flow = flow_for(ctx, rgb, st["points"], scene_motion)
         if mode == VIEW_ARROWS:
             return overlays.draw_guidance(overlays.draw_flow_arrows(rgb, flow), st["points"])
         return flow_color_view(flow)
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
-    def motion_flow(image, guidance):
+    def motion_flow(image, guidance, scene_motion=False):
         """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path)."""
         rgb, _ = _image(image)
         points = parse_guidance(guidance)
-        flow = flow_for(ctx, rgb, points)
+        flow = flow_for(ctx, rgb, points, scene_motion)
         png = temp_path(".png")
         save_flow(png, flow)
         return png, str(write_flo(temp_path(".flo"), flow))
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     progress=gr.Progress()):
+                     scene_motion=False, progress=gr.Progress()):
         """Animate the image along the predicted flow -> (H.264 MP4 path, GIF path)."""
         n_frames, frame_rate = float(n_frames), float(frame_rate)
         if math.isfinite(n_frames):  # NaN and infinity cannot be rounded; check_settings names them
@@ -249,7 +255,7 @@ def build(ctx: Context) -> None:
         if not _has_motion(points):
             raise GuidanceError("add at least one arrow first (pins alone do not move anything)")
         progress(0.0, desc="Predicting flow")
-        flow = flow_for(ctx, rgb, points)
+        flow = flow_for(ctx, rgb, points, scene_motion)
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
         clip = animate.render_frames(rgb, flow, n_frames, strength=float(motion_strength), timing=timing_curve,
                                      loop=loop_mode, max_side=ctx.video_side, progress=step)
@@ -260,8 +266,8 @@ def build(ctx: Context) -> None:
 
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
-    flow_args = dict(fn=show_flow, inputs=[src, state, view], outputs=[flow_view], api_visibility="private",
-                     **model)
+    flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
+                     api_visibility="private", **model)
     src.change(on_image, [src], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
     canvas.select(on_click, [src, state, pin_mode], [canvas, state, guide], api_visibility="private") \
         .then(**flow_args)
@@ -272,6 +278,7 @@ def build(ctx: Context) -> None:
     apply_btn.click(on_apply, [src, guide], [canvas, state, guide], api_visibility="private",
                     **model).then(**flow_args)
     view.change(**flow_args)
-    export_btn.click(motion_flow, [src, guide], [flow_png, flow_flo], api_name="motion_flow", **model)
-    gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop], [video, gif],
+    scene.change(**flow_args)
+    export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
+    gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene], [video, gif],
                   api_name="motion_video", **model)

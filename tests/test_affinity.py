@@ -49,6 +49,20 @@ def test_motion_stays_inside_what_the_embedding_groups():
     assert left.min() > 5.9 and right.abs().max() < 0.1
 
 
+def test_scene_motion_mode_moves_what_the_null_option_would_hold():
+    m = model()
+    feats = halves(null=1e4)  # the stay-still option wins everywhere it is offered
+    with torch.no_grad():
+        held = m.to_flow(m.decode(feats, sparse([[8, 32, 6.0, 0.0]])), (H, W))
+        panned = m.to_flow(m.decode(feats, sparse([[8, 32, 6.0, 0.0]]), still=False), (H, W))
+        # near and far: each half follows the arrow that looks like it, nothing stays still
+        layers = m.to_flow(m.decode(feats, sparse([[8, 32, 6.0, 0.0], [56, 32, 2.0, 0.0]]), still=False), (H, W))
+    assert held.abs().max() < 1e-3
+    torch.testing.assert_close(panned[0, 0], torch.full((H, W), 6.0))  # one arrow pans everything
+    assert panned[0, 1].abs().max() < 1e-6
+    assert layers[0, 0, :, :28].min() > 5.9 and (layers[0, 0, :, 36:] - 2.0).abs().max() < 0.1
+
+
 def test_the_null_option_keeps_unguided_regions_still():
     m = model()
     feats = halves(null=0.0)

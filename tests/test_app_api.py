@@ -89,6 +89,61 @@ def test_motion_video_bad_input_is_a_one_line_error(client, sample_images, image
     assert word in msg and "Traceback" not in msg and "\n" not in msg.strip()
 
 
+def test_scene_motion_on_a_model_without_it_is_a_one_line_error(client, sample_images, launched_app):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception) as ei:
+        client.predict(handle_file(sample_images["photo"]), json.dumps(ARROWS), True, api_name="/motion_flow")
+    msg = str(ei.value)
+    assert "whole scene moves" in msg and "Traceback" not in msg and "\n" not in msg.strip()
+    demo, _ = launched_app
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "motion-scene")
+    assert box.visible is False, "the bin-decoder app hides the toggle it cannot honour"
+
+
+@pytest.fixture(scope="module")
+def affinity_app(sample_images):
+    """The app around a tiny affinity model (which has the 'whole scene moves' mode)."""
+    import torch
+    from gradio_client import Client
+
+    from app import build_app
+    from cmp.device import Runtime
+    from cmp.engine import Engine
+    from cmp.model import TINY_AFFINITY, build_cmp
+    from demos.common import Context
+
+    torch.manual_seed(0)
+    eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-test")
+    demo = build_app(Context(engine=eng, max_side=TEST_MAX_SIDE, video_side=128))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield eng, demo, Client(url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_scene_motion_through_the_api_pans_the_whole_image(affinity_app, sample_images):
+    from gradio_client import handle_file
+
+    from demos.common import read_image
+
+    eng, demo, client = affinity_app
+    one = json.dumps([[60, 40, 12, -4]])
+    _, flo = client.predict(handle_file(sample_images["photo"]), one, True, api_name="/motion_flow")
+    flow = _read_flo(flo)
+    np.testing.assert_allclose(flow[..., 0], 12, atol=1e-3)
+    np.testing.assert_allclose(flow[..., 1], -4, atol=1e-3)
+    _, flo_default = client.predict(handle_file(sample_images["photo"]), one, api_name="/motion_flow")
+    rgb, _ = read_image(sample_images["photo"], TEST_MAX_SIDE)
+    np.testing.assert_allclose(_read_flo(flo_default), eng.flow_for(rgb, [[60, 40, 12, -4]]), atol=1e-6)
+    video, _ = client.predict(handle_file(sample_images["photo"]), one, 4, 8, 1.0, "linear", "once", True,
+                              api_name="/motion_video")
+    assert video
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "motion-scene")
+    assert box.visible is True
+
+
 def test_flow_without_image_is_a_friendly_error(client):
     with pytest.raises(Exception, match="upload an image first"):
         client.predict(None, "[]", api_name="/motion_flow")

@@ -90,6 +90,8 @@ def test_bad_arrow_via_subprocess_is_one_line(files):
     (["flow", "--image", "{d}/img.png", "--precision", "fp8", "--out", "{d}/x.npy"], "--precision"),
     (["flow", "--image", "{d}/img.png", "--device", "cuda", "--checkpoint", "{ck}", "--out", "{d}/x.npy"],
      "cuda"),
+    (["flow", "--image", "{d}/img.png", "--arrow", "5,5,2,0", "--scene-motion", "--checkpoint", "{ck}",
+      "--out", "{d}/x.npy"], "whole scene moves"),
     (["checkpoints", "download", "nope"], "unknown checkpoint"),
     (["nosuchcommand"], "invalid choice"),
 ])
@@ -104,6 +106,16 @@ def test_user_errors_are_one_line(files, capsys, argv, says):
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and says in err, err
     assert not (d / "x.npy").exists()
+
+
+def test_scene_motion_with_the_embedded_model_pans_everything(files, capsys):
+    d, _, _ = files
+    out = d / "scene.npy"
+    assert main(["flow", "--image", str(d / "img.png"), "--arrow", "10,20,5,-3", "--scene-motion",
+                 "--precision", "fp32", "--out", str(out)]) == 0
+    flow = np.load(out)
+    np.testing.assert_allclose(flow[..., 0], 5.0, atol=1e-3)
+    np.testing.assert_allclose(flow[..., 1], -3.0, atol=1e-3)
 
 
 def test_checkpoints_list_via_subprocess():

@@ -235,3 +235,17 @@ def test_threads_share_one_engine_safely():
     for i in range(4):
         for out in results[i]:
             np.testing.assert_array_equal(out, expected[i])
+
+
+def test_scene_motion_is_offered_by_affinity_models_only(engine):
+    rgb = image(61, 97)
+    handle = engine.set_image(rgb)
+    arrow = [np.array([[40.0, 30.0, 7.0, -3.0]])]
+    if not engine.supports_scene_motion:
+        with pytest.raises(ValueError, match="no 'whole scene moves' mode"):
+            engine.propagate_batch(handle, arrow, scene_motion=True)
+        return
+    flow = engine.propagate_batch(handle, arrow, scene_motion=True)[0]
+    np.testing.assert_allclose(flow[..., 0], 7.0, atol=1e-4)  # one arrow moves the whole image
+    np.testing.assert_allclose(flow[..., 1], -3.0, atol=1e-4)
+    assert not np.allclose(engine.propagate_batch(handle, arrow)[0], flow), "the default mode differs"

@@ -235,6 +235,25 @@ def test_cli_quick_run_with_tiny_model(tmp_path, capsys, tiny_checkpoint):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_scene_mode_of_an_affinity_model_is_a_method_of_its_own(tmp_path, capsys):
+    import torch
+
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import TINY_AFFINITY, build_cmp
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "aff.safetensors")
+    out_json = tmp_path / "r.json"
+    assert main(["eval", "propagation", "--checkpoint", str(ck), "--quick", "--device", "cpu", "--precision",
+                 "fp32", "--datasets", "motorcycle", "--points", "1,3", "--methods", "model,model-scene,nearest",
+                 "--json", str(out_json), "--plot", "none"]) == 0
+    res = json.loads(out_json.read_text())
+    assert res["methods"] == ["model", "model-scene", "nearest"]
+    for per in res["datasets"]["motorcycle"]["epe"].values():
+        # one point, whole scene moving: the point's motion everywhere, exactly what "nearest" gives
+        assert per["model-scene"][0] == pytest.approx(per["nearest"][0], abs=1e-3)
+
+
 def test_cli_skips_missing_video_data_and_rejects_bad_flags(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CMP_DATA_DIR", str(tmp_path / "nowhere"))
     code = main(["eval", "propagation", "--methods", "zero,nearest", "--datasets", "video",

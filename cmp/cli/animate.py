@@ -6,7 +6,7 @@ import sys
 import time
 
 from . import CLIError
-from .options import add_image_flag, add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, add_scene_flag, numbers, output_path
 
 HELP = "animate an image along the flow CMP predicts from a few arrows (writes .mp4 or .gif)"
 
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="once: 0->1; pingpong: 0->1->0; loop: seamless cycle (default once)")
     p.add_argument("--max-side", type=int, default=1024,
                    help="render at most this many pixels on the long side (default 1024)")
+    add_scene_flag(p)
     add_model_flags(p)
     p.add_argument("--out", required=True, help="output file, .mp4 (H.264) or .gif")
     p.set_defaults(func=run)
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     t0 = time.perf_counter()
-    flow = engine.flow_for(rgb, arrows=args.arrow, pins=args.pin)
+    flow = engine.flow_for(rgb, arrows=args.arrow, pins=args.pin, scene_motion=args.scene_motion)
     t1 = time.perf_counter()
     frames = render_frames(rgb, flow, args.frames, strength=args.strength, timing=args.timing,
                            loop=args.loop, max_side=args.max_side)

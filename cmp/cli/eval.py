@@ -82,8 +82,9 @@ def add_propagation(tasks) -> None:
     q.add_argument("--datasets", type=_csv(str, DATASETS), default=list(DATASETS),
                    help=f"comma-separated, from {','.join(DATASETS)} (default all)")
     q.add_argument("--methods", type=_csv(str, METHODS), default=list(METHODS),
-                   help=f"comma-separated, from {','.join(METHODS)} (default all; without 'model' "
-                        "no checkpoint is loaded)")
+                   help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
+                        "model's 'whole scene moves' mode; without model and model-scene no checkpoint "
+                        "is loaded)")
     q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
                    help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
     q.add_argument("--points", type=_csv(int), default=list(POINTS),
@@ -110,9 +111,15 @@ def run_propagation(args) -> int:
 
     methods = {}
     info = {}
-    if "model" in args.methods:
+    if "model" in args.methods or "model-scene" in args.methods:
         engine, info = _load_engine(args)
-        methods["model"] = P.model_method(engine)
+        if "model" in args.methods:
+            methods["model"] = P.model_method(engine)
+        if "model-scene" in args.methods:
+            if engine.supports_scene_motion:
+                methods["model-scene"] = P.model_method(engine, scene_motion=True)
+            else:
+                _log(f"note: skipping model-scene: {engine.name} has no 'whole scene moves' mode")
     baselines = P.baseline_methods()
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from . import CLIError
-from .options import add_image_flag, add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, add_scene_flag, numbers, output_path
 
 OUT_TYPES = (".npy", ".flo", ".png")
 
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a motion: the pixel at (X, Y) moves by (DX, DY); repeat for more arrows")
     p.add_argument("--pin", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a still point (zero motion) at (X, Y); repeat for more pins")
+    add_scene_flag(p)
     add_model_flags(p)
     p.add_argument("--max-mag", type=float, default=None, metavar="PX",
                    help="for .png: magnitude of full colour saturation (default: the largest motion)")
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = rgb.shape[:2]
     validate_points(as_points(arrows, pins), h, w)
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
-    flow = engine.propagate(engine.set_image(rgb), arrows=arrows, pins=pins)
+    flow = engine.propagate(engine.set_image(rgb), arrows=arrows, pins=pins, scene_motion=args.scene_motion)
     save_flow(out, flow, max_mag=args.max_mag)
     mag = float((flow ** 2).sum(-1).max() ** 0.5)
     print(f"wrote {out} ({w}x{h}, max |flow| {mag:.2f} px, model {engine.name} on "

@@ -43,6 +43,14 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="autocast precision (default: auto, bf16 where it is fast)")
 
 
+def add_scene_flag(p: argparse.ArgumentParser) -> None:
+    """--scene-motion: the engine's "whole scene moves" mode (camera motion)."""
+    p.add_argument("--scene-motion", action="store_true",
+                   help="the whole scene moves (camera motion): nothing stays still unless pinned, so one "
+                        "arrow pans the picture and arrows on near and far things give parallax "
+                        "(models with this mode only, such as the embedded one)")
+
+
 def output_path(text: str, suffixes: tuple[str, ...] = (), flag: str = "--out") -> Path:
     """``text`` as an output Path, checked before any work: its folder exists and, when
     ``suffixes`` are given, it ends in one of them (case-insensitive)."""

@@ -43,7 +43,8 @@ POINTS = (1, 3, 5, 10, 20)
 SAMPLINGS = ("random", "watershed")
 DATASETS = ("motorcycle", "synthetic", "parallax", "video")
 BASELINES = ("zero", "nearest", "rbf", "geodesic")
-METHODS = ("model", *BASELINES)
+#: "model-scene": the same model in its "whole scene moves" mode (models that have it).
+METHODS = ("model", "model-scene", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
 SYNTHETIC_SEED0 = 900_000
@@ -312,11 +313,14 @@ def baseline_methods() -> dict[str, Method]:
     return {"zero": zero, "nearest": nearest, "rbf": rbf, "geodesic": geodesic}
 
 
-def model_method(engine) -> Method:
-    """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once)."""
+def model_method(engine, scene_motion: bool = False) -> Method:
+    """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once);
+    ``scene_motion``: its "whole scene moves" mode."""
+    kw = {"scene_motion": True} if scene_motion else {}  # engines without the mode need not know it
+
     def bind(img):
         handle = engine.set_image(img)
-        return lambda sets: engine.propagate_batch(handle, list(sets))
+        return lambda sets: engine.propagate_batch(handle, list(sets), **kw)
     return bind
 
 
@@ -422,7 +426,7 @@ def plot(res: Results, path: str | os.PathLike) -> Path:
         for r, sampling in enumerate(samplings):
             ax = axes[r][c]
             for m, vals in d.epe[sampling].items():
-                ax.plot(res.points, vals, marker="o", label=m, linewidth=2.2 if m == "model" else 1.4)
+                ax.plot(res.points, vals, marker="o", label=m, linewidth=2.2 if m.startswith("model") else 1.4)
             ax.set_xscale("log")
             ax.set_xticks(res.points)
             ax.set_xticklabels([str(n) for n in res.points])

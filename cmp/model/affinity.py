@@ -33,6 +33,11 @@ flow) but makes propagation explicit:
   stereo pair or a panning shot moves everywhere, while one click on an
   object still leaves a background that looks different from it alone.
 
+With ``still=False`` (the "whole scene moves" mode, for camera motion) the stay-still
+option is left out: every pixel takes the blend of the guidance alone, so one arrow pans
+the whole picture and arrows on near and far things give layered parallax. Pins (zero
+vectors) still hold what looks like them.
+
 Motion therefore stays inside whatever the embedding groups together, which is
 what the self-supervised training teaches: pixels that moved together in the
 training flows get close embeddings. Everything image-dependent (``E`` and the
@@ -93,6 +98,8 @@ class AffinityCMP(nn.Module):
 
     #: Scalar weights of the guidance statistics (the trainer may give them a larger step).
     prior_parameters = ("null_guidance", "null_spread", "null_alpha_offset")
+    #: ``decode(..., still=False)`` is available: the "whole scene moves" mode.
+    supports_scene_motion = True
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
@@ -126,8 +133,11 @@ class AffinityCMP(nn.Module):
         return AffinityFeatures(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
 
     # -- per guidance set --------------------------------------------------------
-    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
-        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px."""
+    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor, still: bool = True
+               ) -> torch.Tensor:
+        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px.
+
+        ``still=False`` leaves the stay-still option out (the guidance blend alone)."""
         D, h, w = embed.shape
         H, W = sparse.shape[-2:]
         ys, xs = torch.nonzero(sparse[2] > 0, as_tuple=True)
@@ -151,7 +161,9 @@ class AffinityCMP(nn.Module):
         moving = (vec.norm(dim=1) > MOVING_PX).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
         look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
-        if self.cfg.still_prior == 1:
+        if not still:
+            weights = (look - alpha * sp_d2).softmax(dim=0)
+        elif self.cfg.still_prior == 1:
             logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
             weights = logits.softmax(dim=0)[1:]                                # (K, hw)
         else:
@@ -162,15 +174,16 @@ class AffinityCMP(nn.Module):
             weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - still)
         return (vec.t() @ weights).view(2, h, w)
 
-    def decode(self, feats: AffinityFeatures, sparse: torch.Tensor) -> torch.Tensor:
+    def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *, still: bool = True) -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
 
-        ``feats`` may hold one image (shared by all G sets) or G images.
+        ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
+        the "whole scene moves" mode (no pixel stays still unless it looks like a pin).
         """
         with torch.autocast(device_type=sparse.device.type, enabled=False):
             n = feats.embed.shape[0]
             return torch.stack([self._blend(feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0],
-                                            sparse[g]) for g in range(sparse.shape[0])])
+                                            sparse[g], still) for g in range(sparse.shape[0])])
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""

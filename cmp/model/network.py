@@ -48,6 +48,9 @@ def normalize_image(rgb: torch.Tensor) -> torch.Tensor:
 class CMP(nn.Module):
     """Conditional Motion Propagation network built from a :class:`CMPConfig`."""
 
+    #: The learned decoder has no separate stay-still decision to switch off.
+    supports_scene_motion = False
+
     def __init__(self, cfg: CMPConfig):
         super().__init__()
         self.cfg = cfg
