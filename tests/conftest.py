@@ -83,6 +83,26 @@ def launched_app(tiny_engine, sample_images):
 
 
 @pytest.fixture(scope="session")
+def affinity_app(sample_images):
+    """(engine, demo, url) of the app around a tiny random affinity model, which (unlike the
+    bin decoder of ``launched_app``) has the "whole scene moves" mode."""
+    from app import build_app
+    from cmp.device import Runtime
+    from cmp.engine import Engine
+    from cmp.model import TINY_AFFINITY, build_cmp
+    from demos.common import Context
+
+    torch.manual_seed(0)
+    eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-test")
+    demo = build_app(Context(engine=eng, max_side=TEST_MAX_SIDE, video_side=128))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield eng, demo, url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
 def app_url(launched_app) -> str:
     return launched_app[1]
 

@@ -101,34 +101,15 @@ def test_scene_motion_on_a_model_without_it_is_a_one_line_error(client, sample_i
     assert box.visible is False, "the bin-decoder app hides the toggle it cannot honour"
 
 
-@pytest.fixture(scope="module")
-def affinity_app(sample_images):
-    """The app around a tiny affinity model (which has the 'whole scene moves' mode)."""
-    import torch
-    from gradio_client import Client
-
-    from app import build_app
-    from cmp.device import Runtime
-    from cmp.engine import Engine
-    from cmp.model import TINY_AFFINITY, build_cmp
-    from demos.common import Context
-
-    torch.manual_seed(0)
-    eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-test")
-    demo = build_app(Context(engine=eng, max_side=TEST_MAX_SIDE, video_side=128))
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
-        yield eng, demo, Client(url, verbose=False)
-    finally:
-        demo.close()
-
-
 def test_scene_motion_through_the_api_pans_the_whole_image(affinity_app, sample_images):
     from gradio_client import handle_file
 
     from demos.common import read_image
 
-    eng, demo, client = affinity_app
+    from gradio_client import Client
+
+    eng, demo, url = affinity_app
+    client = Client(url, verbose=False)
     one = json.dumps([[60, 40, 12, -4]])
     _, flo = client.predict(handle_file(sample_images["photo"]), one, True, api_name="/motion_flow")
     flow = _read_flo(flo)

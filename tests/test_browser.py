@@ -163,3 +163,32 @@ def test_gallery_page_renders_every_card(page, app_url):
     check_gallery_page(page, app_url)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "gallery.png"), full_page=True)
+
+
+def test_whole_scene_toggle_pans_everything_in_the_browser(browser, affinity_app, sample_images):
+    """On a model with the mode, the toggle redraws the flow: one arrow then moves every pixel alike."""
+    _, _, url = affinity_app
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        pg.goto(url, wait_until="domcontentloaded")
+        pg.wait_for_selector("#motion-canvas img")
+        pg.set_input_files("#motion-input input[type=file]", sample_images["photo"])  # 120x90
+        wait_natural_width(pg, CANVAS, 120)
+        src0 = img_src(pg, CANVAS)
+        click_pixel(pg, CANVAS, 30, 45)
+        src1 = wait_src_change(pg, CANVAS, src0)
+        click_pixel(pg, CANVAS, 45, 45)  # an arrow of (15, 0)
+        wait_src_change(pg, CANVAS, src1)
+        pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 120; }",
+                             arg=FLOW)
+        before = img_src(pg, FLOW)
+        pg.locator("#motion-scene").get_by_text("Whole scene moves").click()
+        wait_src_change(pg, FLOW, before)
+        # the legend sits in the top-right corner; everywhere else the colour of a (15, 0) motion
+        samples = [pixel(pg, FLOW, x, y) for x, y in ((2, 2), (2, 87), (60, 45), (117, 87))]
+        assert all(max(abs(a - b) for a, b in zip(p, samples[0])) <= 2 for p in samples), samples
+        assert min(samples[0]) < 200, f"saturated, not white: {samples[0]}"
+    finally:
+        ctx.close()
