@@ -63,6 +63,18 @@ def test_scene_motion_mode_moves_what_the_null_option_would_hold():
     assert layers[0, 0, :, :28].min() > 5.9 and (layers[0, 0, :, 36:] - 2.0).abs().max() < 0.1
 
 
+def test_the_mode_can_be_chosen_per_guidance_set():
+    m = model()
+    feats = halves(null=0.0)
+    sets = torch.cat([sparse([[8, 32, 6.0, 0.0]]), sparse([[50, 20, 0.0, 4.0]])])
+    with torch.no_grad():
+        mixed = m.decode(feats, sets, still=[True, False])
+        torch.testing.assert_close(mixed[0], m.decode(feats, sets[:1])[0])
+        torch.testing.assert_close(mixed[1], m.decode(feats, sets[1:], still=False)[0])
+    with pytest.raises(ValueError, match="still flags"):
+        m.decode(feats, sets, still=[True])
+
+
 def test_the_null_option_keeps_unguided_regions_still():
     m = model()
     feats = halves(null=0.0)

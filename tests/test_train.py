@@ -245,3 +245,32 @@ def test_only_trains_the_named_parameters_and_keeps_batchnorm_statistics(tiny_da
     with pytest.raises(ValueError, match="matches no parameter"):
         train(TrainConfig(data=str(tiny_data), out=str(tmp_path / "run2"), arch="tiny-affinity", steps=1, batch=2,
                           crop=64, precision="fp32", device="cpu", only="nothing_"), log=lambda *a: None)
+
+
+def test_parallax_scene_mode_trains_camera_samples_without_the_still_decision(tmp_path):
+    from cmp.checkpoints import read_state_dict, save_checkpoint
+    from cmp.model import TINY_AFFINITY, build_cmp
+    sampler = MixedSampler([], crop=64, seed=0, parallax_prob=1.0)
+    batch = sampler.batch(0, 3)
+    assert batch["camera"].tolist() == [True] * 3
+    assert MixedSampler([], crop=64, seed=0).batch(0, 3)["camera"].tolist() == [False] * 3
+
+    torch.manual_seed(3)
+    start = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "start.safetensors")
+    before, _ = read_state_dict(str(start))
+
+    def changed_after(run: str, scene_mode: bool) -> set[str]:
+        cfg = TrainConfig(data=None, out=str(tmp_path / run), arch="tiny-affinity", steps=4, batch=2, crop=64,
+                          lr=5e-2, warmup=1, save_every=4, val_every=1000, precision="fp32", device="cpu",
+                          synth_prob=1.0, parallax_prob=1.0, init=str(start), only="null_,log_",
+                          parallax_scene_mode=scene_mode)
+        after, _ = read_state_dict(str(train(cfg, log=lambda *a: None)))
+        return {k for k in before if not torch.equal(before[k], after[k])}
+
+    # Every sample is a parallax scene: in the scene mode the stay-still parameters get no
+    # gradient at all, only the blend's distance weights learn; in the default mode they all do.
+    assert changed_after("scene", True) == {"log_alpha", "log_beta"}
+    assert {"null_guidance", "log_alpha", "log_beta"} <= changed_after("default", False)
+    with pytest.raises(ValueError, match="affinity"):
+        train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
+                          precision="fp32", device="cpu", parallax_scene_mode=True), log=lambda *a: None)

@@ -60,6 +60,9 @@ def register(sub) -> None:
                                    "BatchNorm statistics kept), e.g. null_,log_")
     t.add_argument("--photo-dir", dest="photo_dir",
                    help="folder of extra photos for synthetic scenes (OpenCV's samples: opencv-doc examples/data)")
+    t.add_argument("--parallax-scene-mode", action="store_true", dest="parallax_scene_mode", default=None,
+                   help="affinity models: train parallax scenes in the 'whole scene moves' mode (they shape the "
+                        "embedding, not the stay-still decision)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     t.add_argument("--device")
     t.set_defaults(func=_train)

@@ -48,7 +48,7 @@ distance matrix. Trained with the end-point error (no bins; see
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -174,21 +174,28 @@ class AffinityCMP(nn.Module):
             weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - still)
         return (vec.t() @ weights).view(2, h, w)
 
-    def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *, still: bool = True) -> torch.Tensor:
+    def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
+               still: bool | Sequence[bool] = True) -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
 
         ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
-        the "whole scene moves" mode (no pixel stays still unless it looks like a pin).
+        the "whole scene moves" mode (no pixel stays still unless it looks like a pin);
+        a sequence of G flags sets the mode per guidance set (training mixes both).
         """
+        G = sparse.shape[0]
+        flags = [bool(still)] * G if isinstance(still, bool) else [bool(s) for s in still]
+        if len(flags) != G:
+            raise ValueError(f"{len(flags)} still flags for {G} guidance sets")
         with torch.autocast(device_type=sparse.device.type, enabled=False):
             n = feats.embed.shape[0]
             return torch.stack([self._blend(feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0],
-                                            sparse[g], still) for g in range(sparse.shape[0])])
+                                            sparse[g], flags[g]) for g in range(G)])
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""
         return F.interpolate(out.float(), size=size, mode="bilinear", align_corners=True)
 
-    def forward(self, image: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, sparse: torch.Tensor, still: bool | Sequence[bool] = True
+                ) -> torch.Tensor:
         """image (B, 3, H, W) normalised, sparse (B, 4, H, W) -> flow (B, 2, H/2, W/2)."""
-        return self.decode(self.encode_image(image), sparse)
+        return self.decode(self.encode_image(image), sparse, still=still)

@@ -102,6 +102,7 @@ class Sample:
     flow: np.ndarray    # (S, S, 2) float32
     valid: np.ndarray   # (S, S) bool
     points: np.ndarray  # (N, 4)
+    camera: bool = False  # a camera-motion (parallax) scene: trainable in the "whole scene moves" mode
 
 
 def _crop(img, flow, valid, size, rng):
@@ -154,7 +155,7 @@ class MixedSampler:
             points = scattered_guidance(flow, valid, rng)
         else:
             points = training_guidance(flow, valid, rng, **({"dense_prob": 1.0} if pan else {}))
-        return Sample(img, flow, valid, points)
+        return Sample(img, flow, valid, points, camera=parallax)
 
     def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:
         return collate([self.sample(start + k) for k in range(n)])
@@ -168,4 +169,5 @@ def collate(samples: list[Sample]) -> dict[str, torch.Tensor]:
         "sparse": torch.stack([encode_sparse(s.points, size) for s in samples]),
         "flow": torch.from_numpy(np.stack([s.flow for s in samples])).permute(0, 3, 1, 2).float(),
         "valid": torch.from_numpy(np.stack([s.valid for s in samples])),
+        "camera": torch.tensor([s.camera for s in samples], dtype=torch.bool),
     }

@@ -44,6 +44,9 @@ class TrainConfig:
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
+    #: affinity models: parallax (camera-motion) samples are trained in the "whole scene moves" mode
+    #: (no stay-still option), so they shape the embedding but not the stay-still decision
+    parallax_scene_mode: bool = False
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
@@ -159,6 +162,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mcfg: CMPConfig = CONFIGS[cfg.arch]
     model = build_cmp(mcfg).train().to(rt.device)
+    if cfg.parallax_scene_mode and not getattr(model, "supports_scene_motion", False):
+        raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
     trained = freeze_all_but(model, cfg.only)
     if cfg.only:
         log(f"training only {len(trained)} tensors: {', '.join(trained[:8])}{' ...' if len(trained) > 8 else ''}")
@@ -211,8 +216,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
             g["lr"] = lr_at(step, cfg) * g["lr_mult"]
         img = batch["image"].to(rt.device)
         sparse = batch["sparse"].to(rt.device)
+        mode = {"still": (~batch["camera"]).tolist()} if cfg.parallax_scene_mode else {}
         with rt.autocast():
-            pred = net(img, sparse)
+            pred = net(img, sparse, **mode)
         loss = training_loss(mcfg, pred, batch["flow"].to(rt.device), batch["valid"].to(rt.device),
                              epe_weight=cfg.epe_weight)
         opt.zero_grad(set_to_none=True)
