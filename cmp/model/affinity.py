@@ -170,8 +170,8 @@ class AffinityCMP(nn.Module):
             shift = shift + self.null_spread[0] * guidance_spread(ys, xs, vec, H, W)
             alpha0 = F.softplus(self.log_alpha + self.null_alpha_offset[0])
             evidence = torch.logsumexp(look - alpha0 * sp_d2, dim=0, keepdim=True)
-            still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)      # (1, hw)
-            weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - still)
+            p_still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)    # (1, hw)
+            weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - p_still)
         return (vec.t() @ weights).view(2, h, w)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
