@@ -189,11 +189,8 @@ class _GeodesicProbePropagator:
 
 
 def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, pin_frame: bool = True) -> Method:
-    prop = _GeodesicProbePropagator()
-
-    def run(rgb, pos, neg):
-        return segment(prop, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame).mask
-    return run
+    """The same recipe as :func:`model_method` on the geodesic propagator."""
+    return model_method(_GeodesicProbePropagator(), threshold=threshold, zoom=zoom, pin_frame=pin_frame)
 
 
 # -- benchmark --------------------------------------------------------------------

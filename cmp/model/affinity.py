@@ -157,13 +157,13 @@ class AffinityCMP(nn.Module):
         dx2 = (gx[None, :] - xs.float()[:, None]) ** 2                         # (K, w)
         sp_d2 = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(ys), -1) / SPATIAL_UNIT ** 2
         beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
+        look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
+        if not still:  # whole scene moves: the guidance blend alone, no statistics needed
+            return (vec.t() @ (look - alpha * sp_d2).softmax(dim=0)).view(2, h, w)
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
         moving = (vec.norm(dim=1) > MOVING_PX).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
-        look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
-        if not still:
-            weights = (look - alpha * sp_d2).softmax(dim=0)
-        elif self.cfg.still_prior == 1:
+        if self.cfg.still_prior == 1:
             logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
             weights = logits.softmax(dim=0)[1:]                                # (K, hw)
         else:
