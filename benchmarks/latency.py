@@ -1,0 +1,228 @@
+"""Click -> pixels latency in a real browser, next to the engine-only time for the same guidance.
+
+    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.latency                 # embedded model, 20 clicks each
+    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.latency --clicks 40 --json
+
+Launches the app in-process (as ``app.main`` would) on a loopback port and drives
+Debian's Chromium with Playwright:
+
+* **arrow**: on the Motion page, click a start point and then an end point; the time
+  runs from the end click until ``#motion-flow img`` shows a new, fully decoded image.
+* **segment click**: on the Segment page, one positive click inside the object; the
+  time runs until ``#segment-canvas img`` shows a new, decoded image.
+
+Beside each, the same guidance straight on the engine (``Engine.propagate`` on the
+cached handle; ``cmp.segment.segment`` for a click), so the page's own share is
+visible. Then ``--sessions`` concurrent ``gradio_client`` sessions (the load test's
+arrow and segment actions, no video) give p50/p95 per request under load.
+
+Speed targets live here, not in timed tests: arrow median <= 80 ms, segment click
+median <= 100 ms, 8 users p95 <= 1 s (2-core CPU, embedded model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHROMIUM = "/usr/bin/chromium"
+TARGETS_MS = {"arrow": 80.0, "segment": 100.0}
+TARGET_LOAD_P95_S = 1.0
+
+
+def _stats(xs_s: list[float]) -> dict:
+    from benchmarks.loadtest import percentile
+
+    ms = [1000 * x for x in xs_s]
+    return {"n": len(ms), "median_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1)}
+
+
+def _test_image(folder: Path, side: int = 512) -> Path:
+    """The astronaut photo at ``side`` px (a real photo with one clear object in the middle)."""
+    from PIL import Image
+    from skimage import data
+
+    path = folder / "astronaut.png"
+    Image.fromarray(data.astronaut()).resize((side, side), Image.Resampling.LANCZOS).save(path)
+    return path
+
+
+# -- browser helpers (the same letterbox mapping as tests/test_browser.py) ------------
+
+def _natural(pg, sel: str) -> tuple[int, int]:
+    return tuple(pg.evaluate("s => { const i = document.querySelector(s); return [i.naturalWidth, i.naturalHeight]; }",
+                             sel))
+
+
+def _click(pg, sel: str, x: float, y: float) -> None:
+    box = pg.locator(sel).bounding_box()
+    nw, nh = _natural(pg, sel)
+    r = min(box["width"] / nw, box["height"] / nh, 1.0)
+    ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
+    pg.mouse.click(box["x"] + ox + (x + 0.5) * r, box["y"] + oy + (y + 0.5) * r)
+
+
+def _src(pg, sel: str) -> str:
+    """The image's src, or "" while the component shows no image (no <img> yet)."""
+    return pg.evaluate("s => { const i = document.querySelector(s); return i ? i.src || '' : ''; }", sel)
+
+
+_CHANGED = ("([s, old]) => { const i = document.querySelector(s);"
+            " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }")
+
+
+def _timed_click(pg, click_sel: str, x: float, y: float, watch_sel: str) -> float:
+    """Seconds from a click at image pixel (x, y) until ``watch_sel`` shows a new decoded image."""
+    old = _src(pg, watch_sel)
+    t0 = time.perf_counter()
+    _click(pg, click_sel, x, y)
+    pg.wait_for_function(_CHANGED, arg=[watch_sel, old], polling="raf")
+    return time.perf_counter() - t0
+
+
+def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator) -> dict:
+    """Median and p95 click -> pixels for arrows and segment clicks; also the guidance used."""
+    from playwright.sync_api import sync_playwright
+
+    arrows, seg_points, arrow_s, seg_s = [], [], [], []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            pg = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            pg.set_default_timeout(60_000)
+            pg.goto(url, wait_until="domcontentloaded")
+            canvas, flow = "#motion-canvas img", "#motion-flow img"
+            pg.wait_for_selector(canvas)
+            pg.set_input_files("#motion-input input[type=file]", str(image))
+            pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
+                                 arg=canvas)
+            for _ in range(clicks + 1):  # the first arrow warms up (it is not counted)
+                x, y = float(rng.integers(40, 472)), float(rng.integers(40, 472))
+                dx, dy = float(rng.integers(-30, 30)), float(rng.integers(-30, 30))
+                old = _src(pg, canvas)
+                _click(pg, canvas, x, y)  # start: the canvas shows the pending point
+                pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
+                arrow_s.append(_timed_click(pg, canvas, x + dx, y + dy, flow))
+                arrows.append([x, y, dx, dy])
+                if len(arrows) % 8 == 0:  # stay well under the point limit: start afresh
+                    pg.click("#motion-clear")
+                    pg.wait_for_function("s => { const i = document.querySelector(s); return !i || !i.src; }",
+                                         arg=flow)
+            arrow_s = arrow_s[1:]
+
+            pg.click("button[role=tab]:has-text('Segment')")
+            sc = "#segment-canvas img"
+            pg.wait_for_selector(sc)
+            pg.set_input_files("#segment-input input[type=file]", str(image))
+            pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
+                                 arg=sc)
+            for i in range(clicks + 1):
+                x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
+                seg_s.append(_timed_click(pg, sc, x, y, sc))
+                seg_points.append([x, y])
+                if len(seg_points) % 4 == 0:  # a new object every 4 clicks, as an annotator would
+                    old = _src(pg, sc)
+                    pg.click("#segment-clear")
+                    pg.wait_for_function(_CHANGED, arg=[sc, old], polling="raf")
+            seg_s = seg_s[1:]
+        finally:
+            b.close()
+    return {"arrow": _stats(arrow_s), "segment": _stats(seg_s), "_arrows": arrows[1:], "_points": seg_points[1:]}
+
+
+def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3) -> dict:
+    """The same guidance straight on the engine: propagate (arrows) and a whole segment() call."""
+    from cmp.images import load_image
+    from cmp.segment import segment
+
+    rgb, _ = load_image(str(image))
+    handle = engine.set_image(rgb)
+    arrow_s, seg_s = [], []
+    for k in range(len(arrows)):
+        group = arrows[k - k % 8:k + 1]  # the page predicts with every arrow drawn since the last Clear
+        t = min(_time(lambda: engine.propagate(handle, arrows=group)) for _ in range(repeats))
+        arrow_s.append(t)
+    for k in range(len(points)):
+        pos = points[k - k % 4:k + 1]
+        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [])) for _ in range(repeats)))
+    return {"arrow": _stats(arrow_s), "segment": _stats(seg_s)}
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def concurrent_sessions(url: str, sessions: int, actions: int) -> dict:
+    from benchmarks.loadtest import run
+
+    summary = run(url, sessions, actions, video_every=0)
+    return {a: {"n": s["n"], "p50_s": s["p50_s"], "p95_s": s["p95_s"]} for a, s in summary["latency"].items()} | \
+        {"failures": summary["failures"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--clicks", type=int, default=20, help="timed clicks of each kind (>= 20 for the README)")
+    p.add_argument("--sessions", type=int, default=8, help="concurrent gradio_client sessions (0 = skip)")
+    p.add_argument("--actions", type=int, default=10, help="requests per concurrent session")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if not os.path.exists(CHROMIUM):
+        print(f"error: {CHROMIUM} not found (apt-get install -y chromium)", file=sys.stderr)
+        return 2
+    if not 1 <= a.clicks <= 500:
+        print("error: --clicks must be 1..500", file=sys.stderr)
+        return 2
+    import app
+    from benchmarks.loadtest import launch_in_process
+
+    engine, notice = app.load_engine(app.parse_args(["--checkpoint", a.checkpoint]))
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
+    demo, url = launch_in_process(a.checkpoint, engine=engine)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            image = _test_image(Path(tmp))
+            rng = np.random.default_rng(a.seed)
+            page = browser_clicks(url, image, a.clicks, rng)
+            eng = engine_only(engine, image, page.pop("_arrows"), page.pop("_points"))
+        load = concurrent_sessions(url, a.sessions, a.actions) if a.sessions else {}
+    finally:
+        demo.close()
+    out = {"model": engine.name, "device": engine.device.type, "precision": engine.precision,
+           "threads": __import__("torch").get_num_threads(), "load_average": os.getloadavg()[0],
+           "browser_click_to_pixels": page, "engine_only": eng, "concurrent_sessions": load}
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{engine.name} on {engine.device.type} ({engine.precision}), {out['threads']} threads, "
+          f"load average {out['load_average']:.2f}")
+    print(f"{'':16s}{'browser median':>16s}{'p95':>8s}{'engine median':>16s}{'target':>9s}")
+    for kind in ("arrow", "segment"):
+        b, e = page[kind], eng[kind]
+        print(f"{kind:16s}{b['median_ms']:13.1f} ms{b['p95_ms']:5.0f} ms{e['median_ms']:13.1f} ms"
+              f"{TARGETS_MS[kind]:6.0f} ms")
+    if load:
+        print(f"{a.sessions} concurrent sessions x {a.actions} requests (failures {load['failures']}):")
+        for kind in ("arrow", "segment"):
+            if kind in load:
+                s = load[kind]
+                print(f"  {kind:8s} p50 {s['p50_s']:.3f} s  p95 {s['p95_s']:.3f} s  (target p95 <= "
+                      f"{TARGET_LOAD_P95_S:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
