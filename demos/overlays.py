@@ -1,9 +1,10 @@
 """Drawing on copies of user images: arrows, pins, click markers, masks, flow arrows, legends.
 
 Gradio has no point or arrow widgets, so pages draw their own overlays here
-and return the result. Every function takes an (H, W, 3) uint8 RGB image and
-returns a new one of the same size (the input is never modified), so the
-click coordinates Gradio reports stay valid on the drawn copy. Points are
+and return the result. The page-level functions take an (H, W, 3) uint8 RGB image
+and return a new one of the same size (the input is never modified), so the
+click coordinates Gradio reports stay valid on the drawn copy; the primitives
+they use (``draw_arrow``, ``draw_point``, ``tint_mask``) draw in place on that copy. Points are
 (x, y) = (column, row) in image pixels. Line widths scale with image size so
 marks stay visible on large photos shown small.
 """

@@ -129,6 +129,18 @@ def test_training_loss_goes_down_and_resumes(tiny_data, tmp_path, arch):
     assert steps[-4:] == [30, 31, 32, 33]
 
 
+def test_resume_keeps_the_stored_architecture(tiny_data, tmp_path):
+    """A run resumed with another --arch continues the network in last.pt instead of crashing on its keys."""
+    cfg = TrainConfig(data=str(tiny_data), out=str(tmp_path / "run"), arch="tiny-affinity", steps=4, batch=2,
+                      crop=64, warmup=1, save_every=4, val_every=1000, precision="fp32", device="cpu")
+    train(cfg, log=lambda *a: None)
+    cfg.arch, cfg.steps = "tiny", 6
+    said = []
+    path = train(cfg, log=said.append)
+    assert load_checkpoint(path).config.name == "tiny-affinity"
+    assert any("resuming the stored architecture tiny-affinity" in m for m in said)
+
+
 def test_warm_start_copies_the_shared_encoder(tmp_path):
     from cmp.checkpoints import save_checkpoint
     from cmp.model import TINY, TINY_AFFINITY, build_cmp

@@ -83,7 +83,7 @@ class ResNetEncoder(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> ImageEncoding:
-        """x: (B, 3, H, W) normalised RGB (see :mod:`cmp.model.io`)."""
+        """x: (B, 3, H, W) normalised RGB (see :func:`cmp.model.network.normalize_image`)."""
         stem = self.relu(self.bn1(self.conv1(x)))
         l1 = self.layer1(self.maxpool(stem))
         code = self.conv5(self.layer4(self.layer3(self.layer2(l1))))

@@ -1,4 +1,5 @@
-"""The training loop: discrete-bin loss, AdamW, bf16 autocast, checkpoint/resume, optional DDP.
+"""The training loop: end-point-error loss (affinity models; bin models add it to the
+original discrete-bin loss), AdamW, bf16 autocast, checkpoint/resume, optional DDP.
 
 Run with ``python -m cmp train`` (one process) or ``torchrun --nproc_per_node=G
 -m cmp train ...`` (DistributedDataParallel; each rank draws its own samples).
@@ -7,7 +8,6 @@ A run directory holds ``last.pt`` (resume state, weights-only loadable),
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -148,6 +148,16 @@ def _ddp_setup():
     return dist.get_rank(), dist.get_world_size()
 
 
+class _NoBar:
+    """What the loop needs of a tqdm bar, doing nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def train(cfg: TrainConfig, log=print) -> Path:
     """Train (or resume) a CMP; returns the path of the exported safetensors file."""
     rank, world = _ddp_setup()
@@ -160,7 +170,15 @@ def train(cfg: TrainConfig, log=print) -> Path:
     rt = Runtime.create(device, cfg.precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "last.pt"
+    stored = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
     mcfg: CMPConfig = CONFIGS[cfg.arch]
+    if stored is not None and stored.get("config"):
+        # A resumed run keeps the network it was started with, whatever --arch says now.
+        resumed_cfg = CMPConfig.from_json(stored["config"])
+        if resumed_cfg != mcfg:
+            log(f"resuming the stored architecture {resumed_cfg.name}, not --arch {cfg.arch}")
+        mcfg = resumed_cfg
     model = build_cmp(mcfg).train().to(rt.device)
     if cfg.parallax_scene_mode and not getattr(model, "supports_scene_motion", False):
         raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
@@ -169,11 +187,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         log(f"training only {len(trained)} tensors: {', '.join(trained[:8])}{' ...' if len(trained) > 8 else ''}")
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     step = 0
-    state_path = out / "last.pt"
-    if cfg.init and not state_path.is_file():
+    if cfg.init and stored is None:
         log(f"warm start from {cfg.init}: {warm_start(model, cfg.init)} tensors copied")
-    if state_path.is_file():
-        st = torch.load(state_path, map_location="cpu", weights_only=True)
+    if stored is not None:
+        st = stored
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step = int(st["step"])
@@ -206,7 +223,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, mininterval=10)
     except ImportError:  # tqdm is a dependency, but training must not die for a progress bar
-        bar = contextlib.nullcontext()
+        bar = _NoBar()
     t0 = time.time()
     logf = open(out / "log.jsonl", "a") if rank == 0 else None
     ema = None
