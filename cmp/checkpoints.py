@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .model import CMP, CONFIGS, CMPConfig, DecoderConfig, EncoderConfig, build_cmp
+from .model import CONFIGS, BinHead, CMPConfig, CMPNetwork, DecoderConfig, EncoderConfig, build_cmp
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
@@ -234,7 +234,7 @@ def infer_config(sd: dict[str, torch.Tensor]) -> CMPConfig:
     if head % 2:
         raise CheckpointError(f"not a CMP checkpoint: head has {head} outputs (expected 2 x bins)")
     cfg = CMPConfig(name="custom", encoder=EncoderConfig(stem, tuple(widths), tuple(blocks), code),
-                    decoder=dec, num_bins=head // 2)
+                    head=BinHead(decoder=dec, num_bins=head // 2))
     # Name it after a known config only if every field agrees (not just the encoder).
     for known in CONFIGS.values():
         if dataclasses.replace(known, name="custom") == cfg:
@@ -242,7 +242,7 @@ def infer_config(sd: dict[str, torch.Tensor]) -> CMPConfig:
     return cfg
 
 
-def check_state_dict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
+def check_state_dict(model: CMPNetwork, sd: dict[str, torch.Tensor]) -> None:
     """Raise :class:`CheckpointError` naming the keys unless ``sd`` fits ``model`` exactly
     (only ``num_batches_tracked`` may be missing). ``model`` may live on the meta device."""
     own = model.state_dict()
@@ -261,7 +261,7 @@ def check_state_dict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
         raise CheckpointError("checkpoint does not fit the architecture: " + "; ".join(problems))
 
 
-def load_state_strict(model: CMP, sd: dict[str, torch.Tensor]) -> None:
+def load_state_strict(model: CMPNetwork, sd: dict[str, torch.Tensor]) -> None:
     """Load ``sd`` into ``model``; only ``num_batches_tracked`` may be missing."""
     check_state_dict(model, sd)
     own = model.state_dict()
@@ -299,7 +299,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 @dataclass
 class LoadedCheckpoint:
-    model: CMP
+    model: CMPNetwork
     config: CMPConfig
     path: Path
     entry: RegistryEntry | None
@@ -325,7 +325,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return _read_original(path), {"format": "original-cmp"}
 
 
-def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMP, CMPConfig, dict]:
+def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMPNetwork, CMPConfig, dict]:
     """Build and load a model from a local file of either format."""
     path = Path(path)
     sd, meta = read_state_dict(path)
@@ -363,7 +363,7 @@ def load_checkpoint(name_or_path: str | os.PathLike | RegistryEntry | None = Non
     return LoadedCheckpoint(model=model, config=cfg, path=path, entry=entry, metadata=meta)
 
 
-def save_checkpoint(model: CMP, path: str | os.PathLike, **metadata: str) -> Path:
+def save_checkpoint(model: CMPNetwork, path: str | os.PathLike, **metadata: str) -> Path:
     """Write a self-describing safetensors checkpoint (config in the metadata)."""
     from safetensors.torch import save_file
     path = Path(path)

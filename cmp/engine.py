@@ -23,7 +23,7 @@ from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
 from .guidance import as_points, encode_sparse, validate_points
-from .model import CMP, AffinityCMP, AffinityFeatures, ImageFeatures, normalize_image
+from .model import CMP, AffinityCMP, AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
 #: What ``model.encode_image`` returns, for either network kind.
 Features = ImageFeatures | AffinityFeatures
@@ -110,7 +110,7 @@ class Engine:
         flow = eng.propagate(h, arrows=[(120, 80, 15, 0)], pins=[(30, 200)])
     """
 
-    def __init__(self, model: CMP | AffinityCMP, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
+    def __init__(self, model: CMPNetwork, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
                  name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20):
         self.runtime = runtime or Runtime.create()
         self.model = model.eval().to(self.runtime.device)

@@ -128,10 +128,10 @@ def test_affinity_checkpoint_round_trip(tmp_path):
         torch.testing.assert_close(ck.model.state_dict()[k], v)
 
 
-def test_unknown_propagation_is_refused(tmp_path):
+def test_unknown_head_kind_is_refused(tmp_path):
     from safetensors.torch import save_file
     cfg = json.loads(TINY_AFFINITY.to_json())
-    cfg["propagation"] = "telepathy"
+    cfg["head"]["kind"] = "telepathy"
     sd = {k: v for k, v in model().state_dict().items() if not k.endswith("num_batches_tracked")}
     save_file(sd, str(tmp_path / "odd.safetensors"), metadata={"cmp_config": json.dumps(cfg)})
     with pytest.raises(CheckpointError, match="telepathy"):
@@ -160,7 +160,7 @@ def test_still_prior_2_at_zero_offsets_is_still_prior_1_and_a_negative_spread_we
     from dataclasses import replace
     torch.manual_seed(0)
     v2 = build_cmp(TINY_AFFINITY)
-    v1 = build_cmp(replace(TINY_AFFINITY, still_prior=1))
+    v1 = build_cmp(replace(TINY_AFFINITY, head=replace(TINY_AFFINITY.head, still_prior=1)))
     assert "null_spread" not in v1.state_dict() and "null_alpha_offset" not in v1.state_dict()
     v1.load_state_dict({k: v for k, v in v2.state_dict().items() if k in v1.state_dict()})
     feats = halves(null=0.0)  # the null option is as likely as a far guidance point
@@ -193,11 +193,46 @@ def test_still_prior_2_without_spatial_decay_moves_what_looks_like_a_far_moving_
 def test_config_without_the_still_prior_field_loads_as_the_first_model():
     from dataclasses import replace
 
-    from cmp.model import CMPConfig
+    from cmp.model import AffinityHead, CMPConfig
     d = TINY_AFFINITY.to_dict()
-    assert d["still_prior"] == 2
-    del d["still_prior"]
-    assert CMPConfig.from_dict(d).still_prior == 1
+    assert d["head"] == {"kind": "affinity", "embed_dim": 8, "still_prior": 2}
+    del d["head"]["still_prior"]
+    assert CMPConfig.from_dict(d).head.still_prior == 1
     assert CMPConfig.from_json(TINY_AFFINITY.to_json()) == TINY_AFFINITY
     with pytest.raises(ValueError, match="still_prior"):
-        build_cmp(replace(TINY_AFFINITY, still_prior=3))
+        build_cmp(replace(TINY_AFFINITY, head=AffinityHead(embed_dim=8, still_prior=3)))
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-affinity"])
+def test_a_config_stores_only_what_its_kind_of_network_has(name):
+    from cmp.model import CONFIGS
+    d = CONFIGS[name].to_dict()
+    assert set(d) == {"name", "encoder", "head"}
+    fields = {"tiny": {"kind", "decoder", "num_bins", "fmax"}, "tiny-affinity": {"kind", "embed_dim", "still_prior"}}
+    assert set(d["head"]) == fields[name]
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-affinity"])
+def test_files_in_the_flat_config_layout_of_earlier_versions_still_load(tmp_path, name):
+    """Files written before the head had its own type store every field flat, dead ones included."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from cmp.model import CONFIGS
+    cfg = CONFIGS[name]
+    flat = {"name": cfg.name, "encoder": dataclasses.asdict(cfg.encoder),
+            "decoder": dataclasses.asdict(CONFIGS["tiny"].head.decoder), "num_bins": 99, "fmax": 50.0,
+            "embed_dim": 32, "still_prior": 1, "propagation": "decoder" if name == "tiny" else "affinity"}
+    if name == "tiny-affinity":
+        flat.update(embed_dim=8, still_prior=2)
+    else:
+        flat.update(num_bins=cfg.head.num_bins, fmax=cfg.head.fmax)
+    torch.manual_seed(3)
+    src = build_cmp(cfg)
+    sd = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(sd, str(tmp_path / "old.safetensors"), metadata={"cmp_config": json.dumps(flat)})
+    ck = load_checkpoint(tmp_path / "old.safetensors")
+    assert ck.config == cfg
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(ck.model.state_dict()[k], v)

@@ -83,7 +83,8 @@ def test_unknown_config_is_recognised_from_shapes(tmp_path):
     cfg = dataclasses.replace(
         TINY, name="custom",
         encoder=dataclasses.replace(TINY.encoder, widths=(4, 8, 12, 8), blocks=(2, 1, 3, 1), code_dim=24),
-        decoder=dataclasses.replace(TINY.decoder, branch_dim=6, skip2_dim=5), num_bins=21)
+        head=dataclasses.replace(TINY.head, decoder=dataclasses.replace(TINY.head.decoder, branch_dim=6, skip2_dim=5),
+                                 num_bins=21))
     src = random_model(cfg)
     model, got, _ = load_checkpoint_file(save_original(src, tmp_path / "c.pth.tar"))
     assert got == cfg
@@ -202,7 +203,8 @@ def test_strip_prefixes_only_strips_module():
 
 def test_infer_config_names_only_exact_matches():
     assert infer_config(build_cmp(TINY).state_dict()) == TINY
-    other = dataclasses.replace(TINY, decoder=dataclasses.replace(TINY.decoder, fusion2_dim=4))
+    other = dataclasses.replace(TINY, head=dataclasses.replace(
+        TINY.head, decoder=dataclasses.replace(TINY.head.decoder, fusion2_dim=4)))
     assert infer_config(build_cmp(other).state_dict()).name == "custom"
 
 

@@ -35,7 +35,7 @@ def test_config_json_round_trip(name):
 
 def test_bins_to_flow_expected_value():
     m = build_cmp(TINY)
-    n, fmax = TINY.num_bins, TINY.fmax
+    n, fmax = TINY.head.num_bins, TINY.head.fmax
     step = 2 * fmax / n
     logits = torch.full((1, 2 * n, 2, 3), -1e4)
     logits[:, 0] = 1e4            # x: all mass on the first bin

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CMPConfig
+from .config import AffinityHead, CMPConfig
 from .encoders import ResNetEncoder
 
 #: Spatial distances are measured in units of this many model-input pixels.
@@ -104,7 +104,10 @@ class AffinityCMP(nn.Module):
     def __init__(self, cfg: CMPConfig):
         super().__init__()
         self.cfg = cfg
-        enc, d = cfg.encoder, cfg.embed_dim
+        head = cfg.head
+        if not isinstance(head, AffinityHead):
+            raise ValueError(f"AffinityCMP needs an affinity head, got {head.kind!r} (build it with build_cmp)")
+        enc, d = cfg.encoder, head.embed_dim
         self.image_encoder = ResNetEncoder(enc)
         self.embed8 = nn.Conv2d(enc.code_dim, d, 1)
         self.embed4 = nn.Conv2d(enc.layer1_dim, d, 1)
@@ -115,11 +118,11 @@ class AffinityCMP(nn.Module):
         self.log_beta = nn.Parameter(torch.tensor(0.55))
         self.log_alpha = nn.Parameter(torch.tensor(0.55))
         self.null_guidance = nn.Parameter(torch.zeros(2))
-        if cfg.still_prior == 2:  # zeros = the still_prior 1 model exactly (warm starts begin there)
+        if head.still_prior == 2:  # zeros = the still_prior 1 model exactly (warm starts begin there)
             self.null_spread = nn.Parameter(torch.zeros(1))
             self.null_alpha_offset = nn.Parameter(torch.zeros(1))
-        elif cfg.still_prior != 1:
-            raise ValueError(f"unknown still_prior {cfg.still_prior!r}; choose 1 or 2")
+        elif head.still_prior != 1:
+            raise ValueError(f"unknown still_prior {head.still_prior!r}; choose 1 or 2")
 
     # -- per image -------------------------------------------------------------
     def encode_image(self, image: torch.Tensor) -> AffinityFeatures:
@@ -163,7 +166,7 @@ class AffinityCMP(nn.Module):
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
         moving = (vec.norm(dim=1) > MOVING_PX).float().mean()
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
-        if self.cfg.still_prior == 1:
+        if self.cfg.head.still_prior == 1:
             logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
             weights = logits.softmax(dim=0)[1:]                                # (K, hw)
         else:

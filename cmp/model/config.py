@@ -8,6 +8,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Union
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -42,44 +46,84 @@ class DecoderConfig:
 
 
 @dataclass(frozen=True)
-class CMPConfig:
-    """Complete description of a CMP network and its output binning."""
+class BinHead:
+    """The original CMP head: a skip-layer decoder that classifies each axis of the flow
+    into ``num_bins`` bins over [-fmax, fmax] px (at the model input); :class:`cmp.model.CMP`."""
 
-    name: str = "resnet50"
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    kind: ClassVar[str] = "bins"
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     num_bins: int = 99
     fmax: float = 50.0
-    #: "decoder": the original skip-layer decoder over bins (:class:`cmp.model.CMP`);
-    #: "affinity": learned-embedding blend of the guidance (:class:`cmp.model.AffinityCMP`).
-    propagation: str = "decoder"
-    embed_dim: int = 32  # affinity only
-    #: affinity only: 1 = the "stay still" option competes in one softmax with the guidance
-    #: points; 2 = it has its own spatial decay and also sees how widely the moving points
-    #: are spread (see cmp.model.affinity)
+
+    def bin_centers(self, device=None) -> "torch.Tensor":
+        """(num_bins,) float32 centres of the flow bins, in model-input pixels."""
+        import torch
+
+        step = 2 * self.fmax / self.num_bins
+        return -self.fmax + step * (torch.arange(self.num_bins, device=device, dtype=torch.float32) + 0.5)
+
+
+@dataclass(frozen=True)
+class AffinityHead:
+    """Learned-embedding propagation: each pixel blends the guidance vectors by affinity,
+    with a "stay still" option; :class:`cmp.model.AffinityCMP`."""
+
+    kind: ClassVar[str] = "affinity"
+    embed_dim: int = 32
+    #: 1 = the "stay still" option competes in one softmax with the guidance points;
+    #: 2 = it has its own spatial decay and also sees how widely the moving points are
+    #: spread (see cmp.model.affinity)
     still_prior: int = 1
 
+
+#: What follows the encoder: exactly one of the two kinds of network.
+Head = Union[BinHead, AffinityHead]
+HEADS: dict[str, type] = {h.kind: h for h in (BinHead, AffinityHead)}
+
+
+@dataclass(frozen=True)
+class CMPConfig:
+    """Complete description of a CMP network: an image encoder and one head.
+
+    Serialised as ``{"name", "encoder", "head": {"kind": "bins" | "affinity", ...}}``;
+    a file stores only the fields its kind of head has. :meth:`from_dict` also reads
+    the flat layout of earlier files (``propagation``, ``decoder``, ``num_bins``, ...).
+    """
+
+    name: str = "resnet50"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: Head = field(default_factory=BinHead)
+
+    @property
+    def kind(self) -> str:
+        """"bins" or "affinity"."""
+        return self.head.kind
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"name": self.name, "encoder": dataclasses.asdict(self.encoder),
+                "head": {"kind": self.head.kind, **dataclasses.asdict(self.head)}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CMPConfig":
-        enc = d.get("encoder", {})
-        dec = d.get("decoder", {})
-        enc = EncoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in enc.items()})
-        return cls(
-            name=d.get("name", "custom"),
-            encoder=enc,
-            decoder=DecoderConfig(**dec),
-            num_bins=int(d.get("num_bins", 99)),
-            fmax=float(d.get("fmax", 50.0)),
-            propagation=str(d.get("propagation", "decoder")),
-            embed_dim=int(d.get("embed_dim", 32)),
-            still_prior=int(d.get("still_prior", 1)),
-        )
+        enc = EncoderConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.get("encoder", {}).items()})
+        h = d.get("head")
+        if h is None:  # the flat layout of files written before the head was its own type
+            h = ({"kind": "affinity", "embed_dim": d.get("embed_dim", 32), "still_prior": d.get("still_prior", 1)}
+                 if d.get("propagation", "decoder") == "affinity" else
+                 {"kind": "bins", "decoder": d.get("decoder", {}), "num_bins": d.get("num_bins", 99),
+                  "fmax": d.get("fmax", 50.0)})
+        kind = h.get("kind")
+        if kind == "bins":
+            head: Head = BinHead(decoder=DecoderConfig(**h.get("decoder", {})), num_bins=int(h.get("num_bins", 99)),
+                                 fmax=float(h.get("fmax", 50.0)))
+        elif kind == "affinity":
+            head = AffinityHead(embed_dim=int(h.get("embed_dim", 32)), still_prior=int(h.get("still_prior", 1)))
+        else:
+            raise ValueError(f"unknown head kind {kind!r}; expected one of {', '.join(HEADS)}")
+        return cls(name=d.get("name", "custom"), encoder=enc, head=head)
 
     @classmethod
     def from_json(cls, s: str) -> "CMPConfig":
@@ -93,31 +137,26 @@ RESNET50 = CMPConfig()
 SLIM = CMPConfig(
     name="slim-resnet",
     encoder=EncoderConfig(stem_width=32, widths=(16, 32, 64, 128), blocks=(2, 2, 2, 2), code_dim=128),
-    decoder=DecoderConfig(sparse_dim=16, branch_dim=64, fusion8_dim=128, skip4_dim=48,
-                          fusion4_dim=64, skip2_dim=16, fusion2_dim=32),
+    head=BinHead(decoder=DecoderConfig(sparse_dim=16, branch_dim=64, fusion8_dim=128, skip4_dim=48,
+                                       fusion4_dim=64, skip2_dim=16, fusion2_dim=32)),
 )
 
 #: The shipped compact model: the slim encoder with affinity propagation.
-SLIM_AFFINITY = CMPConfig(
-    name="slim-affinity",
-    encoder=SLIM.encoder,
-    propagation="affinity",
-    embed_dim=32,
-)
+SLIM_AFFINITY = CMPConfig(name="slim-affinity", encoder=SLIM.encoder, head=AffinityHead(embed_dim=32))
 
 #: The same with the two-part "stay still" decision (own spatial decay, spread statistic).
-SLIM_AFFINITY_2 = dataclasses.replace(SLIM_AFFINITY, name="slim-affinity-2", still_prior=2)
+SLIM_AFFINITY_2 = dataclasses.replace(SLIM_AFFINITY, name="slim-affinity-2",
+                                      head=AffinityHead(embed_dim=32, still_prior=2))
 
 #: A tiny network for fast tests.
 TINY = CMPConfig(
     name="tiny",
     encoder=EncoderConfig(stem_width=8, widths=(4, 8, 8, 8), blocks=(1, 1, 1, 1), code_dim=16),
-    decoder=DecoderConfig(sparse_dim=8, branch_dim=8, fusion8_dim=16, skip4_dim=8,
-                          fusion4_dim=8, skip2_dim=8, fusion2_dim=8),
+    head=BinHead(decoder=DecoderConfig(sparse_dim=8, branch_dim=8, fusion8_dim=16, skip4_dim=8,
+                                       fusion4_dim=8, skip2_dim=8, fusion2_dim=8)),
 )
 
 #: The tiny encoder with affinity propagation, for fast tests.
-TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, propagation="affinity", embed_dim=8,
-                          still_prior=2)
+TINY_AFFINITY = CMPConfig(name="tiny-affinity", encoder=TINY.encoder, head=AffinityHead(embed_dim=8, still_prior=2))
 
 CONFIGS = {c.name: c for c in (RESNET50, SLIM, SLIM_AFFINITY, SLIM_AFFINITY_2, TINY, TINY_AFFINITY)}

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CMPConfig
+from .config import AffinityHead, BinHead, CMPConfig
 from .decoder import DecoderPartials, SkipLayerDecoder
 from .encoders import ResNetEncoder, SparseEncoder
 
@@ -56,11 +56,14 @@ class CMP(nn.Module):
         self.cfg = cfg
         enc = cfg.encoder
         self.image_encoder = ResNetEncoder(enc)
-        self.flow_encoder = SparseEncoder(cfg.decoder.sparse_dim)
+        head = cfg.head
+        if not isinstance(head, BinHead):
+            raise ValueError(f"CMP needs a bin head, got {head.kind!r} (build it with build_cmp)")
+        self.flow_encoder = SparseEncoder(head.decoder.sparse_dim)
         self.flow_decoder = SkipLayerDecoder(
-            cfg.decoder, input_dim=enc.code_dim + cfg.decoder.sparse_dim,
-            layer1_dim=enc.layer1_dim, stem_dim=enc.stem_width, output_dim=2 * cfg.num_bins)
-        centers = -cfg.fmax + (2 * cfg.fmax / cfg.num_bins) * (torch.arange(cfg.num_bins) + 0.5)
+            head.decoder, input_dim=enc.code_dim + head.decoder.sparse_dim,
+            layer1_dim=enc.layer1_dim, stem_dim=enc.stem_width, output_dim=2 * head.num_bins)
+        centers = head.bin_centers()
         self.register_buffer("bin_centers", centers, persistent=False)
 
     # -- split forward -----------------------------------------------------
@@ -99,7 +102,7 @@ class CMP(nn.Module):
 
         Returns (G, 2, H, W) float32 flow in model-input pixels, channel 0 = dx.
         """
-        n = self.cfg.num_bins
+        n = self.cfg.head.num_bins
         logits = logits.float()
         c = self.bin_centers.view(1, n, 1, 1).float()
         fx = (logits[:, :n].softmax(dim=1) * c).sum(1, keepdim=True)
@@ -130,9 +133,6 @@ class CMP(nn.Module):
 
 def build_cmp(cfg: CMPConfig) -> nn.Module:
     """Build an (untrained, eval-mode) network from its config: :class:`CMP` or
-    :class:`~cmp.model.affinity.AffinityCMP` by ``cfg.propagation``."""
+    :class:`~cmp.model.affinity.AffinityCMP` by the kind of ``cfg.head``."""
     from .affinity import AffinityCMP
-    kinds = {"decoder": CMP, "affinity": AffinityCMP}
-    if cfg.propagation not in kinds:
-        raise ValueError(f"unknown propagation {cfg.propagation!r}; expected one of {', '.join(kinds)}")
-    return kinds[cfg.propagation](cfg).eval()
+    return (AffinityCMP if isinstance(cfg.head, AffinityHead) else CMP)(cfg).eval()

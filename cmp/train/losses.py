@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..model import CMPConfig
+from ..model import BinHead, CMPConfig
 
 
 def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
@@ -44,7 +44,7 @@ def expected_flow_epe(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Ten
     guidance for >1k steps here; this term rewards following the guidance directly.
     """
     logits = logits.float()
-    centers = -fmax + (2 * fmax / num_bins) * (torch.arange(num_bins, device=logits.device, dtype=torch.float32) + 0.5)
+    centers = BinHead(num_bins=num_bins, fmax=fmax).bin_centers(logits.device)
     fx = (logits[:, :num_bins].softmax(1) * centers.view(1, -1, 1, 1)).sum(1)
     fy = (logits[:, num_bins:].softmax(1) * centers.view(1, -1, 1, 1)).sum(1)
     tgt = F.adaptive_avg_pool2d(flow, logits.shape[-2:]).clamp(-fmax, fmax)
@@ -64,9 +64,10 @@ def epe_loss(flow_half: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor) -
 def training_loss(cfg: CMPConfig, out: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, *,
                   epe_weight: float = 0.2) -> torch.Tensor:
     """The loss for a network of config ``cfg`` given its forward output ``out``."""
-    if cfg.propagation == "affinity":
+    head = cfg.head
+    if not isinstance(head, BinHead):
         return epe_loss(out, flow, valid)
-    loss = discrete_loss(out, flow, valid, cfg.num_bins, cfg.fmax)
+    loss = discrete_loss(out, flow, valid, head.num_bins, head.fmax)
     if epe_weight:
-        loss = loss + epe_weight * expected_flow_epe(out, flow, valid, cfg.num_bins, cfg.fmax)
+        loss = loss + epe_weight * expected_flow_epe(out, flow, valid, head.num_bins, head.fmax)
     return loss
