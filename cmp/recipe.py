@@ -35,6 +35,8 @@ from .masks import rle_decode, rle_encode
 from .tracks import Guidance, end_arrows, guidance_sets, parse_json, parse_motion
 
 VERSION = 1
+#: Longest recipe text parsed (a region's RLE can take a few tens of kB).
+MAX_RECIPE_CHARS = 1_000_000
 #: Guidance sets decoded in one engine call (bounds memory for the bin decoder's models).
 BATCH = 8
 DEFAULT_SETTINGS = {"frames": animate.DEFAULT_FRAMES, "fps": float(animate.DEFAULT_FPS), "strength": 1.0,
@@ -106,7 +108,7 @@ def check_settings(s: dict) -> dict:
 
 def parse_recipe(text: str) -> Recipe:
     """Recipe JSON -> :class:`Recipe`, with one-line :class:`RecipeError` messages."""
-    data = parse_json(str(text or ""), "recipe")
+    data = parse_json(str(text or ""), "recipe", MAX_RECIPE_CHARS)
     if not isinstance(data, dict) or data.get("cmp_recipe") != VERSION:
         raise RecipeError(f"not a CMP Studio recipe (expected an object with \"cmp_recipe\": {VERSION})")
     known = {"cmp_recipe", "image_size", "arrows", "pins", "tracks", "region", "settings", "checkpoint"}

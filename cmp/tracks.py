@@ -31,10 +31,10 @@ MAX_JSON_CHARS = 100_000
 SAME_POINT_PX = 3.0
 
 
-def parse_json(text: str, what: str):
+def parse_json(text: str, what: str, limit: int = MAX_JSON_CHARS):
     """``json.loads`` with one-line :class:`GuidanceError` messages for ``what`` (e.g. "guidance")."""
-    if len(text) > MAX_JSON_CHARS:
-        raise GuidanceError(f"{what} JSON is too long ({len(text):,} characters; the limit is {MAX_JSON_CHARS:,})")
+    if len(text) > limit:
+        raise GuidanceError(f"{what} JSON is too long ({len(text):,} characters; the limit is {limit:,})")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
