@@ -31,7 +31,7 @@ import numpy as np
 from . import animate
 from .flow import resize_flow
 from .guidance import GuidanceError
-from .masks import rle_decode, rle_encode
+from .masks import rle_encode
 from .tracks import Guidance, end_arrows, guidance_sets, parse_json, parse_motion
 
 VERSION = 1
@@ -81,7 +81,7 @@ class Recipe:
 
 def _guidance_text(g: Guidance) -> str:
     from .tracks import guidance_json
-    out = json.loads(guidance_json(g.points, g.tracks))
+    out = json.loads(guidance_json(g.points, g.tracks))  # the region is the recipe's own key
     out.setdefault("tracks", [])
     return json.dumps(out)
 
@@ -117,14 +117,8 @@ def parse_recipe(text: str) -> Recipe:
     size = data.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise RecipeError("image_size must be [width, height] in pixels")
-    guidance = parse_motion(json.dumps({k: data[k] for k in ("arrows", "pins", "tracks") if k in data}))
-    region = None
-    if data.get("region") is not None:
-        rle = data["region"]
-        try:
-            region = rle_decode(rle)
-        except (TypeError, KeyError, ValueError):
-            raise RecipeError("region must be COCO RLE {\"size\": [height, width], \"counts\": \"...\"}") from None
+    guidance = parse_motion(json.dumps({k: data[k] for k in ("arrows", "pins", "tracks", "region") if k in data}))
+    region, guidance.region = guidance.region_mask(), None
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
         raise RecipeError("settings must be an object")
@@ -194,8 +188,14 @@ def render(engine, rgb: np.ndarray, recipe: Recipe, *, max_side: int | None = No
 
 def from_inputs(rgb: np.ndarray, guidance: Guidance, *, region=None, checkpoint: str | None = None,
                 **settings) -> Recipe:
-    """A recipe for ``rgb`` from parsed guidance, a region mask and settings keywords."""
-    return Recipe((int(rgb.shape[1]), int(rgb.shape[0])), guidance, region, settings, checkpoint)
+    """A recipe for ``rgb`` from parsed guidance, a region mask (else the guidance's own
+    region, if any) and settings keywords."""
+    h, w = rgb.shape[:2]
+    guidance.check(h, w)
+    if region is None:
+        region = guidance.region_mask()
+    g = Guidance(guidance.points, guidance.tracks)
+    return Recipe((int(w), int(h)), g, region, settings, checkpoint)
 
 
 # -- frames as files ---------------------------------------------------------------

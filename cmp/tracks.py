@@ -9,7 +9,8 @@ unless they carry times: [x, y, t] with t increasing from 0 to 1.
 Guidance JSON (what the page, the CLI and the HTTP API all parse here)::
 
     {"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...],
-     "tracks": [[[x, y], [x, y], ...], ...]}          # or [[x, y, t], ...] keyframes
+     "tracks": [[[x, y], [x, y], ...], ...],         # or [[x, y, t], ...] keyframes
+     "region": {"size": [height, width], "counts": "..."}}   # optional COCO RLE: 1 = may move
 
 or a bare list of [x, y, dx, dy] arrows and [x, y] pins. This module never imports Gradio.
 """
@@ -52,10 +53,17 @@ def is_numbers(item, n: int) -> bool:
 @dataclass
 class Guidance:
     """Parsed guidance. points: [[x, y, dx, dy], ...] (arrows, and pins with dx = dy = 0);
-    tracks: [[[x, y], ...] or [[x, y, t], ...], ...], each with at least two keyframes."""
+    tracks: [[[x, y], ...] or [[x, y, t], ...], ...], each with at least two keyframes;
+    region: COCO RLE dict of the (H, W) mask where motion is allowed, or None (everywhere)."""
 
     points: list = field(default_factory=list)
     tracks: list = field(default_factory=list)
+    region: dict | None = None
+
+    def region_mask(self) -> np.ndarray | None:
+        """(H, W) bool region or None."""
+        from .masks import rle_decode
+        return None if self.region is None else rle_decode(self.region)
 
     @property
     def has_motion(self) -> bool:
@@ -70,6 +78,9 @@ class Guidance:
                     raise GuidanceError(f"track keyframe ({x:g}, {y:g}) lies outside the {width}x{height} image")
         from .guidance import validate_points
         validate_points(np.asarray(self.points, np.float64).reshape(-1, 4), height, width)
+        if self.region is not None and list(self.region["size"]) != [height, width]:
+            h, w = self.region["size"]
+            raise GuidanceError(f"the region is {w}x{h} px; the image is {width}x{height}")
         return self
 
 
@@ -104,16 +115,17 @@ def parse_motion(text: str | None) -> Guidance:
     if text is None or not str(text).strip():
         return Guidance()
     data = parse_json(str(text), "guidance")
-    tracks = []
+    tracks, region = [], None
     if isinstance(data, dict):
-        unknown = set(data) - {"arrows", "pins", "tracks"}
+        unknown = set(data) - {"arrows", "pins", "tracks", "region"}
         if unknown:
-            raise GuidanceError(f"unknown guidance keys {sorted(unknown)}; use 'arrows', 'pins' and 'tracks'")
+            raise GuidanceError(f"unknown guidance keys {sorted(unknown)}; use 'arrows', 'pins', 'tracks', 'region'")
         for key, shape in (("arrows", "[x, y, dx, dy]"), ("pins", "[x, y]"), ("tracks", "[[x, y], ...]")):
             if not isinstance(data.get(key) or [], list):
                 raise GuidanceError(f"'{key}' must be a list of {shape} lists")
         items = [("arrow", a) for a in data.get("arrows") or []] + [("pin", p) for p in data.get("pins") or []]
         tracks = [_check_track(tr) for tr in data.get("tracks") or []]
+        region = check_region(data.get("region"))
     elif isinstance(data, list):
         items = [("pin" if isinstance(a, list) and len(a) == 2 else "arrow", a) for a in data]
     else:
@@ -127,7 +139,22 @@ def parse_motion(text: str | None) -> Guidance:
         points.append([float(v) for v in item] + ([0.0, 0.0] if n == 2 else []))
     if len(points) + len(tracks) > MAX_POINTS:
         raise GuidanceError(f"too many guidance points ({len(points) + len(tracks)}); the limit is {MAX_POINTS}")
-    return Guidance(points, tracks)
+    return Guidance(points, tracks, region)
+
+
+def check_region(rle) -> dict | None:
+    """A COCO RLE region ({"size": [H, W], "counts": str or [int]}) checked by decoding it; None stays None."""
+    if rle is None:
+        return None
+    from .masks import rle_decode
+    try:
+        if not isinstance(rle, dict) or set(rle) != {"size", "counts"}:
+            raise ValueError
+        rle_decode(rle)
+    except (TypeError, ValueError, KeyError):
+        raise GuidanceError("region must be COCO RLE {\"size\": [height, width], \"counts\": \"...\"} "
+                            "describing the whole image") from None
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}
 
 
 def parse_guidance(text: str | None) -> list[list[float]]:
@@ -140,9 +167,9 @@ def parse_guidance(text: str | None) -> list[list[float]]:
     return g.points + [[tr[0][0], tr[0][1], tr[-1][0] - tr[0][0], tr[-1][1] - tr[0][1]] for tr in g.tracks]
 
 
-def guidance_json(points, tracks=()) -> str:
-    """Points [[x, y, dx, dy], ...] and tracks -> the JSON the API takes (rounded to 0.1 px;
-    keyframe times to 0.001)."""
+def guidance_json(points, tracks=(), region: dict | None = None) -> str:
+    """Points [[x, y, dx, dy], ...], tracks and a region RLE -> the JSON the API takes
+    (rounded to 0.1 px; keyframe times to 0.001)."""
     r = lambda v: round(float(v), 1)  # noqa: E731
     arrows = [[r(x), r(y), r(dx), r(dy)] for x, y, dx, dy in points if dx or dy]
     pins = [[r(x), r(y)] for x, y, dx, dy in points if not (dx or dy)]
@@ -150,6 +177,8 @@ def guidance_json(points, tracks=()) -> str:
     if tracks:
         out["tracks"] = [[[r(k[0]), r(k[1])] + ([round(float(k[2]), 3)] if len(k) > 2 else []) for k in tr]
                          for tr in tracks]
+    if region is not None:
+        out["region"] = region
     return json.dumps(out)
 
 

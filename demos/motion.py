@@ -24,7 +24,7 @@ from cmp import animate
 from cmp import recipe as recipes
 from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import GuidanceError
-from cmp.masks import save_mask_png
+from cmp.masks import rle_decode, rle_encode, save_mask_png
 from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, finish_path,  # noqa: F401
                         guidance_json, new_state, parse_guidance, parse_motion, undo)
 
@@ -37,7 +37,8 @@ HINT = ("Click a start point, then an end point, to add an arrow. "
         "Pin mode (or clicking the same point twice) holds a spot still. "
         "Path mode: click the start, then each next point; click the last point again or **Finish path** "
         "to end it. The clip follows the smoothed path over its whole length.")
-REGION_INFO = "White = may move; everything else stays exactly still. Upload a mask, or use Segment's ""Animate this object"."
+REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
+               "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
 SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole picture; arrows on near and far "
               "things give parallax. Off: only what looks like an arrow's start moves.")
@@ -50,14 +51,23 @@ SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole pictu
 
 
 def state_json(st: dict) -> str:
-    """The guidance JSON of a page state (arrows, pins and finished paths)."""
-    return guidance_json(st.get("points", []), st.get("tracks", []))
+    """The guidance JSON of a page state (arrows, pins, finished paths, the region)."""
+    return guidance_json(st.get("points", []), st.get("tracks", []), st.get("region"))
 
 
 def draw_state(rgb: np.ndarray, st: dict) -> np.ndarray:
-    """The canvas: arrows, pins, finished paths and the path or arrow being drawn."""
-    img = overlays.draw_tracks(rgb, st.get("tracks", []), st.get("path"))
+    """The canvas: the region (outside it dimmed), arrows, pins, finished paths and the path
+    or arrow being drawn."""
+    img = rgb
+    if st.get("region") and list(st["region"]["size"]) == list(rgb.shape[:2]):
+        img = overlays.dim_outside(rgb, rle_decode(st["region"]))
+    img = overlays.draw_tracks(img, st.get("tracks", []), st.get("path"))
     return overlays.draw_guidance(img, st.get("points", []), st.get("pending"))
+
+
+def region_rle(path: str | None, rgb: np.ndarray) -> dict | None:
+    """A region mask file (white = may move) as COCO RLE at the size of ``rgb``, or None."""
+    return rle_encode(recipes.load_region(path, (rgb.shape[1], rgb.shape[0]))) if path else None
 
 
 def flow_color_view(flow: np.ndarray) -> np.ndarray:
@@ -140,11 +150,10 @@ def build(ctx: Context) -> None:
     def _image(path):
         return read_image(path, ctx.max_side)
 
-    def _recipe(rgb, guidance, region_path, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
+    def _recipe(rgb, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
                 scene_motion) -> recipes.Recipe:
         n = float(n_frames)
-        area = recipes.load_region(region_path, (rgb.shape[1], rgb.shape[0])) if region_path else None
-        return recipes.from_inputs(rgb, guidance, region=area, checkpoint=ctx.engine.name,
+        return recipes.from_inputs(rgb, guidance, checkpoint=ctx.engine.name,
                                    frames=round(n) if math.isfinite(n) else n, fps=float(frame_rate),
                                    strength=float(motion_strength), timing=timing_curve, loop=loop_mode,
                                    scene_motion=bool(scene_motion), max_side=ctx.video_side)
@@ -164,17 +173,29 @@ def build(ctx: Context) -> None:
 
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path):
+    def on_image(path, region_path=None):
         if not path:
             return overlays.placeholder(), new_state(), "", "", None
         rgb, msg = _image(path)
         ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
-        return rgb, new_state(), guidance_json([]), text, None
+        st = new_state()
+        if region_path:  # e.g. Segment's "Animate this object" sets the image and the region at once
+            st["region"] = region_rle(region_path, rgb)
+        return draw_state(rgb, st), st, state_json(st), text, None
 
     @user_errors
-    def on_click(path, st, pin, path_on, evt: gr.SelectData):
+    def on_region(path, st, region_path):
+        st = {**st, "region": None}
+        if not path:
+            return gr.skip(), st, state_json(st)
+        rgb, _ = _image(path)
+        st["region"] = region_rle(region_path, rgb)
+        return draw_state(rgb, st), st, state_json(st)
+
+    @user_errors
+    def on_click(path, st, pin, evt: gr.SelectData, path_on=False):
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -196,7 +217,7 @@ def build(ctx: Context) -> None:
         g = parse_motion(text)
         rgb, _ = _image(path)
         g.check(*rgb.shape[:2])
-        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None}
+        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None, "region": g.region}
         return draw_state(rgb, st), st, state_json(st)
 
     @user_errors
@@ -213,9 +234,9 @@ def build(ctx: Context) -> None:
         return flow_color_view(flow)
 
     @user_errors
-    def on_save(path, st, region_path, *settings):
+    def on_save(path, st, *settings):
         rgb, _ = _image(path)
-        rec = _recipe(rgb, parse_motion(state_json(st)), region_path, *settings)
+        rec = _recipe(rgb, parse_motion(state_json(st)), *settings)
         out = temp_path(".json")
         with open(out, "w", encoding="utf-8") as f:
             f.write(rec.to_json())
@@ -233,7 +254,8 @@ def build(ctx: Context) -> None:
             raise recipes.RecipeError(f"the recipe is for a {rec.image_size[0]}x{rec.image_size[1]} image; "
                                       f"this one is {rgb.shape[1]}x{rgb.shape[0]}")
         g, s = rec.guidance, rec.settings
-        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None}
+        region = None if rec.region is None else rle_encode(rec.region)
+        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None, "region": region}
         area = None if rec.region is None else str(save_mask_png(temp_path(".png"), rec.region))
         return (draw_state(rgb, st), st, state_json(st), text, area, s["frames"], s["fps"], s["strength"],
                 s["timing"], s["loop"], s["scene_motion"])
@@ -258,14 +280,14 @@ def build(ctx: Context) -> None:
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     scene_motion=False, region_mask=None, progress=gr.Progress()):
-        """Animate the image along the predicted flow (arrows, paths, pins; optional region mask,
-        white = may move) -> (H.264 MP4 path, GIF path)."""
+                     scene_motion=False, progress=gr.Progress()):
+        """Animate the image along the predicted flow (arrows, paths, pins and an optional
+        region, all in the guidance JSON) -> (H.264 MP4 path, GIF path)."""
         n = float(n_frames)
         animate.check_settings(round(n) if math.isfinite(n) else n, float(frame_rate), float(motion_strength),
                                timing_curve, loop_mode)
         rgb, _ = _image(image)
-        rec = _recipe(rgb, parse_motion(guidance), region_mask, n_frames, frame_rate, motion_strength,
+        rec = _recipe(rgb, parse_motion(guidance), n_frames, frame_rate, motion_strength,
                       timing_curve, loop_mode, bool(scene_motion))
         return _render(rgb, rec, progress)
 
@@ -283,7 +305,8 @@ def build(ctx: Context) -> None:
     settings = [frames, fps, strength, timing, loop, scene]
     flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
+    src.change(on_image, [src, region], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
+    region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
     canvas.select(on_click, [src, state, pin_mode, path_mode], shown, api_visibility="private") \
         .then(**flow_args)
     for btn, action in ((undo_btn, "undo"), (clear_btn, "clear"), (finish_btn, "finish")):
@@ -294,10 +317,10 @@ def build(ctx: Context) -> None:
     view.change(**flow_args)
     scene.change(**flow_args)
     export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
-    gen_btn.click(motion_video, [src, guide, *settings, region], [video, gif, last_frames],
+    gen_btn.click(motion_video, [src, guide, *settings], [video, gif, last_frames],
                   api_name="motion_video", **model) \
         .then(on_frames, [last_frames], [frames_zip], api_visibility="private")
-    save_btn.click(on_save, [src, state, region, *settings], [recipe_file, recipe_text], api_visibility="private")
+    save_btn.click(on_save, [src, state, *settings], [recipe_file, recipe_text], api_visibility="private")
     recipe_file.upload(on_load, [src, recipe_file], [*shown, recipe_text, region, *settings],
                        api_visibility="private").then(**flow_args)
     recipe_btn.click(motion_recipe, [src, recipe_text], [video, gif, frames_zip], api_name="motion_recipe",

@@ -77,6 +77,13 @@ def draw_guidance(rgb: np.ndarray, points: Iterable[Sequence[float]] = (),
 TRACK_COLOR = (255, 140, 0)
 
 
+def dim_outside(rgb: np.ndarray, region: np.ndarray, amount: float = 0.55) -> np.ndarray:
+    """A copy of ``rgb`` darkened outside the (H, W) bool ``region`` (what stays still)."""
+    img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    img[~region] = (img[~region].astype(np.float32) * (1 - amount)).astype(np.uint8)
+    return img
+
+
 def draw_tracks(rgb: np.ndarray, tracks: Iterable[Sequence[Sequence[float]]] = (),
                 path: Sequence[Sequence[float]] | None = None) -> np.ndarray:
     """A copy of ``rgb`` with paths drawn: each finished track as its smoothed curve with an
