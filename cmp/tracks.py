@@ -184,7 +184,18 @@ def guidance_json(points, tracks=(), region: dict | None = None) -> str:
 
 # -- the Motion page's click state machine (pure; the page only draws and wires) ---------
 # State: {"points": [[x, y, dx, dy], ...], "pending": [x, y] | None} plus, once paths are
-# drawn, "tracks": [[[x, y], ...], ...] and "path": [[x, y], ...] (the path being drawn).
+# drawn, "tracks": [[[x, y], ...], ...], "path": [[x, y], ...] (the path being drawn) and
+# "order": "p"/"t" per finished item (what undo removes first).
+
+
+def _added(state: dict, kind: str) -> dict:
+    """The "order" entry for a newly finished point ("p") or track ("t"), once paths exist."""
+    if "order" not in state and kind == "p":
+        return {}
+    order = state.get("order")
+    if order is None:
+        order = ["p"] * len(state.get("points", [])) + ["t"] * len(state.get("tracks", []))
+    return {"order": list(order) + [kind]}
 
 def new_state() -> dict:
     return {"points": [], "pending": None}
@@ -202,7 +213,7 @@ def add_click(state: dict, x: float, y: float, pin_mode: bool = False) -> dict:
         raise GuidanceError(f"at most {MAX_POINTS} arrows, paths and pins; undo or clear some first")
     if pin_mode:
         points.append([x, y, 0.0, 0.0])
-        return {**state, "points": points, "pending": None}
+        return {**state, "points": points, "pending": None, **_added(state, "p")}
     if pending is None:
         return {**state, "points": points, "pending": [x, y]}
     sx, sy = pending
@@ -210,7 +221,7 @@ def add_click(state: dict, x: float, y: float, pin_mode: bool = False) -> dict:
         points.append([sx, sy, 0.0, 0.0])
     else:
         points.append([sx, sy, x - sx, y - sy])
-    return {**state, "points": points, "pending": None}
+    return {**state, "points": points, "pending": None, **_added(state, "p")}
 
 
 def add_path_click(state: dict, x: float, y: float) -> dict:
@@ -233,26 +244,33 @@ def finish_path(state: dict) -> dict:
     if not path:
         return st
     if len(path) == 1:
-        return {**st, "points": [list(p) for p in state.get("points", [])] + [[*path[0], 0.0, 0.0]]}
+        return {**st, "points": [list(p) for p in state.get("points", [])] + [[*path[0], 0.0, 0.0]],
+                **_added(state, "p")}
     if len(path) == 2:
         (x0, y0), (x1, y1) = path
-        return {**st, "points": [list(p) for p in state.get("points", [])] + [[x0, y0, x1 - x0, y1 - y0]]}
-    return {**st, "tracks": [list(t) for t in state.get("tracks", [])] + [[list(p) for p in path]]}
+        return {**st, "points": [list(p) for p in state.get("points", [])] + [[x0, y0, x1 - x0, y1 - y0]],
+                **_added(state, "p")}
+    return {**st, "tracks": [list(t) for t in state.get("tracks", [])] + [[list(p) for p in path]],
+            **_added(state, "t")}
 
 
 def undo(state: dict) -> dict:
-    """Drop the pending start point or path being drawn if any, else the last path, else
-    the last arrow or pin."""
+    """Drop the pending start point or path being drawn if any, else the last finished
+    arrow, pin or path."""
     points = [list(p) for p in state.get("points", [])]
     tracks = [list(t) for t in state.get("tracks", [])]
+    order = list(state.get("order") or [])
     if state.get("pending") is None and not state.get("path"):
-        if tracks:
+        kind = order.pop() if order else ("p" if points else "t")
+        if kind == "t" and tracks:
             tracks.pop()
         elif points:
             points.pop()
     out = {**state, "points": points, "pending": None}
     if "tracks" in state or "path" in state:
         out.update(tracks=tracks, path=None)
+    if "order" in state:
+        out["order"] = order
     return out
 
 
