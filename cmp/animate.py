@@ -462,19 +462,41 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = DEFAUL
 
 # -- benchmark ---------------------------------------------------------------
 
-def benchmark(side: int = 512, frames: int = 32, repeats: int = 3, loop: str = "pingpong") -> dict:
-    """Time :func:`render_frames` on a synthetic side x side image with a swirl flow.
+def benchmark(side: int = 512, frames: int = 32, repeats: int = 3, loop: str = "pingpong", tracks: int = 0,
+              checkpoint: str | None = "default") -> dict:
+    """Time rendering on a synthetic side x side image.
 
-    Returns {"side", "frames", "loop", "seconds" (median), "fps" (frames per second)}.
+    ``tracks`` = 0: :func:`render_frames` with a swirl flow (splatting alone). ``tracks`` > 0:
+    the whole kinematic path with ``checkpoint``'s model (loaded once, untimed): that many
+    three-keyframe tracks, one propagate per frame on the cached encoding, each frame
+    splatted by its own flow (:func:`cmp.recipe.render`; the image is encoded in the first,
+    untimed warm-up run, as on the page after an upload).
+    Returns {"side", "frames", "loop", "tracks", "seconds" (median), "fps" (frames per second)}.
     """
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
-    flow = np.stack([-yy, xx], axis=-1) * (0.1 * np.exp(-(xx ** 2 + yy ** 2) / (side / 3) ** 2))[..., None]
+    if tracks:
+        from .engine import Engine
+        from .recipe import Recipe
+        from .tracks import Guidance
+
+        image = cv2.GaussianBlur(image, (0, 0), 3)
+        engine = Engine.from_checkpoint(checkpoint)
+        paths = [[[side * (0.2 + 0.2 * k), side * 0.3], [side * (0.3 + 0.2 * k), side * 0.4],
+                  [side * (0.25 + 0.2 * k), side * 0.6]] for k in range(tracks)]
+        recipe = Recipe((side, side), Guidance([], paths), None,
+                        {"frames": frames, "loop": loop, "max_side": side})
+        from .recipe import render as run
+        run(engine, image, recipe)  # warm-up: encodes the image, as the page does on upload
+        call = lambda: run(engine, image, recipe)  # noqa: E731
+    else:
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
+        flow = np.stack([-yy, xx], axis=-1) * (0.1 * np.exp(-(xx ** 2 + yy ** 2) / (side / 3) ** 2))[..., None]
+        call = lambda: render_frames(image, flow.astype(np.float32), frames, loop=loop)  # noqa: E731
     times = []
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
-        render_frames(image, flow.astype(np.float32), frames, loop=loop)
+        call()
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
-    return {"side": side, "frames": frames, "loop": loop, "seconds": sec, "fps": frames / sec}
+    return {"side": side, "frames": frames, "loop": loop, "tracks": tracks, "seconds": sec, "fps": frames / sec}
