@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import gradio as gr
 import numpy as np
 
@@ -95,6 +96,11 @@ def build(ctx: Context) -> None:
             region = gr.Image(type="filepath", label="Motion region (optional mask)", image_mode="L", height=160,
                               sources=["upload", "clipboard"], elem_id="motion-region", format="png")
             gr.Markdown(REGION_INFO)
+            with gr.Accordion("Brush the region", open=False):
+                brush = gr.ImageEditor(type="numpy", sources=[], layers=False, transforms=[], format="png",
+                                       brush=gr.Brush(colors=["#ff3030"], color_mode="fixed"), height=300,
+                                       label="Paint what may move", elem_id="motion-brush")
+                brush_btn = gr.Button("Use the painted region", size="sm", elem_id="motion-brush-use")
         with gr.Column(scale=2):
             canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click: start, then end",
                               height=420, elem_id="motion-canvas", buttons=["fullscreen"])
@@ -175,7 +181,7 @@ def build(ctx: Context) -> None:
     @user_errors
     def on_image(path, region_path=None):
         if not path:
-            return overlays.placeholder(), new_state(), "", "", None
+            return overlays.placeholder(), new_state(), "", "", None, None
         rgb, msg = _image(path)
         ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
@@ -183,7 +189,26 @@ def build(ctx: Context) -> None:
         st = new_state()
         if region_path:  # e.g. Segment's "Animate this object" sets the image and the region at once
             st["region"] = region_rle(region_path, rgb)
-        return draw_state(rgb, st), st, state_json(st), text, None
+        canvas_value = {"background": rgb, "layers": [], "composite": rgb}
+        return draw_state(rgb, st), st, state_json(st), text, None, canvas_value
+
+    @user_errors
+    def on_brush(path, value):
+        """The painted strokes (any layer pixel with alpha) -> a region mask file for the region input."""
+        layers = (value or {}).get("layers") or []
+        if not path or not layers:
+            raise GuidanceError("paint over what may move first")
+        rgb, _ = _image(path)
+        painted = np.zeros(rgb.shape[:2], bool)
+        for layer in layers:
+            a = np.asarray(layer)
+            a = a[..., 3] > 0 if a.ndim == 3 and a.shape[2] == 4 else np.asarray(a).max(axis=-1) > 0
+            if a.shape != painted.shape:
+                a = cv2.resize(a.astype(np.uint8), painted.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            painted |= a
+        if not painted.any():
+            raise GuidanceError("paint over what may move first")
+        return str(save_mask_png(temp_path(".png"), painted))
 
     @user_errors
     def on_region(path, st, region_path):
@@ -305,7 +330,9 @@ def build(ctx: Context) -> None:
     settings = [frames, fps, strength, timing, loop, scene]
     flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src, region], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
+    src.change(on_image, [src, region], [canvas, state, guide, note, flow_view, brush], api_visibility="private",
+               **model)
+    brush_btn.click(on_brush, [src, brush], [region], api_visibility="private")
     region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
     canvas.select(on_click, [src, state, pin_mode, path_mode], shown, api_visibility="private") \
         .then(**flow_args)

@@ -125,3 +125,20 @@ def test_cli_path_and_recipe_errors_are_one_line(args, word, tiny_checkpoint, sa
         rc = exc.code
     err = capsys.readouterr().err.strip()
     assert rc == 2 and word in err and "\n" not in err, err
+
+
+def test_painted_brush_strokes_become_the_motion_region(embedded_app, sample_images):
+    from demos.common import read_image
+
+    _, demo, _ = embedded_app
+    rgb, _ = read_image(sample_images["photo"], 320)
+    layer = np.zeros(rgb.shape[:2] + (4,), np.uint8)
+    layer[20:40, 30:70] = (255, 48, 48, 255)
+    path = _handler(demo, "on_brush")(sample_images["photo"], {"background": rgb, "layers": [layer],
+                                                               "composite": rgb})
+    from cmp.recipe import load_region
+    region = load_region(path, (rgb.shape[1], rgb.shape[0]))
+    assert region.sum() == 20 * 40 and region[20:40, 30:70].all()
+    import gradio as gr
+    with pytest.raises(gr.Error, match="paint over what may move"):
+        _handler(demo, "on_brush")(sample_images["photo"], {"background": rgb, "layers": [], "composite": rgb})
