@@ -38,6 +38,23 @@ HINT = ("Click a start point, then an end point, to add an arrow. "
         "Pin mode (or clicking the same point twice) holds a spot still. "
         "Path mode: click the start, then each next point; click the last point again or **Finish path** "
         "to end it. The clip follows the smoothed path over its whole length.")
+#: Enter finishes the path being drawn (unless the user is typing in a text box or is on another button).
+ENTER_FINISHES = """
+if (!window.cmpEnterFinishes) {
+  window.cmpEnterFinishes = true;
+  document.addEventListener('keydown', (e) => {
+    const t = e.target || {};
+    // the canvas image sits in a button: Enter there finishes; on other buttons it presses them
+    const onButton = t.tagName === 'BUTTON' && !(t.closest && t.closest('#motion-canvas'));
+    const typing = t.tagName === 'TEXTAREA' || onButton || t.isContentEditable ||
+      (t.tagName === 'INPUT' && !['checkbox', 'radio'].includes(t.type));
+    const b = document.querySelector('#motion-finish');
+    if (e.key !== 'Enter' || e.repeat || typing || !b || b.offsetParent === null) return;
+    e.preventDefault();
+    b.click();
+  });
+}
+"""
 REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
                "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
@@ -111,6 +128,7 @@ def build(ctx: Context) -> None:
                 undo_btn = gr.Button("Undo", size="sm", elem_id="motion-undo")
                 clear_btn = gr.Button("Clear", size="sm", elem_id="motion-clear")
             gr.Markdown(HINT)
+            gr.HTML("", js_on_load=ENTER_FINISHES, elem_id="motion-keys", container=False, padding=False)
         with gr.Column(scale=2):
             flow_view = gr.Image(format="png", interactive=False, label="Predicted flow", height=420,
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])

@@ -16,7 +16,7 @@ def _wait_src_change(pg, selector: str, old: str) -> str:
 
 
 def check_three_point_path(pg, image_path: str, click_pixel, pixel) -> dict:
-    """Upload, tick Path mode, click three points (each redraws the canvas), finish, see the path
+    """Upload, tick Path mode, click three points (each redraws the canvas), press Enter, see the path
     drawn and the guidance JSON carry it, generate, and watch the video play."""
     pg.set_input_files("#motion-input input[type=file]", image_path)
     pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 120; }",
@@ -27,7 +27,7 @@ def check_three_point_path(pg, image_path: str, click_pixel, pixel) -> dict:
     for x, y in keys:
         click_pixel(pg, CANVAS, x, y)
         src = _wait_src_change(pg, CANVAS, src)  # each click is drawn at once
-    pg.click("#motion-finish")
+    pg.keyboard.press("Enter")  # Enter finishes, like the Finish button or clicking the last point again
     src = _wait_src_change(pg, CANVAS, src)
     dots = [pixel(pg, CANVAS, x, y) for x, y in keys]  # finished: a filled orange dot per keyframe
     assert all(r > 200 and 90 < g < 190 and b < 80 for r, g, b in dots), dots
