@@ -7,11 +7,14 @@ an arrow with dx = dy = 0); the image itself is re-read from the upload and
 its encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
-(flow colour PNG, .flo) and ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion`` (default
+(flow colour PNG, .flo), ``/motion_video`` (image, guidance_json, frames,
+fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF) and ``/motion_recipe``
+(image, recipe_json) -> (MP4, GIF, frames zip). ``scene_motion`` (default
 false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
-``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare list
-of arrows, in pixels of the uploaded image (after any downscale note).
+``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...], "tracks": [[[x, y], ...], ...],
+"region": COCO RLE}`` (see :mod:`cmp.tracks`) or a bare list of arrows, in pixels of the
+uploaded image (after any downscale note). Videos render through :func:`cmp.recipe.render`,
+as the CLI's do.
 """
 from __future__ import annotations
 
