@@ -3,8 +3,9 @@
 Thin wiring only: flow comes from ``ctx.engine``, frames from :mod:`cmp.animate`,
 drawing from :mod:`demos.overlays`. Per-tab state is a small dict of lists
 (``{"points": [[x, y, dx, dy], ...], "pending": [x, y] | None}``, a pin being
-an arrow with dx = dy = 0); the image itself is re-read from the upload and
-its encoding stays cached in the engine.
+an arrow with dx = dy = 0, plus ``"tracks"``, ``"path"``, ``"order"`` and ``"region"`` (RLE)
+once used; :mod:`cmp.tracks` owns its click state machine); the image itself is re-read
+from the upload and its encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
 (flow colour PNG, .flo), ``/motion_video`` (image, guidance_json, frames,
