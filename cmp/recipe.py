@@ -149,7 +149,8 @@ def render(engine, rgb: np.ndarray, recipe: Recipe, *, max_side: int | None = No
     The image is encoded once; then, by the guidance:
     - arrows and pins only: one flow, scaled over time (:func:`cmp.animate.render_frames`);
     - tracks: one ``propagate`` per frame for "each track's displacement at time t" plus the
-      arrows scaled by t and the pins, each frame splatted by its own flow;
+      arrows scaled by t and the pins, each frame splatted by its own flow (a time that
+      recurs, as in a pingpong clip, is computed once);
     - ``loop="seamless"``: one flow (tracks as start-to-end arrows) as a steady velocity field.
     ``max_side`` caps the recipe's own ``max_side`` (a server's limit). The region (if any)
     keeps every pixel outside it identical to the (resized) image.
@@ -173,7 +174,9 @@ def render(engine, rgb: np.ndarray, recipe: Recipe, *, max_side: int | None = No
     if s["loop"] == "loop":
         raise RecipeError("the cross-fade loop needs straight arrows; for paths use once, pingpong or seamless")
     t = animate.timeline(s["frames"], s["timing"], s["loop"])
-    sets = guidance_sets(g, t)
+    # A pingpong clip passes every time twice: predict and splat each distinct time once.
+    _, first, which = np.unique(np.round(t, 9), return_index=True, return_inverse=True)
+    sets = guidance_sets(g, t[first])
     for pts in sets:
         pts[:, 2:] *= s["strength"]
     small = animate.fit_image(rgb, side)
@@ -183,7 +186,7 @@ def render(engine, rgb: np.ndarray, recipe: Recipe, *, max_side: int | None = No
         for f in engine.propagate_batch(handle, sets[a:a + BATCH], scene_motion=scene):
             flows.append(f if size == (h, w) else resize_flow(f, size, "linear"))
     region = animate.fit_region(recipe.region, size)
-    return animate.render_flows(small, np.stack(flows), progress=progress, region=region)
+    return animate.render_flows(small, np.stack(flows), progress=progress, region=region)[which]
 
 
 def from_inputs(rgb: np.ndarray, guidance: Guidance, *, region=None, checkpoint: str | None = None,

@@ -343,6 +343,9 @@ def build(ctx: Context) -> None:
         """Replay a recipe (JSON text) on the image -> (H.264 MP4 path, GIF path, frames .zip path)."""
         rgb, _ = _image(image)
         rec = recipes.parse_recipe(recipe_json)
+        if rec.checkpoint and rec.checkpoint != ctx.engine.name:
+            gr.Warning(f"This recipe was made with {rec.checkpoint}; this app runs {ctx.engine.name}, "
+                       "so the frames differ from the original.")
         mp4, gif_path, npy = _render(rgb, rec, progress)
         return mp4, gif_path, on_frames(npy)
 

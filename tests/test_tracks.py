@@ -232,3 +232,18 @@ def test_frames_as_lossless_pngs_in_a_folder_and_a_zip(tmp_path):
     assert [p.name for p in paths] == ["frame_0000.png", "frame_0001.png", "frame_0002.png"]
     assert np.array_equal(read_frames(tmp_path / "new" / "dir"), frames)
     assert np.array_equal(read_frames(zip_frames(tmp_path / "f.zip", frames)), frames)
+
+
+def test_pingpong_path_predicts_each_time_once_and_plays_back():
+    img, disc = textured_disc()
+    seen = []
+
+    class Recording(RigidPropagator):
+        def propagate_batch(self, handle, guidance_sets, **kw):
+            seen.extend(guidance_sets)
+            return super().propagate_batch(handle, guidance_sets, **kw)
+
+    frames = render(Recording(disc), img, _l_recipe(frames=8, loop="pingpong"))
+    assert len(frames) == 8 and len(seen) == 5  # times 0, .25, .5, .75, 1 then back
+    for i in range(1, 4):
+        assert np.array_equal(frames[i], frames[8 - i])
