@@ -70,8 +70,13 @@ class Guidance:
         return bool(self.tracks) or any(dx or dy for _, _, dx, dy in self.points)
 
     def check(self, height: int, width: int) -> "Guidance":
-        """Raise :class:`GuidanceError` unless every keyframe lies inside a ``width x height`` image."""
+        """Raise :class:`GuidanceError` unless the counts are within limits and every point and
+        keyframe lies inside a ``width x height`` image."""
+        if len(self.points) + len(self.tracks) > MAX_POINTS:
+            raise GuidanceError(f"too many guidance points ({len(self.points) + len(self.tracks)}); "
+                                f"the limit is {MAX_POINTS}")
         for tr in self.tracks:
+            _check_track(tr)
             for k in tr:
                 x, y = k[0], k[1]
                 if x < -0.5 or y < -0.5 or x > width - 0.5 or y > height - 0.5:

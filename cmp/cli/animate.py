@@ -111,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
         if not (args.arrow or args.track):
             raise CLIError("give at least one --arrow X,Y,DX,DY or --track X0,Y0,X1,Y1[,...] (or --recipe R.json)")
         g = Guidance([list(a) for a in args.arrow] + [[x, y, 0.0, 0.0] for x, y in args.pin], list(args.track))
-        if len(g.points) + len(g.tracks) > 64:
-            raise CLIError("too many arrows, paths and pins (the limit is 64)")
         region = load_region(args.region, size) if args.region else None
         settings = {**CLI_DEFAULTS, "frames": DEFAULT_FRAMES, "fps": float(DEFAULT_FPS), **given}
         recipe = from_inputs(rgb, g, region=region, **settings)
