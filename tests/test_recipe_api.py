@@ -142,3 +142,20 @@ def test_painted_brush_strokes_become_the_motion_region(embedded_app, sample_ima
     import gradio as gr
     with pytest.raises(gr.Error, match="paint over what may move"):
         _handler(demo, "on_brush")(sample_images["photo"], {"background": rgb, "layers": [], "composite": rgb})
+
+
+@pytest.mark.parametrize("recipe, words", [
+    ("{nope", "recipe is not valid JSON"),
+    ('{"cmp_recipe": 1, "image_size": [64, 64], "arrows": [[5, 5, 3, 0]]}', "for a 64x64 image; this one is 120x90"),
+    ('{"cmp_recipe": 1, "image_size": [120, 90], "pins": [[5, 5]]}', "add at least one arrow or path"),
+    ('{"cmp_recipe": 1, "image_size": [120, 90], "tracks": [[[5, 5], [9, 9]]], "settings": {"loop": "spin"}}',
+     "loop must be one of"),
+])
+def test_bad_recipes_through_the_api_are_one_line(embedded_app, sample_images, recipe, words):
+    from gradio_client import Client, handle_file
+
+    _, _, url = embedded_app
+    with pytest.raises(Exception) as ei:
+        Client(url, verbose=False).predict(handle_file(sample_images["photo"]), recipe, api_name="/motion_recipe")
+    text = str(ei.value)
+    assert words in text and "Traceback" not in text and "\n" not in text.strip(), text
