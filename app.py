@@ -81,7 +81,8 @@ def build_app(ctx: Context) -> gr.Blocks:
         gr.Markdown(f"Model: `{eng.name}` on {eng.device.type} ({eng.precision}).")
         if ctx.notice:
             gr.Markdown(f"**Notice:** {ctx.notice}")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
+            ctx.links["tabs"] = tabs  # so a page can open another (Segment's "Animate this object")
             for title, page in PAGES:
                 with gr.Tab(title, id=title.lower()):
                     page.build(ctx)

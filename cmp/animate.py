@@ -31,7 +31,7 @@ MIN_FRAMES, MAX_FRAMES = 2, 96
 MIN_FPS, MAX_FPS = 1, 60
 MAX_STRENGTH = 4.0
 TIMINGS = ("linear", "ease")
-LOOPS = ("once", "pingpong", "loop")
+LOOPS = ("once", "pingpong", "loop", "seamless")
 DEFAULT_FRAMES, DEFAULT_FPS = 32, 16
 
 #: Importance range of the softmax splat: a pixel moving at the largest speed
@@ -77,6 +77,8 @@ def timeline(frames: int, timing: str = "linear", loop: str = "once") -> np.ndar
     - ``loop``: phase 0 -> 1 with the end excluded; :func:`render_frames` cross-fades
       the forward motion into the motion arriving at the start, so the clip cycles
       seamlessly (flowing water, smoke, hair).
+    - ``seamless``: the same phase; :func:`render_seamless` moves pixels along the
+      flow's streamlines instead (timing does not apply: the field is steady).
     """
     check_settings(frames, None, 1.0, timing, loop)
     frames = int(frames)
@@ -88,7 +90,7 @@ def timeline(frames: int, timing: str = "linear", loop: str = "once") -> np.ndar
         t = np.where(u <= 1.0, u, 2.0 - u)
     else:
         t = i / frames
-    return ease(t) if timing == "ease" else t
+    return ease(t) if timing == "ease" and loop != "seamless" else t
 
 
 def _importance(flow: torch.Tensor) -> torch.Tensor:
@@ -108,23 +110,34 @@ def splat(image: torch.Tensor, flow: torch.Tensor, scales: Sequence[float] | tor
     3 = sum(w), 4 = sum(b), where b is the bilinear tap weight and
     w = b * exp(SPLAT_SHARPNESS * importance) of each source pixel.
     """
-    _, H, W = image.shape
-    HW = H * W
-    s = torch.as_tensor(scales, dtype=torch.float32).reshape(-1, 1)
-    T = s.shape[0]
+    s = torch.as_tensor(scales, dtype=torch.float32).reshape(-1, 1, 1, 1)
     if importance is None:
         importance = _importance(flow)
+    return splat_fields(image, s * flow, importance)
+
+
+def splat_fields(image: torch.Tensor, disp: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """Softmax forward splatting of one image by T displacement fields.
+
+    image: (3, H, W) float32 RGB; disp: (T, H, W, 2) float32, where each source pixel
+    lands in frame t (dx, dy from its own position); importance: (H*W,) or (T, H*W)
+    in [0, 1]. Returns accumulators (T, 5, H, W) as :func:`splat` describes.
+    """
+    _, H, W = image.shape
+    HW = H * W
+    T = disp.shape[0]
+    imp = importance.reshape(-1, HW)
     # Integer part and fraction of each target position; flat base index t*HW + y0*W + x0.
-    tx = torch.arange(W, dtype=torch.float32).repeat(H) + s * flow[..., 0].reshape(1, -1)  # (T, HW)
-    ty = torch.arange(H, dtype=torch.float32).repeat_interleave(W) + s * flow[..., 1].reshape(1, -1)
+    tx = torch.arange(W, dtype=torch.float32).repeat(H) + disp[..., 0].reshape(T, -1)  # (T, HW)
+    ty = torch.arange(H, dtype=torch.float32).repeat_interleave(W) + disp[..., 1].reshape(T, -1)
     x0, y0 = tx.floor(), ty.floor()
     ax, ay = tx.sub_(x0), ty.sub_(y0)
     x0, y0 = x0.to(torch.int32), y0.to(torch.int32)
     base = y0 * W + x0 + (torch.arange(T, dtype=torch.int32) * HW).reshape(-1, 1)
     xin = ((x0 >= 0) & (x0 < W), (x0 >= -1) & (x0 < W - 1))  # tap dx = 0, 1 lands inside
     yin = ((y0 >= 0) & (y0 < H), (y0 >= -1) & (y0 < H - 1))
-    ew = torch.exp(SPLAT_SHARPNESS * importance)
-    src = torch.cat([image.reshape(3, HW) * ew, ew[None], torch.ones(1, HW)])  # (5, HW) per source pixel
+    ew = torch.exp(SPLAT_SHARPNESS * imp)  # (1 or T, HW)
+    src = [image.reshape(3, HW)[c] * ew for c in range(3)] + [ew, torch.ones(1, HW)]  # per source pixel
     # One flat bin per (frame, pixel) plus a last bin that swallows taps outside the frame.
     dump = T * HW
     acc = torch.zeros(5, dump + 1, dtype=torch.float32)
@@ -174,6 +187,40 @@ def _resolve(acc: torch.Tensor) -> torch.Tensor:
     return _fill_holes(rgb, conf, weight)
 
 
+def fit_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
+    """(h, w) of a render whose long side is at most ``max_side`` (None: unchanged)."""
+    if max_side and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        return max(2, round(h * s)), max(2, round(w * s))
+    return h, w
+
+
+def fit_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` downscaled (area filter) so its long side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    nh, nw = fit_size(h, w, max_side)
+    return image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def fit_region(region: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """(H, W) bool region (True = may move) resized (nearest) to ``size`` = (h, w), or None."""
+    if region is None:
+        return None
+    region = np.asarray(region)
+    if region.ndim != 2:
+        raise AnimationError(f"expected a 2-D region mask, got shape {region.shape}")
+    if region.shape != tuple(size):
+        region = cv2.resize(region.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return region.astype(bool)
+
+
+def apply_region(frames: np.ndarray, image: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """In place: every frame equals ``image`` outside ``region`` (frames (T, h, w, 3), region (h, w) bool)."""
+    if region is not None:
+        frames[:, ~region] = image[~region]
+    return frames
+
+
 def _fit(image: np.ndarray, flow: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
     image = np.asarray(image)
     flow = np.asarray(flow, dtype=np.float32)
@@ -183,30 +230,36 @@ def _fit(image: np.ndarray, flow: np.ndarray, max_side: int | None) -> tuple[np.
         raise AnimationError(f"flow shape {flow.shape} does not match image {image.shape[:2]}")
     if not np.all(np.isfinite(flow)):
         raise AnimationError("flow contains NaN or infinite values")
-    h, w = image.shape[:2]
-    if max_side and max(h, w) > max_side:
-        s = max_side / max(h, w)
-        nw, nh = max(2, round(w * s)), max(2, round(h * s))
-        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        flow = resize_flow(flow, (nh, nw), "linear")
-    return image, flow
+    small = fit_image(image, max_side)
+    if small.shape != image.shape:
+        flow = resize_flow(flow, small.shape[:2], "linear")
+    return small, flow
 
 
 def render_frames(image: np.ndarray, flow: np.ndarray, frames: int = DEFAULT_FRAMES, *,
                   strength: float = 1.0, timing: str = "linear", loop: str = "once",
-                  max_side: int | None = None, progress: Progress | None = None) -> np.ndarray:
+                  max_side: int | None = None, progress: Progress | None = None,
+                  region: np.ndarray | None = None) -> np.ndarray:
     """Animate ``image`` along ``flow``.
 
     image: (H, W, 3) uint8 RGB; flow: (H, W, 2) float32 (dx, dy) in image pixels,
     the full motion reached at progress 1; strength multiplies it. With
     ``max_side`` the image and flow are first downscaled so the long side fits.
-    ``progress(done, total)`` is called after each chunk of frames.
+    ``progress(done, total)`` is called after each chunk of frames. ``region``: (H, W)
+    bool, True where motion is allowed; outside it every frame equals the (resized)
+    image exactly. ``loop="seamless"`` hands over to :func:`render_seamless`.
     Returns (frames, h, w, 3) uint8; frame 0 equals the image (up to the
     resampling of sub-pixel splats).
     """
     check_settings(frames, None, strength, timing, loop)
+    if loop == "seamless":
+        return render_seamless(image, flow, frames, strength=strength, max_side=max_side, progress=progress,
+                               region=region)
     frames = int(frames)  # 32.0 from a UI slider is fine
     image, flow = _fit(image, flow, max_side)
+    region = fit_region(region, image.shape[:2])
+    if region is not None:
+        flow = flow * region[..., None]
     t = timeline(frames, timing, loop)
     img = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)  # a copy: callers may pass read-only arrays
     fl = torch.from_numpy(np.ascontiguousarray(flow)) * float(strength)
@@ -226,11 +279,116 @@ def render_frames(image: np.ndarray, flow: np.ndarray, frames: int = DEFAULT_FRA
                 acc = fwd * (1 - k) + back * k
             else:
                 acc = splat(img, fl, tc, imp)
-            rgb = _resolve(acc)
-            out[a:a + len(tc)] = rgb.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out[a:a + len(tc)] = _to_uint8(_resolve(acc))
             if progress is not None:
                 progress(min(a + len(tc), frames), frames)
-    return out
+    return apply_region(out, image, region)
+
+
+def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    return rgb.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def render_flows(image: np.ndarray, flows: np.ndarray, *, max_side: int | None = None,
+                 progress: Progress | None = None, region: np.ndarray | None = None) -> np.ndarray:
+    """One frame per flow: frame t is ``image`` forward-splatted by ``flows[t]``.
+
+    image: (H, W, 3) uint8 RGB; flows: (T, H, W, 2) float32 (dx, dy) in image pixels,
+    e.g. what the engine predicts for each frame's guidance (a track's displacement at
+    that frame's time). ``max_side``, ``progress`` and ``region`` as in :func:`render_frames`.
+    Returns (T, h, w, 3) uint8.
+    """
+    flows = np.asarray(flows, dtype=np.float32)
+    if flows.ndim != 4 or flows.shape[1:] != image.shape[:2] + (2,):
+        raise AnimationError(f"flows shape {flows.shape} does not match image {image.shape[:2]}")
+    small, _ = _fit(image, flows[0], max_side)
+    h, w = small.shape[:2]
+    if (h, w) != image.shape[:2]:
+        flows = np.stack([resize_flow(f, (h, w), "linear") for f in flows])
+    region = fit_region(region, (h, w))
+    if region is not None:
+        flows = flows * region[None, ..., None]
+    T = len(flows)
+    img = torch.from_numpy(small.astype(np.float32)).permute(2, 0, 1)
+    fl = torch.from_numpy(np.ascontiguousarray(flows))
+    mag = fl.norm(dim=-1).reshape(T, -1)
+    imp = mag / mag.max().clamp_min(1e-6)  # one scale for the clip, so speeds compare across frames
+    out = np.empty((T, h, w, 3), np.uint8)
+    chunk = max(1, CHUNK_PIXELS // (h * w))
+    with torch.inference_mode():
+        for a in range(0, T, chunk):
+            b = min(T, a + chunk)
+            out[a:b] = _to_uint8(_resolve(splat_fields(img, fl[a:b], imp[a:b])))
+            if progress is not None:
+                progress(b, T)
+    return apply_region(out, small, region)
+
+
+def integrate_streamlines(velocity: np.ndarray | torch.Tensor, steps: int, substeps: int = 4) -> torch.Tensor:
+    """Euler integration of every pixel along a steady velocity field.
+
+    velocity: (H, W, 2) float32, (dx, dy) pixels per step, sampled bilinearly at the
+    moving position (border values outside the image). Each step is split into
+    ``substeps`` Euler sub-steps. Returns (steps + 1, H, W, 2) float32 displacements
+    from each pixel's start: entry k is where that pixel is after k steps (entry 0 = 0).
+    """
+    v = torch.as_tensor(np.asarray(velocity, dtype=np.float32))
+    H, W = v.shape[:2]
+    field_ = v.permute(2, 0, 1)[None]  # (1, 2, H, W)
+    yy, xx = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
+                            indexing="ij")
+    pos = torch.stack([xx, yy], dim=-1)  # (H, W, 2) absolute (x, y)
+    start = pos.clone()
+    scale = torch.tensor([2.0 / max(W - 1, 1), 2.0 / max(H - 1, 1)])
+    out = [torch.zeros_like(pos)]
+    with torch.inference_mode():
+        for _ in range(int(steps)):
+            for _ in range(int(substeps)):
+                grid = (pos * scale - 1.0)[None]
+                vel = F.grid_sample(field_, grid, mode="bilinear", padding_mode="border", align_corners=True)
+                pos = pos + vel[0].permute(1, 2, 0) / substeps
+            out.append(pos - start)
+    return torch.stack(out)
+
+
+def render_seamless(image: np.ndarray, flow: np.ndarray, frames: int = DEFAULT_FRAMES, *, strength: float = 1.0,
+                    max_side: int | None = None, progress: Progress | None = None,
+                    region: np.ndarray | None = None) -> np.ndarray:
+    """A seamless loop by Eulerian motion (Holynski et al., CVPR 2021).
+
+    ``flow`` x ``strength`` is a steady velocity field: how far a pixel travels in one
+    cycle. Every pixel moves along the field's streamlines (Euler integration of
+    ``flow * strength / frames`` per frame). Frame t (of N) blends the image splatted to
+    the forward-integrated positions after t steps, weight 1 - t/N, with the image
+    splatted to the positions integrated *backwards* for N - t steps, weight t/N (the
+    splats are summed before normalising, so each fills the other's holes). Frame 0 is
+    the image and the frame after the last would be the image again: no seam.
+    Returns (frames, h, w, 3) uint8; ``region`` as in :func:`render_frames`.
+    """
+    check_settings(frames, None, strength, "linear", "seamless")
+    N = int(frames)
+    image, flow = _fit(image, flow, max_side)
+    h, w = image.shape[:2]
+    region = fit_region(region, (h, w))
+    vel = flow * float(strength) / N
+    if region is not None:
+        vel = vel * region[..., None]
+    fwd = integrate_streamlines(vel, N - 1)  # (N, h, w, 2): after 0 .. N-1 steps
+    back = integrate_streamlines(-vel, N)  # after 0 .. N steps backwards
+    img = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)
+    imp = _importance(torch.from_numpy(np.ascontiguousarray(vel)))
+    out = np.empty((N, h, w, 3), np.uint8)
+    chunk = max(1, CHUNK_PIXELS // (2 * h * w))
+    with torch.inference_mode():
+        for a in range(0, N, chunk):
+            b = min(N, a + chunk)
+            t = torch.arange(a, b, dtype=torch.float32)
+            k = (t / N).reshape(-1, 1, 1, 1)
+            acc = splat_fields(img, fwd[a:b], imp) * (1 - k) + splat_fields(img, back[N - b + 1:N - a + 1].flip(0), imp) * k
+            out[a:b] = _to_uint8(_resolve(acc))
+            if progress is not None:
+                progress(b, N)
+    return apply_region(out, image, region)
 
 
 # -- writers ---------------------------------------------------------------
@@ -304,19 +462,41 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = DEFAUL
 
 # -- benchmark ---------------------------------------------------------------
 
-def benchmark(side: int = 512, frames: int = 32, repeats: int = 3, loop: str = "pingpong") -> dict:
-    """Time :func:`render_frames` on a synthetic side x side image with a swirl flow.
+def benchmark(side: int = 512, frames: int = 32, repeats: int = 3, loop: str = "pingpong", tracks: int = 0,
+              checkpoint: str | None = "default") -> dict:
+    """Time rendering on a synthetic side x side image.
 
-    Returns {"side", "frames", "loop", "seconds" (median), "fps" (frames per second)}.
+    ``tracks`` = 0: :func:`render_frames` with a swirl flow (splatting alone). ``tracks`` > 0:
+    the whole kinematic path with ``checkpoint``'s model (loaded once, untimed): that many
+    three-keyframe tracks, one propagate per frame on the cached encoding, each frame
+    splatted by its own flow (:func:`cmp.recipe.render`; the image is encoded in the first,
+    untimed warm-up run, as on the page after an upload).
+    Returns {"side", "frames", "loop", "tracks", "seconds" (median), "fps" (frames per second)}.
     """
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
-    flow = np.stack([-yy, xx], axis=-1) * (0.1 * np.exp(-(xx ** 2 + yy ** 2) / (side / 3) ** 2))[..., None]
+    if tracks:
+        from .engine import Engine
+        from .recipe import Recipe
+        from .tracks import Guidance
+
+        image = cv2.GaussianBlur(image, (0, 0), 3)
+        engine = Engine.from_checkpoint(checkpoint)
+        paths = [[[side * (0.2 + 0.2 * k), side * 0.3], [side * (0.3 + 0.2 * k), side * 0.4],
+                  [side * (0.25 + 0.2 * k), side * 0.6]] for k in range(tracks)]
+        recipe = Recipe((side, side), Guidance([], paths), None,
+                        {"frames": frames, "loop": loop, "max_side": side})
+        from .recipe import render as run
+        run(engine, image, recipe)  # warm-up: encodes the image, as the page does on upload
+        call = lambda: run(engine, image, recipe)  # noqa: E731
+    else:
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
+        flow = np.stack([-yy, xx], axis=-1) * (0.1 * np.exp(-(xx ** 2 + yy ** 2) / (side / 3) ** 2))[..., None]
+        call = lambda: render_frames(image, flow.astype(np.float32), frames, loop=loop)  # noqa: E731
     times = []
     for _ in range(max(1, repeats)):
         t0 = time.perf_counter()
-        render_frames(image, flow.astype(np.float32), frames, loop=loop)
+        call()
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
-    return {"side": side, "frames": frames, "loop": loop, "seconds": sec, "fps": frames / sec}
+    return {"side": side, "frames": frames, "loop": loop, "tracks": tracks, "seconds": sec, "fps": frames / sec}

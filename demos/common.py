@@ -24,6 +24,7 @@ from cmp.engine import Engine, ImageNotCached
 from cmp.geometry import ImageSizeError
 from cmp.guidance import GuidanceError
 from cmp.images import MAX_PIXELS, MAX_SIDE, ImageError, load_image
+from cmp.tracks import MAX_JSON_CHARS, is_numbers, parse_json  # noqa: F401 - the one parser, shared by pages
 
 #: All model work shares this concurrency group (one device, one queue).
 MODEL_GROUP = "model"
@@ -46,6 +47,8 @@ class Context:
     notice: str | None = None  # e.g. "Hub unreachable, using the embedded model"
     examples: list[str] = field(default_factory=list)
     video_side: int = 768  # long side of rendered videos, in pixels
+    #: Components one page offers another (e.g. "motion": {"image", "region"}; "tabs"), filled while building.
+    links: dict = field(default_factory=dict)
 
 
 #: Exceptions whose message is meant for the user (one line, no traceback).
@@ -101,22 +104,6 @@ def image_input(**kwargs) -> gr.Image:
     return comp
 
 
-#: Longest JSON text the endpoints parse (guidance, points); MAX_POINTS entries need a few kB.
-MAX_JSON_CHARS = 100_000
-
-
-def parse_json(text: str, what: str):
-    """``json.loads`` with one-line :class:`GuidanceError` messages for ``what`` (e.g. "guidance")."""
-    if len(text) > MAX_JSON_CHARS:
-        raise GuidanceError(f"{what} JSON is too long ({len(text):,} characters; the limit is {MAX_JSON_CHARS:,})")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GuidanceError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos})") from None
-    except RecursionError:
-        raise GuidanceError(f"{what} JSON is nested too deeply") from None
-
-
 #: Seconds a tab's gr.State (arrows, clicks, masks) lives after its last change.
 #: Gradio also drops a closed tab's state after an hour; this bounds tabs left open.
 STATE_TTL_S = 6 * 3600
@@ -157,12 +144,6 @@ def _read_file_cached(path: str, _mtime_ns: int, _size: int, max_side: int) -> t
     rgb, note = load_image(path, max_side=max_side)
     rgb.setflags(write=False)
     return rgb, note
-
-
-def is_numbers(item, n: int) -> bool:
-    """True for a JSON list of exactly ``n`` numbers (booleans are not numbers here)."""
-    return (isinstance(item, list) and len(item) == n
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item))
 
 
 def click_xy(evt: gr.SelectData, shape) -> tuple[float, float]:

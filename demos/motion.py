@@ -3,37 +3,64 @@
 Thin wiring only: flow comes from ``ctx.engine``, frames from :mod:`cmp.animate`,
 drawing from :mod:`demos.overlays`. Per-tab state is a small dict of lists
 (``{"points": [[x, y, dx, dy], ...], "pending": [x, y] | None}``, a pin being
-an arrow with dx = dy = 0); the image itself is re-read from the upload and
-its encoding stays cached in the engine.
+an arrow with dx = dy = 0, plus ``"tracks"``, ``"path"``, ``"order"`` and ``"region"`` (RLE)
+once used; :mod:`cmp.tracks` owns its click state machine); the image itself is re-read
+from the upload and its encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
-(flow colour PNG, .flo) and ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion`` (default
+(flow colour PNG, .flo), ``/motion_video`` (image, guidance_json, frames,
+fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF) and ``/motion_recipe``
+(image, recipe_json) -> (MP4, GIF, frames zip). ``scene_motion`` (default
 false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
-``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare list
-of arrows, in pixels of the uploaded image (after any downscale note).
+``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...], "tracks": [[[x, y], ...], ...],
+"region": COCO RLE}`` (see :mod:`cmp.tracks`) or a bare list of arrows, in pixels of the
+uploaded image (after any downscale note). Videos render through :func:`cmp.recipe.render`,
+as the CLI's do.
 """
 from __future__ import annotations
 
-import json
 import math
 
+import cv2
 import gradio as gr
 import numpy as np
 
 from cmp import animate
+from cmp import recipe as recipes
 from cmp.flow import flow_to_color, save_flow, write_flo
-from cmp.guidance import MAX_POINTS, GuidanceError, validate_points
+from cmp.guidance import GuidanceError
+from cmp.masks import rle_decode, rle_encode, save_mask_png
+from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, finish_path,  # noqa: F401
+                        guidance_json, new_state, parse_guidance, parse_motion, undo)
 
 from . import overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, is_numbers, parse_json,
-                     read_image, retry_if_evicted, temp_path, user_errors)
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, read_image, retry_if_evicted,
+                     temp_path, user_errors)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
-#: A second click within this many pixels of the first makes a pin.
-SAME_POINT_PX = 3.0
 HINT = ("Click a start point, then an end point, to add an arrow. "
-        "Pin mode (or clicking the same point twice) holds a spot still.")
+        "Pin mode (or clicking the same point twice) holds a spot still. "
+        "Path mode: click the start, then each next point; click the last point again or **Finish path** "
+        "to end it. The clip follows the smoothed path over its whole length.")
+#: Enter finishes the path being drawn (unless the user is typing in a text box or is on another button).
+ENTER_FINISHES = """
+if (!window.cmpEnterFinishes) {
+  window.cmpEnterFinishes = true;
+  document.addEventListener('keydown', (e) => {
+    const t = e.target || {};
+    // the canvas image sits in a button: Enter there finishes; on other buttons it presses them
+    const onButton = t.tagName === 'BUTTON' && !(t.closest && t.closest('#motion-canvas'));
+    const typing = t.tagName === 'TEXTAREA' || onButton || t.isContentEditable ||
+      (t.tagName === 'INPUT' && !['checkbox', 'radio'].includes(t.type));
+    const b = document.querySelector('#motion-finish');
+    if (e.key !== 'Enter' || e.repeat || typing || !b || b.offsetParent === null) return;
+    e.preventDefault();
+    b.click();
+  });
+}
+"""
+REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
+               "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
 SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole picture; arrows on near and far "
               "things give parallax. Off: only what looks like an arrow's start moves.")
@@ -41,78 +68,28 @@ SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole pictu
 
 
 
-# -- pure helpers (tested without Gradio) ---------------------------------------
-
-def new_state() -> dict:
-    return {"points": [], "pending": None}
+# -- pure helpers: the click state machine and the wire format live in cmp.tracks ---------
+# (re-exported here for older callers: new_state, add_click, undo, parse_guidance, guidance_json)
 
 
-def add_click(state: dict, x: float, y: float, pin_mode: bool = False) -> dict:
-    """Next state after a click at (x, y): start an arrow, finish it, or add a pin."""
-    points = [list(p) for p in state.get("points", [])]
-    pending = state.get("pending")
-    if len(points) >= MAX_POINTS:
-        raise GuidanceError(f"at most {MAX_POINTS} arrows and pins; undo or clear some first")
-    if pin_mode:
-        points.append([x, y, 0.0, 0.0])
-        return {"points": points, "pending": None}
-    if pending is None:
-        return {"points": points, "pending": [x, y]}
-    sx, sy = pending
-    if math.hypot(x - sx, y - sy) <= SAME_POINT_PX:
-        points.append([sx, sy, 0.0, 0.0])
-    else:
-        points.append([sx, sy, x - sx, y - sy])
-    return {"points": points, "pending": None}
+def state_json(st: dict) -> str:
+    """The guidance JSON of a page state (arrows, pins, finished paths, the region)."""
+    return guidance_json(st.get("points", []), st.get("tracks", []), st.get("region"))
 
 
-def undo(state: dict) -> dict:
-    """Drop the pending start point if any, else the last arrow or pin."""
-    points = [list(p) for p in state.get("points", [])]
-    if state.get("pending") is None and points:
-        points.pop()
-    return {"points": points, "pending": None}
+def draw_state(rgb: np.ndarray, st: dict) -> np.ndarray:
+    """The canvas: the region (outside it dimmed), arrows, pins, finished paths and the path
+    or arrow being drawn."""
+    img = rgb
+    if st.get("region") and list(st["region"]["size"]) == list(rgb.shape[:2]):
+        img = overlays.dim_outside(rgb, rle_decode(st["region"]))
+    img = overlays.draw_tracks(img, st.get("tracks", []), st.get("path"))
+    return overlays.draw_guidance(img, st.get("points", []), st.get("pending"))
 
 
-def parse_guidance(text: str | None) -> list[list[float]]:
-    """JSON guidance -> [[x, y, dx, dy], ...] (pins as dx = dy = 0).
-
-    Accepts ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare
-    list whose items are [x, y, dx, dy] arrows or [x, y] pins. Empty text = no guidance.
-    """
-    if text is None or not str(text).strip():
-        return []
-    data = parse_json(str(text), "guidance")
-    if isinstance(data, dict):
-        unknown = set(data) - {"arrows", "pins"}
-        if unknown:
-            raise GuidanceError(f"unknown guidance keys {sorted(unknown)}; use 'arrows' and 'pins'")
-        for key, shape in (("arrows", "[x, y, dx, dy]"), ("pins", "[x, y]")):
-            if not isinstance(data.get(key) or [], list):
-                raise GuidanceError(f"'{key}' must be a list of {shape} lists")
-        items = [("arrow", a) for a in data.get("arrows") or []] + [("pin", p) for p in data.get("pins") or []]
-    elif isinstance(data, list):
-        items = [("pin" if isinstance(a, list) and len(a) == 2 else "arrow", a) for a in data]
-    else:
-        raise GuidanceError("guidance JSON must be an object {\"arrows\": [...], \"pins\": [...]} or a list")
-    points = []
-    for kind, item in items:
-        n = 4 if kind == "arrow" else 2
-        if not is_numbers(item, n):
-            raise GuidanceError(f"each {kind} must be {n} numbers ({'x, y, dx, dy' if n == 4 else 'x, y'}); "
-                                f"got {json.dumps(item)[:60]}")
-        points.append([float(v) for v in item] + ([0.0, 0.0] if n == 2 else []))
-    if len(points) > MAX_POINTS:
-        raise GuidanceError(f"too many guidance points ({len(points)}); the limit is {MAX_POINTS}")
-    return points
-
-
-def guidance_json(points) -> str:
-    """[[x, y, dx, dy], ...] -> the JSON the API endpoints take (rounded to 0.1 px)."""
-    r = lambda v: round(float(v), 1)  # noqa: E731
-    arrows = [[r(x), r(y), r(dx), r(dy)] for x, y, dx, dy in points if dx or dy]
-    pins = [[r(x), r(y)] for x, y, dx, dy in points if not (dx or dy)]
-    return json.dumps({"arrows": arrows, "pins": pins})
+def region_rle(path: str | None, rgb: np.ndarray) -> dict | None:
+    """A region mask file (white = may move) as COCO RLE at the size of ``rgb``, or None."""
+    return rle_encode(recipes.load_region(path, (rgb.shape[1], rgb.shape[0]))) if path else None
 
 
 def flow_color_view(flow: np.ndarray) -> np.ndarray:
@@ -128,26 +105,34 @@ def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False) 
     return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
 
 
-def _has_motion(points) -> bool:
-    return any(dx or dy for _, _, dx, dy in points)
-
-
 # -- the page ----------------------------------------------------------------
 
 def build(ctx: Context) -> None:
     state = gr.State(new_state(), time_to_live=STATE_TTL_S)
+    last_frames = gr.State(None, time_to_live=STATE_TTL_S)  # path of the last clip's frames (.npy)
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
             src, note = image_intake(ctx, "motion")
+            region = gr.Image(type="filepath", label="Motion region (optional mask)", image_mode="L", height=160,
+                              sources=["upload", "clipboard"], elem_id="motion-region", format="png")
+            gr.Markdown(REGION_INFO)
+            with gr.Accordion("Brush the region", open=False):
+                brush = gr.ImageEditor(type="numpy", sources=[], layers=False, transforms=[], format="png",
+                                       brush=gr.Brush(colors=["#ff3030"], color_mode="fixed"), height=300,
+                                       label="Paint what may move", elem_id="motion-brush")
+                brush_btn = gr.Button("Use the painted region", size="sm", elem_id="motion-brush-use")
         with gr.Column(scale=2):
             canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click: start, then end",
                               height=420, elem_id="motion-canvas", buttons=["fullscreen"])
             with gr.Row():
                 pin_mode = gr.Checkbox(False, label="Pin mode", elem_id="motion-pin-mode")
+                path_mode = gr.Checkbox(False, label="Path mode", elem_id="motion-path-mode")
+                finish_btn = gr.Button("Finish path", size="sm", elem_id="motion-finish")
                 undo_btn = gr.Button("Undo", size="sm", elem_id="motion-undo")
                 clear_btn = gr.Button("Clear", size="sm", elem_id="motion-clear")
             gr.Markdown(HINT)
+            gr.HTML("", js_on_load=ENTER_FINISHES, elem_id="motion-keys", container=False, padding=False)
         with gr.Column(scale=2):
             flow_view = gr.Image(format="png", interactive=False, label="Predicted flow", height=420,
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])
@@ -163,78 +148,176 @@ def build(ctx: Context) -> None:
                         elem_id="motion-fps")
         strength = gr.Slider(0.0, animate.MAX_STRENGTH, value=1.0, step=0.1, label="Motion strength")
         timing = gr.Radio(list(animate.TIMINGS), value="ease", label="Timing")
-        loop = gr.Radio(list(animate.LOOPS), value="pingpong", label="Loop")
+        loop = gr.Radio(list(animate.LOOPS), value="pingpong", label="Loop", elem_id="motion-loop",
+                        info="seamless: pixels flow along the motion and the clip repeats without a seam")
     gen_btn = gr.Button("Generate video", variant="primary", elem_id="motion-generate")
     with gr.Row():
         video = gr.Video(label="Video (MP4)", autoplay=True, loop=True, interactive=False, height=420,
                          scale=2, elem_id="motion-video")
         with gr.Column(scale=1):
             gif = gr.File(label="GIF", elem_id="motion-gif")
+            frames_zip = gr.File(label="Frames (lossless PNGs, .zip)", elem_id="motion-frames-zip")
             export_btn = gr.Button("Export flow (.png + .flo)", size="sm", elem_id="motion-export")
             with gr.Row():
                 flow_png = gr.File(label="Flow colour PNG", elem_id="motion-flow-png")
                 flow_flo = gr.File(label="Flow .flo", elem_id="motion-flow-flo")
+    with gr.Accordion("Recipe: the whole animation as one JSON file", open=False):
+        with gr.Row():
+            save_btn = gr.Button("Save recipe", size="sm", elem_id="motion-recipe-save")
+            recipe_file = gr.File(label="Recipe (.json): save, or drop one here to load it", file_types=[".json"],
+                                  elem_id="motion-recipe-file")
+        recipe_text = gr.Textbox(label="Recipe JSON", lines=3, elem_id="motion-recipe-json")
+        recipe_btn = gr.Button("Render this recipe", size="sm", elem_id="motion-recipe-render")
     with gr.Accordion("Guidance as JSON (what the API takes)", open=False):
         guide = gr.Textbox(label="Guidance JSON", lines=3, elem_id="motion-json",
-                           placeholder='{"arrows": [[x, y, dx, dy]], "pins": [[x, y]]}')
+                           placeholder='{"arrows": [[x, y, dx, dy]], "pins": [[x, y]], "tracks": [[[x, y], ...]]}')
         apply_btn = gr.Button("Use this JSON", size="sm")
+
+    ctx.links["motion"] = {"image": src, "region": region}
 
     def _image(path):
         return read_image(path, ctx.max_side)
 
+    def _recipe(rgb, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
+                scene_motion) -> recipes.Recipe:
+        n = float(n_frames)
+        return recipes.from_inputs(rgb, guidance, checkpoint=ctx.engine.name,
+                                   frames=round(n) if math.isfinite(n) else n, fps=float(frame_rate),
+                                   strength=float(motion_strength), timing=timing_curve, loop=loop_mode,
+                                   scene_motion=bool(scene_motion), max_side=ctx.video_side)
+
+    def _render(rgb, rec, progress):
+        step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
+        progress(0.0, desc="Predicting flow")
+        clip = retry_if_evicted(lambda: recipes.render(ctx.engine, rgb, rec, max_side=ctx.video_side,
+                                                       progress=step))
+        progress(1.0, desc="Encoding")
+        fr = rec.settings["fps"]
+        mp4 = animate.write_mp4(temp_path(".mp4"), clip, fr)
+        gif_path = animate.write_gif(temp_path(".gif"), clip, fr, repeat=rec.settings["loop"] != "once")
+        npy = temp_path(".npy")
+        np.save(npy, clip)
+        return str(mp4), str(gif_path), npy
+
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path):
+    def on_image(path, region_path=None):
         if not path:
-            return overlays.placeholder(), new_state(), "", "", None
+            return overlays.placeholder(), new_state(), "", "", None, None
         rgb, msg = _image(path)
         ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
-        return rgb, new_state(), guidance_json([]), text, None
+        st = new_state()
+        if region_path:  # e.g. Segment's "Animate this object" sets the image and the region at once
+            st["region"] = region_rle(region_path, rgb)
+        canvas_value = {"background": rgb, "layers": [], "composite": rgb}
+        return draw_state(rgb, st), st, state_json(st), text, None, canvas_value
 
     @user_errors
-    def on_click(path, st, pin, evt: gr.SelectData):
+    def on_brush(path, value):
+        """The painted strokes (any layer pixel with alpha) -> a region mask file for the region input."""
+        layers = (value or {}).get("layers") or []
+        if not path or not layers:
+            raise GuidanceError("paint over what may move first")
+        rgb, _ = _image(path)
+        painted = np.zeros(rgb.shape[:2], bool)
+        for layer in layers:
+            a = np.asarray(layer)
+            a = a[..., 3] > 0 if a.ndim == 3 and a.shape[2] == 4 else np.asarray(a).max(axis=-1) > 0
+            if a.shape != painted.shape:
+                a = cv2.resize(a.astype(np.uint8), painted.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            painted |= a
+        if not painted.any():
+            raise GuidanceError("paint over what may move first")
+        return str(save_mask_png(temp_path(".png"), painted))
+
+    @user_errors
+    def on_region(path, st, region_path):
+        st = {**st, "region": None}
+        if not path:
+            return gr.skip(), st, state_json(st)
+        rgb, _ = _image(path)
+        st["region"] = region_rle(region_path, rgb)
+        return draw_state(rgb, st), st, state_json(st)
+
+    @user_errors
+    def on_click(path, st, pin, evt: gr.SelectData, path_on=False):
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
         rgb, _ = _image(path)
         x, y = click_xy(evt, rgb.shape)
-        st = add_click(st, x, y, bool(pin))
-        return overlays.draw_guidance(rgb, st["points"], st["pending"]), st, guidance_json(st["points"])
+        st = add_path_click(st, x, y) if path_on and not pin else add_click(st, x, y, bool(pin))
+        return draw_state(rgb, st), st, state_json(st)
 
     @user_errors
     def on_edit(path, st, action):
-        st = undo(st) if action == "undo" else new_state()
+        st = {"undo": undo, "finish": finish_path}.get(action, lambda _: new_state())(st)
         if not path:
-            return gr.skip(), st, guidance_json(st["points"])
+            return gr.skip(), st, state_json(st)
         rgb, _ = _image(path)
-        return overlays.draw_guidance(rgb, st["points"]), st, guidance_json(st["points"])
+        return draw_state(rgb, st), st, state_json(st)
 
     @user_errors
     def on_apply(path, text):
-        points = parse_guidance(text)
+        g = parse_motion(text)
         rgb, _ = _image(path)
-        validate_points(np.asarray(points, dtype=np.float64).reshape(-1, 4), *rgb.shape[:2])
-        st = {"points": points, "pending": None}
-        return overlays.draw_guidance(rgb, points), st, guidance_json(points)
+        g.check(*rgb.shape[:2])
+        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None, "region": g.region}
+        return draw_state(rgb, st), st, state_json(st)
 
     @user_errors
     def show_flow(path, st, mode, scene_motion):
-        if not path or st.get("pending") is not None:
+        if not path or st.get("pending") is not None or st.get("path"):
             return gr.skip()
-        if not st["points"]:
+        points = parse_guidance(state_json(st))
+        if not points:
             return None
         rgb, _ = _image(path)
-        flow = flow_for(ctx, rgb, st["points"], scene_motion)
+        flow = flow_for(ctx, rgb, points, scene_motion)
         if mode == VIEW_ARROWS:
-            return overlays.draw_guidance(overlays.draw_flow_arrows(rgb, flow), st["points"])
+            return draw_state(overlays.draw_flow_arrows(rgb, flow), st)
         return flow_color_view(flow)
+
+    @user_errors
+    def on_save(path, st, *settings):
+        rgb, _ = _image(path)
+        rec = _recipe(rgb, parse_motion(state_json(st)), *settings)
+        out = temp_path(".json")
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(rec.to_json())
+        return out, rec.to_json()
+
+    @user_errors
+    def on_load(path, file):
+        if not file:
+            return gr.skip()
+        with open(file, encoding="utf-8") as f:
+            text = f.read(recipes.MAX_RECIPE_CHARS + 1)
+        rec = recipes.parse_recipe(text)
+        rgb, _ = _image(path)
+        if tuple(rec.image_size) != (rgb.shape[1], rgb.shape[0]):
+            raise recipes.RecipeError(f"the recipe is for a {rec.image_size[0]}x{rec.image_size[1]} image; "
+                                      f"this one is {rgb.shape[1]}x{rgb.shape[0]}")
+        g, s = rec.guidance, rec.settings
+        region = None if rec.region is None else rle_encode(rec.region)
+        st = {"points": g.points, "pending": None, "tracks": g.tracks, "path": None, "region": region}
+        area = None if rec.region is None else str(save_mask_png(temp_path(".png"), rec.region))
+        return (draw_state(rgb, st), st, state_json(st), text, area, s["frames"], s["fps"], s["strength"],
+                s["timing"], s["loop"], s["scene_motion"])
+
+    @user_errors
+    def on_frames(npy):
+        if not npy:
+            return None
+        return str(recipes.zip_frames(temp_path(".zip"), np.load(npy)))
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
     def motion_flow(image, guidance, scene_motion=False):
-        """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path)."""
+        """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path).
+        A path counts as the arrow from its first to its last keyframe."""
         rgb, _ = _image(image)
         points = parse_guidance(guidance)
         flow = flow_for(ctx, rgb, points, scene_motion)
@@ -245,40 +328,52 @@ def build(ctx: Context) -> None:
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
                      scene_motion=False, progress=gr.Progress()):
-        """Animate the image along the predicted flow -> (H.264 MP4 path, GIF path)."""
-        n_frames, frame_rate = float(n_frames), float(frame_rate)
-        if math.isfinite(n_frames):  # NaN and infinity cannot be rounded; check_settings names them
-            n_frames = round(n_frames)
-        animate.check_settings(n_frames, frame_rate, float(motion_strength), timing_curve, loop_mode)
+        """Animate the image along the predicted flow (arrows, paths, pins and an optional
+        region, all in the guidance JSON) -> (H.264 MP4 path, GIF path)."""
+        n = float(n_frames)
+        animate.check_settings(round(n) if math.isfinite(n) else n, float(frame_rate), float(motion_strength),
+                               timing_curve, loop_mode)
         rgb, _ = _image(image)
-        points = parse_guidance(guidance)
-        if not _has_motion(points):
-            raise GuidanceError("add at least one arrow first (pins alone do not move anything)")
-        progress(0.0, desc="Predicting flow")
-        flow = flow_for(ctx, rgb, points, scene_motion)
-        step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
-        clip = animate.render_frames(rgb, flow, n_frames, strength=float(motion_strength), timing=timing_curve,
-                                     loop=loop_mode, max_side=ctx.video_side, progress=step)
-        progress(1.0, desc="Encoding")
-        mp4 = animate.write_mp4(temp_path(".mp4"), clip, frame_rate)
-        gif_path = animate.write_gif(temp_path(".gif"), clip, frame_rate, repeat=loop_mode != "once")
-        return str(mp4), str(gif_path)
+        rec = _recipe(rgb, parse_motion(guidance), n_frames, frame_rate, motion_strength,
+                      timing_curve, loop_mode, bool(scene_motion))
+        return _render(rgb, rec, progress)
+
+    @user_errors
+    def motion_recipe(image, recipe_json, progress=gr.Progress()):
+        """Replay a recipe (JSON text) on the image -> (H.264 MP4 path, GIF path, frames .zip path)."""
+        rgb, _ = _image(image)
+        rec = recipes.parse_recipe(recipe_json)
+        if rec.checkpoint and rec.checkpoint != ctx.engine.name:
+            gr.Warning(f"This recipe was made with {rec.checkpoint}; this app runs {ctx.engine.name}, "
+                       "so the frames differ from the original.")
+        mp4, gif_path, npy = _render(rgb, rec, progress)
+        return mp4, gif_path, on_frames(npy)
 
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
+    shown = [canvas, state, guide]
+    settings = [frames, fps, strength, timing, loop, scene]
     flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
-    canvas.select(on_click, [src, state, pin_mode], [canvas, state, guide], api_visibility="private") \
+    src.change(on_image, [src, region], [canvas, state, guide, note, flow_view, brush], api_visibility="private",
+               **model)
+    brush_btn.click(on_brush, [src, brush], [region], api_visibility="private")
+    region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
+    canvas.select(on_click, [src, state, pin_mode, path_mode], shown, api_visibility="private") \
         .then(**flow_args)
-    undo_btn.click(lambda p, s: on_edit(p, s, "undo"), [src, state], [canvas, state, guide],
-                   api_visibility="private").then(**flow_args)
-    clear_btn.click(lambda p, s: on_edit(p, s, "clear"), [src, state], [canvas, state, guide],
-                    api_visibility="private").then(**flow_args)
-    apply_btn.click(on_apply, [src, guide], [canvas, state, guide], api_visibility="private",
+    for btn, action in ((undo_btn, "undo"), (clear_btn, "clear"), (finish_btn, "finish")):
+        btn.click(lambda p, s, a=action: on_edit(p, s, a), [src, state], shown,
+                  api_visibility="private").then(**flow_args)
+    apply_btn.click(on_apply, [src, guide], shown, api_visibility="private",
                     **model).then(**flow_args)
     view.change(**flow_args)
     scene.change(**flow_args)
     export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
-    gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene], [video, gif],
-                  api_name="motion_video", **model)
+    gen_btn.click(motion_video, [src, guide, *settings], [video, gif, last_frames],
+                  api_name="motion_video", **model) \
+        .then(on_frames, [last_frames], [frames_zip], api_visibility="private")
+    save_btn.click(on_save, [src, state, *settings], [recipe_file, recipe_text], api_visibility="private")
+    recipe_file.upload(on_load, [src, recipe_file], [*shown, recipe_text, region, *settings],
+                       api_visibility="private").then(**flow_args)
+    recipe_btn.click(motion_recipe, [src, recipe_text], [video, gif, frames_zip], api_name="motion_recipe",
+                     **model)

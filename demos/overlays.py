@@ -75,6 +75,43 @@ def draw_guidance(rgb: np.ndarray, points: Iterable[Sequence[float]] = (),
     return img
 
 
+TRACK_COLOR = (255, 140, 0)
+
+
+def dim_outside(rgb: np.ndarray, region: np.ndarray, amount: float = 0.55) -> np.ndarray:
+    """A copy of ``rgb`` darkened outside the (H, W) bool ``region`` (what stays still)."""
+    img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    img[~region] = (img[~region].astype(np.float32) * (1 - amount)).astype(np.uint8)
+    return img
+
+
+def draw_tracks(rgb: np.ndarray, tracks: Iterable[Sequence[Sequence[float]]] = (),
+                path: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """A copy of ``rgb`` with paths drawn: each finished track as its smoothed curve with an
+    arrow head and a dot per keyframe, and the ``path`` being drawn as a dashed-looking
+    polyline of its clicks so far (hollow markers)."""
+    from cmp.tracks import track_positions
+
+    img = np.ascontiguousarray(rgb, dtype=np.uint8).copy()
+    w = line_width(img.shape)
+    for tr in tracks:
+        curve = track_positions(tr, np.linspace(0, 1, 64))
+        pts = np.rint(curve).astype(np.int32).reshape(-1, 1, 2)
+        for col, extra in ((OUTLINE, 2 * max(1, w // 2)), (TRACK_COLOR, 0)):
+            cv2.polylines(img, [pts], False, col, w + extra, cv2.LINE_AA)
+        (x0, y0), (x1, y1) = curve[-4], curve[-1]
+        draw_arrow(img, x0, y0, x1 - x0, y1 - y0, TRACK_COLOR, w)
+        for k in tr:
+            draw_point(img, k[0], k[1], TRACK_COLOR, radius=2 * w + 1)
+    if path:
+        pts = np.rint(np.asarray([p[:2] for p in path])).astype(np.int32).reshape(-1, 1, 2)
+        for col, extra in ((OUTLINE, 2 * max(1, w // 2)), (PENDING_COLOR, 0)):
+            cv2.polylines(img, [pts], False, col, w + extra, cv2.LINE_AA)
+        for p in path:
+            draw_point(img, p[0], p[1], PENDING_COLOR, filled=False)
+    return img
+
+
 def draw_clicks(rgb: np.ndarray, clicks: Iterable[Sequence[float]]) -> np.ndarray:
     """A copy with click markers for (x, y, label): label 1 = positive (green dot),
     0 = negative (red dot with a white minus bar)."""

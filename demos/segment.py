@@ -191,6 +191,7 @@ def build(ctx: Context) -> None:
                 undo_btn = gr.Button("Undo", size="sm", elem_id="segment-undo")
                 clear_btn = gr.Button("Clear", size="sm", elem_id="segment-clear")
                 export_btn = gr.Button("Export PNG + COCO", size="sm", elem_id="segment-export")
+                animate_btn = gr.Button("Animate this object", size="sm", elem_id="segment-animate")
             gr.Markdown(HINT)
             files = gr.File(label="Masks (one PNG per object, label map) and COCO JSON", file_count="multiple",
                             interactive=False, height=140, elem_id="segment-files")
@@ -283,6 +284,14 @@ def build(ctx: Context) -> None:
         out_dir = temp_dir()
         return [str(p) for p in export_objects(out_dir, masks, stem=Path(name).stem, file_name=name)]
 
+    @user_errors
+    def on_animate(path, st):
+        """The image and the current (else the last) object's mask, for the Motion page's region."""
+        masks = all_masks(st) if path and st.get("size") else []
+        if not masks:
+            raise GuidanceError("no mask yet: click the object to animate first")
+        return path, str(save_mask_png(temp_path(".png"), masks[-1])), gr.Tabs(selected="motion")
+
     # -- public endpoint ---------------------------------------------------------
     @user_errors
     def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True):
@@ -308,5 +317,9 @@ def build(ctx: Context) -> None:
     clear_btn.click(on_clear, [src, state], shown, api_visibility="private")
     next_btn.click(on_next, [src, state], shown, api_visibility="private")
     export_btn.click(on_export, [src, state], [files], api_visibility="private")
+    motion = ctx.links.get("motion")
+    if motion and "tabs" in ctx.links:
+        animate_btn.click(on_animate, [src, state], [motion["image"], motion["region"], ctx.links["tabs"]],
+                          api_visibility="private")
     api_btn.click(segment_mask, [src, points, threshold, zoom, pin], [api_mask, api_coco], api_name="segment_mask",
                   **model)

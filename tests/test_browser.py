@@ -192,3 +192,18 @@ def test_whole_scene_toggle_pans_everything_in_the_browser(browser, affinity_app
         assert min(samples[0]) < 200, f"saturated, not white: {samples[0]}"
     finally:
         ctx.close()
+
+
+# -- Motion paths and Segment -> Motion (checks in browser_motion.py) ---------------------
+
+def test_three_point_path_is_drawn_and_animated_in_the_browser(page, sample_images):
+    from browser_motion import check_three_point_path
+
+    seen = check_three_point_path(page, sample_images["photo"], click_pixel, pixel)
+    assert json.loads(seen["tracks"]) == [[[20.0, 45.0], [60.0, 25.0], [100.0, 60.0]]]  # one three-keyframe track
+
+
+def test_animate_this_object_carries_the_segment_mask_to_motion(page, sample_images):
+    from browser_motion import check_animate_this_object
+
+    check_animate_this_object(page, sample_images["photo"], click_pixel)
