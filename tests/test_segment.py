@@ -12,8 +12,7 @@ from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
-from cmp.masks import (coco_dict, counts_to_string, export_objects, label_map, rle_counts, rle_decode, rle_encode,
-                       string_to_counts)
+from cmp.masks import label_map, rle_decode
 from cmp.segment import (PROBE_MAGNITUDE, clean_mask, frame_pins, probe_flows, probe_sets, score_from_flows, segment,
                          zoom_box)
 from helpers import run_cli
@@ -200,7 +199,7 @@ def test_clean_without_a_positive_click_inside_drops_only_small_islands():
     assert not clean_mask(np.zeros((5, 5), bool), positive=[(1, 1)]).any()
 
 
-# -- several objects, RLE, COCO -----------------------------------------------------------
+# -- several objects (formats: test_annotations.py) -----------------------------------------------------------
 
 def test_label_map_later_objects_win():
     a = np.zeros((4, 5), bool)
@@ -210,60 +209,6 @@ def test_label_map_later_objects_win():
     lab = label_map([a, b])
     assert lab.dtype == np.uint8
     np.testing.assert_array_equal(lab[0], [1, 1, 2, 2, 2])
-
-
-def test_rle_is_column_major_starting_with_zeros():
-    m = np.zeros((2, 2), bool)
-    m[0, 1] = True                 # column-major index 2
-    assert rle_counts(m) == [2, 1, 1]
-    m = np.ones((2, 3), bool)
-    assert rle_counts(m) == [0, 6]
-    assert rle_counts(np.zeros((3, 3), bool)) == [9]
-
-
-def test_rle_string_encoding_matches_hand_worked_example():
-    # 5 -> '5', 3 -> '3', 10 -> ':' (48 + 10), 2 is stored as 2 - 3 = -1 -> one group 31 -> 'O'
-    assert counts_to_string([5, 3, 10, 2]) == "53:O"
-    assert string_to_counts("53:O") == [5, 3, 10, 2]
-    big = [70000, 1, 123456, 99999]
-    assert string_to_counts(counts_to_string(big)) == big
-
-
-def test_rle_round_trip_random_masks():
-    rng = np.random.default_rng(1)
-    for _ in range(100):
-        h, w = rng.integers(1, 40, 2)
-        m = rng.random((h, w)) < rng.random()
-        for compressed in (True, False):
-            r = rle_encode(m, compressed)
-            assert r["size"] == [h, w]
-            assert isinstance(r["counts"], str if compressed else list)
-            np.testing.assert_array_equal(rle_decode(json.loads(json.dumps(r))), m)
-    with pytest.raises(ValueError):
-        rle_decode({"size": [2, 2], "counts": [1, 1]})
-
-
-def test_coco_dict_and_exported_files(tmp_path):
-    a = np.zeros((30, 40), bool)
-    a[3:10, 5:20] = True
-    b = np.zeros((30, 40), bool)
-    b[15:25, 22:39] = True
-    coco = coco_dict([a, b], file_name="x.png")
-    assert coco["images"][0] == {"id": 1, "file_name": "x.png", "height": 30, "width": 40}
-    ann = coco["annotations"]
-    assert [x["area"] for x in ann] == [int(a.sum()), int(b.sum())]
-    assert ann[0]["bbox"] == [5.0, 3.0, 15.0, 7.0]
-    np.testing.assert_array_equal(rle_decode(ann[1]["segmentation"]), b)
-
-    paths = export_objects(tmp_path, [a, b], stem="x")
-    names = sorted(p.name for p in paths)
-    assert names == ["x_coco.json", "x_labels.png", "x_object1.png", "x_object2.png"]
-    m1 = np.asarray(Image.open(tmp_path / "x_object1.png"))
-    assert m1.dtype == np.uint8 and set(np.unique(m1)) == {0, 255}
-    np.testing.assert_array_equal(m1 == 255, a)
-    lab = np.asarray(Image.open(tmp_path / "x_labels.png"))
-    np.testing.assert_array_equal(lab, label_map([a, b]))
-    assert json.loads((tmp_path / "x_coco.json").read_text())["annotations"][0]["area"] == int(a.sum())
 
 
 # -- evaluation protocol -------------------------------------------------------------------
