@@ -49,14 +49,15 @@ class ObjectAnnotation:
     """One annotated object: (H, W) bool mask, class name and how it was made.
 
     clicks: clicks the annotator made on it (undone ones included); seconds:
-    first click -> "Next object"; confidence: of the chosen candidate mask.
-    None = not measured.
+    first click -> "Next object"; candidate / confidence: which of the click's
+    candidate masks (part, object, group) it is and how sure. None = not known.
     """
 
     mask: np.ndarray
     category: str = DEFAULT_CLASS
     clicks: int | None = None
     seconds: float | None = None
+    candidate: str | None = None
     confidence: float | None = None
 
 
@@ -162,6 +163,7 @@ def coco_annotation(obj: ObjectAnnotation, *, ann_id: int, image_id: int, catego
            "segmentation": rle, "polygons": coco_polygons(m), "area": rle_area(rle), "bbox": rle_bbox(rle)}
     extra = {k: v for k, v in (("clicks", obj.clicks),
                                ("seconds", None if obj.seconds is None else round(float(obj.seconds), 2)),
+                               ("candidate", obj.candidate),
                                ("confidence", None if obj.confidence is None else round(float(obj.confidence), 4)))
              if v is not None}
     if extra:
@@ -186,6 +188,18 @@ def coco_dataset(objects: Sequence[ObjectAnnotation], *, file_name: str = "image
 def coco_dict(masks: Sequence[np.ndarray], *, file_name: str = "image.png", category: str = DEFAULT_CLASS) -> dict:
     """COCO dict for plain masks of one class (what the API and the CLI return for one click set)."""
     return coco_dataset([ObjectAnnotation(m, class_name(category)) for m in masks], file_name=file_name)
+
+
+def coco_with_candidates(candidates: Sequence[ObjectAnnotation], chosen: int, *, file_name: str = "image.png") -> dict:
+    """COCO dict whose one annotation is ``candidates[chosen]``; every candidate (with its
+    name and confidence in ``attributes``) is listed under the extra top-level key
+    ``candidates`` in the same annotation format (pycocotools ignores the key)."""
+    if not 0 <= chosen < len(candidates):
+        raise AnnotationError(f"no candidate {chosen}")
+    out = coco_dataset([candidates[chosen]], file_name=file_name)
+    out["candidates"] = [{**coco_annotation(c, ann_id=k, image_id=1, category_id=1), "chosen": k - 1 == chosen}
+                         for k, c in enumerate(candidates, start=1)]
+    return out
 
 
 # -- YOLO-seg -------------------------------------------------------------------------
