@@ -290,7 +290,7 @@ class Segmentation:
 def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
-            pin_frame: bool = True) -> Segmentation:
+            pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -308,7 +308,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     pos, neg = check_clicks(positive, negative, h, w)
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
-    box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction) if zoom else None
+    box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction,
+                   min_side=zoom_min_side) if zoom else None
     view = rgb if box is None else np.ascontiguousarray(box.crop(rgb))
     vpos, vneg = (pos, neg) if box is None else (box.to_crop(pos), box.to_crop(neg))
     if pin_frame:
@@ -385,7 +386,9 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:
-    (name, zoom_min_fraction), None = the whole image); the image encoding of each view is cached by the
+    (name, zoom_min_fraction), None = the whole image; the crop's minimum side in
+    pixels scales with the fraction, so a part crop stays tighter than the
+    object crop on small images too); the image encoding of each view is cached by the
     engine, so repeating the clicks is cheap. Returns the candidates in the
     order of ``scales``; :func:`best_candidate` picks the most confident.
     Without a positive click every candidate is empty with confidence 0.
@@ -394,7 +397,9 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     for name, fraction in scales:
         res = segment(engine, rgb, positive, negative, threshold=threshold, zoom=fraction is not None,
                       clean=clean, v=v, zoom_min_fraction=ZOOM_MIN_FRACTION if fraction is None else float(fraction),
-                      pin_frame=pin_frame)
+                      pin_frame=pin_frame,
+                      zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
+                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)))
         out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
                              confidence=mask_confidence(res, threshold)))
     return out

@@ -13,8 +13,8 @@ from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
-from cmp.segment import (PROBE_MAGNITUDE, clean_mask, frame_pins, probe_flows, probe_sets, score_from_flows, segment,
-                         zoom_box)
+from cmp.segment import (PROBE_MAGNITUDE, best_candidate, clean_mask, frame_pins, probe_flows, probe_sets,
+                         score_from_flows, segment, segment_candidates, zoom_box)
 from helpers import run_cli
 
 
@@ -101,6 +101,38 @@ def test_segment_pins_the_frame_of_the_view_still_within_the_point_limit():
     many = [(5 + 3 * i, 40) for i in range(MAX_POINTS - 2)]
     segment(prop, rgb, many, zoom=False)  # 62 clicks leave room for 2 pins
     assert len(prop.sets[-1][0]) == MAX_POINTS
+
+
+def test_candidates_see_three_scales_and_rank_by_confidence():
+    eng = BrightnessPropagator()
+    rgb = _rgb(120, 160, seed=4)
+    cands = segment_candidates(eng, rgb, [(80, 60)])
+    assert [c.name for c in cands] == ["part", "object", "group"]
+    part, obj, group = (c.box for c in cands)
+    assert part.width < obj.width and group is None      # the model saw three different views
+    assert [im.shape[:2] for im in eng.images] == [(part.height, part.width), (obj.height, obj.width), (120, 160)]
+    assert all(0.0 <= c.confidence <= 1.0 for c in cands)
+    assert cands[best_candidate(cands)].confidence == max(c.confidence for c in cands)
+    for c in cands:  # each candidate is segment() at its scale, flows of its view included
+        assert c.flows.shape == (4, c.mask.shape[0] if c.box is None else c.box.height,
+                                 c.mask.shape[1] if c.box is None else c.box.width, 2)
+    empty = segment_candidates(eng, rgb, [], [(5, 5)])
+    assert all(not c.mask.any() and c.confidence == 0.0 for c in empty)
+
+
+def test_confidence_prefers_a_sharp_mask_that_the_crop_does_not_cut():
+    from cmp.segment import Box, Segmentation, mask_confidence
+
+    score = np.zeros((40, 40), np.float32)
+    score[10:30, 10:30] = 1.0                            # a sharp step: stable under the threshold
+    mask = score > 0.5
+    assert mask_confidence(Segmentation(mask, score, None)) == 1.0
+    soft = np.clip(1 - np.hypot(*np.mgrid[-20:20, -20:20]) / 20, 0, 1).astype(np.float32)
+    assert mask_confidence(Segmentation(soft > 0.5, soft, None)) < 0.7
+    cut = Box(0, 0, 20, 40)                              # the crop's right edge runs through the object
+    inside = score * 0
+    inside[:, :20] = score[:, :20]
+    assert mask_confidence(Segmentation(inside > 0.5, inside, cut)) < 0.9
 
 
 def test_no_positive_click_gives_empty_mask(tiny_engine):
@@ -265,6 +297,37 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
     ann = json.loads(coco.read_text())["annotations"][0]
     np.testing.assert_array_equal(rle_decode(ann["segmentation"]), m == 255)
 
+
+
+def test_cli_segment_out_format_by_extension_and_candidates(tmp_path, tiny_checkpoint):
+    from pycocotools.coco import COCO
+
+    img = tmp_path / "in.png"
+    Image.fromarray(_rgb(70, 110)).save(img)
+    base = ["segment", "--image", img, "--positive", "50,30", "--checkpoint", tiny_checkpoint, "--device", "cpu",
+            "--precision", "fp32"]
+    png, js, txt = tmp_path / "m.png", tmp_path / "m.json", tmp_path / "m.txt"
+    r = run_cli(*base, "--out", png, timeout=300)
+    assert r.returncode == 0, r.stderr
+    mask = np.asarray(Image.open(png)) == 255
+    r = run_cli(*base, "--class", "cat", "--out", js, timeout=300)
+    assert r.returncode == 0, r.stderr
+    api = COCO(str(js))
+    (ann,) = api.loadAnns(api.getAnnIds())
+    assert api.loadCats(ann["category_id"])[0]["name"] == "cat" and ann["polygons"]
+    np.testing.assert_array_equal(api.annToMask(ann).astype(bool), mask)
+    r = run_cli(*base, "--class", "cat", "--all-candidates", "--out", txt, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "candidates part" in r.stdout
+    lines = txt.read_text().splitlines()
+    assert (tmp_path / "classes.txt").read_text() == "cat\n"
+    assert 1 <= len(lines) <= 3 and all(line.startswith("0 ") for line in lines)
+    r = run_cli(*base, "--candidates", "--out", js, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (ann,) = json.loads(js.read_text())["annotations"]
+    assert ann["attributes"]["candidate"] in ("part", "object", "group") and 0 <= ann["attributes"]["confidence"] <= 1
+    r = run_cli(*base, "--out", tmp_path / "m.bmp")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".json" in r.stderr
 
 
 @pytest.mark.parametrize("click, message", [("500,30", "outside"), ("5;30", "X,Y")])

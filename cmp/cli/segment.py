@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                                    clean=not args.no_clean, pin_frame=not args.no_pin_frame)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
-        objects = [ObjectAnnotation(c.mask, category, confidence=c.confidence) for c in chosen]
+        objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
         note = "candidates " + ", ".join(f"{c.name}{'*' * (i == best)} {c.confidence:.2f}" for i, c in enumerate(cands))
         res = cands[best]
     else:
