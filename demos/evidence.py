@@ -22,6 +22,8 @@ PROBE_LABELS = ("probe 1: right", "probe 2: left", "probe 3: down", "probe 4: up
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 THRESHOLD_COLOR = (214, 39, 40)
+PAD = 6
+PLOT_WIDTH = 220
 
 
 def _fit(img: np.ndarray, side: int = TILE) -> np.ndarray:
@@ -36,7 +38,7 @@ def probe_flows_image(flows: np.ndarray) -> np.ndarray:
     top = float(np.linalg.norm(flows, axis=-1).max()) if flows.size else 0.0
     tiles = [_fit(flow_to_color(f, max_mag=top or 1.0)) for f in flows]
     th, tw = tiles[0].shape[:2]
-    pad, label_h = 6, 16
+    pad, label_h = PAD, 16
     canvas = Image.new("RGB", (2 * tw + 3 * pad, 2 * (th + label_h) + 3 * pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for i, tile in enumerate(tiles):
@@ -57,8 +59,8 @@ def score_image(score: np.ndarray, threshold: float, bins: int = 40) -> np.ndarr
     contours, _ = cv2.findContours(inside, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(heat, contours, -1, (255, 255, 255), 1)
 
-    hh, pad, label_h = heat.shape[0], 6, 16
-    pw, ph = 220, hh - 18
+    hh, pad, label_h = heat.shape[0], PAD, 16
+    pw, ph = PLOT_WIDTH, hh - 18
     canvas = Image.new("RGB", (heat.shape[1] + pw + 3 * pad, hh + label_h + 2 * pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     draw.text((pad, pad), "score = mean |probe flow| / max", fill=INK)

@@ -174,3 +174,23 @@ def test_speed_class_and_candidates_in_the_page_state():
     (ann,) = page.annotations(st, "ignored: no current mask")
     assert ann.category == "red car" and ann.seconds == 7.5 and ann.clicks == 3
     json.loads(json.dumps(st))
+
+
+def test_evidence_images_show_four_flows_and_the_threshold_line():
+    from demos import evidence
+
+    flows = np.zeros((4, 30, 40, 2), np.float32)
+    for i, (dx, dy) in enumerate(((5, 0), (-5, 0), (0, 5), (0, -5))):
+        flows[i, 10:20, 10:30] = (dx, dy)
+    grid = evidence.probe_flows_image(flows)
+    assert grid.dtype == np.uint8 and grid.ndim == 3
+    h, w = grid.shape[:2]
+    tiles = [grid[:h // 2, :w // 2], grid[:h // 2, w // 2:], grid[h // 2:, :w // 2], grid[h // 2:, w // 2:]]
+    colours = {tuple(int(v) for v in t.reshape(-1, 3)[np.argmax(np.ptp(t.reshape(-1, 3), axis=1))]) for t in tiles}
+    assert len(colours) == 4                                   # four directions, four colours
+    score = np.linspace(0, 1, 50, dtype=np.float32)[None].repeat(20, 0)
+    img = evidence.score_image(score, 0.3)
+    red = np.all(img == evidence.THRESHOLD_COLOR, axis=2)
+    cols = np.flatnonzero(red.sum(axis=0) > 30)                # the vertical threshold line
+    x0 = evidence.TILE + 2 * evidence.PAD                      # heat map (TILE px wide here) + margins
+    assert len(cols) and abs(cols.mean() - (x0 + 0.3 * evidence.PLOT_WIDTH)) <= 2
