@@ -31,7 +31,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from cmp.annotations import ObjectAnnotation, class_name, coco_dict, coco_with_candidates, export_annotations
+from cmp.annotations import (MAX_CLASS_CHARS, ObjectAnnotation, class_name, coco_dict, coco_with_candidates,
+                             export_annotations)
 from cmp.guidance import MAX_POINTS, GuidanceError
 from cmp.masks import rle_decode, rle_encode, save_mask_png
 from cmp.segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, segment, segment_candidates
@@ -289,6 +290,7 @@ def build(ctx: Context) -> None:
             src, note = image_intake(ctx, "segment")
             mode = gr.Radio([POSITIVE, NEGATIVE], value=POSITIVE, label="Click mode", elem_id="segment-mode")
             label = gr.Textbox("object", label="Class of this object", max_lines=1, elem_id="segment-class",
+                               max_length=MAX_CLASS_CHARS,
                                info="goes into COCO categories and the YOLO class index (classes.txt)")
             threshold = gr.Slider(0.05, 0.95, value=DEFAULT_THRESHOLD, step=0.05, label="Threshold",
                                   info="mask = normalised motion > threshold", elem_id="segment-threshold")
@@ -481,7 +483,8 @@ def build(ctx: Context) -> None:
     undo_btn.click(on_undo, settings, shown, api_visibility="private", **model)
     clear_btn.click(on_clear, [src, state, label], shown, api_visibility="private")
     next_btn.click(on_next, [src, state, label], shown, api_visibility="private")
-    label.blur(lambda st, lab: speed_table(st, lab), [state, label], [speed], api_visibility="private")
+    label.blur(user_errors(lambda st, lab: speed_table(st, lab)), [state, label], [speed], api_visibility="private")
     export_btn.click(on_export, [src, state, label], [files], api_visibility="private")
-    api_btn.click(segment_mask, [src, points, threshold, zoom, pin, api_cands], [api_mask, api_coco], api_name="segment_mask",
+    api_btn.click(segment_mask, [src, points, threshold, zoom, pin, api_cands], [api_mask, api_coco],
+                  api_name="segment_mask",
                   **model)

@@ -1,4 +1,4 @@
-"""`python -m cmp segment`: image + clicks -> object mask (PNG, COCO JSON or YOLO-seg), the CLI twin of the Segment page."""
+"""`python -m cmp segment`: image + clicks -> object mask (PNG, COCO JSON or YOLO-seg); the Segment page's CLI twin."""
 from __future__ import annotations
 
 import argparse
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, (".png", ".json", ".txt"))
     if args.coco:
         output_path(args.coco, flag="--coco")
-    from ..annotations import AnnotationError, class_name
+    from ..annotations import AnnotationError, ObjectAnnotation, class_name, coco_dataset, write_annotation
     try:
         category = class_name(args.category)
     except AnnotationError as e:
@@ -68,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import Engine
     from ..images import load_image
-    from ..annotations import ObjectAnnotation, coco_dataset, write_annotation
     from ..segment import best_candidate, check_clicks, segment, segment_candidates
 
     # Full resolution: the mask must match IMG pixel for pixel.
