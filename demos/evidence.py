@@ -35,15 +35,15 @@ def _fit(img: np.ndarray, side: int = TILE) -> np.ndarray:
 def probe_flows_image(flows: np.ndarray) -> np.ndarray:
     """(4, h, w, 2) probe flows -> (H, W, 3) uint8: 2x2 colour-wheel tiles on one scale, labelled."""
     flows = np.asarray(flows, dtype=np.float32)
-    top = float(np.linalg.norm(flows, axis=-1).max()) if flows.size else 0.0
-    tiles = [_fit(flow_to_color(f, max_mag=top or 1.0)) for f in flows]
+    fastest = float(np.linalg.norm(flows, axis=-1).max()) if flows.size else 0.0
+    tiles = [_fit(flow_to_color(f, max_mag=fastest or 1.0)) for f in flows]
     th, tw = tiles[0].shape[:2]
-    pad, label_h, top = PAD, 16, 24  # top: room for the image box's own label, drawn over the corner
-    canvas = Image.new("RGB", (2 * tw + 3 * pad, top + 2 * (th + label_h) + 2 * pad), BACKGROUND)
+    pad, label_h = PAD, 16
+    canvas = Image.new("RGB", (2 * tw + 3 * pad, 2 * (th + label_h) + 3 * pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for i, tile in enumerate(tiles):
         x = pad + (i % 2) * (tw + pad)
-        y = top + (i // 2) * (th + label_h + pad)
+        y = pad + (i // 2) * (th + label_h + pad)
         draw.text((x, y), PROBE_LABELS[i] if i < len(PROBE_LABELS) else f"probe {i + 1}", fill=INK)
         canvas.paste(Image.fromarray(tile), (x, y + label_h))
     return np.asarray(canvas)

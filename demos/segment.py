@@ -310,11 +310,14 @@ def build(ctx: Context) -> None:
                 export_btn = gr.Button("Export PNG + COCO + YOLO", size="sm", elem_id="segment-export")
             gr.HTML(shortcuts_markdown(), js_on_load=shortcuts_js(), elem_id="segment-keys")
             with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence"):
+                gr.Markdown("Left: the four probe flows of the view the model saw (colour wheel: hue = "
+                            "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
+                            "is where it passes the threshold (outline on the heat map, red line on the histogram).")
                 with gr.Row():
-                    ev_flows = gr.Image(label="The four probe flows (colour wheel)", format="png",
+                    ev_flows = gr.Image(label="The four probe flows (colour wheel)", show_label=False, format="png",
                                         interactive=False, height=300, elem_id="segment-evidence-flows")
-                    ev_score = gr.Image(label="Motion-magnitude score and the threshold", format="png",
-                                        interactive=False, height=300, elem_id="segment-evidence-score")
+                    ev_score = gr.Image(label="Motion-magnitude score and the threshold", show_label=False,
+                                        format="png", interactive=False, height=300, elem_id="segment-evidence-score")
             gr.Markdown(HINT)
             speed = gr.Markdown("", elem_id="segment-speed")
             files = gr.File(label="Masks (PNG per object, label map), COCO JSON, YOLO-seg .txt + classes.txt",

@@ -185,7 +185,7 @@ def test_evidence_images_show_four_flows_and_the_threshold_line():
     grid = evidence.probe_flows_image(flows)
     assert grid.dtype == np.uint8 and grid.ndim == 3
     h, w = grid.shape[:2]
-    m = (h + 24) // 2                                          # 24 px of room at the top for the box's label
+    m = h // 2
     tiles = [grid[:m, :w // 2], grid[:m, w // 2:], grid[m:, :w // 2], grid[m:, w // 2:]]
     colours = {tuple(int(v) for v in t.reshape(-1, 3)[np.argmax(np.ptp(t.reshape(-1, 3), axis=1))]) for t in tiles}
     assert len(colours) == 4                                   # four directions, four colours
