@@ -328,6 +328,8 @@ def test_cli_segment_out_format_by_extension_and_candidates(tmp_path, tiny_check
     assert ann["attributes"]["candidate"] in ("part", "object", "group") and 0 <= ann["attributes"]["confidence"] <= 1
     r = run_cli(*base, "--out", tmp_path / "m.bmp")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".json" in r.stderr
+    r = run_cli(*base, "--candidates", "--no-zoom", "--out", png)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--no-zoom" in r.stderr
 
 
 @pytest.mark.parametrize("click, message", [("500,30", "outside"), ("5;30", "X,Y")])

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         category = class_name(args.category)
     except AnnotationError as e:
         raise CLIError(f"--class: {e}") from None
+    if args.no_zoom and (args.candidates or args.all_candidates):
+        raise CLIError("--no-zoom does not combine with --candidates (the candidates are three zoom scales)")
     if not 0.0 < args.threshold < 1.0:
         raise CLIError(f"--threshold must be between 0 and 1 (exclusive); got {args.threshold:g}")
     positive, negative = args.positive, args.negative
