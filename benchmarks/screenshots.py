@@ -18,7 +18,7 @@ import app
 from demos.common import Context
 from cmp.engine import Engine
 from playwright.sync_api import sync_playwright
-from browser_segment import check_segment_page
+from browser_segment import check_segment_page, check_segment_shortcuts
 from browser_gallery import check_gallery_page
 from test_browser import click_pixel, wait_src_change, img_src
 SH = ROOT / "docs" / "screenshots"
@@ -43,6 +43,8 @@ def main() -> None:
         pg.screenshot(path=str(SH / "motion.png"), full_page=True)
         pg2 = b.new_context(viewport={"width": 1400, "height": 1000}).new_page(); pg2.set_default_timeout(90000)
         check_segment_page(pg2, url, img); pg2.screenshot(path=str(SH / "segment.png"), full_page=True)
+        pg4 = b.new_context(viewport={"width": 1400, "height": 1000}).new_page(); pg4.set_default_timeout(90000)
+        check_segment_shortcuts(pg4, url, img, str(SH / "segment-evidence.png"))
         pg3 = b.new_context(viewport={"width": 1400, "height": 1000}).new_page(); pg3.set_default_timeout(90000)
         check_gallery_page(pg3, url); pg3.screenshot(path=str(SH / "gallery.png"), full_page=True)
         b.close()

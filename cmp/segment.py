@@ -274,17 +274,23 @@ def clean_mask(mask: np.ndarray, positive=(), negative=(), *, hole_fraction: flo
 @dataclass
 class Segmentation:
     """Result of :func:`segment`: mask (H, W) bool, score (H, W) float32 in [0, 1]
-    (zero outside the zoom box), and the zoom box used (None = whole image)."""
+    (zero outside the zoom box), and the zoom box used (None = whole image).
+
+    flows: the 4 probe flows (4, h, w, 2) float32 of the view the model saw (the
+    zoom crop, or the whole image), in pixels of that view; None without a
+    positive click. It is the evidence the score was made from.
+    """
 
     mask: np.ndarray
     score: np.ndarray
     box: Box | None
+    flows: np.ndarray | None = None
 
 
 def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
-            pin_frame: bool = True) -> Segmentation:
+            pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -302,16 +308,103 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     pos, neg = check_clicks(positive, negative, h, w)
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
-    box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction) if zoom else None
+    box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction,
+                   min_side=zoom_min_side) if zoom else None
     view = rgb if box is None else np.ascontiguousarray(box.crop(rgb))
     vpos, vneg = (pos, neg) if box is None else (box.to_crop(pos), box.to_crop(neg))
     if pin_frame:
         pins = frame_pins(view.shape[0], view.shape[1], vpos, budget=MAX_POINTS - len(pos) - len(neg))
         vneg = np.concatenate([vneg, pins])
-    score = probe_score(engine, view, vpos, vneg, v)
+    flows = probe_flows(engine, engine.set_image(view), vpos, vneg, v)
+    score = score_from_flows(flows)
     if box is not None:
         score = box.paste(score, h, w, 0.0)
     mask = score > threshold
     if clean:
         mask = clean_mask(mask, pos, neg)
-    return Segmentation(mask, score, box)
+    return Segmentation(mask, score, box, flows)
+
+
+# -- part or whole: several candidate masks per click --------------------------------
+
+#: The candidates: (name, zoom_min_fraction) - how much of the image the model
+#: sees around the clicks. A tight crop with its frame pinned still groups only
+#: what moves with the click nearby (a part); the default crop, the object; the
+#: whole image, the larger group the object moves with. The grouping changes
+#: because the model sees another scene, not because one score map is cut at
+#: other thresholds.
+CANDIDATE_SCALES: tuple[tuple[str, float | None], ...] = (("part", 0.25), ("object", ZOOM_MIN_FRACTION),
+                                                           ("group", None))
+#: Stability margin: confidence compares the masks at threshold +- this.
+STABILITY_DELTA = 0.15
+
+
+@dataclass
+class Candidate(Segmentation):
+    """One of :func:`segment_candidates`' masks: a :class:`Segmentation` with a name
+    (``part`` / ``object`` / ``group``) and a confidence in [0, 1]."""
+
+    name: str = ""
+    confidence: float = 0.0
+
+
+def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, delta: float = STABILITY_DELTA) -> float:
+    """How much to trust a mask, in [0, 1], from its own score map (no ground truth).
+
+    Stability (SAM's stability score): IoU of ``score > threshold + delta`` and
+    ``score > threshold - delta`` - a mask whose outline sits on a sharp step of
+    the score does not move with the threshold. Times the share of its outline
+    that is not cut by the zoom crop's edge: a mask running into the border of a
+    crop smaller than the image is an object the crop cut off.
+    """
+    hi, lo = res.score > min(threshold + delta, 0.999), res.score > max(threshold - delta, 0.0)
+    union = int(lo.sum())
+    if union == 0 or not res.mask.any():
+        return 0.0
+    stability = int((hi & lo).sum()) / union
+    m = res.mask
+    outline = m & ~ndimage.binary_erosion(m, border_value=1)
+    if res.box is None or not outline.any():
+        return float(stability)
+    b, (h, w) = res.box, m.shape
+    cut = np.zeros_like(m)
+    if b.x0 > 0:
+        cut[b.y0:b.y1, b.x0] = True
+    if b.x1 < w:
+        cut[b.y0:b.y1, b.x1 - 1] = True
+    if b.y0 > 0:
+        cut[b.y0, b.x0:b.x1] = True
+    if b.y1 < h:
+        cut[b.y1 - 1, b.x0:b.x1] = True
+    return float(stability * (1.0 - (outline & cut).sum() / outline.sum()))
+
+
+def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
+                       threshold: float = DEFAULT_THRESHOLD, clean: bool = True, v: float = PROBE_MAGNITUDE,
+                       pin_frame: bool = True,
+                       scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES) -> list[Candidate]:
+    """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
+
+    Each candidate is :func:`segment` with zoom at another scale (``scales``:
+    (name, zoom_min_fraction), None = the whole image; the crop's minimum side in
+    pixels scales with the fraction, so a part crop stays tighter than the
+    object crop on small images too); the image encoding of each view is cached by the
+    engine, so repeating the clicks is cheap. Returns the candidates in the
+    order of ``scales``; :func:`best_candidate` picks the most confident.
+    Without a positive click every candidate is empty with confidence 0.
+    """
+    out = []
+    for name, fraction in scales:
+        res = segment(engine, rgb, positive, negative, threshold=threshold, zoom=fraction is not None,
+                      clean=clean, v=v, zoom_min_fraction=ZOOM_MIN_FRACTION if fraction is None else float(fraction),
+                      pin_frame=pin_frame,
+                      zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
+                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)))
+        out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
+                             confidence=mask_confidence(res, threshold)))
+    return out
+
+
+def best_candidate(candidates: Sequence[Candidate]) -> int:
+    """Index of the most confident candidate (the first one on a tie)."""
+    return int(np.argmax([c.confidence for c in candidates]))

@@ -157,6 +157,14 @@ def test_segment_page_click_gives_a_mask(page, app_url, sample_images):
     page.screenshot(path=str(SHOTS / "segment.png"), full_page=True)
 
 
+def test_segment_shortcuts_candidates_and_evidence_in_the_browser(page, app_url, sample_images):
+    from browser_segment import check_segment_shortcuts
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    seen = check_segment_shortcuts(page, app_url, sample_images["photo"], str(SHOTS / "segment-evidence.png"))
+    assert seen["candidates"][0] != seen["candidates"][1]
+
+
 def test_gallery_page_renders_every_card(page, app_url):
     from browser_gallery import check_gallery_page
 

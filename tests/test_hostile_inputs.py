@@ -529,7 +529,7 @@ RAW_SETTINGS = [
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("inf"), 8, 1.0, "linear", "once", False], "maximum"),
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, float("nan"), 1.0, "linear", "once", False], "fps must be"),
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, 8, float("nan"), "linear", "once", False], "strength must be"),
-    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True, True], "threshold must be"),
+    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True, True, False], "threshold must be"),
     ("gallery_task", ["FILE", "rotation", "normal", float("nan"), True, "jitter"], "seed must be"),
 ]
 

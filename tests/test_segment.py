@@ -12,10 +12,9 @@ from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
 from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
-from cmp.masks import (coco_dict, counts_to_string, export_objects, label_map, rle_counts, rle_decode, rle_encode,
-                       string_to_counts)
-from cmp.segment import (PROBE_MAGNITUDE, clean_mask, frame_pins, probe_flows, probe_sets, score_from_flows, segment,
-                         zoom_box)
+from cmp.masks import label_map, rle_decode
+from cmp.segment import (PROBE_MAGNITUDE, best_candidate, clean_mask, frame_pins, probe_flows, probe_sets,
+                         score_from_flows, segment, segment_candidates, zoom_box)
 from helpers import run_cli
 
 
@@ -102,6 +101,38 @@ def test_segment_pins_the_frame_of_the_view_still_within_the_point_limit():
     many = [(5 + 3 * i, 40) for i in range(MAX_POINTS - 2)]
     segment(prop, rgb, many, zoom=False)  # 62 clicks leave room for 2 pins
     assert len(prop.sets[-1][0]) == MAX_POINTS
+
+
+def test_candidates_see_three_scales_and_rank_by_confidence():
+    eng = BrightnessPropagator()
+    rgb = _rgb(120, 160, seed=4)
+    cands = segment_candidates(eng, rgb, [(80, 60)])
+    assert [c.name for c in cands] == ["part", "object", "group"]
+    part, obj, group = (c.box for c in cands)
+    assert part.width < obj.width and group is None      # the model saw three different views
+    assert [im.shape[:2] for im in eng.images] == [(part.height, part.width), (obj.height, obj.width), (120, 160)]
+    assert all(0.0 <= c.confidence <= 1.0 for c in cands)
+    assert cands[best_candidate(cands)].confidence == max(c.confidence for c in cands)
+    for c in cands:  # each candidate is segment() at its scale, flows of its view included
+        assert c.flows.shape == (4, c.mask.shape[0] if c.box is None else c.box.height,
+                                 c.mask.shape[1] if c.box is None else c.box.width, 2)
+    empty = segment_candidates(eng, rgb, [], [(5, 5)])
+    assert all(not c.mask.any() and c.confidence == 0.0 for c in empty)
+
+
+def test_confidence_prefers_a_sharp_mask_that_the_crop_does_not_cut():
+    from cmp.segment import Box, Segmentation, mask_confidence
+
+    score = np.zeros((40, 40), np.float32)
+    score[10:30, 10:30] = 1.0                            # a sharp step: stable under the threshold
+    mask = score > 0.5
+    assert mask_confidence(Segmentation(mask, score, None)) == 1.0
+    soft = np.clip(1 - np.hypot(*np.mgrid[-20:20, -20:20]) / 20, 0, 1).astype(np.float32)
+    assert mask_confidence(Segmentation(soft > 0.5, soft, None)) < 0.7
+    cut = Box(0, 0, 20, 40)                              # the crop's right edge runs through the object
+    inside = score * 0
+    inside[:, :20] = score[:, :20]
+    assert mask_confidence(Segmentation(inside > 0.5, inside, cut)) < 0.9
 
 
 def test_no_positive_click_gives_empty_mask(tiny_engine):
@@ -200,7 +231,7 @@ def test_clean_without_a_positive_click_inside_drops_only_small_islands():
     assert not clean_mask(np.zeros((5, 5), bool), positive=[(1, 1)]).any()
 
 
-# -- several objects, RLE, COCO -----------------------------------------------------------
+# -- several objects (formats: test_annotations.py) -----------------------------------------------------------
 
 def test_label_map_later_objects_win():
     a = np.zeros((4, 5), bool)
@@ -210,60 +241,6 @@ def test_label_map_later_objects_win():
     lab = label_map([a, b])
     assert lab.dtype == np.uint8
     np.testing.assert_array_equal(lab[0], [1, 1, 2, 2, 2])
-
-
-def test_rle_is_column_major_starting_with_zeros():
-    m = np.zeros((2, 2), bool)
-    m[0, 1] = True                 # column-major index 2
-    assert rle_counts(m) == [2, 1, 1]
-    m = np.ones((2, 3), bool)
-    assert rle_counts(m) == [0, 6]
-    assert rle_counts(np.zeros((3, 3), bool)) == [9]
-
-
-def test_rle_string_encoding_matches_hand_worked_example():
-    # 5 -> '5', 3 -> '3', 10 -> ':' (48 + 10), 2 is stored as 2 - 3 = -1 -> one group 31 -> 'O'
-    assert counts_to_string([5, 3, 10, 2]) == "53:O"
-    assert string_to_counts("53:O") == [5, 3, 10, 2]
-    big = [70000, 1, 123456, 99999]
-    assert string_to_counts(counts_to_string(big)) == big
-
-
-def test_rle_round_trip_random_masks():
-    rng = np.random.default_rng(1)
-    for _ in range(100):
-        h, w = rng.integers(1, 40, 2)
-        m = rng.random((h, w)) < rng.random()
-        for compressed in (True, False):
-            r = rle_encode(m, compressed)
-            assert r["size"] == [h, w]
-            assert isinstance(r["counts"], str if compressed else list)
-            np.testing.assert_array_equal(rle_decode(json.loads(json.dumps(r))), m)
-    with pytest.raises(ValueError):
-        rle_decode({"size": [2, 2], "counts": [1, 1]})
-
-
-def test_coco_dict_and_exported_files(tmp_path):
-    a = np.zeros((30, 40), bool)
-    a[3:10, 5:20] = True
-    b = np.zeros((30, 40), bool)
-    b[15:25, 22:39] = True
-    coco = coco_dict([a, b], file_name="x.png")
-    assert coco["images"][0] == {"id": 1, "file_name": "x.png", "height": 30, "width": 40}
-    ann = coco["annotations"]
-    assert [x["area"] for x in ann] == [int(a.sum()), int(b.sum())]
-    assert ann[0]["bbox"] == [5.0, 3.0, 15.0, 7.0]
-    np.testing.assert_array_equal(rle_decode(ann[1]["segmentation"]), b)
-
-    paths = export_objects(tmp_path, [a, b], stem="x")
-    names = sorted(p.name for p in paths)
-    assert names == ["x_coco.json", "x_labels.png", "x_object1.png", "x_object2.png"]
-    m1 = np.asarray(Image.open(tmp_path / "x_object1.png"))
-    assert m1.dtype == np.uint8 and set(np.unique(m1)) == {0, 255}
-    np.testing.assert_array_equal(m1 == 255, a)
-    lab = np.asarray(Image.open(tmp_path / "x_labels.png"))
-    np.testing.assert_array_equal(lab, label_map([a, b]))
-    assert json.loads((tmp_path / "x_coco.json").read_text())["annotations"][0]["area"] == int(a.sum())
 
 
 # -- evaluation protocol -------------------------------------------------------------------
@@ -320,6 +297,39 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
     ann = json.loads(coco.read_text())["annotations"][0]
     np.testing.assert_array_equal(rle_decode(ann["segmentation"]), m == 255)
 
+
+
+def test_cli_segment_out_format_by_extension_and_candidates(tmp_path, tiny_checkpoint):
+    from pycocotools.coco import COCO
+
+    img = tmp_path / "in.png"
+    Image.fromarray(_rgb(70, 110)).save(img)
+    base = ["segment", "--image", img, "--positive", "50,30", "--checkpoint", tiny_checkpoint, "--device", "cpu",
+            "--precision", "fp32"]
+    png, js, txt = tmp_path / "m.png", tmp_path / "m.json", tmp_path / "m.txt"
+    r = run_cli(*base, "--out", png, timeout=300)
+    assert r.returncode == 0, r.stderr
+    mask = np.asarray(Image.open(png)) == 255
+    r = run_cli(*base, "--class", "cat", "--out", js, timeout=300)
+    assert r.returncode == 0, r.stderr
+    api = COCO(str(js))
+    (ann,) = api.loadAnns(api.getAnnIds())
+    assert api.loadCats(ann["category_id"])[0]["name"] == "cat" and ann["polygons"]
+    np.testing.assert_array_equal(api.annToMask(ann).astype(bool), mask)
+    r = run_cli(*base, "--class", "cat", "--all-candidates", "--out", txt, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "candidates part" in r.stdout
+    lines = txt.read_text().splitlines()
+    assert (tmp_path / "classes.txt").read_text() == "cat\n"
+    assert 1 <= len(lines) <= 3 and all(line.startswith("0 ") for line in lines)
+    r = run_cli(*base, "--candidates", "--out", js, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (ann,) = json.loads(js.read_text())["annotations"]
+    assert ann["attributes"]["candidate"] in ("part", "object", "group") and 0 <= ann["attributes"]["confidence"] <= 1
+    r = run_cli(*base, "--out", tmp_path / "m.bmp")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".json" in r.stderr
+    r = run_cli(*base, "--candidates", "--no-zoom", "--out", png)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--no-zoom" in r.stderr
 
 
 @pytest.mark.parametrize("click, message", [("500,30", "outside"), ("5;30", "X,Y")])

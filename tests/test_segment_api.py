@@ -123,3 +123,75 @@ def test_parse_points_and_round_trip():
     assert pos == [[1.0, 2.0]] and neg == [[3.5, 4.0]]
     with pytest.raises(ValueError):
         page.parse_points("[]")
+
+
+def test_segment_mask_endpoint_returns_candidates_with_polygons(client, image_path):
+    from gradio_client import handle_file
+    from pycocotools.coco import COCO
+
+    pts = json.dumps({"positive": [[60, 40]]})
+    png, coco = client.predict(handle_file(image_path), pts, 0.5, True, True, True, api_name="/segment_mask")
+    m = np.asarray(Image.open(png)) == 255
+    cands = coco["candidates"]
+    assert [c["attributes"]["candidate"] for c in cands] == ["part", "object", "group"]
+    confs = [c["attributes"]["confidence"] for c in cands]
+    assert all(0.0 <= c <= 1.0 for c in confs)
+    chosen = [c["chosen"] for c in cands]
+    assert chosen.count(True) == 1 and confs[chosen.index(True)] == max(confs)
+    np.testing.assert_array_equal(rle_decode(cands[chosen.index(True)]["segmentation"]), m)
+    np.testing.assert_array_equal(rle_decode(coco["annotations"][0]["segmentation"]), m)
+    ann = coco["annotations"][0]
+    assert "polygons" in ann and ann["area"] == int(m.sum())
+    # without candidates the old single mask, now with polygons too; the dict loads in pycocotools
+    _, plain = client.predict(handle_file(image_path), pts, 0.5, True, True, api_name="/segment_mask")
+    assert "candidates" not in plain and plain["annotations"][0]["polygons"]
+    api = COCO()
+    api.dataset = plain
+    api.createIndex()
+    assert api.loadCats(1)[0]["name"] == "object"
+
+
+def test_speed_class_and_candidates_in_the_page_state():
+    st = page.new_state((10, 20))
+    st = page.add_click(st, 3, 4, True, now=100.0)
+    st = page.add_click(st, 15, 5, False, now=101.0)
+    st = page.undo(st)
+    st = page.add_click(st, 16, 5, False, now=103.0)
+    assert st["t0"] == 100.0 and st["n_clicks"] == 3          # undone clicks still count as effort
+    cands = [{"name": n, "confidence": c, "mask": _mask(10, 20, 0, w)}
+             for n, c, w in (("part", 0.4, 2), ("object", 0.9, 5), ("group", 0.7, 9))]
+    st = page.set_candidates(st, cands)
+    assert st["chosen"] == 1 and st["mask"] == cands[1]["mask"]
+    assert page.candidate_choices(st) == ["part · 0.40", "object · 0.90", "group · 0.70"]
+    st = page.set_candidates(st, cands, st["chosen"] + 2)   # "next candidate" wraps around
+    assert st["chosen"] == 0 and st["mask"] == cands[0]["mask"]
+    st = page.finish_object(st, "  red car ", now=107.5)
+    (obj,) = st["objects"]
+    assert (obj["label"], obj["n_clicks"], obj["seconds"]) == ("red car", 3, 7.5)
+    assert st["t0"] is None and st["n_clicks"] == 0
+    table = page.speed_table(st)
+    assert "| 1 | red car | 3 | 7.5 | 20 |" in table and "Session: 1 object, 3 clicks, 7.5 s" in table
+    (ann,) = page.annotations(st, "ignored: no current mask")
+    assert ann.category == "red car" and ann.seconds == 7.5 and ann.clicks == 3
+    json.loads(json.dumps(st))
+
+
+def test_evidence_images_show_four_flows_and_the_threshold_line():
+    from demos import evidence
+
+    flows = np.zeros((4, 30, 40, 2), np.float32)
+    for i, (dx, dy) in enumerate(((5, 0), (-5, 0), (0, 5), (0, -5))):
+        flows[i, 10:20, 10:30] = (dx, dy)
+    grid = evidence.probe_flows_image(flows)
+    assert grid.dtype == np.uint8 and grid.ndim == 3
+    h, w = grid.shape[:2]
+    m = h // 2
+    tiles = [grid[:m, :w // 2], grid[:m, w // 2:], grid[m:, :w // 2], grid[m:, w // 2:]]
+    colours = {tuple(int(v) for v in t.reshape(-1, 3)[np.argmax(np.ptp(t.reshape(-1, 3), axis=1))]) for t in tiles}
+    assert len(colours) == 4                                   # four directions, four colours
+    score = np.linspace(0, 1, 50, dtype=np.float32)[None].repeat(20, 0)
+    img = evidence.score_image(score, 0.3)
+    red = np.all(img == evidence.THRESHOLD_COLOR, axis=2)
+    cols = np.flatnonzero(red.sum(axis=0) > 30)                # the vertical threshold line
+    x0 = evidence.TILE + 2 * evidence.PAD                      # heat map (TILE px wide here) + margins
+    assert len(cols) and abs(cols.mean() - (x0 + 0.3 * evidence.PLOT_WIDTH)) <= 2

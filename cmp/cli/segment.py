@@ -1,4 +1,4 @@
-"""`python -m cmp segment`: image + clicks -> object mask PNG, the CLI twin of the Segment page."""
+"""`python -m cmp segment`: image + clicks -> object mask (PNG, COCO JSON or YOLO-seg); the Segment page's CLI twin."""
 from __future__ import annotations
 
 import argparse
@@ -14,10 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..segment import DEFAULT_THRESHOLD
 
     p = sub.add_parser(
-        "segment", help="cut out the object under a few clicks (writes a 0/255 mask PNG)",
+        "segment", help="cut out the object under a few clicks (mask PNG, COCO JSON or YOLO-seg .txt)",
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
-                    "repeat a flag per click, in click order. The mask has the size of IMG.")
+                    "repeat a flag per click, in click order. The mask has the size of IMG; --out's "
+                    "extension picks the format.")
     add_image_flag(p)
     p.add_argument("--positive", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
                    help="a click on the object; repeat for more (at least one)")
@@ -32,17 +33,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pin-frame", action="store_true",
                    help="do not pin the border of the view still (use when the object fills the frame)")
     add_model_flags(p)
+    p.add_argument("--candidates", action="store_true",
+                   help="make part / object / group candidate masks (zoom at three scales) and write the "
+                        "most confident one")
+    p.add_argument("--all-candidates", action="store_true",
+                   help="like --candidates, but write all three in the order part, object, group (PNG: "
+                        "FILE_1.png .. FILE_3.png and a label map as FILE; COCO/YOLO: one annotation per "
+                        "candidate, COCO with its confidence)")
+    p.add_argument("--class", dest="category", default="object", metavar="NAME",
+                   help="class name for COCO categories and YOLO classes.txt (default: object)")
     p.add_argument("--coco", default=None, metavar="JSON",
-                   help="also write a COCO-style JSON with the mask as compressed RLE")
-    p.add_argument("--out", required=True, metavar="MASK.png", help="output mask PNG (0 = background, 255 = object)")
+                   help="also write COCO JSON (compressed RLE and polygons)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output by extension: .png (0/255 mask), .json (COCO: RLE + polygons), "
+                        ".txt (YOLO-seg, with classes.txt beside it)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Cheap checks first: no model is loaded for a typo.
-    out = output_path(args.out, (".png",))
+    out = output_path(args.out, (".png", ".json", ".txt"))
     if args.coco:
         output_path(args.coco, flag="--coco")
+    from ..annotations import AnnotationError, ObjectAnnotation, class_name, coco_dataset, write_annotation
+    try:
+        category = class_name(args.category)
+    except AnnotationError as e:
+        raise CLIError(f"--class: {e}") from None
+    if args.no_zoom and (args.candidates or args.all_candidates):
+        raise CLIError("--no-zoom does not combine with --candidates (the candidates are three zoom scales)")
     if not 0.0 < args.threshold < 1.0:
         raise CLIError(f"--threshold must be between 0 and 1 (exclusive); got {args.threshold:g}")
     positive, negative = args.positive, args.negative
@@ -51,21 +70,32 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import Engine
     from ..images import load_image
-    from ..masks import coco_dict, save_mask_png
-    from ..segment import check_clicks, segment
+    from ..segment import best_candidate, check_clicks, segment, segment_candidates
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
     h, w = rgb.shape[:2]
     check_clicks(positive, negative, h, w)
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
-    res = segment(engine, rgb, positive, negative, threshold=args.threshold, zoom=not args.no_zoom,
-                  clean=not args.no_clean, pin_frame=not args.no_pin_frame)
-    save_mask_png(out, res.mask)
+    note = ""
+    if args.candidates or args.all_candidates:
+        cands = segment_candidates(engine, rgb, positive, negative, threshold=args.threshold,
+                                   clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+        best = best_candidate(cands)
+        chosen = cands if args.all_candidates else [cands[best]]
+        objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
+        note = "candidates " + ", ".join(f"{c.name}{'*' * (i == best)} {c.confidence:.2f}" for i, c in enumerate(cands))
+        res = cands[best]
+    else:
+        res = segment(engine, rgb, positive, negative, threshold=args.threshold, zoom=not args.no_zoom,
+                      clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+        objects = [ObjectAnnotation(res.mask, category)]
+    name = Path(args.image).name
+    write_annotation(out, objects, file_name=name)
     if args.coco:
-        Path(args.coco).write_text(json.dumps(coco_dict([res.mask], file_name=Path(args.image).name)))
+        Path(args.coco).write_text(json.dumps(coco_dataset(objects, file_name=name)))
     area = int(res.mask.sum())
     zoom = f"zoom {res.box.width}x{res.box.height} at ({res.box.x0}, {res.box.y0})" if res.box else "no zoom"
-    print(f"wrote {out} ({w}x{h}, object {area} px = {100 * area / (h * w):.1f} %, {zoom}; "
-          f"model {engine.name} on {engine.device.type}/{engine.precision})")
+    print(f"wrote {out} ({w}x{h}, object {area} px = {100 * area / (h * w):.1f} %, {zoom}"
+          f"{'; ' + note if note else ''}; model {engine.name} on {engine.device.type}/{engine.precision})")
     return 0

@@ -1,0 +1,89 @@
+"""Part / object / group candidates: IoU after one click, on a real photo and on our composites.
+
+    python -m benchmarks.candidates [--composites N]
+
+Real: scikit-image's stereo motorcycle (Middlebury), the object mask cut from
+its true disparity (:func:`motorcycle_object`); our composites are the
+held-out seeds of :mod:`cmp.eval.composites` (synthetic, the training
+generator's distribution). The click is the RITM first click (the interior
+point farthest from the object's border). Rows: the default single mask
+(:func:`cmp.segment.segment`), each candidate, the most confident one (what the
+page selects and ``--candidates`` writes) and the best one in hindsight (the
+oracle SAM-style papers report).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from scipy import ndimage
+
+
+def motorcycle_object() -> tuple[np.ndarray, np.ndarray]:
+    """(rgb, mask) of the motorcycle: pixels nearer than the floor plane (fitted to the
+    bottom rows' disparity) and than the back wall, largest component."""
+    from skimage import data
+    rgb, _, disp = data.stereo_motorcycle()
+    ok = np.isfinite(disp)
+    d = np.where(ok, disp, 0.0)
+    yy, xx = np.mgrid[:d.shape[0], :d.shape[1]]
+    sel = (yy >= 380) & ok
+    a = np.stack([xx[sel], yy[sel], np.ones(sel.sum())], 1).astype(float)
+    b = d[sel]
+    for _ in range(10):  # trimmed least squares: the wheels touching the floor are outliers
+        p, *_ = np.linalg.lstsq(a, b, rcond=None)
+        r = np.abs(b - a @ p)
+        keep = r < max(1.0, 2.5 * float(np.median(r)))
+        a, b = a[keep], b[keep]
+    plane = p[0] * xx + p[1] * yy + p[2]
+    m = ndimage.binary_opening((d > np.maximum(plane + 3.0, 32.0)) & ok)
+    lab, _ = ndimage.label(m)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return rgb, lab == sizes.argmax()
+
+
+def one_click(method_default, method_candidates, rgb, gt) -> dict:
+    from cmp.eval.segmentation import iou, next_click
+    x, y, _ = next_click(gt, np.zeros_like(gt))
+    row = {"default": iou(method_default(rgb, [(x, y)]), gt)}
+    cands = method_candidates(rgb, [(x, y)])
+    from cmp.segment import best_candidate
+    for c in cands:
+        row[c.name] = iou(c.mask, gt)
+    row["most confident"] = row[cands[best_candidate(cands)].name]
+    row["best (oracle)"] = max(iou(c.mask, gt) for c in cands)
+    row["confidences"] = {c.name: round(c.confidence, 3) for c in cands}
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--composites", type=int, default=10, help="held-out composites (0 = none)")
+    ap.add_argument("--checkpoint", default=None, help="model (default: the embedded one)")
+    args = ap.parse_args(argv)
+    from cmp.engine import Engine
+    from cmp.eval.composites import eval_composites
+    from cmp.eval.segmentation import _GeodesicProbePropagator
+    from cmp.segment import segment, segment_candidates
+
+    engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": _GeodesicProbePropagator()}
+    sets = {"real: motorcycle": [motorcycle_object()]}
+    if args.composites:
+        sets[f"ours: {args.composites} composites"] = [(c.rgb, c.mask) for c in eval_composites(args.composites)]
+    report = {}
+    for set_name, items in sets.items():
+        for eng_name, eng in engines.items():
+            rows = [one_click(lambda im, p: segment(eng, im, p).mask, lambda im, p: segment_candidates(eng, im, p),
+                              rgb, gt) for rgb, gt in items]
+            keys = [k for k in rows[0] if k != "confidences"]
+            report[f"{set_name} / {eng_name}"] = {
+                **{k: round(float(np.mean([r[k] for r in rows])), 3) for k in keys},
+                **({"confidences": rows[0]["confidences"]} if len(rows) == 1 else {})}
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
