@@ -10,8 +10,9 @@ import gradio as gr
 from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
-from demos import gallery, motion, segment
+from demos import gallery, motion, segment, server
 from demos.common import Context, example_images
+from demos.outputs import start_run
 
 PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
 #: Uploads above this are refused by the server (413) and by gradio_client before sending.
@@ -36,6 +37,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="bind address (env GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")), help="port (env GRADIO_SERVER_PORT)")
     p.add_argument("--share", action="store_true", default=env("CMP_SHARE", "") == "1", help="create a public gradio.live link")
+    p.add_argument("--allowed-hosts", default=env("CMP_ALLOWED_HOSTS", ""), metavar="HOST,...",
+                   help="host names the server answers to besides localhost, e.g. 'studio.example.org,*.hf.space' "
+                        "(env CMP_ALLOWED_HOSTS); on a loopback bind only localhost is answered without it, "
+                        "on 0.0.0.0 any host is")
+    p.add_argument("--trusted-proxies", default=env("CMP_TRUSTED_PROXIES", "*" if env("SPACE_ID") else ""),
+                   metavar="ADDR,...",
+                   help="addresses of reverse proxies whose X-Forwarded-For names the client, for the "
+                        "per-address queue limit ('*' = any; env CMP_TRUSTED_PROXIES; default '*' on a "
+                        "Hugging Face Space, which is reached only through its proxy)")
     p.add_argument("--max-image-side", type=int, default=int(env("CMP_MAX_IMAGE_SIDE", str(MAX_SIDE))),
                    help="longer uploads are downscaled to this many pixels (env CMP_MAX_IMAGE_SIDE)")
     return p.parse_args(argv)
@@ -74,7 +84,7 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
         return Engine.from_checkpoint("default", **kw), notice
 
 
-def build_app(ctx: Context) -> gr.Blocks:
+def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="CMP Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CMP Studio\nConditional Motion Propagation: draw a few arrows, see the whole image move.")
         eng = ctx.engine
@@ -87,20 +97,36 @@ def build_app(ctx: Context) -> gr.Blocks:
                 with gr.Tab(title, id=title.lower()):
                     page.build(ctx)
     demo.queue(default_concurrency_limit=1, max_size=64)
+    server.fair_queue(demo, trusted_proxies=trusted_proxies)
     return demo
 
 
+def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = None) -> dict:
+    """``demo.launch`` keywords every launch shares: request limits, the Host/Origin guard, no SSR."""
+    from starlette.middleware import Middleware
+
+    guard = Middleware(server.Guard, allowed_hosts=server.allowed_hosts_for(host, allowed_hosts or []))
+    return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": STATE_SESSIONS, "ssr_mode": False,
+            "app_kwargs": {"middleware": [guard]}}
+
+
 def main(argv: list[str] | None = None) -> int:
+    server.limit_malloc_arenas()
     args = zero_gpu_args(parse_args(argv))
     try:
         engine, notice = load_engine(args)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    start_run()  # before any Blocks: uploads, previews and outputs go into this run's own folder
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
-                             examples=example_images()))
+                             examples=example_images()), trusted_proxies=server.split_hosts(args.trusted_proxies))
+    hosts = server.split_hosts(args.allowed_hosts)
+    if not hosts and not server.is_loopback(args.host):
+        print(f"warning: bound to {args.host} without --allowed-hosts: any Host header is answered", file=sys.stderr)
+    server.stop_on_signals(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                max_file_size=MAX_FILE_SIZE, state_session_capacity=STATE_SESSIONS, ssr_mode=False)
+                **launch_options(args.host, hosts))
     return 0
 
 

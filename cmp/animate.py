@@ -25,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import params
 from .flow import resize_flow
+from .params import ParamError
 
 MIN_FRAMES, MAX_FRAMES = 2, 96
 MIN_FPS, MAX_FPS = 1, 60
@@ -44,23 +46,25 @@ CHUNK_PIXELS = 1 << 20
 Progress = Callable[[int, int], None]
 
 
-class AnimationError(ValueError):
+class AnimationError(ParamError):
     """Animation settings that cannot be used; the message is one line for the user."""
 
 
 def check_settings(frames: int, fps: float | None = None, strength: float = 1.0,
                    timing: str = "linear", loop: str = "once") -> None:
-    """Raise :class:`AnimationError` for out-of-range settings."""
-    if isinstance(frames, bool) or not float(frames).is_integer() or not MIN_FRAMES <= frames <= MAX_FRAMES:
-        raise AnimationError(f"frames must be a whole number from {MIN_FRAMES} to {MAX_FRAMES}; got {frames}")
-    if fps is not None and not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
-        raise AnimationError(f"fps must be from {MIN_FPS} to {MAX_FPS}; got {fps}")
-    if not (math.isfinite(strength) and 0.0 <= strength <= MAX_STRENGTH):
-        raise AnimationError(f"strength must be from 0 to {MAX_STRENGTH:g}; got {strength}")
-    if timing not in TIMINGS:
-        raise AnimationError(f"timing must be one of {', '.join(TIMINGS)}; got {timing!r}")
-    if loop not in LOOPS:
-        raise AnimationError(f"loop must be one of {', '.join(LOOPS)}; got {loop!r}")
+    """Raise :class:`AnimationError` for settings of the wrong type or out of range
+    (the one check of the page, the HTTP API and the CLI)."""
+    try:
+        params.number(frames, "frames", MIN_FRAMES, MAX_FRAMES, whole=True)
+        if fps is not None:
+            params.number(fps, "fps", MIN_FPS, MAX_FPS)
+        params.number(strength, "strength", 0.0, MAX_STRENGTH)
+        params.choice(timing, "timing", TIMINGS)
+        params.choice(loop, "loop", LOOPS)
+    except AnimationError:
+        raise
+    except ParamError as exc:
+        raise AnimationError(str(exc)) from None
 
 
 def ease(t: np.ndarray) -> np.ndarray:

@@ -96,24 +96,38 @@ def flow_to_color(flow: np.ndarray, max_mag: float | None = None) -> np.ndarray:
     ``max_mag`` are drawn darker. Non-finite vectors are drawn black.
     Returns (H, W, 3) uint8 RGB.
     """
-    flow = _check_flow(flow).astype(np.float32, copy=False)
-    finite = np.isfinite(flow).all(axis=2)
-    all_finite = bool(finite.all())
-    u, v = flow[..., 0], flow[..., 1]
-    if not all_finite:
-        u, v = np.where(finite, u, 0.0), np.where(finite, v, 0.0)
+    flow = _check_flow(flow)
+    # Row bands of ~256k pixels: the temporaries of a 2048x2048 flow would take hundreds
+    # of MB at once; per band they take a few MB and the picture is the same.
+    rows = max(1, (1 << 18) // max(1, flow.shape[1]))
+    bands = [slice(r, r + rows) for r in range(0, flow.shape[0], rows)]
+
+    def finite_uv(band):
+        f = flow[band].astype(np.float32, copy=False)
+        ok = np.isfinite(f).all(axis=2)
+        if ok.all():
+            return ok, f[..., 0], f[..., 1]
+        return ok, np.where(ok, f[..., 0], 0.0), np.where(ok, f[..., 1], 0.0)
+
     if max_mag is None:
-        mag = np.sqrt(u * u + v * v)
+        top = 0.0
+        for band in bands:
+            _, u, v = finite_uv(band)
+            if u.size:
+                top = max(top, float(np.sqrt(u * u + v * v).max()))
         # A tiny epsilon avoids 0/0 for a still flow (same convention as flow-vis).
-        scale = (float(mag.max()) if mag.size else 0.0) + 1e-5
+        scale = top + 1e-5
     else:
         scale = float(max_mag)
         if not np.isfinite(scale) or scale <= 0:
             raise ValueError(f"max_mag must be a positive number, got {max_mag!r}")
     inv = np.float32(1.0 / scale)
-    rgb = _uv_to_color(u * inv, v * inv)
-    if not all_finite:
-        rgb[~finite] = 0
+    rgb = np.zeros(flow.shape[:2] + (3,), np.uint8)
+    for band in bands:
+        finite, u, v = finite_uv(band)
+        part = _uv_to_color(u * inv, v * inv)
+        part[~finite] = 0
+        rgb[band] = part
     return rgb
 
 

@@ -12,13 +12,29 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 #: Longest side kept for a working image; larger photos are downscaled.
 MAX_SIDE = 2048
 #: Pixels Pillow may decode at all (protects against decompression bombs).
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+#: Bytes one decoded image may take in Pillow's own layout (4 bytes per RGB pixel, 2 per
+#: 16-bit grey one), checked on the header after any JPEG draft reduction: a 187 kB PNG
+#: can decode to 256 MB, so a pixel limit alone does not bound memory (48 MP RGB fits). Larger images
+#: are refused; within it, a request peaks at about this plus a few working copies of
+#: the (already reduced) image.
+MAX_DECODE_BYTES = 192 * 2**20
+#: Longest/shortest side ratio an image may have (the model's 384 px input keeps 8 px).
+MAX_ASPECT = 48
+#: Shortest side an image may have, in pixels.
+MIN_IMAGE_SIDE = 8
+#: Pillow's bytes per pixel by mode (multi-band images are stored 4 bytes per pixel).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+#: EXIF orientation -> the transpose that makes the pixels upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 
 
 class ImageError(ValueError):
@@ -44,15 +60,60 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def downscale(rgb: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
-    """Shrink so the long side is at most ``max_side``; returns (image, note or None)."""
+def check_shape(height: int, width: int) -> None:
+    """Refuse images no page, endpoint or command can use: a side under 8 px or a
+    ratio past 48:1 (the same limits everywhere, named in one line)."""
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ImageError(f"image is {width}x{height} px; each side must be at least {MIN_IMAGE_SIDE} px")
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ImageError(f"image is {width}x{height} px; its aspect ratio is too extreme (at most {MAX_ASPECT}:1)")
+
+
+def decoded_bytes(im: Image.Image) -> int:
+    """Bytes Pillow needs to hold ``im`` decoded (known from the header alone)."""
+    return im.width * im.height * _PIXEL_BYTES.get(im.mode, 4)
+
+
+def downscale(rgb: np.ndarray, max_side: int = MAX_SIDE,
+              original: tuple[int, int] | None = None) -> tuple[np.ndarray, str | None]:
+    """Shrink so the long side is at most ``max_side``; returns (image, note or None).
+
+    ``original`` is the (width, height) the note names when ``rgb`` was already reduced while decoding.
+    """
     h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
+    ow, oh = original or (w, h)
+    if max(h, w) <= max_side and (ow, oh) == (w, h):
         return rgb, None
-    s = max_side / max(h, w)
+    s = min(1.0, max_side / max(h, w))
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS))
-    return small, f"Image downscaled from {w}x{h} to {nw}x{nh} px (limit {max_side} px per side)."
+    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS)) if s < 1 else rgb
+    return small, f"Image downscaled from {ow}x{oh} to {nw}x{nh} px (limit {max_side} px per side)."
+
+
+def _decode_reduced(im: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``im`` (upright) with as few bytes as possible for a result of long side ``max_side``.
+
+    JPEGs decode straight at 1/2, 1/4 or 1/8 scale (``draft``); anything else is decoded
+    whole, within :data:`MAX_DECODE_BYTES`, and box-reduced by a whole factor at once,
+    so only one full-size copy ever exists. Returns (image, upright original (w, h)).
+    """
+    w, h = im.size
+    check_shape(h, w)  # symmetric in w and h, so EXIF orientation does not matter yet
+    s = max_side / max(w, h)
+    if s < 1 and im.format == "JPEG":
+        im.draft(im.mode if im.mode in ("L", "RGB", "CMYK") else "RGB", (max(1, int(w * s) + 1), max(1, int(h * s) + 1)))
+    need = decoded_bytes(im)
+    if need > MAX_DECODE_BYTES:
+        raise ImageError(f"image is too large to decode safely ({w}x{h} {im.mode} needs {need / 2**20:.0f} MB; "
+                         f"the limit is {MAX_DECODE_BYTES // 2**20} MB): save it smaller or as JPEG")
+    im.load()
+    orientation = im.getexif().get(0x0112, 1)  # after load: a PNG's eXIf chunk may follow its pixels
+    ow, oh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    k = int(max(im.size) // max_side) if max_side < max(im.size) else 1
+    out = im.resize((max(1, im.width // k), max(1, im.height // k)), Image.Resampling.BOX) if k > 1 else im
+    if orientation in _UPRIGHT:
+        out = out.transpose(_UPRIGHT[orientation])
+    return out, (ow, oh)
 
 
 def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
@@ -74,6 +135,7 @@ def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
         if a.shape[2] == 4:
             al = a[..., 3:4].astype(np.float32) / 255.0
             a = (a[..., :3] * al + 255.0 * (1 - al) + 0.5).astype(np.uint8)
+        check_shape(*a.shape[:2])
         return downscale(np.ascontiguousarray(a), max_side)
     try:
         if isinstance(src, Image.Image):
@@ -93,8 +155,10 @@ def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
             # not per request, so they cannot be relied on in a threaded server).
             if im.width * im.height > MAX_PIXELS:
                 raise Image.DecompressionBombError(f"{im.width}x{im.height} px")
-            im.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(im))
+            small, original = _decode_reduced(im, max_side)
+            if small is not im and im is not src:
+                im.close()  # the full-size pixels go before the RGB copy is made
+            rgb = _to_rgb(small)
         finally:
             if im is not src:
                 im.close()
@@ -106,4 +170,4 @@ def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
         raise ImageError("not an image file (PNG, JPEG, WebP, BMP, GIF or TIFF expected)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"the image file is damaged or truncated ({str(exc).splitlines()[0][:80]})") from None
-    return downscale(rgb, max_side)
+    return downscale(rgb, max_side, original)

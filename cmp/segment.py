@@ -25,6 +25,7 @@ from typing import Any, Iterable, Protocol, Sequence
 import numpy as np
 from scipy import ndimage
 
+from . import params
 from .geometry import MIN_SIDE, ImageSizeError
 from .guidance import MAX_POINTS, GuidanceError
 
@@ -287,6 +288,14 @@ class Segmentation:
     flows: np.ndarray | None = None
 
 
+def check_threshold(threshold) -> float:
+    """The mask threshold, a number strictly between 0 and 1 (page, API and CLI alike)."""
+    t = params.number(threshold, "threshold", 0.0, 1.0)
+    if not 0.0 < t < 1.0:
+        raise params.ParamError(f"threshold must be between 0 and 1 (exclusive); got {t:g}")
+    return t
+
+
 def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
@@ -303,8 +312,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
         raise ImageSizeError(f"image is {w}x{h} px; each side must be at least {MIN_SIDE} px")
-    if not 0.0 < float(threshold) < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1 (exclusive); got {threshold}")
+    check_threshold(threshold)
     pos, neg = check_clicks(positive, negative, h, w)
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)

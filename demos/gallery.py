@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from cmp import params
 from cmp import proxy_tasks as pt
 
-from .common import MODEL_GROUP, Context, gpu, image_input, read_image, user_errors
+from .common import (MODEL_GROUP, Context, allow_examples, gpu, image_input, only_uploads, read_image, user_errors,
+                     validated)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INTRO = """\
@@ -39,6 +41,7 @@ def _empty_text(spec: pt.TaskSpec) -> str:
 
 def build(ctx: Context) -> None:
     examples = pt.example_paths() + [p for p in ctx.examples if str(p).lower().endswith(IMAGE_EXTENSIONS)]
+    allow_examples(examples)
     engine = ctx.engine
 
     @gpu
@@ -136,20 +139,20 @@ def build(ctx: Context) -> None:
             task = make(_name, rgb, pt.check_difficulty(level), pt.check_seed(seed_value), gaps_value, colour_value)
             return card_outputs(_name, task)
 
-        group = MODEL_GROUP if pt.TASKS[name].needs_engine else None
+        # Every card decodes and builds full-size pictures: all share the model's bounded group.
         card_difficulty.input(render_one, common + [card_difficulty], [given, target, text],
-                              concurrency_id=group, api_visibility="private")
+                              concurrency_id=MODEL_GROUP, api_visibility="private")
         if name == "jigsaw":
             for toggle in (gaps, colour):
                 toggle.input(render_one, common + [card_difficulty], [given, target, text],
-                             api_visibility="private")
+                             concurrency_id=MODEL_GROUP, api_visibility="private")
 
     # Public endpoint: hidden components, one call per task. Plain text boxes rather than
     # dropdowns so a wrong name gets our message, which says which field and what is allowed.
     with gr.Row(visible=False):
         # A file, not gr.Image: Gradio's image preprocessing would reject a broken upload with
         # its own generic error before our safe decoder could say what is wrong.
-        api_image = gr.File(type="filepath", label="image")
+        api_image = only_uploads(gr.File(type="filepath", label="image"))
         api_task = gr.Textbox(value="rotation", label="task", info=", ".join(pt.TASKS))
         api_difficulty = gr.Textbox(value="normal", label="difficulty", info=", ".join(pt.DIFFICULTIES))
         # No precision: Gradio would round NaN itself and fail with a bare "Error"; check_seed says why.
@@ -160,6 +163,12 @@ def build(ctx: Context) -> None:
         api_target = gr.Image(format="png", label="target")
         api_meta = gr.JSON(label="metadata")
         api_button = gr.Button("run")
+    # One check per input (cmp.params); the handler checks the names and ranges.
+    validated(api_task, lambda v: params.text(v, "task"))
+    validated(api_difficulty, lambda v: params.text(v, "difficulty"))
+    validated(api_seed, lambda v: params.number(v, "seed"))
+    validated(api_gaps, lambda v: params.flag(v, "jigsaw_gaps", default=True))
+    validated(api_colour, lambda v: params.choice(v, "jigsaw_colour", pt.JIGSAW_COLOUR))
 
     @user_errors
     def gallery_task(image, task, level, seed_value, jigsaw_gaps=True, jigsaw_colour="jitter"):

@@ -25,7 +25,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from cmp import animate
+from cmp import animate, params
 from cmp import recipe as recipes
 from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import GuidanceError
@@ -35,7 +35,7 @@ from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, fini
 
 from . import overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, read_image, retry_if_evicted,
-                     temp_path, user_errors)
+                     temp_path, user_errors, validated)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 HINT = ("Click a start point, then an end point, to add an arrow. "
@@ -174,6 +174,16 @@ def build(ctx: Context) -> None:
         apply_btn = gr.Button("Use this JSON", size="sm")
 
     ctx.links["motion"] = {"image": src, "region": region}
+
+    # One check per input, on the page and through the API (cmp.params, cmp.animate limits).
+    validated(frames, lambda v: params.number(v, "frames", animate.MIN_FRAMES, animate.MAX_FRAMES))
+    validated(fps, lambda v: params.number(v, "fps", animate.MIN_FPS, animate.MAX_FPS))
+    validated(strength, lambda v: params.number(v, "strength", 0.0, animate.MAX_STRENGTH))
+    validated(timing, lambda v: params.choice(v, "timing", animate.TIMINGS))
+    validated(loop, lambda v: params.choice(v, "loop", animate.LOOPS))
+    validated(scene, lambda v: params.flag(v, "scene_motion", default=False))
+    validated(guide, lambda v: params.text(v, "guidance"))
+    validated(recipe_text, lambda v: params.text(v, "recipe"))
 
     def _image(path):
         return read_image(path, ctx.max_side)

@@ -31,16 +31,18 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from cmp import params
 from cmp.annotations import (MAX_CLASS_CHARS, ObjectAnnotation, class_name, coco_dict, coco_with_candidates,
                              export_annotations)
 from cmp.guidance import MAX_POINTS, GuidanceError
 from cmp.masks import rle_decode, rle_encode, save_mask_png
-from cmp.segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, segment, segment_candidates
+from cmp.segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, check_threshold, segment,
+                         segment_candidates)
 
 from . import evidence, overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, is_numbers, parse_json,
                      read_image, retry_if_evicted, temp_dir,
-                     temp_path, user_errors)
+                     temp_path, user_errors, validated)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
@@ -335,6 +337,13 @@ def build(ctx: Context) -> None:
             api_mask = gr.Image(label="Mask (0/255 PNG)", format="png", interactive=False, height=240,
                                 elem_id="segment-api-mask", buttons=["download"])
             api_coco = gr.JSON(label="COCO JSON", elem_id="segment-api-coco")
+
+    # One check per input, on the page and through the API (cmp.params, cmp.segment limits).
+    validated(threshold, check_threshold)
+    validated(zoom, lambda v: params.flag(v, "zoom", default=True))
+    validated(pin, lambda v: params.flag(v, "pin_frame", default=True))
+    validated(points, lambda v: params.text(v, "points"))
+    validated(api_cands, lambda v: params.flag(v, "candidates", default=False))
 
     def _image(path):
         return read_image(path, ctx.max_side)

@@ -70,12 +70,12 @@ def sample_images(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def launched_app(tiny_engine, sample_images):
     """(demo, local_url) of the full app around the tiny engine, launched once per session."""
-    from app import MAX_FILE_SIZE, build_app
+    from app import build_app, launch_options
     from demos.common import Context
 
     ctx = Context(engine=tiny_engine, max_side=TEST_MAX_SIDE, examples=[sample_images["photo"]], video_side=128)
     demo = build_app(ctx)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, max_file_size=MAX_FILE_SIZE, ssr_mode=False)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
     try:
         yield demo, url
     finally:

@@ -64,16 +64,15 @@ def test_the_app_bounds_its_caches(launched_app):
     assert 0 < app.CACHE_IMAGES <= 64 and 0 < app.CACHE_MB <= 4096 and 0 < app.STATE_SESSIONS < 10_000
 
 
-def test_per_request_temp_files_are_fresh_and_old_ones_pruned(monkeypatch):
-    from demos import common
+def test_per_request_temp_files_are_fresh_and_old_ones_pruned():
+    from demos import common, outputs
     old_file = Path(common.temp_path(".png"))
     old_dir = Path(common.temp_dir())
     (old_dir / "mask.png").write_bytes(b"x")
     long_ago = time.time() - common.TEMP_MAX_AGE_S - 60
-    for p in (old_file, old_dir):
+    for p in (old_dir / "mask.png", old_file, old_dir):
         os.utime(p, (long_ago, long_ago))
-    monkeypatch.setattr(common, "_last_prune", 0.0)  # pruning runs at most once a minute
     fresh = [common.temp_path(".png") for _ in range(3)] + [common.temp_dir()]
     assert len(set(fresh)) == 4 and all(os.path.exists(p) for p in fresh)
     assert not old_file.exists() and not old_dir.exists()
-    assert all(Path(p).parent == Path(common.TEMP_DIR) for p in fresh)
+    assert all(Path(p).parent == Path(outputs.output_dir()) for p in fresh)

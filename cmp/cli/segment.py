@@ -56,14 +56,14 @@ def run(args: argparse.Namespace) -> int:
     if args.coco:
         output_path(args.coco, flag="--coco")
     from ..annotations import AnnotationError, ObjectAnnotation, class_name, coco_dataset, write_annotation
+    from ..segment import check_threshold
     try:
         category = class_name(args.category)
     except AnnotationError as e:
         raise CLIError(f"--class: {e}") from None
     if args.no_zoom and (args.candidates or args.all_candidates):
         raise CLIError("--no-zoom does not combine with --candidates (the candidates are three zoom scales)")
-    if not 0.0 < args.threshold < 1.0:
-        raise CLIError(f"--threshold must be between 0 and 1 (exclusive); got {args.threshold:g}")
+    check_threshold(args.threshold)
     positive, negative = args.positive, args.negative
     if not positive:
         raise CLIError("give at least one --positive X,Y click on the object")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .. import params
+
 DIFFICULTIES = ("easy", "normal", "difficult", "hell")
 #: Side of the square working image of the tiled tasks; divisible by 2, 3 and 4 grids.
 SQUARE = 240
@@ -53,22 +55,16 @@ class ProxyTask:
 # -- small helpers -------------------------------------------------------------
 
 def check_difficulty(difficulty: str) -> str:
-    d = str(difficulty).strip().lower()
+    if not isinstance(difficulty, str):
+        raise params.ParamError(f"difficulty must be one of {', '.join(DIFFICULTIES)}; got {params.kind(difficulty)}")
+    d = difficulty.strip().lower()
     if d not in DIFFICULTIES:
         raise ValueError(f"unknown difficulty '{difficulty}'; choose one of {', '.join(DIFFICULTIES)}")
     return d
 
 
 def check_seed(seed) -> int:
-    try:
-        s = int(seed)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"seed must be a whole number, got {seed!r}") from None
-    if isinstance(seed, float) and s != seed:
-        raise ValueError(f"seed must be a whole number, got {seed!r}")
-    if not 0 <= s <= MAX_SEED:
-        raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {s}")
-    return s
+    return params.number(seed, "seed", 0, MAX_SEED, whole=True)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
