@@ -337,7 +337,7 @@ def test_cli_segment_bad_click_is_one_line_exit_2(tmp_path, tiny_checkpoint, cap
 
 
 def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
-    code = cli_main(["eval", "segmentation", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+    code = cli_main(["eval", "segmentation", "--datasets", "composites", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
                      "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"])
     out = capsys.readouterr().out
     assert code == 0
