@@ -83,7 +83,8 @@ def add_propagation(tasks) -> None:
                    help=f"comma-separated, from {','.join(DATASETS)} (default all)")
     q.add_argument("--methods", type=_csv(str, METHODS), default=list(METHODS),
                    help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
-                        "model's 'whole scene moves' mode; without model and model-scene no checkpoint "
+                        "model's 'whole scene moves' mode, model-auto the mode inferred from the guidance "
+                        "(the app's default); without a model-* method no checkpoint "
                         "is loaded)")
     q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
                    help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
@@ -111,7 +112,7 @@ def run_propagation(args) -> int:
 
     methods = {}
     info = {}
-    if "model" in args.methods or "model-scene" in args.methods:
+    if any(m.startswith("model") for m in args.methods):
         engine, info = _load_engine(args)
         if "model" in args.methods:
             methods["model"] = P.model_method(engine)
@@ -120,6 +121,8 @@ def run_propagation(args) -> int:
                 methods["model-scene"] = P.model_method(engine, scene_motion=True)
             else:
                 _log(f"note: skipping model-scene: {engine.name} has no 'whole scene moves' mode")
+        if "model-auto" in args.methods:
+            methods["model-auto"] = P.model_method(engine, scene_motion=None)
     baselines = P.baseline_methods()
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 
