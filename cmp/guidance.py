@@ -182,4 +182,4 @@ def infer_scene_motion(points: np.ndarray, height: int, width: int) -> bool:
         return False
     consistency = float(np.hypot(*(p[:, 2:] / mag[:, None]).mean(axis=0)))
     spread = float(np.sqrt(((p[:, :2] - p[:, :2].mean(axis=0)) ** 2).sum(axis=1).mean()))
-    return consistency >= SCENE_MIN_CONSISTENCY and spread >= SCENE_MIN_SPREAD * 0.5 * np.hypot(height, width)
+    return bool(consistency >= SCENE_MIN_CONSISTENCY and spread >= SCENE_MIN_SPREAD * 0.5 * np.hypot(height, width))

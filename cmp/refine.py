@@ -5,8 +5,10 @@ resolution and upsampled, so its borders are soft and thin parts blur away. Each
 refiner here takes that score and the image and returns a mask that snaps to image
 edges:
 
-* ``guided``: the guided filter (He et al., 2010) of the score, with the image as
-  guide, thresholded as usual.
+* ``guided``: the guided filter (He et al., 2010) of the thresholded mask, with the
+  image as guide, thresholded at 0.5: near an edge the mask is re-fitted as a linear
+  function of the colour, so its border moves onto the colour edge. (Filtering the
+  score itself sharpens it but leaves the threshold crossing where it was.)
 * ``superpixel``: SLIC superpixels of the image; each takes the mean score of its
   pixels (the mask is a union of superpixels).
 * ``grabcut``: OpenCV's GrabCut (colour models + graph cut), seeded by the score:
@@ -26,7 +28,7 @@ import numpy as np
 REFINERS = ("guided", "superpixel", "grabcut")
 WORK_SIDE = 384
 #: Guided filter window radius (px at WORK_SIDE) and regularisation (score units^2).
-GUIDED_RADIUS = 4
+GUIDED_RADIUS = 8
 GUIDED_EPS = 1e-2
 #: SLIC: about this many px per superpixel at WORK_SIDE, compactness.
 SUPERPIXEL_AREA = 48
@@ -107,7 +109,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     pos = (np.asarray(positive, np.float64).reshape(-1, 2) - [x0, y0]) * k
     neg = (np.asarray(negative, np.float64).reshape(-1, 2) - [x0, y0]) * k
     if kind == "guided":
-        m = guided_filter(view.astype(np.float32) / 255.0, s) > threshold
+        m = guided_filter(view.astype(np.float32) / 255.0, (s > threshold).astype(np.float32)) > 0.5
     elif kind == "superpixel":
         m = _superpixel(view, s) > threshold
     else:

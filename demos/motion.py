@@ -8,8 +8,9 @@ its encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
 (flow colour PNG, .flo) and ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion`` (default
-false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
+fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion``: true forces
+the "whole scene moves" mode of models that have it (the embedded one), false forces
+objects moving on a still scene, left out (null) infers it from the guidance. ``guidance_json`` is
 ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare list
 of arrows, in pixels of the uploaded image (after any downscale note).
 """
@@ -35,8 +36,9 @@ SAME_POINT_PX = 3.0
 HINT = ("Click a start point, then an end point, to add an arrow. "
         "Pin mode (or clicking the same point twice) holds a spot still.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
-SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole picture; arrows on near and far "
-              "things give parallax. Off: only what looks like an arrow's start moves.")
+SCENE_INFO = ("On: nothing stays still unless pinned; one arrow pans the whole picture, arrows on near and far "
+              "things give parallax. Off: decided from your arrows (many spread arrows that agree, and no pin, "
+              "move the whole scene; otherwise only what looks like an arrow's start moves).")
 
 
 
@@ -123,9 +125,11 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
-def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False) -> np.ndarray:
-    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
+def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None) -> np.ndarray:
+    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy);
+    ``scene_motion`` None: the kind of motion inferred from them."""
+    mode = None if scene_motion is None else bool(scene_motion)
+    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=mode))
 
 
 def _has_motion(points) -> bool:
@@ -153,7 +157,8 @@ def build(ctx: Context) -> None:
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
-            scene = gr.Checkbox(False, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
+            # None = not set (auto); the page sets it back to None when unticked (see wiring)
+            scene = gr.Checkbox(None, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
                                 visible=ctx.engine.supports_scene_motion)
 
     with gr.Row():
@@ -233,7 +238,7 @@ def build(ctx: Context) -> None:
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
-    def motion_flow(image, guidance, scene_motion=False):
+    def motion_flow(image, guidance, scene_motion=None):
         """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path)."""
         rgb, _ = _image(image)
         points = parse_guidance(guidance)
@@ -244,7 +249,7 @@ def build(ctx: Context) -> None:
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     scene_motion=False, progress=gr.Progress()):
+                     scene_motion=None, progress=gr.Progress()):
         """Animate the image along the predicted flow -> (H.264 MP4 path, GIF path)."""
         n_frames, frame_rate = float(n_frames), float(frame_rate)
         if math.isfinite(n_frames):  # NaN and infinity cannot be rounded; check_settings names them
@@ -278,6 +283,8 @@ def build(ctx: Context) -> None:
     apply_btn.click(on_apply, [src, guide], [canvas, state, guide], api_visibility="private",
                     **model).then(**flow_args)
     view.change(**flow_args)
+    # on the page the toggle has two states: on = whole scene, off = auto (not "force objects")
+    scene.input(lambda on: True if on else None, [scene], [scene], api_visibility="private", queue=False)
     scene.change(**flow_args)
     export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
     gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene], [video, gif],

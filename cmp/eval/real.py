@@ -107,13 +107,13 @@ def disparity_objects(disp: np.ndarray, *, jump: float = DISPARITY_JUMP, min_are
     """
     valid = np.isfinite(disp) & (disp > 0)
     d = np.where(valid, disp, 0).astype(np.float32)
-    jx = np.abs(np.diff(d, axis=1)) > jump
-    jy = np.abs(np.diff(d, axis=0)) > jump
+    # a jump marks its far (smaller-disparity) side, so a near object keeps its outline
     edge = ~valid
-    edge[:, 1:] |= jx
-    edge[:, :-1] |= jx
-    edge[1:] |= jy
-    edge[:-1] |= jy
+    dx, dy = np.diff(d, axis=1), np.diff(d, axis=0)
+    edge[:, 1:] |= dx < -jump
+    edge[:, :-1] |= dx > jump
+    edge[1:] |= dy < -jump
+    edge[:-1] |= dy > jump
     lab, n = ndimage.label(~edge)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
