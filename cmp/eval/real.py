@@ -102,18 +102,20 @@ def disparity_objects(disp: np.ndarray, *, jump: float = DISPARITY_JUMP, min_are
     """Object masks (H, W) bool from a disparity map (NaN/inf/<= 0 = unknown).
 
     Regions bounded by disparity jumps and unknown pixels that touch no image border
-    and cover ``min_area``-``max_area`` of the image, closed by 2 px and hole-filled,
+    and cover ``min_area``-``max_area`` of the image, grown back by 1 px over the jump,
+    closed by 2 px and hole-filled,
     largest first.
     """
     valid = np.isfinite(disp) & (disp > 0)
     d = np.where(valid, disp, 0).astype(np.float32)
-    # a jump marks its far (smaller-disparity) side, so a near object keeps its outline
+    # both sides of a jump are edge pixels (a one-sided edge lets touching regions merge);
+    # the object then gets its outline back by a 1 px dilation
     edge = ~valid
-    dx, dy = np.diff(d, axis=1), np.diff(d, axis=0)
-    edge[:, 1:] |= dx < -jump
-    edge[:, :-1] |= dx > jump
-    edge[1:] |= dy < -jump
-    edge[:-1] |= dy > jump
+    jx, jy = np.abs(np.diff(d, axis=1)) > jump, np.abs(np.diff(d, axis=0)) > jump
+    edge[:, 1:] |= jx
+    edge[:, :-1] |= jx
+    edge[1:] |= jy
+    edge[:-1] |= jy
     lab, n = ndimage.label(~edge)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
@@ -121,7 +123,8 @@ def disparity_objects(disp: np.ndarray, *, jump: float = DISPARITY_JUMP, min_are
     for i in np.argsort(sizes)[::-1]:
         if i == 0 or i in border or not min_area <= sizes[i] / d.size <= max_area:
             continue
-        out.append(ndimage.binary_fill_holes(ndimage.binary_closing(lab == i, iterations=2)))
+        m = ndimage.binary_dilation(lab == i, np.ones((3, 3), bool)) & valid
+        out.append(ndimage.binary_fill_holes(ndimage.binary_closing(m, iterations=2)))
     return out
 
 
