@@ -159,8 +159,9 @@ def add_segmentation(tasks) -> None:
     q.add_argument("--datasets", type=_csv(str, SETS), default=list(SETS),
                    help=f"comma-separated, from {','.join(SETS)} (default all; a missing source is skipped)")
     q.add_argument("--n-images", type=int, default=30, help="number of composites per generated set (default 30)")
-    q.add_argument("--refine", type=_csv(str, REFINERS), default=[],
-                   help=f"also score the model with these score refinements, from {','.join(REFINERS)}")
+    q.add_argument("--refine", type=_csv(str, ("none", *REFINERS)), default=[],
+                   help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
+                        "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
     q.add_argument("--methods", type=_csv(str, ("model", "baseline")), default=["model", "baseline"],
                    help="comma-separated, from model,baseline (default both; without 'model' no "

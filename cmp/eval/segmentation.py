@@ -123,17 +123,14 @@ def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = T
 
 def refine_methods(engine, kinds: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
                    pin_frame: bool = True) -> dict[str, Method]:
-    """The model's recipe with its score refined by each of ``kinds`` (:mod:`cmp.refine`)."""
-    from ..refine import refine_mask
-    from ..segment import clean_mask
-
+    """The model's recipe with each refinement of ``kinds`` (:mod:`cmp.refine`; "none" =
+    the plain threshold), whatever the default is."""
     def make(kind):
         def run(rgb, pos, neg):
-            seg = segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame, clean=False)
-            m = refine_mask(kind, rgb, seg.score, pos, neg, box=seg.box, threshold=threshold)
-            return clean_mask(m, pos, neg)
+            return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame,
+                           refine=None if kind == "none" else kind).mask
         return run
-    return {f"cmp + {k}": make(k) for k in kinds}
+    return {("cmp, plain threshold" if k == "none" else f"cmp + {k}"): make(k) for k in kinds}
 
 
 def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, pin_frame: bool = True) -> Method:
