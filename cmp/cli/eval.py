@@ -122,7 +122,10 @@ def run_propagation(args) -> int:
             else:
                 _log(f"note: skipping model-scene: {engine.name} has no 'whole scene moves' mode")
         if "model-auto" in args.methods:
-            methods["model-auto"] = P.model_method(engine, scene_motion=None)
+            if engine.supports_scene_motion:
+                methods["model-auto"] = P.model_method(engine, scene_motion=None)
+            else:
+                _log(f"note: skipping model-auto: {engine.name} has one mode only (model-auto = model)")
     baselines = P.baseline_methods()
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 

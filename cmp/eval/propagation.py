@@ -199,10 +199,12 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
 
 
 def _opencv_doc(root: Path | None) -> Path:
-    """The unpacked opencv-doc under ``root`` (or CMP_DATA_DIR), else the installed Debian package."""
+    """The unpacked opencv-doc under ``root`` (or CMP_DATA_DIR); with neither given, the
+    installed Debian package when the default folder lacks it."""
     base = (root or data_dir()) / OPENCV_DOC
     installed = Path("/") / OPENCV_DOC.relative_to("ocvdoc")
-    return base if base.is_dir() or root is not None or not installed.is_dir() else installed
+    explicit = root is not None or "CMP_DATA_DIR" in os.environ
+    return base if base.is_dir() or explicit or not installed.is_dir() else installed
 
 
 def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,

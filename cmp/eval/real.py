@@ -66,17 +66,14 @@ class SourceUnavailable(RuntimeError):
 EVAL_SKIMAGE_PHOTOS = ("stereo_motorcycle", "camera", "coins", "grass", "gravel", "brick", "clock", "retina")
 #: OpenCV sample photos (Debian ``opencv-doc``) kept out of ``OPENCV_PHOTOS`` (training).
 EVAL_OPENCV_PHOTOS = ("building.jpg", "home.jpg", "leuvenA.jpg", "board.jpg")
-OPENCV_DATA_DIRS = (Path("/usr/share/doc/opencv-doc/examples/data"),)
 
 
 def opencv_data_dir() -> Path | None:
     """Where OpenCV's sample data is: ``$CMP_DATA_DIR/ocvdoc/...`` or the installed Debian package."""
-    from .propagation import OPENCV_DOC, data_dir
+    from .propagation import _opencv_doc
 
-    for d in (data_dir() / OPENCV_DOC / "examples/data", *OPENCV_DATA_DIRS):
-        if d.is_dir():
-            return d
-    return None
+    d = _opencv_doc(None) / "examples/data"
+    return d if d.is_dir() else None
 
 
 def eval_photos() -> list[tuple[str, np.ndarray]]:
