@@ -125,6 +125,17 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
+class UnsetCheckbox(gr.Checkbox):
+    """A checkbox whose value may also be None, "not set": the API's default for
+    ``scene_motion`` (inferred), while true / false from a caller still force a mode.
+    (``gr.Checkbox`` turns None into False.) A template of Checkbox: same front end."""
+
+    is_template = True
+
+    def postprocess(self, value: bool | None) -> bool | None:
+        return None if value is None else bool(value)
+
+
 def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy);
     ``scene_motion`` None: the kind of motion inferred from them."""
@@ -158,7 +169,7 @@ def build(ctx: Context) -> None:
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
             # None = not set (auto); the page sets it back to None when unticked (see wiring)
-            scene = gr.Checkbox(None, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
+            scene = UnsetCheckbox(None, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
                                 visible=ctx.engine.supports_scene_motion)
 
     with gr.Row():
