@@ -473,7 +473,7 @@ def plot(res: Results, path: str | os.PathLike) -> Path:
             ax.minorticks_off()
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{name} ({len(d.pairs)}), {sampling}", fontsize=10)
+            ax.set_title(f"{name} [{_kind(name).split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
             ax.set_xlabel("guidance points N")
             if c == 0:
                 ax.set_ylabel(f"EPE (px at {EVAL_WIDTH} px width)")

@@ -263,6 +263,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     ax.set_xlabel("clicks")
     ax.set_ylabel("mean IoU")
     ax.set_ylim(0, 1)
+    ax.set_title(f"{report.get('dataset', 'composites')}: {report.get('kind', 'composite').split(' (')[0]}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
