@@ -125,15 +125,14 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
-class UnsetCheckbox(gr.Checkbox):
-    """A checkbox whose value may also be None, "not set": the API's default for
-    ``scene_motion`` (inferred), while true / false from a caller still force a mode.
-    (``gr.Checkbox`` turns None into False.) A template of Checkbox: same front end."""
-
-    is_template = True
-
-    def postprocess(self, value: bool | None) -> bool | None:
-        return None if value is None else bool(value)
+def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
+    """Let a checkbox hold None, "not set": the API's default for ``scene_motion``
+    (inferred), while true / false from a caller still force a mode. ``gr.Checkbox``
+    turns None into False; a subclass would make Gradio write a .pyi stub next to this
+    file, so the one instance is adjusted instead."""
+    box.postprocess = lambda value: None if value is None else bool(value)
+    box.value = None
+    return box
 
 
 def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None) -> np.ndarray:
@@ -168,9 +167,9 @@ def build(ctx: Context) -> None:
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
-            # None = not set (auto); the page sets it back to None when unticked (see wiring)
-            scene = UnsetCheckbox(None, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
-                                visible=ctx.engine.supports_scene_motion)
+            # None = not set (inferred); the page sets it back to None when unticked (see wiring)
+            scene = unset_checkbox(gr.Checkbox(False, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
+                                               visible=ctx.engine.supports_scene_motion))
 
     with gr.Row():
         frames = gr.Slider(animate.MIN_FRAMES, animate.MAX_FRAMES, value=animate.DEFAULT_FRAMES, step=1,
