@@ -22,7 +22,7 @@ import torch
 from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
-from .guidance import as_points, encode_sparse, validate_points
+from .guidance import as_points, encode_sparse, infer_scene_motion, validate_points
 from .model import CMP, AffinityCMP, AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
 #: What ``model.encode_image`` returns, for either network kind.
@@ -187,21 +187,36 @@ class Engine:
         """Whether ``scene_motion=True`` is available (the affinity models; not the bin decoder)."""
         return bool(getattr(self.model, "supports_scene_motion", False))
 
+    def scene_flags(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray],
+                    scene_motion: bool | None) -> list[bool]:
+        """The mode of each guidance set: ``scene_motion`` forced, or with None inferred
+        from the guidance (:func:`cmp.guidance.infer_scene_motion`; always False on a
+        model without the mode). Raises ValueError for True on such a model."""
+        if scene_motion and not self.supports_scene_motion:
+            raise ValueError(f"the model {self.name} has no 'whole scene moves' mode "
+                             "(the embedded model has); use arrows everywhere instead")
+        if scene_motion is None:
+            if not self.supports_scene_motion:
+                return [False] * len(guidance_sets)
+            return [infer_scene_motion(validate_points(p, handle.height, handle.width), handle.height, handle.width)
+                    for p in guidance_sets]
+        return [bool(scene_motion)] * len(guidance_sets)
+
     def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray], *,
-                        scene_motion: bool = False) -> np.ndarray:
+                        scene_motion: bool | None = False) -> np.ndarray:
         """Dense flow for G guidance sets sharing one cached image encoding.
 
         guidance_sets: G arrays of shape (N_g, 4) = (x, y, dx, dy) in image pixels.
-        ``scene_motion``: the "whole scene moves" mode (camera motion): no pixel stays
-        still unless it looks like a pin. Raises ValueError on a model without it.
+        ``scene_motion``: True the "whole scene moves" mode (camera motion): no pixel stays
+        still unless it looks like a pin; False the object mode (what no arrow reaches
+        stays still; the default here, as segmentation probes want); None infers the mode
+        of each set from its guidance. Raises ValueError for True on a model without it.
         Returns (G, H, W, 2) float32 flow in image pixels.
         """
         if len(guidance_sets) == 0:
             raise ValueError("no guidance sets given")
-        if scene_motion and not self.supports_scene_motion:
-            raise ValueError(f"the model {self.name} has no 'whole scene moves' mode "
-                             "(the embedded model has); use arrows everywhere instead")
-        decode_kw = {"still": False} if scene_motion else {}
+        flags = self.scene_flags(handle, guidance_sets, scene_motion)
+        decode_kw = {"still": [not f for f in flags]} if any(flags) else {}
         sparse = self._sparse_batch(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
@@ -215,15 +230,16 @@ class Engine:
         return np.stack([tf.unapply_flow(f) for f in flow])
 
     def propagate(self, handle: ImageHandle, arrows: Iterable[Sequence[float]] = (),
-                  pins: Iterable[Sequence[float]] = (), *, scene_motion: bool = False) -> np.ndarray:
+                  pins: Iterable[Sequence[float]] = (), *, scene_motion: bool | None = None) -> np.ndarray:
         """Dense flow (H, W, 2) float32 for arrows (x, y, dx, dy) and pins (x, y).
 
         With no guidance at all the model still answers (usually near zero motion).
-        ``scene_motion``: see :meth:`propagate_batch`.
+        ``scene_motion``: None (default) infers from the arrows and pins whether the whole
+        scene moves; True / False force it (see :meth:`propagate_batch`).
         """
         return self.propagate_batch(handle, [as_points(arrows, pins)], scene_motion=scene_motion)[0]
 
-    def flow_for(self, rgb: np.ndarray, arrows=(), pins=(), *, scene_motion: bool = False) -> np.ndarray:
+    def flow_for(self, rgb: np.ndarray, arrows=(), pins=(), *, scene_motion: bool | None = None) -> np.ndarray:
         """Convenience: set_image + propagate in one call."""
         return self.propagate(self.set_image(rgb), arrows, pins, scene_motion=scene_motion)
 

@@ -57,10 +57,12 @@ def number(value, name: str, lo: float | None = None, hi: float | None = None, *
     return float(value)
 
 
-def flag(value, name: str, default: bool | None = None) -> bool:
-    """true/false; null means ``default`` when one is given."""
+def flag(value, name: str, default: bool | None = None, *, none_ok: bool = False) -> bool | None:
+    """true/false; null means ``default`` when one is given, or stays None ("not set") with ``none_ok``."""
     if value is None and default is not None:
         return default
+    if value is None and none_ok:
+        return None
     if not isinstance(value, bool):
         raise ParamError(f"{name} must be true or false; got {kind(value)}")
     return value

@@ -10,7 +10,7 @@ recipe gives the same frames through every front door. A recipe::
      "tracks": [[[x, y], [x, y], ...], ...],              # keyframes, optionally [x, y, t]
      "region": {"size": [height, width], "counts": "..."} | null,   # COCO RLE, 1 = may move
      "settings": {"frames": 32, "fps": 16, "strength": 1.0, "timing": "ease",
-                  "loop": "pingpong", "scene_motion": false, "max_side": 768},
+                  "loop": "pingpong", "scene_motion": null, "max_side": 768},
      "checkpoint": "cmp-slim-affinity"}
 
 Coordinates are (x, y) pixels of the working image. This module never imports Gradio.
@@ -40,7 +40,7 @@ MAX_RECIPE_CHARS = 1_000_000
 #: Guidance sets decoded in one engine call (bounds memory for the bin decoder's models).
 BATCH = 8
 DEFAULT_SETTINGS = {"frames": animate.DEFAULT_FRAMES, "fps": float(animate.DEFAULT_FPS), "strength": 1.0,
-                    "timing": "ease", "loop": "pingpong", "scene_motion": False, "max_side": 768}
+                    "timing": "ease", "loop": "pingpong", "scene_motion": None, "max_side": 768}
 
 
 class RecipeError(GuidanceError):
@@ -95,7 +95,7 @@ def check_settings(s: dict) -> dict:
         frames = float(s["frames"])
         out = {"frames": round(frames) if np.isfinite(frames) else frames, "fps": float(s["fps"]),
                "strength": float(s["strength"]), "timing": str(s["timing"]), "loop": str(s["loop"]),
-               "scene_motion": bool(s["scene_motion"]),
+               "scene_motion": None if s["scene_motion"] is None else bool(s["scene_motion"]),
                "max_side": None if s["max_side"] is None else int(s["max_side"])}
     except (TypeError, ValueError):
         raise RecipeError("recipe settings must be numbers (frames, fps, strength, max_side) and names "
@@ -166,7 +166,9 @@ def render(engine, rgb: np.ndarray, recipe: Recipe, *, max_side: int | None = No
     side = min(v for v in (s["max_side"], max_side) if v) if (s["max_side"] or max_side) else None
     kw = dict(max_side=side, progress=progress, region=recipe.region)
     handle = engine.set_image(rgb)
-    scene = bool(s["scene_motion"])
+    scene = s["scene_motion"]
+    if scene is None:  # inferred once, from the whole motion, so no frame flips to the other kind
+        scene = engine.scene_flags(handle, [end_arrows(g)], None)[0] if hasattr(engine, "scene_flags") else False
     if s["loop"] == "seamless" or not g.tracks:
         flow = engine.propagate_batch(handle, [end_arrows(g)], scene_motion=scene)[0]
         return animate.render_frames(rgb, flow, s["frames"], strength=s["strength"], timing=s["timing"],

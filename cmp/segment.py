@@ -48,6 +48,8 @@ ISLAND_FRACTION = 0.02
 #: positive click than FRAME_PIN_CLEARANCE x the long side.
 FRAME_PINS_PER_SIDE = 4
 FRAME_PIN_CLEARANCE = 0.1
+#: Edge-aware refinement of the mask (:mod:`cmp.refine`; None = the plain threshold).
+DEFAULT_REFINE: str | None = "guided"
 
 
 class Propagator(Protocol):
@@ -299,7 +301,8 @@ def check_threshold(threshold) -> float:
 def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
-            pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE) -> Segmentation:
+            pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
+            refine: str | None = DEFAULT_REFINE) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -307,7 +310,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     to the model size by the engine) and the score is pasted back at full
     resolution; pixels outside the crop are background. With ``pin_frame`` the
     border of what the model sees is pinned still (:func:`frame_pins`) away
-    from the positive clicks.
+    from the positive clicks. ``refine`` snaps the thresholded score to the image's edges
+    (:func:`cmp.refine.refine_mask`; None = the plain threshold).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -328,6 +332,9 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     if box is not None:
         score = box.paste(score, h, w, 0.0)
     mask = score > threshold
+    if refine is not None:
+        from .refine import refine_mask
+        mask = refine_mask(refine, rgb, score, pos, neg, box=box, threshold=threshold)
     if clean:
         mask = clean_mask(mask, pos, neg)
     return Segmentation(mask, score, box, flows)

@@ -10,8 +10,9 @@ from the upload and its encoding stays cached in the engine.
 Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
 (flow colour PNG, .flo), ``/motion_video`` (image, guidance_json, frames,
 fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF) and ``/motion_recipe``
-(image, recipe_json) -> (MP4, GIF, frames zip). ``scene_motion`` (default
-false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
+(image, recipe_json) -> (MP4, GIF, frames zip). ``scene_motion``: true forces
+the "whole scene moves" mode of models that have it (the embedded one), false forces
+objects moving on a still scene, left out (null) infers it from the guidance. ``guidance_json`` is
 ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...], "tracks": [[[x, y], ...], ...],
 "region": COCO RLE}`` (see :mod:`cmp.tracks`) or a bare list of arrows, in pixels of the
 uploaded image (after any downscale note). Videos render through :func:`cmp.recipe.render`,
@@ -62,8 +63,9 @@ if (!window.cmpEnterFinishes) {
 REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
                "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
-SCENE_INFO = ("Nothing stays still unless pinned: one arrow pans the whole picture; arrows on near and far "
-              "things give parallax. Off: only what looks like an arrow's start moves.")
+SCENE_INFO = ("On: nothing stays still unless pinned; one arrow pans the whole picture, arrows on near and far "
+              "things give parallax. Off: decided from your arrows (many spread arrows that agree, and no pin, "
+              "move the whole scene; otherwise only what looks like an arrow's start moves).")
 
 
 
@@ -100,9 +102,21 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
-def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False) -> np.ndarray:
-    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
+def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
+    """Let a checkbox hold None, "not set": the API's default for ``scene_motion``
+    (inferred), while true / false from a caller still force a mode. ``gr.Checkbox``
+    turns None into False; a subclass would make Gradio write a .pyi stub next to this
+    file, so the one instance is adjusted instead."""
+    box.postprocess = lambda value: None if value is None else bool(value)
+    box.value = None
+    return box
+
+
+def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None) -> np.ndarray:
+    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy);
+    ``scene_motion`` None: the kind of motion inferred from them."""
+    mode = None if scene_motion is None else bool(scene_motion)
+    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=mode))
 
 
 # -- the page ----------------------------------------------------------------
@@ -138,8 +152,9 @@ def build(ctx: Context) -> None:
                                  elem_id="motion-flow", buttons=["download", "fullscreen"])
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
-            scene = gr.Checkbox(False, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
-                                visible=ctx.engine.supports_scene_motion)
+            # None = not set (inferred); the page sets it back to None when unticked (see wiring)
+            scene = unset_checkbox(gr.Checkbox(False, label=SCENE_LABEL, info=SCENE_INFO, elem_id="motion-scene",
+                                               visible=ctx.engine.supports_scene_motion))
 
     with gr.Row():
         frames = gr.Slider(animate.MIN_FRAMES, animate.MAX_FRAMES, value=animate.DEFAULT_FRAMES, step=1,
@@ -181,7 +196,7 @@ def build(ctx: Context) -> None:
     validated(strength, lambda v: params.number(v, "strength", 0.0, animate.MAX_STRENGTH))
     validated(timing, lambda v: params.choice(v, "timing", animate.TIMINGS))
     validated(loop, lambda v: params.choice(v, "loop", animate.LOOPS))
-    validated(scene, lambda v: params.flag(v, "scene_motion", default=False))
+    validated(scene, lambda v: params.flag(v, "scene_motion", none_ok=True))
     validated(guide, lambda v: params.text(v, "guidance"))
     validated(recipe_text, lambda v: params.text(v, "recipe"))
 
@@ -194,7 +209,8 @@ def build(ctx: Context) -> None:
         return recipes.from_inputs(rgb, guidance, checkpoint=ctx.engine.name,
                                    frames=round(n) if math.isfinite(n) else n, fps=float(frame_rate),
                                    strength=float(motion_strength), timing=timing_curve, loop=loop_mode,
-                                   scene_motion=bool(scene_motion), max_side=ctx.video_side)
+                                   scene_motion=None if scene_motion is None else bool(scene_motion),
+                                   max_side=ctx.video_side)
 
     def _render(rgb, rec, progress):
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
@@ -325,7 +341,7 @@ def build(ctx: Context) -> None:
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
-    def motion_flow(image, guidance, scene_motion=False):
+    def motion_flow(image, guidance, scene_motion=None):
         """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path).
         A path counts as the arrow from its first to its last keyframe."""
         rgb, _ = _image(image)
@@ -337,7 +353,7 @@ def build(ctx: Context) -> None:
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     scene_motion=False, progress=gr.Progress()):
+                     scene_motion=None, progress=gr.Progress()):
         """Animate the image along the predicted flow (arrows, paths, pins and an optional
         region, all in the guidance JSON) -> (H.264 MP4 path, GIF path)."""
         n = float(n_frames)
@@ -345,7 +361,7 @@ def build(ctx: Context) -> None:
                                timing_curve, loop_mode)
         rgb, _ = _image(image)
         rec = _recipe(rgb, parse_motion(guidance), n_frames, frame_rate, motion_strength,
-                      timing_curve, loop_mode, bool(scene_motion))
+                      timing_curve, loop_mode, scene_motion)
         return _render(rgb, rec, progress)
 
     @user_errors
@@ -377,6 +393,8 @@ def build(ctx: Context) -> None:
     apply_btn.click(on_apply, [src, guide], shown, api_visibility="private",
                     **model).then(**flow_args)
     view.change(**flow_args)
+    # on the page the toggle has two states: on = whole scene, off = auto (not "force objects")
+    scene.input(lambda on: True if on else None, [scene], [scene], api_visibility="private", queue=False)
     scene.change(**flow_args)
     export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
     gen_btn.click(motion_video, [src, guide, *settings], [video, gif, last_frames],

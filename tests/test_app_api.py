@@ -211,3 +211,18 @@ def test_read_image_decodes_an_upload_once_and_rereads_a_changed_file(tmp_path):
     Image.new("RGB", (50, 30), (200, 20, 30)).save(p)
     c, _ = read_image(str(p))
     assert c.shape == (30, 50, 3) and c[0, 0, 0] == 200
+
+
+def test_scene_motion_left_out_is_inferred_and_false_forces_objects(affinity_app, sample_images):
+    from gradio_client import Client, handle_file
+
+    from demos.common import read_image
+
+    eng, _demo, url = affinity_app
+    client = Client(url, verbose=False)
+    camera = [[x, y, -6 - 0.02 * x, 0.5] for x in (10, 60, 110) for y in (8, 45, 82)]  # spread, agreeing
+    rgb, _ = read_image(sample_images["photo"], TEST_MAX_SIDE)
+    _, flo = client.predict(handle_file(sample_images["photo"]), json.dumps(camera), api_name="/motion_flow")
+    np.testing.assert_allclose(_read_flo(flo), eng.flow_for(rgb, camera, scene_motion=True), atol=1e-5)
+    _, flo = client.predict(handle_file(sample_images["photo"]), json.dumps(camera), False, api_name="/motion_flow")
+    np.testing.assert_allclose(_read_flo(flo), eng.flow_for(rgb, camera, scene_motion=False), atol=1e-5)

@@ -249,3 +249,24 @@ def test_scene_motion_is_offered_by_affinity_models_only(engine):
     np.testing.assert_allclose(flow[..., 0], 7.0, atol=1e-4)  # one arrow moves the whole image
     np.testing.assert_allclose(flow[..., 1], -3.0, atol=1e-4)
     assert not np.allclose(engine.propagate_batch(handle, arrow)[0], flow), "the default mode differs"
+
+
+CAMERA = np.array([[x, y, -6.0 - 0.05 * x, 0.5] for x in (8, 48, 88) for y in (6, 30, 54)])  # spread, agreeing
+
+
+def test_auto_mode_reads_spread_agreeing_arrows_as_camera_motion_and_pins_as_objects(engine):
+    handle = engine.set_image(image(61, 97))
+    with_pin = np.concatenate([CAMERA, [[50.0, 20.0, 0.0, 0.0]]])
+    one = np.array([[40.0, 30.0, 7.0, -3.0]])
+    auto = engine.propagate_batch(handle, [CAMERA, with_pin, one], scene_motion=None)
+    objects = engine.propagate_batch(handle, [CAMERA, with_pin, one])
+    if not engine.supports_scene_motion:  # auto never asks a model for a mode it lacks
+        np.testing.assert_array_equal(auto, objects)
+        return
+    scene = engine.propagate_batch(handle, [CAMERA], scene_motion=True)[0]
+    np.testing.assert_allclose(auto[0], scene, atol=1e-5)
+    assert not np.allclose(objects[0], scene)
+    np.testing.assert_allclose(auto[1:], objects[1:], atol=1e-5)
+    # propagate's default is auto; an explicit False still forces object motion
+    np.testing.assert_allclose(engine.propagate(handle, CAMERA), scene, atol=1e-5)
+    np.testing.assert_allclose(engine.propagate(handle, CAMERA, scene_motion=False), objects[0], atol=1e-5)

@@ -291,3 +291,26 @@ def test_synthetic_loader_uses_held_out_seeds_and_skips_when_absent(monkeypatch)
     monkeypatch.setitem(sys.modules, "cmp.train.synthetic", None)  # None makes the import fail
     with pytest.raises(P.DatasetUnavailable):
         P.synthetic_pairs(1)
+
+
+def test_cli_auto_mode_row_and_set_kinds(tmp_path, capsys):
+    import torch
+
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import TINY_AFFINITY, build_cmp
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "aff.safetensors")
+    out_json = tmp_path / "r.json"
+    assert main(["eval", "propagation", "--checkpoint", str(ck), "--quick", "--device", "cpu", "--precision",
+                 "fp32", "--datasets", "motorcycle", "--points", "1,10", "--methods",
+                 "model,model-scene,model-auto,geodesic", "--json", str(out_json), "--plot", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "motorcycle [real" in out and "model-auto/geo" in out
+    res = json.loads(out_json.read_text())
+    assert res["datasets"]["motorcycle"]["kind"].startswith("real")
+    for per in res["datasets"]["motorcycle"]["epe"].values():
+        # one point is never a camera move; ten random points would be only if they agree and spread
+        assert per["model-auto"][0] == per["model"][0]
+        assert per["model-auto"][1] in (per["model"][1], per["model-scene"][1]) or \
+            min(per["model"][1], per["model-scene"][1]) <= per["model-auto"][1] <= max(per["model"][1], per["model-scene"][1])

@@ -347,7 +347,7 @@ def test_cli_segment_bad_click_is_one_line_exit_2(tmp_path, tiny_checkpoint, cap
 
 
 def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
-    code = cli_main(["eval", "segmentation", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+    code = cli_main(["eval", "segmentation", "--datasets", "composites", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
                      "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"])
     out = capsys.readouterr().out
     assert code == 0
@@ -357,3 +357,31 @@ def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
     for s in rep["methods"].values():
         assert 1 <= s["NoC@85"] <= 5 and 1 <= s["NoC@90"] <= 5
         assert 0.0 <= s["IoU@1"] <= 1.0 and len(s["curve"]) == 5
+
+
+def test_segment_refines_by_default_and_refine_none_is_the_plain_threshold():
+    from cmp.refine import refine_mask
+    from cmp.segment import DEFAULT_REFINE
+
+    rgb = _rgb(48, 72, 3)
+    rgb[:, :36, 0] = np.minimum(rgb[:, :36, 0], 60)  # red (the fake score) is low on the left
+    pos = [(50, 24)]
+    plain = segment(BrightnessPropagator(), rgb, pos, zoom=False, pin_frame=False, refine=None)
+    assert np.array_equal(plain.mask, clean_mask(plain.score > 0.5, pos))
+    assert DEFAULT_REFINE is not None
+    refined = segment(BrightnessPropagator(), rgb, pos, zoom=False, pin_frame=False)
+    expect = clean_mask(refine_mask(DEFAULT_REFINE, rgb, refined.score, pos, [], threshold=0.5), pos)
+    assert np.array_equal(refined.mask, expect)
+    with pytest.raises(ValueError, match="unknown refinement"):
+        segment(BrightnessPropagator(), rgb, pos, refine="sharpen")
+
+
+def test_cli_eval_segmentation_reports_each_set_with_its_kind(capsys):
+    code = cli_main(["eval", "segmentation", "--methods", "baseline", "--datasets", "composites,motorcycle-objects",
+                     "--n-images", "1", "--max-clicks", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    sets = json.loads(out)["sets"]
+    assert sets["composites"]["kind"].startswith("composite")
+    assert sets["motorcycle-objects"]["kind"].startswith("real")
+    assert len(sets["motorcycle-objects"]["methods"]["geodesic baseline"]["curve"]) == 5

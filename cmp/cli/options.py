@@ -44,11 +44,16 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_scene_flag(p: argparse.ArgumentParser) -> None:
-    """--scene-motion: the engine's "whole scene moves" mode (camera motion)."""
-    p.add_argument("--scene-motion", action="store_true",
+    """--scene-motion / --object-motion: force the kind of motion; neither = inferred (None)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scene-motion", action="store_true", default=None,
                    help="the whole scene moves (camera motion): nothing stays still unless pinned, so one "
                         "arrow pans the picture and arrows on near and far things give parallax "
-                        "(models with this mode only, such as the embedded one)")
+                        "(models with this mode only, such as the embedded one). Without this flag or "
+                        "--object-motion the kind is inferred from the guidance (many spread arrows that "
+                        "agree, and no pin, move the whole scene)")
+    g.add_argument("--object-motion", dest="scene_motion", action="store_false",
+                   help="objects move against a still scene: what no arrow reaches stays still")
 
 
 def output_path(text: str, suffixes: tuple[str, ...] = (), flag: str = "--out") -> Path:

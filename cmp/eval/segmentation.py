@@ -1,4 +1,7 @@
-"""Interactive segmentation benchmark: the RITM click protocol on held-out composites.
+"""Interactive segmentation benchmark: the RITM click protocol on held-out images.
+
+Sets (:data:`SETS`): the project's own composites, real objects of a real photo,
+emoji silhouettes on real photos (:mod:`cmp.eval.real`); every report names its kind.
 
 Protocol (as RITM, Sofiiuk et al. 2022): the first click is at the interior
 point of the object; every next click is at the interior point (maximum of
@@ -10,7 +13,8 @@ reached. Reported: mean NoC@85, NoC@90 and mean IoU after 1, 3 and 5 clicks.
 
 Two methods share the same 4-probe recipe (:func:`cmp.segment.segment`,
 with zoom and clean-up), only the propagator differs: the CMP engine, and a
-classical edge-aware geodesic propagator (:class:`_GeodesicProbePropagator`).
+classical edge-aware geodesic propagator
+(:class:`cmp.eval.baselines.GeodesicPropagator`).
 """
 from __future__ import annotations
 
@@ -23,9 +27,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..engine import DEFAULT_SIDE, ImageHandle, image_key
-from ..geometry import ImageTransform
 from ..segment import DEFAULT_THRESHOLD, segment
+from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
 
 MAX_CLICKS = 20
@@ -118,79 +121,21 @@ def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = T
     return run
 
 
-class _GeodesicProbePropagator:
-    """Classical stand-in for the CMP engine (same interface: set_image / propagate_batch).
-
-    Flow at a pixel = sum_i w_i v_i / (sum_i w_i + w_rest), w_i = 1 / (d_i + 1)^p,
-    where d_i is the geodesic distance to guidance point i over a step cost
-    1 + edge_weight * |image gradient| (normalised), computed at the model
-    input size, and w_rest = 1 / (rest * side)^p is an implicit "the world is
-    still" prior (without it one moving point moves the whole image). The
-    defaults were picked on training seeds 100-109, never on evaluation seeds.
-    """
-
-    def __init__(self, side: int = DEFAULT_SIDE, *, edge_weight: float = 20.0, power: float = 2.0,
-                 rest: float = 0.25, cache_entries: int = 256):
-        self.side, self.edge_weight, self.power, self.rest = side, edge_weight, power, rest
-        self._costs: dict[str, np.ndarray] = {}
-        self._dist: dict[tuple, np.ndarray] = {}
-        self._cache_entries = cache_entries
-
-    def set_image(self, rgb: np.ndarray) -> ImageHandle:
-        tf = ImageTransform(rgb.shape[0], rgb.shape[1], self.side)
-        key = image_key(rgb)
-        if key not in self._costs:
-            ih, iw = tf.inner_size
-            small = tf.apply_image(rgb)[:ih, :iw].astype(np.float32) / 255.0
-            grad = np.zeros((ih, iw), np.float32)
-            for c in range(3):
-                gx = cv2.Sobel(small[..., c], cv2.CV_32F, 1, 0, ksize=3)
-                gy = cv2.Sobel(small[..., c], cv2.CV_32F, 0, 1, ksize=3)
-                grad = np.maximum(grad, np.sqrt(gx * gx + gy * gy))
-            grad /= max(float(np.percentile(grad, 99)), 1e-6)
-            if len(self._costs) >= 8:
-                self._costs.clear()
-                self._dist.clear()
-            self._costs[key] = 1.0 + self.edge_weight * np.minimum(grad, 1.0)
-        return ImageHandle(key, rgb.shape[0], rgb.shape[1], self.side)
-
-    def _distance(self, key: str, col: int, row: int) -> np.ndarray:
-        from skimage.graph import MCP_Geometric
-
-        k = (key, col, row)
-        d = self._dist.get(k)
-        if d is None:
-            d, _ = MCP_Geometric(self._costs[key]).find_costs([(row, col)])
-            if len(self._dist) >= self._cache_entries:
-                self._dist.clear()
-            self._dist[k] = d = d.astype(np.float32)
-        return d
-
-    def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
-        tf = handle.transform
-        ih, iw = tf.inner_size
-        w_rest = (self.rest * self.side + 1.0) ** -self.power
-        flows = []
-        for pts in guidance_sets:
-            pts = np.asarray(pts, dtype=np.float64).reshape(-1, 4)
-            xy = tf.apply_points(pts[:, :2])
-            vec = tf.apply_vectors(pts[:, 2:])
-            num = np.zeros((ih, iw, 2), np.float32)
-            den = np.full((ih, iw), w_rest, np.float32)
-            for (x, y), v in zip(xy, vec):
-                c, r = int(np.clip(round(x), 0, iw - 1)), int(np.clip(round(y), 0, ih - 1))
-                w = (self._distance(handle.key, c, r) + 1.0) ** -self.power
-                den += w
-                num += w[..., None] * v.astype(np.float32)
-            model = np.zeros((*tf.model_size, 2), np.float32)
-            model[:ih, :iw] = num / den[..., None]
-            flows.append(tf.unapply_flow(model))
-        return np.stack(flows)
+def refine_methods(engine, kinds: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
+                   pin_frame: bool = True) -> dict[str, Method]:
+    """The model's recipe with each refinement of ``kinds`` (:mod:`cmp.refine`; "none" =
+    the plain threshold), whatever the default is."""
+    def make(kind):
+        def run(rgb, pos, neg):
+            return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame,
+                           refine=None if kind == "none" else kind).mask
+        return run
+    return {("cmp, plain threshold" if k == "none" else f"cmp + {k}"): make(k) for k in kinds}
 
 
 def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, pin_frame: bool = True) -> Method:
     """The same recipe as :func:`model_method` on the geodesic propagator."""
-    return model_method(_GeodesicProbePropagator(), threshold=threshold, zoom=zoom, pin_frame=pin_frame)
+    return model_method(GeodesicPropagator(), threshold=threshold, zoom=zoom, pin_frame=pin_frame)
 
 
 # -- benchmark --------------------------------------------------------------------
@@ -233,26 +178,55 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
     return results
 
 
+#: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
+#: composites, real objects of the stereo motorcycle, emoji silhouettes on real photos.
+SETS = ("composites", "motorcycle-objects", "emoji")
+
+
+def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Composite]:
+    """The images of one evaluation set (``n_images`` for the generated ones; the
+    motorcycle has its fixed objects). Raises :class:`cmp.eval.real.SourceUnavailable`."""
+    from . import real
+
+    if name == "composites":
+        return eval_composites(n_images, start=start)
+    if name == "motorcycle-objects":
+        return real.motorcycle_objects()
+    if name == "emoji":
+        return real.emoji_composites(n_images)
+    raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+
+
 def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
         zoom: bool = True, threshold: float = DEFAULT_THRESHOLD, start: int = EVAL_SEED_START,
-        pin_frame: bool = True, progress: Callable[[str], None] | None = None) -> dict:
-    """Benchmark the engine (if given) and the geodesic baseline; returns a JSON-able dict."""
+        pin_frame: bool = True, progress: Callable[[str], None] | None = None, dataset: str = "composites",
+        extra: dict[str, Method] | None = None) -> dict:
+    """Benchmark the engine (if given) and the geodesic baseline on one set; a JSON-able dict.
+
+    ``extra``: more methods by name (e.g. refinements of the model's score).
+    """
+    from .real import SET_KINDS
+
     if n_images < 1:
         raise ValueError("n_images must be at least 1")
     if max_clicks < max(IOU_AT):
         raise ValueError(f"max_clicks must be at least {max(IOU_AT)}")
+    if dataset == "composites" and start < EVAL_SEED_START:
+        raise ValueError(f"evaluation seeds must be >= {EVAL_SEED_START} (lower ones are for training)")
     methods: dict[str, Method] = {}
     recipe = {"threshold": threshold, "zoom": zoom, "pin_frame": pin_frame}
     if engine is not None:
         methods[f"cmp ({getattr(engine, 'name', 'model')})"] = model_method(engine, **recipe)
+    methods.update(extra or {})
     if baseline:
         methods["geodesic baseline"] = baseline_method(**recipe)
     if not methods:
         raise ValueError("nothing to evaluate")
-    comps = eval_composites(n_images, start=start)
+    comps = load_set(dataset, n_images, start)
     results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
-    return {"protocol": "RITM clicks on synthetic composites", "seeds": [start, start + n_images - 1],
-            "max_clicks": max_clicks, **recipe,
+    seeds = [comps[0].seed, comps[-1].seed]
+    return {"protocol": f"RITM clicks on {dataset}", "dataset": dataset, "kind": SET_KINDS[dataset],
+            "seeds": seeds, "max_clicks": max_clicks, **recipe,
             "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
 
 
@@ -266,6 +240,7 @@ def format_table(report: dict) -> str:
         cells = [f"{s[c]:7.2f}" if c.startswith("NoC") else f"{s[c]:7.3f}" if c.startswith("IoU")
                  else f"{s[c]:>7}" for c in cols]
         lines.append(f"{n:<{width}}  " + "  ".join(cells))
+    lines.insert(0, f"{report.get('dataset', 'composites')}: {report.get('kind', 'composite')}")
     lines.append(f"(seeds {report['seeds'][0]}-{report['seeds'][1]}, max {report['max_clicks']} clicks, "
                  f"zoom {'on' if report['zoom'] else 'off'}, frame pins "
                  f"{'on' if report.get('pin_frame', False) else 'off'}, threshold {report['threshold']})")
@@ -288,6 +263,7 @@ def plot(report: dict, path: str | os.PathLike) -> Path:
     ax.set_xlabel("clicks")
     ax.set_ylabel("mean IoU")
     ax.set_ylim(0, 1)
+    ax.set_title(f"{report.get('dataset', 'composites')}: {report.get('kind', 'composite').split(' (')[0]}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

