@@ -10,7 +10,8 @@ import gradio as gr
 from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
-from demos import gallery, motion, segment
+from cmp.pool import EnginePool
+from demos import gallery, header, motion, segment
 from demos.common import Context, example_images
 
 PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
@@ -19,6 +20,11 @@ MAX_FILE_SIZE = "20mb"
 #: Feature cache of the one engine: encoded images kept for quick clicks, LRU-evicted
 #: past either bound (the default model needs about 4 MB per image at side 384).
 CACHE_IMAGES, CACHE_MB = 16, 512
+#: Models besides the default that sessions may choose, kept loaded (LRU): at most this
+#: many, and this many MB counting weights plus each one's feature cache (8 images, 256 MB).
+POOL_MODELS, POOL_MB = 3, 1536
+#: Largest checkpoint file the app downloads for a session (the original ResNet-50 is 218 MB).
+MAX_DOWNLOAD_MB = 1024
 #: Browser tabs / API clients Gradio keeps a session for (LRU). Each costs about 0.3 MB of
 #: server memory (a copy of the page config) until evicted here, so Gradio's default of
 #: 10000 would allow ~3 GB. The small gr.State values inside expire sooner (time_to_live).
@@ -77,8 +83,7 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
 def build_app(ctx: Context) -> gr.Blocks:
     with gr.Blocks(title="CMP Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CMP Studio\nConditional Motion Propagation: draw a few arrows, see the whole image move.")
-        eng = ctx.engine
-        gr.Markdown(f"Model: `{eng.name}` on {eng.device.type} ({eng.precision}).")
+        header.build(ctx)
         if ctx.notice:
             gr.Markdown(f"**Notice:** {ctx.notice}")
         with gr.Tabs():
@@ -96,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    pool = EnginePool(engine, default_ref=args.checkpoint if notice is None else "default", max_models=POOL_MODELS,
+                      max_bytes=POOL_MB * 2**20, max_download_bytes=MAX_DOWNLOAD_MB * 2**20)
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
-                             examples=example_images()))
+                             examples=example_images(), pool=pool))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                 max_file_size=MAX_FILE_SIZE, state_session_capacity=STATE_SESSIONS, ssr_mode=False)
     return 0

@@ -211,6 +211,28 @@ def registry_entries(path: str | os.PathLike = REGISTRY_PATH) -> list[RegistryEn
     return out
 
 
+def entry_status(entry: RegistryEntry, registry: str | os.PathLike = REGISTRY_PATH,
+                 cache_dir: str | None = None) -> tuple[str, str | None]:
+    """('shipped' | 'cached' | 'not downloaded' | 'missing', local path or None), no network."""
+    if entry.file:
+        f = Path(registry).resolve().parent / entry.file
+        if f.is_file():
+            return "shipped", str(f)
+        if not entry.hub:
+            return "missing", None
+    from huggingface_hub import try_to_load_from_cache
+    for loc in entry.hub:
+        hit = try_to_load_from_cache(loc.repo_id, loc.filename, cache_dir=cache_dir, revision=loc.revision,
+                                     repo_type=loc.repo_type)
+        if isinstance(hit, str):
+            return "cached", hit
+    return "not downloaded", None
+
+
+def format_size(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.1f} MB"
+
+
 # -- integrity ----------------------------------------------------------------
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

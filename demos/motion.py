@@ -6,9 +6,10 @@ drawing from :mod:`demos.overlays`. Per-tab state is a small dict of lists
 an arrow with dx = dy = 0); the image itself is re-read from the upload and
 its encoding stays cached in the engine.
 
-Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
+Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion, checkpoint]) ->
 (flow colour PNG, .flo) and ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF). ``scene_motion`` (default
+fps, strength, timing, loop[, scene_motion, checkpoint]) -> (MP4, GIF). ``checkpoint``
+(default "": the session's model, else the app's) is a registry name or ``hf://`` reference. ``scene_motion`` (default
 false) is the "whole scene moves" mode of models that have it (the embedded one). ``guidance_json`` is
 ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...]}`` or a bare list
 of arrows, in pixels of the uploaded image (after any downscale note).
@@ -123,9 +124,10 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 
 
-def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False) -> np.ndarray:
-    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy)."""
-    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
+def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool = False, model: str | None = None) -> np.ndarray:
+    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy), by ``model``'s engine."""
+    engine = ctx.engine_for(model)
+    return retry_if_evicted(lambda: engine.flow_for(rgb, arrows=points, scene_motion=bool(scene_motion)))
 
 
 def _has_motion(points) -> bool:
@@ -184,11 +186,11 @@ def build(ctx: Context) -> None:
 
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path):
+    def on_image(path, model=""):
         if not path:
             return overlays.placeholder(), new_state(), "", "", None
         rgb, msg = _image(path)
-        ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
+        ctx.engine_for(model).set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         return rgb, new_state(), guidance_json([]), text, None
@@ -220,31 +222,31 @@ def build(ctx: Context) -> None:
         return overlays.draw_guidance(rgb, points), st, guidance_json(points)
 
     @user_errors
-    def show_flow(path, st, mode, scene_motion):
+    def show_flow(path, st, mode, scene_motion, model=""):
         if not path or st.get("pending") is not None:
             return gr.skip()
         if not st["points"]:
             return None
         rgb, _ = _image(path)
-        flow = flow_for(ctx, rgb, st["points"], scene_motion)
+        flow = flow_for(ctx, rgb, st["points"], scene_motion, model)
         if mode == VIEW_ARROWS:
             return overlays.draw_guidance(overlays.draw_flow_arrows(rgb, flow), st["points"])
         return flow_color_view(flow)
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
-    def motion_flow(image, guidance, scene_motion=False):
+    def motion_flow(image, guidance, scene_motion=False, checkpoint="", model=""):
         """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path)."""
         rgb, _ = _image(image)
         points = parse_guidance(guidance)
-        flow = flow_for(ctx, rgb, points, scene_motion)
+        flow = flow_for(ctx, rgb, points, scene_motion, checkpoint or model)
         png = temp_path(".png")
         save_flow(png, flow)
         return png, str(write_flo(temp_path(".flo"), flow))
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     scene_motion=False, progress=gr.Progress()):
+                     scene_motion=False, checkpoint="", model="", progress=gr.Progress()):
         """Animate the image along the predicted flow -> (H.264 MP4 path, GIF path)."""
         n_frames, frame_rate = float(n_frames), float(frame_rate)
         if math.isfinite(n_frames):  # NaN and infinity cannot be rounded; check_settings names them
@@ -255,7 +257,7 @@ def build(ctx: Context) -> None:
         if not _has_motion(points):
             raise GuidanceError("add at least one arrow first (pins alone do not move anything)")
         progress(0.0, desc="Predicting flow")
-        flow = flow_for(ctx, rgb, points, scene_motion)
+        flow = flow_for(ctx, rgb, points, scene_motion, checkpoint or model)
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
         clip = animate.render_frames(rgb, flow, n_frames, strength=float(motion_strength), timing=timing_curve,
                                      loop=loop_mode, max_side=ctx.video_side, progress=step)
@@ -266,9 +268,9 @@ def build(ctx: Context) -> None:
 
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
-    flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
+    flow_args = dict(fn=show_flow, inputs=[src, state, view, scene, ctx.model], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
+    src.change(on_image, [src, ctx.model], [canvas, state, guide, note, flow_view], api_visibility="private", **model)
     canvas.select(on_click, [src, state, pin_mode], [canvas, state, guide], api_visibility="private") \
         .then(**flow_args)
     undo_btn.click(lambda p, s: on_edit(p, s, "undo"), [src, state], [canvas, state, guide],
@@ -279,6 +281,7 @@ def build(ctx: Context) -> None:
                     **model).then(**flow_args)
     view.change(**flow_args)
     scene.change(**flow_args)
-    export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
-    gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene], [video, gif],
+    export_btn.click(motion_flow, [src, guide, scene, ctx.checkpoint, ctx.model], [flow_png, flow_flo], api_name="motion_flow", **model)
+    gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene, ctx.checkpoint, ctx.model],
+                  [video, gif],
                   api_name="motion_video", **model)

@@ -1,6 +1,6 @@
 """Segment page: click an object, get its mask; several objects; PNG and COCO export.
 
-Thin wiring only: masks come from :func:`cmp.segment.segment` on ``ctx.engine``.
+Thin wiring only: masks come from :func:`cmp.segment.segment` on the session's engine.
 Per-tab state is a small dict of plain values::
 
     {"size": [h, w], "clicks": [[x, y, 1 | 0], ...],   # current object, 1 = positive
@@ -12,7 +12,7 @@ never need the model again; the image is re-read from the upload and its
 encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/segment_mask`` (image, points_json,
-threshold, zoom, pin_frame) -> (mask PNG path, 0/255 same size as the image; COCO JSON
+threshold, zoom, pin_frame[, checkpoint]) -> (mask PNG path, 0/255 same size as the image; COCO JSON
 dict with compressed RLE). ``points_json`` is ``{"positive": [[x, y], ...],
 "negative": [[x, y], ...]}`` in pixels of the working image (after any
 downscale note).
@@ -161,9 +161,10 @@ def status(state: dict, box=None) -> str:
 
 
 def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool,
-             pin_frame: bool = True):
-    """:func:`cmp.segment.segment` on the shared engine, retried once if another tab evicted the image."""
-    return retry_if_evicted(lambda: segment(ctx.engine, rgb, positive, negative, threshold=float(threshold),
+             pin_frame: bool = True, model: str | None = None):
+    """:func:`cmp.segment.segment` on ``model``'s engine, retried once if another tab evicted the image."""
+    engine = ctx.engine_for(model)
+    return retry_if_evicted(lambda: segment(engine, rgb, positive, negative, threshold=float(threshold),
                                             zoom=bool(zoom), pin_frame=bool(pin_frame)))
 
 
@@ -206,12 +207,12 @@ def build(ctx: Context) -> None:
     def _image(path):
         return read_image(path, ctx.max_side)
 
-    def _recompute(rgb, st, thr, zm, pf):
+    def _recompute(rgb, st, thr, zm, pf, model=""):
         """State with the current object's mask recomputed from its clicks; also the zoom box."""
         pos, neg = split_clicks(st["clicks"])
         if not pos:
             return {**st, "mask": None}, None
-        res = mask_for(ctx, rgb, pos, neg, thr, zm, pf)
+        res = mask_for(ctx, rgb, pos, neg, thr, zm, pf, model)
         return {**st, "mask": rle_encode(res.mask)["counts"]}, res.box
 
     def _show(rgb, st, box=None):
@@ -219,18 +220,18 @@ def build(ctx: Context) -> None:
 
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path):
+    def on_image(path, model=""):
         if not path:
             return overlays.placeholder(), new_state(), "", "", "", None
         rgb, msg = _image(path)
-        ctx.engine.set_image(rgb)  # encode now so the first click is quick
+        ctx.engine_for(model).set_image(rgb)  # encode now so the first click is quick
         h, w = rgb.shape[:2]
         st = new_state((h, w))
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         return rgb, st, status(st), points_json([]), text, None
 
     @user_errors
-    def on_click(path, st, md, thr, zm, pf, evt: gr.SelectData):
+    def on_click(path, st, md, thr, zm, pf, model, evt: gr.SelectData):
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -238,26 +239,26 @@ def build(ctx: Context) -> None:
         if st.get("size") != list(rgb.shape[:2]):
             st = new_state(rgb.shape[:2])
         x, y = click_xy(evt, rgb.shape)
-        st, box = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, zm, pf)
+        st, box = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, zm, pf, model)
         return _show(rgb, st, box)
 
     @user_errors
-    def on_settings(path, st, thr, zm, pf):
+    def on_settings(path, st, thr, zm, pf, model=""):
         if not path or not st.get("clicks"):
             return gr.skip()
         rgb, _ = _image(path)
-        st, box = _recompute(rgb, st, thr, zm, pf)
+        st, box = _recompute(rgb, st, thr, zm, pf, model)
         return _show(rgb, st, box)
 
     @user_errors
-    def on_undo(path, st, thr, zm, pf):
+    def on_undo(path, st, thr, zm, pf, model=""):
         if not path:
             return gr.skip()
         rgb, _ = _image(path)
         st = undo(st)
         box = None
         if st["mask"] is None:
-            st, box = _recompute(rgb, st, thr, zm, pf)
+            st, box = _recompute(rgb, st, thr, zm, pf, model)
         return _show(rgb, st, box)
 
     @user_errors
@@ -285,12 +286,12 @@ def build(ctx: Context) -> None:
 
     # -- public endpoint ---------------------------------------------------------
     @user_errors
-    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True):
+    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True, checkpoint="", model=""):
         """Mask of the object marked by JSON points -> (0/255 mask PNG path, COCO JSON dict)."""
         rgb, _ = _image(image)
         pos, neg = parse_points(points_text)
         res = mask_for(ctx, rgb, pos, neg, DEFAULT_THRESHOLD if thr is None else thr, True if zm is None else zm,
-                       True if pf is None else pf)
+                       True if pf is None else pf, checkpoint or model)
         png = save_mask_png(temp_path(".png"), res.mask)
         name = Path(image).name if isinstance(image, str) else "image.png"
         return str(png), coco_dict([res.mask], file_name=name)
@@ -298,9 +299,9 @@ def build(ctx: Context) -> None:
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
     shown = [canvas, state, status_md, points]
-    src.change(on_image, [src], [canvas, state, status_md, points, note, files], api_visibility="private", **model)
-    settings = [src, state, threshold, zoom, pin]
-    canvas.select(on_click, [src, state, mode, threshold, zoom, pin], shown, api_visibility="private", **model)
+    src.change(on_image, [src, ctx.model], [canvas, state, status_md, points, note, files], api_visibility="private", **model)
+    settings = [src, state, threshold, zoom, pin, ctx.model]
+    canvas.select(on_click, [src, state, mode, threshold, zoom, pin, ctx.model], shown, api_visibility="private", **model)
     threshold.release(on_settings, settings, shown, api_visibility="private", **model)
     zoom.change(on_settings, settings, shown, api_visibility="private", **model)
     pin.change(on_settings, settings, shown, api_visibility="private", **model)
@@ -308,5 +309,5 @@ def build(ctx: Context) -> None:
     clear_btn.click(on_clear, [src, state], shown, api_visibility="private")
     next_btn.click(on_next, [src, state], shown, api_visibility="private")
     export_btn.click(on_export, [src, state], [files], api_visibility="private")
-    api_btn.click(segment_mask, [src, points, threshold, zoom, pin], [api_mask, api_coco], api_name="segment_mask",
+    api_btn.click(segment_mask, [src, points, threshold, zoom, pin, ctx.checkpoint, ctx.model], [api_mask, api_coco], api_name="segment_mask",
                   **model)
