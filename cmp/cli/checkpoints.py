@@ -1,11 +1,10 @@
-"""`python -m cmp checkpoints list|download NAME`: the checkpoint registry from the shell."""
+"""`python -m cmp checkpoints list|download REF`: the checkpoint registry from the shell."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from . import CLIError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=run_list)
     dl = act.add_parser("download", help="fetch a checkpoint into the cache and verify its sha256")
-    dl.add_argument("name", metavar="NAME", help="registry name or alias")
+    dl.add_argument("name", metavar="REF", help="registry name or alias, or an hf:// reference")
     dl.set_defaults(func=run_download)
 
 
@@ -53,10 +52,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_registry, resolve
-    reg = load_registry(_registry(args))
-    if args.name not in reg:
-        raise CLIError(f"unknown checkpoint {args.name!r}; known names: {', '.join(sorted(reg))}")
-    path, entry = resolve(reg[args.name], registry=_registry(args))
-    print(f"{entry.name}: {path} (sha256 verified)" if entry.sha256 else f"{entry.name}: {path}")
+    from ..checkpoints import parse_ref, resolve
+    ref = parse_ref(args.name, allow_local=False, registry=_registry(args))
+    path, entry = resolve(ref, registry=_registry(args))
+    name = entry.name if entry else args.name
+    print(f"{name}: {path} (sha256 verified)" if entry and entry.sha256 else f"{name}: {path}")
     return 0
