@@ -192,3 +192,56 @@ class FakeHub:
                 commit = self._new_commit((repo_type, repo_id, rev))
             return self._json(h, {"commitUrl": f"{self.url}/{repo_id}/commit/{commit}", "commitOid": commit})
         return self._error(h, 404, "NotFound", f"fake hub has no route {path}")
+
+
+#: Where serve_standins puts things on the loopback Hub.
+ORIGINAL = ("org/cmp-weights", "models/cmp/experiments/checkpoints/ckpt_iter_42000.pth.tar")
+SAVED_REPO = "me/saved-cmp"
+
+
+def serve_standins(hub: FakeHub, folder) -> tuple[dict, dict, str]:
+    """Serve stand-in checkpoints on ``hub``; returns (refs, local files, registry path).
+
+    refs: ``original`` (a random TINY in the original ``.pth.tar`` layout, seed 1),
+    ``saved`` (a random TINY_AFFINITY saved as a model repo, seed 2), ``classifier`` (not
+    a CMP), ``big`` (3 MB of noise), ``missing_repo``, ``missing_file``; registry names
+    ``standin`` (the original file, right sha256) and ``corrupt`` (a copy of it whose
+    registry sha256 is wrong). files: local copies (``original``, ``saved`` folder).
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from cmp.hub import CMPRepo
+    from cmp.model import TINY, TINY_AFFINITY
+    from helpers import random_model, save_original
+
+    folder = Path(folder)
+    original = save_original(random_model(TINY, seed=1), folder / "ckpt_iter_42000.pth.tar")
+    data = original.read_bytes()
+    hub.add(*ORIGINAL, data)
+    copy = "models/cmp/copy.pth.tar"
+    hub.add(ORIGINAL[0], copy, data)
+    saved = folder / "saved-cmp"
+    CMPRepo(TINY_AFFINITY, random_model(TINY_AFFINITY, seed=2), {"steps": "7"}).save_pretrained(
+        saved, model_card_kwargs={"title": "saved-cmp", "repo_id": SAVED_REPO})
+    for f in saved.iterdir():
+        hub.add(SAVED_REPO, f.name, f.read_bytes())
+    classifier = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 7), torch.nn.BatchNorm2d(8))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in classifier.state_dict().items()}},
+               folder / "classifier.pth")
+    hub.add("org/other", "classifier.pth", (folder / "classifier.pth").read_bytes())
+    hub.add(ORIGINAL[0], "big.pth.tar", os.urandom(3 * 2**20))
+    sha = hashlib.sha256(data).hexdigest()
+    entries = [{"name": name, "description": "stand-in", "license": "MIT", "config": "tiny", "sha256": digest,
+                "size": len(data), "hub": [{"repo_id": ORIGINAL[0], "filename": path, "repo_type": "model",
+                                            "revision": "main"}]}
+               for name, path, digest in (("standin", ORIGINAL[1], sha), ("corrupt", copy, "0" * 64))]
+    registry = folder / "registry.json"
+    registry.write_text(json.dumps({"checkpoints": entries}))
+    refs = {"original": f"hf://{ORIGINAL[0]}/{ORIGINAL[1]}", "saved": f"hf://{SAVED_REPO}",
+            "classifier": "hf://org/other/classifier.pth", "big": f"hf://{ORIGINAL[0]}/big.pth.tar",
+            "missing_repo": "hf://org/nothing-here/x.pth.tar", "missing_file": f"hf://{ORIGINAL[0]}/nope.pth.tar"}
+    return refs, {"original": str(original), "saved": str(saved)}, str(registry)
