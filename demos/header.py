@@ -55,10 +55,18 @@ def build(ctx: Context) -> None:
         key = ctx.pool.key(text)  # a malformed reference or a local path fails here, before any work
         progress(0, desc=f"Loading {ctx.pool.label(text)}")
         engine = ctx.pool.get(key)
-        return describe(engine), key, gr.Dropdown(choices=choices(ctx))
+        return describe(engine), key
 
-    outputs = [active, ctx.model, picker]
+    def refresh(key):
+        """The picker shows the active model (a Hub reference gets its own entry) and what is
+        cached or loaded now; run only after a success, so a failure leaves it as it was."""
+        options = choices(ctx)
+        if key and key not in {v for _, v in options}:
+            options.append((f"{key} · loaded", key))
+        return gr.Dropdown(choices=options, value=key or APP_DEFAULT)
+
+    outputs = [active, ctx.model]
     opts = dict(api_visibility="private", concurrency_id="model-load")
-    picker.input(choose, [picker], outputs, **opts)
-    load.click(choose, [ref], outputs, **opts)
-    ref.submit(choose, [ref], outputs, **opts)
+    for event, source in ((picker.input, picker), (load.click, ref), (ref.submit, ref)):
+        event(choose, [source], outputs, **opts).success(refresh, [ctx.model], [picker], api_visibility="private",
+                                                           show_progress="hidden")
