@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="CMP Studio: conditional motion propagation in the browser.")
     p.add_argument("--checkpoint", default=env("CMP_CHECKPOINT", "default"),
-                   help="registry name or path of a checkpoint (env CMP_CHECKPOINT; default: embedded model)")
+                   help="registry name, path or hf://owner/repo[/file] reference of the default model "
+                        "(env CMP_CHECKPOINT; default: embedded model)")
     p.add_argument("--device", default=env("CMP_DEVICE", "auto"), help="auto, cpu, cuda, mps (env CMP_DEVICE)")
     p.add_argument("--precision", default=env("CMP_PRECISION", "auto"), choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (env CMP_PRECISION)")

@@ -41,15 +41,16 @@ def build(ctx: Context) -> None:
     examples = pt.example_paths() + [p for p in ctx.examples if str(p).lower().endswith(IMAGE_EXTENSIONS)]
 
     @gpu
-    def propagation_task(difficulty: str, seed: int, engine) -> pt.ProxyTask:
-        # The only card that runs the model; on ZeroGPU only this call takes a GPU.
-        return pt.motion_propagation(None, difficulty, seed, engine=engine)
+    def propagation_task(difficulty: str, seed: int, model: str | None) -> pt.ProxyTask:
+        # The only card that runs the model; on ZeroGPU only this call takes a GPU (and its
+        # arguments must pickle: the reference, not the engine).
+        return pt.motion_propagation(None, difficulty, seed, engine=ctx.engine_for(model))
 
     def make(name: str, rgb, difficulty: str, seed: int, gaps: bool, colour: str,
              model: str | None = None) -> pt.ProxyTask | None:
         spec = pt.TASKS[name]
         if name == "motion_propagation":
-            return propagation_task(difficulty, seed, ctx.engine_for(model))
+            return propagation_task(difficulty, seed, model)
         if spec.motion:
             return pt.generate(name, None, difficulty, seed)
         if rgb is None:

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +36,7 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.auth: list[str | None] = []
         self.card_metadata: dict | None = None  # the last README.md metadata validated
+        self.body_delay = 0.0  # seconds a GET waits between its headers and its body (a slow link)
         self._lock = threading.Lock()
         self._n = 0
         hub = self
@@ -132,6 +134,7 @@ class FakeHub:
         h.send_header("Content-Type", "application/octet-stream")
         h.end_headers()
         if body:
+            time.sleep(self.body_delay)
             h.wfile.write(data)
 
     # -- uploads ----------------------------------------------------------------
@@ -203,7 +206,8 @@ def serve_standins(hub: FakeHub, folder) -> tuple[dict, dict, str]:
     """Serve stand-in checkpoints on ``hub``; returns (refs, local files, registry path).
 
     refs: ``original`` (a random TINY in the original ``.pth.tar`` layout, seed 1),
-    ``saved`` (a random TINY_AFFINITY saved as a model repo, seed 2), ``classifier`` (not
+    ``saved`` (a random TINY_AFFINITY saved as a model repo, seed 2), ``slow`` (another
+    original-format TINY, seed 5, for a download seen while it runs), ``classifier`` (not
     a CMP), ``big`` (3 MB of noise), ``missing_repo``, ``missing_file``; registry names
     ``standin`` (the original file, right sha256) and ``corrupt`` (a copy of it whose
     registry sha256 is wrong). files: local copies (``original``, ``saved`` folder).
@@ -224,6 +228,8 @@ def serve_standins(hub: FakeHub, folder) -> tuple[dict, dict, str]:
     hub.add(*ORIGINAL, data)
     copy = "models/cmp/copy.pth.tar"
     hub.add(ORIGINAL[0], copy, data)
+    slow = save_original(random_model(TINY, seed=5), folder / "slow.pth.tar")  # other bytes: no cached blob
+    hub.add(ORIGINAL[0], "models/cmp/slow.pth.tar", slow.read_bytes())
     saved = folder / "saved-cmp"
     CMPRepo(TINY_AFFINITY, random_model(TINY_AFFINITY, seed=2), {"steps": "7"}).save_pretrained(
         saved, model_card_kwargs={"title": "saved-cmp", "repo_id": SAVED_REPO})
@@ -242,6 +248,6 @@ def serve_standins(hub: FakeHub, folder) -> tuple[dict, dict, str]:
     registry = folder / "registry.json"
     registry.write_text(json.dumps({"checkpoints": entries}))
     refs = {"original": f"hf://{ORIGINAL[0]}/{ORIGINAL[1]}", "saved": f"hf://{SAVED_REPO}",
-            "classifier": "hf://org/other/classifier.pth", "big": f"hf://{ORIGINAL[0]}/big.pth.tar",
+            "slow": f"hf://{ORIGINAL[0]}/models/cmp/slow.pth.tar", "classifier": "hf://org/other/classifier.pth", "big": f"hf://{ORIGINAL[0]}/big.pth.tar",
             "missing_repo": "hf://org/nothing-here/x.pth.tar", "missing_file": f"hf://{ORIGINAL[0]}/nope.pth.tar"}
     return refs, {"original": str(original), "saved": str(saved)}, str(registry)

@@ -242,6 +242,16 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
         pg.click("#model-load")
         sync_api.expect(pg.locator("#model-active")).to_contain_text(f"Active model: {hub_app.refs['saved']}@main")
         sync_api.expect(pg.locator("#model-picker input")).to_have_value(re.compile("saved-cmp"))
+
+        hub_app.hub.body_delay = 3.0  # a slow link: huggingface_hub's tqdm bar shows on the page meanwhile
+        try:
+            pg.fill("#model-ref textarea, #model-ref input", hub_app.refs["slow"])
+            pg.click("#model-load")
+            pg.wait_for_function("() => /\\d+(\\.\\d+)?[kM]?\\/\\d+(\\.\\d+)?[kM]? ?B/"
+                                 ".test(document.querySelector('#model-header').parentElement.innerText)")
+        finally:
+            hub_app.hub.body_delay = 0.0
+        sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: hf://org/cmp-weights")
         SHOTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(SHOTS / "model-picker.png"))
     finally:

@@ -351,3 +351,11 @@ def test_header_lists_the_registry_with_size_licence_and_status(hub_app):
     assert set(labels) == {APP_DEFAULT, "standin", "corrupt"}
     assert " MB · MIT · " in labels["standin"]
     assert labels["standin"].rsplit(" · ", 1)[1] in ("not downloaded", "cached", "loaded")
+
+
+def test_gallery_task_runs_on_the_chosen_model(hub_app, hub_client, hub_online):
+    from PIL import Image
+    runs = {ref: hub_client.predict(None, "motion_propagation", "normal", 0, checkpoint=ref, api_name="/gallery_task")
+            for ref in ("", hub_app.refs["saved"])}
+    default, saved = (np.asarray(Image.open(r[1])) for r in runs.values())
+    assert default.shape == saved.shape and not np.array_equal(default, saved)  # the prediction is the model's
