@@ -337,9 +337,10 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
             offline.append(False)
             continue
         return Path(path)
-    if all(offline):
+    if all(offline):  # the same story for every mirror: say it once (the page shows this line)
+        tried = ", ".join(loc.repo_id for loc in entry.hub)
         raise HubUnavailable(f"could not download {entry.name!r}: it is not in the local cache and the Hub "
-                             "cannot be reached (offline); " + "; ".join(errors))
+                             f"cannot be reached (offline; LocalEntryNotFoundError for {tried})")
     raise CheckpointError(f"could not download {entry.name!r}: " + "; ".join(errors))
 
 

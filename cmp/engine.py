@@ -1,7 +1,8 @@
 """The shared inference engine: set an image once, propagate many guidance sets.
 
-One engine per process serves every page, the CLI and Python users. It
-holds the model, the device/precision and a bounded LRU cache of per-image
+One engine per loaded model serves every page, the CLI and Python users (the app
+keeps the default one plus the models sessions chose in :class:`cmp.pool.EnginePool`).
+It holds the model, the device/precision and a bounded LRU cache of per-image
 features; it holds no per-user state (callers keep the small
 :class:`ImageHandle`). All device work runs under one lock.
 
