@@ -1,4 +1,4 @@
-"""CMP Studio: mounts the pages, owns the one Engine, parses flags; nothing else."""
+"""CMP Studio: mounts the header and the pages, owns the default Engine and the engine pool, parses flags."""
 from __future__ import annotations
 
 import argparse

@@ -262,7 +262,10 @@ def _hub_error(exc: Exception, what: str) -> CheckpointError:
     """One line for a failed Hub call: not found, offline and not cached, or the error itself."""
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError, RevisionNotFoundError)
-    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+    # No answer at all (connection refused, timeout): httpx's TransportError, whichever httpx
+    # build huggingface_hub uses, so it is matched by name.
+    unreachable = any(c.__name__ in ("TransportError", "ConnectionError", "TimeoutError") for c in type(exc).__mro__)
+    if unreachable or isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
         return HubUnavailable(f"{what} is not in the local cache and the Hub cannot be reached (offline)")
     if isinstance(exc, RepositoryNotFoundError):
         return CheckpointNotFound(f"{what}: no such repo on the Hub (or it is private)")
