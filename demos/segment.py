@@ -231,7 +231,7 @@ def build(ctx: Context) -> None:
         return rgb, st, status(st), points_json([]), text, None
 
     @user_errors
-    def on_click(path, st, md, thr, zm, pf, model, evt: gr.SelectData):
+    def on_click(path, st, md, thr, zm, pf, evt: gr.SelectData, model=""):  # Gradio puts evt in its place
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
