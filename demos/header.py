@@ -14,7 +14,7 @@ import gradio as gr
 from cmp.checkpoints import entry_status, format_size, registry_entries
 from cmp.engine import Engine
 
-from .common import Context, user_errors
+from .common import STATE_TTL_S, Context, user_errors
 
 #: Picker value of the app's default model (the session State holds "" for it).
 APP_DEFAULT = "(app default)"
@@ -41,7 +41,7 @@ def choices(ctx: Context) -> list[tuple[str, str]]:
 
 def build(ctx: Context) -> None:
     """Lay out the header and set ``ctx.model`` and ``ctx.checkpoint``."""
-    ctx.model = gr.State("")
+    ctx.model = gr.State("", time_to_live=STATE_TTL_S)
     ctx.checkpoint = gr.Textbox("", visible=False, label="checkpoint")
     with gr.Row(equal_height=True, elem_id="model-header"):
         picker = gr.Dropdown(choices(ctx), value=APP_DEFAULT, label="Model", scale=2, elem_id="model-picker")

@@ -524,13 +524,14 @@ def raw_call(url: str, upload: str, name: str, data: list) -> tuple[str, str]:
     return event, payload
 
 
+# A raw REST call sends every input, the trailing checkpoint too ("": the app's default model).
 RAW_SETTINGS = [
-    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("nan"), 8, 1.0, "linear", "once", False], "frames must be"),
-    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("inf"), 8, 1.0, "linear", "once", False], "maximum"),
-    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, float("nan"), 1.0, "linear", "once", False], "fps must be"),
-    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, 8, float("nan"), "linear", "once", False], "strength must be"),
-    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True, True], "threshold must be"),
-    ("gallery_task", ["FILE", "rotation", "normal", float("nan"), True, "jitter"], "seed must be"),
+    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("nan"), 8, 1.0, "linear", "once", False, ""], "frames must be"),
+    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("inf"), 8, 1.0, "linear", "once", False, ""], "maximum"),
+    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, float("nan"), 1.0, "linear", "once", False, ""], "fps must be"),
+    ("motion_video", ["FILE", "[[60, 40, 5, 0]]", 4, 8, float("nan"), "linear", "once", False, ""], "strength must be"),
+    ("segment_mask", ["FILE", '{"positive": [[5, 5]]}', float("nan"), True, True, ""], "threshold must be"),
+    ("gallery_task", ["FILE", "rotation", "normal", float("nan"), True, "jitter", ""], "seed must be"),
 ]
 
 
