@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from .checkpoints import REGISTRY_PATH, CheckpointError, CheckpointTooLarge, parse_ref
+from .checkpoints import REGISTRY_PATH, CheckpointTooLarge, parse_ref
 from .engine import Engine
 
 #: Requests that name no model (None, "") get the pool's default engine.
@@ -131,4 +131,4 @@ class EnginePool:
             self._engines.popitem(last=False)
 
 
-__all__ = ["CheckpointError", "DEFAULT_KEY", "EnginePool"]
+__all__ = ["DEFAULT_KEY", "EnginePool"]

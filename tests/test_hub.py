@@ -12,7 +12,6 @@ import torch
 
 from cmp.checkpoints import (CheckpointError, CheckpointNotFound, CheckpointTooLarge, HubUnavailable, load_checkpoint,
                              parse_ref)
-from cmp.device import Runtime
 from cmp.engine import Engine
 from cmp.hub import CMPRepo, export_folder
 from cmp.model import TINY, TINY_AFFINITY
@@ -104,9 +103,8 @@ def test_config_json_that_disagrees_with_the_weights_is_refused(tmp_path):
 # -- the engine pool --------------------------------------------------------------------------
 
 @pytest.fixture
-def three_models(tmp_path, tiny_engine):
-    paths = [str(save_original(random_model(TINY, seed=s), tmp_path / f"m{s}.pth.tar")) for s in (1, 2, 3)]
-    return paths
+def three_models(tmp_path):
+    return [str(save_original(random_model(TINY, seed=s), tmp_path / f"m{s}.pth.tar")) for s in (1, 2, 3)]
 
 
 def test_pool_evicts_the_least_recently_used_by_count(three_models, tiny_engine):
