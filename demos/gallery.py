@@ -141,6 +141,9 @@ def build(ctx: Context) -> None:
         group = MODEL_GROUP if pt.TASKS[name].needs_engine else None
         card_difficulty.input(render_one, common + [card_difficulty, ctx.model], [given, target, text],
                               concurrency_id=group, api_visibility="private")
+        if pt.TASKS[name].needs_engine:  # another model chosen in the header: redo this card with it
+            ctx.model.change(render_one, common + [card_difficulty, ctx.model], [given, target, text],
+                             concurrency_id=group, api_visibility="private")
         if name == "jigsaw":
             for toggle in (gaps, colour):
                 toggle.input(render_one, common + [card_difficulty], [given, target, text],

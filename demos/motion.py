@@ -281,6 +281,7 @@ def build(ctx: Context) -> None:
                     **model).then(**flow_args)
     view.change(**flow_args)
     scene.change(**flow_args)
+    ctx.model.change(**flow_args)  # another model chosen in the header: its flow for the same arrows
     export_btn.click(motion_flow, [src, guide, scene, ctx.checkpoint, ctx.model], [flow_png, flow_flo], api_name="motion_flow", **model)
     gen_btn.click(motion_video, [src, guide, frames, fps, strength, timing, loop, scene, ctx.checkpoint, ctx.model],
                   [video, gif],

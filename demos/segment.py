@@ -305,6 +305,7 @@ def build(ctx: Context) -> None:
     threshold.release(on_settings, settings, shown, api_visibility="private", **model)
     zoom.change(on_settings, settings, shown, api_visibility="private", **model)
     pin.change(on_settings, settings, shown, api_visibility="private", **model)
+    ctx.model.change(on_settings, settings, shown, api_visibility="private", **model)  # the new model's mask
     undo_btn.click(on_undo, settings, shown, api_visibility="private", **model)
     clear_btn.click(on_clear, [src, state], shown, api_visibility="private")
     next_btn.click(on_next, [src, state], shown, api_visibility="private")

@@ -238,9 +238,11 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
         sync_api.expect(pg.get_by_text("no such repo").first).to_be_visible()
         sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: standin")  # unchanged
 
+        before = img_src(pg, FLOW)
         pg.fill("#model-ref textarea, #model-ref input", hub_app.refs["saved"])  # a saved-model repo
         pg.click("#model-load")
         sync_api.expect(pg.locator("#model-active")).to_contain_text(f"Active model: {hub_app.refs['saved']}@main")
+        wait_src_change(pg, FLOW, before)  # the shown flow is redrawn by the new model
         sync_api.expect(pg.locator("#model-picker input")).to_have_value(re.compile("saved-cmp"))
 
         hub_app.hub.body_delay = 3.0  # a slow link: huggingface_hub's tqdm bar shows on the page meanwhile
