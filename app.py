@@ -1,4 +1,4 @@
-"""CMP Studio: mounts the pages, owns the one Engine, parses flags; nothing else."""
+"""CMP Studio: mounts the header and the pages, owns the default Engine and the engine pool, parses flags."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ import gradio as gr
 from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
-from demos import gallery, motion, segment, server
+from cmp.pool import EnginePool
+from demos import gallery, header, motion, segment, server
 from demos.common import Context, example_images
 from demos.outputs import start_run
 
@@ -20,6 +21,11 @@ MAX_FILE_SIZE = "20mb"
 #: Feature cache of the one engine: encoded images kept for quick clicks, LRU-evicted
 #: past either bound (the default model needs about 4 MB per image at side 384).
 CACHE_IMAGES, CACHE_MB = 16, 512
+#: Models besides the default that sessions may choose, kept loaded (LRU): at most this
+#: many, and this many MB counting weights plus each one's feature cache (8 images, 256 MB).
+POOL_MODELS, POOL_MB = 3, 1536
+#: Largest checkpoint file the app downloads for a session (the original ResNet-50 is 218 MB).
+MAX_DOWNLOAD_MB = 1024
 #: Browser tabs / API clients Gradio keeps a session for (LRU). Each costs about 0.3 MB of
 #: server memory (a copy of the page config) until evicted here, so Gradio's default of
 #: 10000 would allow ~3 GB. The small gr.State values inside expire sooner (time_to_live).
@@ -30,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="CMP Studio: conditional motion propagation in the browser.")
     p.add_argument("--checkpoint", default=env("CMP_CHECKPOINT", "default"),
-                   help="registry name or path of a checkpoint (env CMP_CHECKPOINT; default: embedded model)")
+                   help="registry name, path or hf://owner/repo[/file] reference of the default model "
+                        "(env CMP_CHECKPOINT; default: embedded model)")
     p.add_argument("--device", default=env("CMP_DEVICE", "auto"), help="auto, cpu, cuda, mps (env CMP_DEVICE)")
     p.add_argument("--precision", default=env("CMP_PRECISION", "auto"), choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision (env CMP_PRECISION)")
@@ -87,8 +94,7 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
 def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="CMP Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CMP Studio\nConditional Motion Propagation: draw a few arrows, see the whole image move.")
-        eng = ctx.engine
-        gr.Markdown(f"Model: `{eng.name}` on {eng.device.type} ({eng.precision}).")
+        header.build(ctx)
         if ctx.notice:
             gr.Markdown(f"**Notice:** {ctx.notice}")
         with gr.Tabs() as tabs:
@@ -119,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_run()  # before any Blocks: uploads, previews and outputs go into this run's own folder
+    pool = EnginePool(engine, default_ref=args.checkpoint if notice is None else "default", max_models=POOL_MODELS,
+                      max_bytes=POOL_MB * 2**20, max_download_bytes=MAX_DOWNLOAD_MB * 2**20)
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
-                             examples=example_images()), trusted_proxies=server.split_hosts(args.trusted_proxies))
+                             examples=example_images(), pool=pool),
+                     trusted_proxies=server.split_hosts(args.trusted_proxies))
     hosts = server.split_hosts(args.allowed_hosts)
     if not hosts and not server.is_loopback(args.host):
         print(f"warning: bound to {args.host} without --allowed-hosts: any Host header is answered", file=sys.stderr)

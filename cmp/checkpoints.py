@@ -1,8 +1,16 @@
-"""Checkpoints: the registry, Hub download, integrity checks and the one safe loader.
+"""Checkpoints: references, the registry, Hub download, integrity checks and the one safe loader.
 
-Two on-disk formats are understood:
+A checkpoint reference (:func:`parse_ref`) is one string everywhere (CLI ``--checkpoint``,
+``Engine.from_checkpoint``, the HTTP API's ``checkpoint`` input): a registry name, a local
+path (CLI and Python only), or ``hf://owner/repo[@revision]/path/in/repo.ext`` for one file
+on the Hugging Face Hub, or ``hf://owner/repo[@revision]`` for a model repo saved by
+:class:`cmp.hub.CMPRepo` (``hf://datasets/owner/repo...`` for dataset repos).
 
-* our own: safetensors with the architecture config in the metadata
+Three on-disk formats are understood:
+
+* a Hub model repo folder (``config.json`` + ``model.safetensors`` + ``README.md``),
+  written and read through ``huggingface_hub``'s ``PyTorchModelHubMixin`` (:mod:`cmp.hub`);
+* our own single file: safetensors with the architecture config in the metadata
   (``cmp_config``), so the file describes itself;
 * the original CMP ``.pth.tar``: ``{'step', 'state_dict': {'module.<name>': ...},
   'optimizer'}``, read with ``torch.load(weights_only=True)`` (no pickled
@@ -35,6 +43,110 @@ DEFAULT_NAME = "default"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be found, verified or loaded; the message says why."""
+
+
+class CheckpointNotFound(CheckpointError):
+    """No such registry name, local file, Hub repo, revision or file in the repo."""
+
+
+class HubUnavailable(CheckpointError):
+    """Offline (or the Hub does not answer) and the checkpoint is not in the local cache."""
+
+
+class CheckpointTooLarge(CheckpointError):
+    """The checkpoint is larger than the caller allows (download size or loaded bytes)."""
+
+
+# -- references -----------------------------------------------------------------
+
+HF_SCHEME = "hf://"
+_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A parsed checkpoint reference. ``kind`` is "registry", "path" or "hub"; a "hub"
+    reference without ``filename`` names one of our saved-model repos."""
+
+    kind: str
+    text: str
+    repo_id: str | None = None
+    filename: str | None = None
+    revision: str | None = None
+    repo_type: str = "model"
+
+    @property
+    def key(self) -> str:
+        """Canonical spelling (engine pools key on it): registry names resolve aliases,
+        paths are absolute, Hub references spell out the revision."""
+        if self.kind == "registry":
+            return self.text
+        if self.kind == "path":
+            return str(Path(self.text).expanduser().resolve())
+        prefix = "datasets/" if self.repo_type == "dataset" else ""
+        tail = f"/{self.filename}" if self.filename else ""
+        return f"{HF_SCHEME}{prefix}{self.repo_id}@{self.revision or 'main'}{tail}"
+
+
+def parse_hub_ref(text: str) -> CheckpointRef:
+    """``hf://[datasets/]owner/repo[@revision][/path/in/repo.ext]`` -> a "hub" :class:`CheckpointRef`.
+
+    A revision with a slash (``refs/pr/1``) is written URL-encoded (``refs%2Fpr%2F1``), as
+    ``huggingface_hub``'s ``HfFileSystem`` does.
+    """
+    from urllib.parse import unquote
+
+    rest, repo_type = text[len(HF_SCHEME):], "model"
+    if rest.startswith("datasets/"):
+        rest, repo_type = rest[len("datasets/"):], "dataset"
+    parts = rest.split("/")
+    usage = f"{text!r} is not a Hub reference; write hf://owner/repo[@revision][/path/in/repo.ext]"
+    if len(parts) < 2:
+        raise CheckpointError(usage)
+    owner, repo = parts[0], parts[1]
+    repo, at, revision = repo.partition("@")
+    revision = unquote(revision) if at else None
+    path = "/".join(parts[2:])
+    if not (_REPO_PART.fullmatch(owner) and _REPO_PART.fullmatch(repo)) or ".." in owner + repo:
+        raise CheckpointError(usage)
+    if revision is not None and (not _REVISION.fullmatch(revision) or ".." in revision):
+        raise CheckpointError(f"{text!r}: revision {revision!r} is not a branch, tag or commit name")
+    if path and (any(seg in ("", ".", "..") for seg in path.split("/")) or "\\" in path):
+        raise CheckpointError(f"{text!r}: {path!r} is not a file path inside a repo")
+    return CheckpointRef("hub", text, repo_id=f"{owner}/{repo}", filename=path or None, revision=revision,
+                         repo_type=repo_type)
+
+
+def parse_ref(ref: "str | os.PathLike | CheckpointRef | None", *, allow_local: bool = True,
+              registry: str | os.PathLike = REGISTRY_PATH) -> CheckpointRef:
+    """Parse a checkpoint reference (``None`` or "" = the embedded default model).
+
+    Order: ``hf://`` > an existing local file or saved-model folder (only when ``allow_local``) > a registry
+    name or alias (canonicalised to the entry's name) > a local path that does not
+    exist yet (so resolving it says "no checkpoint file at ..."). With
+    ``allow_local=False`` (the HTTP API and the pages) anything else is an error.
+    """
+    if isinstance(ref, CheckpointRef):
+        if ref.kind == "path" and not allow_local:
+            raise CheckpointError("local paths are not accepted here; use a registry name or hf://owner/repo")
+        return ref
+    text = DEFAULT_NAME if ref is None or not str(ref).strip() else str(ref).strip()
+    if text.startswith(HF_SCHEME):
+        return parse_hub_ref(text)
+    local = Path(text).expanduser()
+    if allow_local and (local.is_file() or (local / "model.safetensors").is_file()):
+        return CheckpointRef("path", text)
+    reg = load_registry(registry)
+    if text in reg:
+        return CheckpointRef("registry", reg[text].name)
+    names = ", ".join(sorted({e.name for e in reg.values()}))
+    if not allow_local:
+        raise CheckpointNotFound(f"unknown checkpoint {text[:80]!r}: use a registry name ({names}) or "
+                                 "hf://owner/repo[/file]; local paths are not accepted here")
+    if Path(text).suffix or os.sep in text or (os.altsep and os.altsep in text):
+        return CheckpointRef("path", text)
+    raise CheckpointNotFound(f"unknown checkpoint {text!r}; known names: {names}")
 
 
 # -- registry -----------------------------------------------------------------
@@ -99,6 +211,28 @@ def registry_entries(path: str | os.PathLike = REGISTRY_PATH) -> list[RegistryEn
     return out
 
 
+def entry_status(entry: RegistryEntry, registry: str | os.PathLike = REGISTRY_PATH,
+                 cache_dir: str | None = None) -> tuple[str, str | None]:
+    """('shipped' | 'cached' | 'not downloaded' | 'missing', local path or None), no network."""
+    if entry.file:
+        f = Path(registry).resolve().parent / entry.file
+        if f.is_file():
+            return "shipped", str(f)
+        if not entry.hub:
+            return "missing", None
+    from huggingface_hub import try_to_load_from_cache
+    for loc in entry.hub:
+        hit = try_to_load_from_cache(loc.repo_id, loc.filename, cache_dir=cache_dir, revision=loc.revision,
+                                     repo_type=loc.repo_type)
+        if isinstance(hit, str):
+            return "cached", hit
+    return "not downloaded", None
+
+
+def format_size(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.1f} MB"
+
+
 # -- integrity ----------------------------------------------------------------
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -124,8 +258,55 @@ def verify_sha256(path: str | os.PathLike, expected: str | None) -> None:
 
 # -- download -----------------------------------------------------------------
 
+def _hub_error(exc: Exception, what: str) -> CheckpointError:
+    """One line for a failed Hub call: not found, offline and not cached, or the error itself."""
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+    # No answer at all (connection refused, timeout): httpx's TransportError, whichever httpx
+    # build huggingface_hub uses, so it is matched by name.
+    unreachable = any(c.__name__ in ("TransportError", "ConnectionError", "TimeoutError") for c in type(exc).__mro__)
+    if unreachable or isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        return HubUnavailable(f"{what} is not in the local cache and the Hub cannot be reached (offline)")
+    if isinstance(exc, RepositoryNotFoundError):
+        return CheckpointNotFound(f"{what}: no such repo on the Hub (or it is private)")
+    if isinstance(exc, RevisionNotFoundError):
+        return CheckpointNotFound(f"{what}: no such revision on the Hub")
+    if isinstance(exc, EntryNotFoundError):
+        return CheckpointNotFound(f"{what}: no such file in the repo")
+    first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return CheckpointError(f"{what}: {type(exc).__name__}: {first}")
+
+
+def hub_file(repo_id: str, filename: str, *, repo_type: str = "model", revision: str | None = None,
+             cache_dir: str | None = None, endpoint: str | None = None, local_files_only: bool | None = None,
+             max_bytes: int | None = None) -> Path:
+    """One file from the Hub into the normal HF cache (progress through ``huggingface_hub``'s
+    tqdm). A file not cached yet is first asked for its size (HEAD) and refused above
+    ``max_bytes``. Errors are one-line :class:`CheckpointError` subclasses."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.constants import is_offline_mode
+
+    what = f"{HF_SCHEME}{'datasets/' if repo_type == 'dataset' else ''}{repo_id}/{filename}"
+    kw = {} if local_files_only is None else {"local_files_only": local_files_only}
+    try:
+        cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision,
+                                        repo_type=repo_type)
+        if max_bytes is not None and not isinstance(cached, str) and not local_files_only and not is_offline_mode():
+            url = hf_hub_url(repo_id, filename, repo_type=repo_type, revision=revision, endpoint=endpoint)
+            size = get_hf_file_metadata(url, endpoint=endpoint).size
+            if size is not None and size > max_bytes:
+                raise CheckpointTooLarge(f"{what} is {size / 2**20:,.0f} MB; this app loads checkpoints up to "
+                                         f"{max_bytes / 2**20:,.0f} MB")
+        return Path(hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision,
+                                    cache_dir=cache_dir, endpoint=endpoint, **kw))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub and httpx raise many types
+        raise _hub_error(exc, what) from None
+
+
 def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: str | None = None,
-             local_files_only: bool | None = None) -> Path:
+             local_files_only: bool | None = None, max_bytes: int | None = None) -> Path:
     """Fetch ``entry`` through ``huggingface_hub`` (normal HF cache, honours
     HF_HUB_OFFLINE / HF_ENDPOINT), trying mirrors in order; verify sha256."""
     from huggingface_hub import hf_hub_download  # imported lazily: reads env at import
@@ -133,7 +314,10 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
 
     if not entry.hub:
         raise CheckpointError(f"checkpoint {entry.name!r} has no Hub location")
-    errors = []
+    if max_bytes is not None and entry.size is not None and entry.size > max_bytes:
+        raise CheckpointTooLarge(f"checkpoint {entry.name!r} is {entry.size / 2**20:,.0f} MB; this app loads "
+                                 f"checkpoints up to {max_bytes / 2**20:,.0f} MB")
+    errors, offline = [], []
     for loc in entry.hub:
         try:
             kw = {}
@@ -143,6 +327,7 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
                                    revision=loc.revision, cache_dir=cache_dir, endpoint=endpoint, **kw)
         except Exception as exc:  # network, 404, offline cache miss: try the next mirror
             errors.append(f"{loc.repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            offline.append(isinstance(exc, LocalEntryNotFoundError))
             if isinstance(exc, LocalEntryNotFoundError):
                 # The Hub did not answer (each try costs ~20 s of retries) or we are offline:
                 # the mirrors live on the same Hub, so only their cached copies can help now.
@@ -152,32 +337,52 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
             verify_sha256(path, entry.sha256)
         except CheckpointError as exc:  # the bad copy stays where the HF cache put it; say where
             errors.append(f"{loc.repo_id}: {exc} (delete {path} to fetch it again)")
+            offline.append(False)
             continue
         return Path(path)
+    if all(offline):  # the same story for every mirror: say it once (the page shows this line)
+        tried = ", ".join(loc.repo_id for loc in entry.hub)
+        raise HubUnavailable(f"could not download {entry.name!r}: it is not in the local cache and the Hub "
+                             f"cannot be reached (offline; LocalEntryNotFoundError for {tried})")
     raise CheckpointError(f"could not download {entry.name!r}: " + "; ".join(errors))
 
 
-def resolve(name_or_path: str | os.PathLike | RegistryEntry | None = None, *,
-            registry: str | os.PathLike = REGISTRY_PATH, **download_kw) -> tuple[Path, RegistryEntry | None]:
-    """Resolution order: existing local path > registry name (shipped file, else Hub
-    with mirrors). ``None`` means the embedded default model. A :class:`RegistryEntry`
-    may be passed directly; ``registry`` is the JSON table to look names up in (its
-    directory holds the shipped files). ``download_kw`` go to :func:`download`."""
+def _registry_entry_at(ref: CheckpointRef, registry) -> RegistryEntry | None:
+    """The registry entry one of whose Hub locations ``ref`` names (so its sha256 applies)."""
+    for e in registry_entries(registry):
+        for loc in e.hub:
+            if ((loc.repo_id, loc.filename, loc.repo_type) == (ref.repo_id, ref.filename, ref.repo_type)
+                    and (ref.revision or "main") == loc.revision):
+                return e
+    return None
+
+
+def resolve(name_or_path: "str | os.PathLike | RegistryEntry | CheckpointRef | None" = None, *,
+            registry: str | os.PathLike = REGISTRY_PATH, allow_local: bool = True,
+            **download_kw) -> tuple[Path, RegistryEntry | None]:
+    """A reference (see :func:`parse_ref`; ``None`` = the embedded default) or a
+    :class:`RegistryEntry` -> (local file or saved-model folder, registry entry or None).
+
+    ``registry`` is the JSON table to look names up in (its directory holds the shipped
+    files). ``download_kw`` (``cache_dir``, ``endpoint``, ``local_files_only``,
+    ``max_bytes``) go to the Hub download. A Hub file that is also a registry location is
+    checked against the registry's sha256.
+    """
     base = Path(registry).resolve().parent
     if isinstance(name_or_path, RegistryEntry):
         entry = name_or_path
     else:
-        spec = DEFAULT_NAME if name_or_path is None else str(name_or_path)
-        p = Path(spec).expanduser()
-        if p.is_file():
-            return p, None
-        reg = load_registry(registry)
-        if spec not in reg:
-            if p.suffix or os.sep in spec or (os.altsep and os.altsep in spec):
-                raise CheckpointError(f"no checkpoint file at {spec}")
-            names = ", ".join(sorted({e.name for e in reg.values()}))
-            raise CheckpointError(f"unknown checkpoint {spec!r}; known names: {names}")
-        entry = reg[spec]
+        ref = parse_ref(name_or_path, allow_local=allow_local, registry=registry)
+        if ref.kind == "path":
+            p = Path(ref.text).expanduser()
+            if p.is_file() or (p.is_dir() and (p / "model.safetensors").is_file()):
+                return p, None
+            if p.is_dir():
+                raise CheckpointError(f"{p} is a folder without model.safetensors (not a saved CMP model)")
+            raise CheckpointNotFound(f"no checkpoint file at {ref.text}")
+        if ref.kind == "hub":
+            return _resolve_hub(ref, registry, **download_kw)
+        entry = load_registry(registry)[ref.text]
     if entry.file:
         local = base / entry.file
         if local.is_file():
@@ -186,6 +391,23 @@ def resolve(name_or_path: str | os.PathLike | RegistryEntry | None = None, *,
         if not entry.hub:
             raise CheckpointError(f"shipped checkpoint file {local} is missing")
     return download(entry, **download_kw), entry
+
+
+def _resolve_hub(ref: CheckpointRef, registry, **kw) -> tuple[Path, RegistryEntry | None]:
+    where = dict(repo_type=ref.repo_type, revision=ref.revision)
+    if ref.filename:
+        entry = _registry_entry_at(ref, registry)
+        path = hub_file(ref.repo_id, ref.filename, **where, **kw)
+        verify_sha256(path, entry.sha256 if entry else None)
+        return path, entry
+    # One of our saved-model repos: the weights first (the big file, its failure is the telling one).
+    weights = hub_file(ref.repo_id, "model.safetensors", **where, **kw)
+    try:
+        hub_file(ref.repo_id, "config.json", **where, **{**kw, "max_bytes": 2**20})
+    except CheckpointNotFound:
+        raise CheckpointError(f"{ref.text}: the repo has model.safetensors but no config.json; "
+                              "name the file itself (hf://owner/repo/model.safetensors)") from None
+    return weights.parent, None
 
 
 # -- state dicts ----------------------------------------------------------------
@@ -304,10 +526,11 @@ class LoadedCheckpoint:
     path: Path
     entry: RegistryEntry | None
     metadata: dict = field(default_factory=dict)
+    ref: str | None = None  # the hf:// reference it was loaded from, if any
 
     @property
     def label(self) -> str:
-        return self.entry.name if self.entry else self.path.name
+        return self.entry.name if self.entry else self.ref or self.path.name
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -325,17 +548,25 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return _read_original(path), {"format": "original-cmp"}
 
 
-def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMPNetwork, CMPConfig, dict]:
-    """Build and load a model from a local file of either format."""
+def load_checkpoint_file(path: str | os.PathLike, config: CMPConfig | None = None
+                         ) -> tuple[CMPNetwork, CMPConfig, dict]:
+    """Build and load a model from a local file of either format.
+
+    ``config`` (from a model repo's ``config.json``) is used when the file carries none,
+    and must agree with the file's own config when it does.
+    """
     path = Path(path)
     sd, meta = read_state_dict(path)
     if meta.get("format") != "original-cmp":
-        if "cmp_config" not in meta:
-            raise CheckpointError(f"{path.name} has no 'cmp_config' metadata; cannot tell its architecture")
+        if "cmp_config" not in meta and config is None:
+            raise CheckpointError(f"{path.name} has no 'cmp_config' metadata; cannot tell its architecture "
+                                  "(not a CMP checkpoint?)")
         try:
-            cfg = CMPConfig.from_json(meta["cmp_config"])
+            cfg = CMPConfig.from_json(meta["cmp_config"]) if "cmp_config" in meta else config
         except Exception as exc:
             raise CheckpointError(f"{path.name}: unreadable cmp_config metadata ({exc})") from None
+        if config is not None and cfg != config:
+            raise CheckpointError(f"{path.name}: config.json and the weights' own config disagree")
     else:
         cfg = infer_config(sd)
     # A stranger's config could describe a network of many gigabytes: build it
@@ -352,15 +583,25 @@ def load_checkpoint_file(path: str | os.PathLike) -> tuple[CMPNetwork, CMPConfig
     return model.eval(), cfg, meta
 
 
-def load_checkpoint(name_or_path: str | os.PathLike | RegistryEntry | None = None,
+def load_checkpoint(name_or_path: "str | os.PathLike | RegistryEntry | CheckpointRef | None" = None,
                     **resolve_kw) -> LoadedCheckpoint:
-    """The one way to get a model: resolve a name or path, verify, load strictly.
+    """The one way to get a model: resolve a reference, verify, load strictly.
 
-    ``resolve_kw`` go to :func:`resolve` (``registry=``, ``cache_dir=``, ``endpoint=`` ...).
+    ``resolve_kw`` go to :func:`resolve` (``registry=``, ``allow_local=``, ``cache_dir=``,
+    ``endpoint=``, ``max_bytes=`` ...). A saved-model folder (local or from
+    ``hf://owner/repo``) is read through :class:`cmp.hub.CMPRepo` (``from_pretrained``).
     """
     path, entry = resolve(name_or_path, **resolve_kw)
-    model, cfg, meta = load_checkpoint_file(path)
-    return LoadedCheckpoint(model=model, config=cfg, path=path, entry=entry, metadata=meta)
+    if path.is_dir():
+        from .hub import CMPRepo
+        repo = CMPRepo.from_pretrained(path)
+        model, cfg, meta = repo.model, repo.config, repo.metadata
+    else:
+        model, cfg, meta = load_checkpoint_file(path)
+    label = None
+    if entry is None and name_or_path is not None and str(name_or_path).startswith(HF_SCHEME):
+        label = str(name_or_path)
+    return LoadedCheckpoint(model=model, config=cfg, path=path, entry=entry, metadata=meta, ref=label)
 
 
 def save_checkpoint(model: CMPNetwork, path: str | os.PathLike, **metadata: str) -> Path:

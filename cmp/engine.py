@@ -1,7 +1,8 @@
 """The shared inference engine: set an image once, propagate many guidance sets.
 
-One engine per process serves every page, the CLI and Python users. It
-holds the model, the device/precision and a bounded LRU cache of per-image
+One engine per loaded model serves every page, the CLI and Python users (the app
+keeps the default one plus the models sessions chose in :class:`cmp.pool.EnginePool`).
+It holds the model, the device/precision and a bounded LRU cache of per-image
 features; it holds no per-user state (callers keep the small
 :class:`ImageHandle`). All device work runs under one lock.
 
@@ -126,13 +127,27 @@ class Engine:
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | None = None, *, device: str | None = "auto",
-                        precision: str | None = "auto", side: int = DEFAULT_SIDE, **kw) -> "Engine":
-        """Load a checkpoint (registry name, local path, or None = embedded default)."""
-        ck: LoadedCheckpoint = load_checkpoint(name_or_path)
+                        precision: str | None = "auto", side: int = DEFAULT_SIDE, registry=None,
+                        allow_local: bool = True, endpoint: str | None = None, cache_dir: str | None = None,
+                        max_bytes: int | None = None, **kw) -> "Engine":
+        """Load a checkpoint: a registry name, a local path, ``hf://owner/repo[@rev][/file]``
+        (see :func:`cmp.checkpoints.parse_ref`), or None = the embedded default.
+
+        ``registry``, ``allow_local``, ``endpoint``, ``cache_dir`` and ``max_bytes`` (download
+        size limit) go to :func:`cmp.checkpoints.load_checkpoint`; ``kw`` to the constructor.
+        """
+        load_kw = {k: v for k, v in (("registry", registry), ("endpoint", endpoint), ("cache_dir", cache_dir),
+                                     ("max_bytes", max_bytes)) if v is not None}
+        ck: LoadedCheckpoint = load_checkpoint(name_or_path, allow_local=allow_local, **load_kw)
         eng = cls(ck.model, Runtime.create(device, precision), side=side, name=ck.label, **kw)
         eng.info = {"checkpoint": ck.label, "path": str(ck.path), "config": ck.config.name,
                     "metadata": ck.metadata}
         return eng
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the model's parameters and buffers (the features cache comes on top)."""
+        return sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
 
     @property
     def device(self) -> torch.device:

@@ -3,22 +3,26 @@
 Image intake lives in :mod:`demos.intake` and output files in :mod:`demos.outputs`;
 both are re-exported here, so pages import everything from one place.
 Pages stay thin: algorithms live in ``cmp/``. Handlers never load models;
-they use ``ctx.engine`` (one per process). Per-user state stays in
-``gr.State`` as small plain values.
+they use ``ctx.engine_for(model)``, the engine of the model the session chose in the
+header (``ctx.model``, a ``gr.State`` holding a checkpoint reference; "" = the app's
+default), taken from the engine pool. Per-user state stays in ``gr.State`` as small
+plain values.
 """
 from __future__ import annotations
 
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import gradio as gr
 
+from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine, ImageNotCached
 from cmp.geometry import ImageSizeError
 from cmp.guidance import GuidanceError
 from cmp.images import MAX_SIDE, ImageError
+from cmp.pool import EnginePool
 from cmp.tracks import MAX_JSON_CHARS, is_numbers, parse_json  # noqa: F401 - the one parser, shared by pages
 
 from .intake import (EXAMPLE_PHOTOS, allow_examples, example_images, image_input, image_intake,  # noqa: F401
@@ -48,10 +52,24 @@ class Context:
     video_side: int = 768  # long side of rendered videos, in pixels
     #: Components one page offers another (e.g. "motion": {"image", "region"}; "tabs"), filled while building.
     links: dict = field(default_factory=dict)
+    pool: EnginePool | None = None  # models sessions chose; default: a pool around ``engine`` alone
+    #: Set by the header (demos/header.py): the session's model (gr.State) and the API's
+    #: optional ``checkpoint`` input (a hidden textbox, empty in the browser).
+    model: Any = None
+    checkpoint: Any = None
+
+    def __post_init__(self):
+        if self.pool is None:
+            self.pool = EnginePool(self.engine)
+
+    def engine_for(self, *refs: str | None) -> Engine:
+        """The engine of the first non-empty reference (the API's ``checkpoint``, then the
+        session's choice), else the app's default; loads it into the pool if needed."""
+        return self.pool.get(next((r for r in refs if r), None))
 
 
 #: Exceptions whose message is meant for the user (one line, no traceback).
-USER_ERRORS = (ImageError, ImageSizeError, GuidanceError, ValueError, json.JSONDecodeError)
+USER_ERRORS = (ImageError, ImageSizeError, GuidanceError, CheckpointError, ValueError, json.JSONDecodeError)
 
 
 def user_errors(fn):

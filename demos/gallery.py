@@ -4,7 +4,7 @@ One card per pretext task (cmp/proxy_tasks/): what the network is given, what
 it must predict, why that teaches something, and the shortcut the task design must
 remove. Image tasks use the uploaded or example image; motion tasks use the shipped
 frame pair, and conditional motion propagation runs the shared engine.
-Public API: ``/gallery_task`` (image, task, difficulty, seed, jigsaw options) ->
+Public API: ``/gallery_task`` (image, task, difficulty, seed, jigsaw options[, checkpoint]) ->
 input image, target image, metadata.
 """
 from __future__ import annotations
@@ -42,17 +42,18 @@ def _empty_text(spec: pt.TaskSpec) -> str:
 def build(ctx: Context) -> None:
     examples = pt.example_paths() + [p for p in ctx.examples if str(p).lower().endswith(IMAGE_EXTENSIONS)]
     allow_examples(examples)
-    engine = ctx.engine
 
     @gpu
-    def propagation_task(difficulty: str, seed: int) -> pt.ProxyTask:
-        # The only card that runs the model; on ZeroGPU only this call takes a GPU.
-        return pt.motion_propagation(None, difficulty, seed, engine=engine)
+    def propagation_task(difficulty: str, seed: int, model: str | None) -> pt.ProxyTask:
+        # The only card that runs the model; on ZeroGPU only this call takes a GPU (and its
+        # arguments must pickle: the reference, not the engine).
+        return pt.motion_propagation(None, difficulty, seed, engine=ctx.engine_for(model))
 
-    def make(name: str, rgb, difficulty: str, seed: int, gaps: bool, colour: str) -> pt.ProxyTask | None:
+    def make(name: str, rgb, difficulty: str, seed: int, gaps: bool, colour: str,
+             model: str | None = None) -> pt.ProxyTask | None:
         spec = pt.TASKS[name]
         if name == "motion_propagation":
-            return propagation_task(difficulty, seed)
+            return propagation_task(difficulty, seed, model)
         if spec.motion:
             return pt.generate(name, None, difficulty, seed)
         if rgb is None:
@@ -109,39 +110,43 @@ def build(ctx: Context) -> None:
     card_radios = [cards[n][3] for n in names]
 
     @user_errors
-    def render_all(image, seed_value, gaps_value, colour_value, *difficulties):
+    def render_all(model, image, seed_value, gaps_value, colour_value, *difficulties):
         rgb = load(image)
         s = pt.check_seed(seed_value)
         out = []
         for name, d in zip(names, difficulties):
-            out += card_outputs(name, make(name, rgb, d, s, gaps_value, colour_value))
+            out += card_outputs(name, make(name, rgb, d, s, gaps_value, colour_value, model))
         return out
 
     @user_errors
-    def set_difficulty(level, image, seed_value, gaps_value, colour_value):
+    def set_difficulty(level, image, seed_value, gaps_value, colour_value, model=""):
         level = pt.check_difficulty(level)
-        return [level] * len(names) + render_all(image, seed_value, gaps_value, colour_value,
+        return [level] * len(names) + render_all(model, image, seed_value, gaps_value, colour_value,
                                                  *[level] * len(names))
 
     common = [image, seed, gaps, colour]
     for trigger in (image.change, seed.change):
-        trigger(render_all, common + card_radios, all_outputs, concurrency_id=MODEL_GROUP,
+        trigger(render_all, [ctx.model] + common + card_radios, all_outputs, concurrency_id=MODEL_GROUP,
                 api_visibility="private")
-    difficulty.input(set_difficulty, [difficulty] + common, card_radios + all_outputs,
+    difficulty.input(set_difficulty, [difficulty] + common + [ctx.model], card_radios + all_outputs,
                      concurrency_id=MODEL_GROUP, api_visibility="private")
 
     for name in names:
         given, target, text, card_difficulty = cards[name]
 
         @user_errors
-        def render_one(image, seed_value, gaps_value, colour_value, level, _name=name):
+        def render_one(image, seed_value, gaps_value, colour_value, level, model="", _name=name):
             rgb = None if pt.TASKS[_name].motion else load(image)
-            task = make(_name, rgb, pt.check_difficulty(level), pt.check_seed(seed_value), gaps_value, colour_value)
+            task = make(_name, rgb, pt.check_difficulty(level), pt.check_seed(seed_value), gaps_value, colour_value,
+                        model)
             return card_outputs(_name, task)
 
         # Every card decodes and builds full-size pictures: all share the model's bounded group.
-        card_difficulty.input(render_one, common + [card_difficulty], [given, target, text],
+        card_difficulty.input(render_one, common + [card_difficulty, ctx.model], [given, target, text],
                               concurrency_id=MODEL_GROUP, api_visibility="private")
+        if pt.TASKS[name].needs_engine:  # another model chosen in the header: redo this card with it
+            ctx.model.change(render_one, common + [card_difficulty, ctx.model], [given, target, text],
+                             concurrency_id=MODEL_GROUP, api_visibility="private")
         if name == "jigsaw":
             for toggle in (gaps, colour):
                 toggle.input(render_one, common + [card_difficulty], [given, target, text],
@@ -171,7 +176,8 @@ def build(ctx: Context) -> None:
     validated(api_colour, lambda v: params.choice(v, "jigsaw_colour", pt.JIGSAW_COLOUR))
 
     @user_errors
-    def gallery_task(image, task, level, seed_value, jigsaw_gaps=True, jigsaw_colour="jitter"):
+    def gallery_task(image, task, level, seed_value, jigsaw_gaps=True, jigsaw_colour="jitter", checkpoint="",
+                     model=""):
         """One pretext task for an image: (input image, target image, metadata JSON).
 
         Motion tasks ignore the image (they use the shipped frame pair); the others need it.
@@ -182,8 +188,10 @@ def build(ctx: Context) -> None:
         rgb = None if spec.motion else load(image)
         if rgb is None and not spec.motion:
             raise ValueError("this task needs an image")
-        t = make(task, rgb, pt.check_difficulty(level), pt.check_seed(seed_value), jigsaw_gaps, jigsaw_colour)
+        t = make(task, rgb, pt.check_difficulty(level), pt.check_seed(seed_value), jigsaw_gaps, jigsaw_colour,
+                 checkpoint or model)
         return t.input, t.target, t.to_json()
 
-    api_button.click(gallery_task, [api_image, api_task, api_difficulty, api_seed, api_gaps, api_colour],
+    api_button.click(gallery_task, [api_image, api_task, api_difficulty, api_seed, api_gaps, api_colour,
+                                    ctx.checkpoint, ctx.model],
                      [api_input, api_target, api_meta], api_name="gallery_task", concurrency_id=MODEL_GROUP)

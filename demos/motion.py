@@ -7,10 +7,11 @@ an arrow with dx = dy = 0, plus ``"tracks"``, ``"path"``, ``"order"`` and ``"reg
 once used; :mod:`cmp.tracks` owns its click state machine); the image itself is re-read
 from the upload and its encoding stays cached in the engine.
 
-Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion]) ->
+Public API (``gradio_client``): ``/motion_flow`` (image, guidance_json[, scene_motion, checkpoint]) ->
 (flow colour PNG, .flo), ``/motion_video`` (image, guidance_json, frames,
-fps, strength, timing, loop[, scene_motion]) -> (MP4, GIF) and ``/motion_recipe``
-(image, recipe_json) -> (MP4, GIF, frames zip). ``scene_motion``: true forces
+fps, strength, timing, loop[, scene_motion, checkpoint]) -> (MP4, GIF) and ``/motion_recipe``
+(image, recipe_json[, checkpoint]) -> (MP4, GIF, frames zip). ``checkpoint`` (default "": the
+session's model, else the app's) is a registry name or ``hf://`` reference. ``scene_motion``: true forces
 the "whole scene moves" mode of models that have it (the embedded one), false forces
 objects moving on a still scene, left out (null) infers it from the guidance. ``guidance_json`` is
 ``{"arrows": [[x, y, dx, dy], ...], "pins": [[x, y], ...], "tracks": [[[x, y], ...], ...],
@@ -112,11 +113,13 @@ def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
     return box
 
 
-def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None) -> np.ndarray:
-    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy);
-    ``scene_motion`` None: the kind of motion inferred from them."""
+def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None,
+             model: str | None = None) -> np.ndarray:
+    """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy), by ``model``'s
+    engine; ``scene_motion`` None: the kind of motion inferred from them."""
+    engine = ctx.engine_for(model)
     mode = None if scene_motion is None else bool(scene_motion)
-    return retry_if_evicted(lambda: ctx.engine.flow_for(rgb, arrows=points, scene_motion=mode))
+    return retry_if_evicted(lambda: engine.flow_for(rgb, arrows=points, scene_motion=mode))
 
 
 # -- the page ----------------------------------------------------------------
@@ -203,19 +206,19 @@ def build(ctx: Context) -> None:
     def _image(path):
         return read_image(path, ctx.max_side)
 
-    def _recipe(rgb, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
+    def _recipe(engine, rgb, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
                 scene_motion) -> recipes.Recipe:
         n = float(n_frames)
-        return recipes.from_inputs(rgb, guidance, checkpoint=ctx.engine.name,
+        return recipes.from_inputs(rgb, guidance, checkpoint=engine.name,
                                    frames=round(n) if math.isfinite(n) else n, fps=float(frame_rate),
                                    strength=float(motion_strength), timing=timing_curve, loop=loop_mode,
                                    scene_motion=None if scene_motion is None else bool(scene_motion),
                                    max_side=ctx.video_side)
 
-    def _render(rgb, rec, progress):
+    def _render(engine, rgb, rec, progress):
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
         progress(0.0, desc="Predicting flow")
-        clip = retry_if_evicted(lambda: recipes.render(ctx.engine, rgb, rec, max_side=ctx.video_side,
+        clip = retry_if_evicted(lambda: recipes.render(engine, rgb, rec, max_side=ctx.video_side,
                                                        progress=step))
         progress(1.0, desc="Encoding")
         fr = rec.settings["fps"]
@@ -227,11 +230,11 @@ def build(ctx: Context) -> None:
 
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path, region_path=None):
+    def on_image(path, region_path=None, model=""):
         if not path:
             return overlays.placeholder(), new_state(), "", "", None, None
         rgb, msg = _image(path)
-        ctx.engine.set_image(rgb)  # encode now so the first arrow is quick
+        ctx.engine_for(model).set_image(rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         st = new_state()
@@ -294,22 +297,23 @@ def build(ctx: Context) -> None:
         return draw_state(rgb, st), st, state_json(st)
 
     @user_errors
-    def show_flow(path, st, mode, scene_motion):
+    def show_flow(path, st, mode, scene_motion, model=""):
         if not path or st.get("pending") is not None or st.get("path"):
             return gr.skip()
         points = parse_guidance(state_json(st))
         if not points:
             return None
         rgb, _ = _image(path)
-        flow = flow_for(ctx, rgb, points, scene_motion)
+        flow = flow_for(ctx, rgb, points, scene_motion, model)
         if mode == VIEW_ARROWS:
             return draw_state(overlays.draw_flow_arrows(rgb, flow), st)
         return flow_color_view(flow)
 
     @user_errors
-    def on_save(path, st, *settings):
+    def on_save(path, st, n_frames, frame_rate, motion_strength, timing_curve, loop_mode, scene_motion, model=""):
         rgb, _ = _image(path)
-        rec = _recipe(rgb, parse_motion(state_json(st)), *settings)
+        rec = _recipe(ctx.engine_for(model), rgb, parse_motion(state_json(st)), n_frames, frame_rate,
+                      motion_strength, timing_curve, loop_mode, scene_motion)
         out = temp_path(".json")
         with open(out, "w", encoding="utf-8") as f:
             f.write(rec.to_json())
@@ -341,48 +345,50 @@ def build(ctx: Context) -> None:
 
     # -- public endpoints ------------------------------------------------------
     @user_errors
-    def motion_flow(image, guidance, scene_motion=None):
+    def motion_flow(image, guidance, scene_motion=None, checkpoint="", model=""):
         """Dense flow for an image and JSON guidance -> (colour PNG path, Middlebury .flo path).
         A path counts as the arrow from its first to its last keyframe."""
         rgb, _ = _image(image)
         points = parse_guidance(guidance)
-        flow = flow_for(ctx, rgb, points, scene_motion)
+        flow = flow_for(ctx, rgb, points, scene_motion, checkpoint or model)
         png = temp_path(".png")
         save_flow(png, flow)
         return png, str(write_flo(temp_path(".flo"), flow))
 
     @user_errors
     def motion_video(image, guidance, n_frames, frame_rate, motion_strength, timing_curve, loop_mode,
-                     scene_motion=None, progress=gr.Progress()):
+                     scene_motion=None, checkpoint="", model="", progress=gr.Progress()):
         """Animate the image along the predicted flow (arrows, paths, pins and an optional
         region, all in the guidance JSON) -> (H.264 MP4 path, GIF path)."""
         n = float(n_frames)
         animate.check_settings(round(n) if math.isfinite(n) else n, float(frame_rate), float(motion_strength),
                                timing_curve, loop_mode)
         rgb, _ = _image(image)
-        rec = _recipe(rgb, parse_motion(guidance), n_frames, frame_rate, motion_strength,
+        engine = ctx.engine_for(checkpoint or model)
+        rec = _recipe(engine, rgb, parse_motion(guidance), n_frames, frame_rate, motion_strength,
                       timing_curve, loop_mode, scene_motion)
-        return _render(rgb, rec, progress)
+        return _render(engine, rgb, rec, progress)
 
     @user_errors
-    def motion_recipe(image, recipe_json, progress=gr.Progress()):
+    def motion_recipe(image, recipe_json, checkpoint="", model="", progress=gr.Progress()):
         """Replay a recipe (JSON text) on the image -> (H.264 MP4 path, GIF path, frames .zip path)."""
         rgb, _ = _image(image)
         rec = recipes.parse_recipe(recipe_json)
-        if rec.checkpoint and rec.checkpoint != ctx.engine.name:
-            gr.Warning(f"This recipe was made with {rec.checkpoint}; this app runs {ctx.engine.name}, "
+        engine = ctx.engine_for(checkpoint or model)
+        if rec.checkpoint and rec.checkpoint != engine.name:
+            gr.Warning(f"This recipe was made with {rec.checkpoint}; this runs {engine.name}, "
                        "so the frames differ from the original.")
-        mp4, gif_path, npy = _render(rgb, rec, progress)
+        mp4, gif_path, npy = _render(engine, rgb, rec, progress)
         return mp4, gif_path, on_frames(npy)
 
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
     shown = [canvas, state, guide]
     settings = [frames, fps, strength, timing, loop, scene]
-    flow_args = dict(fn=show_flow, inputs=[src, state, view, scene], outputs=[flow_view],
+    flow_args = dict(fn=show_flow, inputs=[src, state, view, scene, ctx.model], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src, region], [canvas, state, guide, note, flow_view, brush], api_visibility="private",
-               **model)
+    src.change(on_image, [src, region, ctx.model], [canvas, state, guide, note, flow_view, brush],
+               api_visibility="private", **model)
     brush_btn.click(on_brush, [src, brush], [region], api_visibility="private")
     region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
     canvas.select(on_click, [src, state, pin_mode, path_mode], shown, api_visibility="private") \
@@ -396,12 +402,14 @@ def build(ctx: Context) -> None:
     # on the page the toggle has two states: on = whole scene, off = auto (not "force objects")
     scene.input(lambda on: True if on else None, [scene], [scene], api_visibility="private", queue=False)
     scene.change(**flow_args)
-    export_btn.click(motion_flow, [src, guide, scene], [flow_png, flow_flo], api_name="motion_flow", **model)
-    gen_btn.click(motion_video, [src, guide, *settings], [video, gif, last_frames],
+    ctx.model.change(**flow_args)  # another model chosen in the header: its flow for the same arrows
+    export_btn.click(motion_flow, [src, guide, scene, ctx.checkpoint, ctx.model], [flow_png, flow_flo],
+                     api_name="motion_flow", **model)
+    gen_btn.click(motion_video, [src, guide, *settings, ctx.checkpoint, ctx.model], [video, gif, last_frames],
                   api_name="motion_video", **model) \
         .then(on_frames, [last_frames], [frames_zip], api_visibility="private")
-    save_btn.click(on_save, [src, state, *settings], [recipe_file, recipe_text], api_visibility="private")
+    save_btn.click(on_save, [src, state, *settings, ctx.model], [recipe_file, recipe_text], api_visibility="private")
     recipe_file.upload(on_load, [src, recipe_file], [*shown, recipe_text, region, *settings],
                        api_visibility="private").then(**flow_args)
-    recipe_btn.click(motion_recipe, [src, recipe_text], [video, gif, frames_zip], api_name="motion_recipe",
-                     **model)
+    recipe_btn.click(motion_recipe, [src, recipe_text, ctx.checkpoint, ctx.model], [video, gif, frames_zip],
+                     api_name="motion_recipe", **model)

@@ -1,7 +1,7 @@
 """Segment page: click an object, pick part / object / group, see the evidence, export annotations.
 
 Thin wiring only: candidate masks come from :func:`cmp.segment.segment_candidates`
-on ``ctx.engine``; files from :mod:`cmp.annotations`. Per-tab state is a small
+on the session's engine (``ctx.engine_for``); files from :mod:`cmp.annotations`. Per-tab state is a small
 dict of plain values::
 
     {"size": [h, w], "clicks": [[x, y, 1 | 0], ...],   # current object, 1 = positive
@@ -15,7 +15,7 @@ never need the model again; the image is re-read from the upload and its
 encoding stays cached in the engine.
 
 Public API (``gradio_client``): ``/segment_mask`` (image, points_json,
-threshold, zoom, pin_frame, candidates) -> (mask PNG path, 0/255 same size as
+threshold, zoom, pin_frame, candidates, checkpoint) -> (mask PNG path, 0/255 same size as
 the image; COCO JSON dict with compressed RLE and polygons). With
 ``candidates`` true the mask is the most confident of part / object / group and
 the JSON lists all three under ``candidates``. ``points_json`` is
@@ -268,16 +268,18 @@ if (!window.__cmpSegmentKeys) {
 
 
 def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool,
-             pin_frame: bool = True):
-    """:func:`cmp.segment.segment` on the shared engine, retried once if another tab evicted the image."""
-    return retry_if_evicted(lambda: segment(ctx.engine, rgb, positive, negative, threshold=float(threshold),
+             pin_frame: bool = True, model: str | None = None):
+    """:func:`cmp.segment.segment` on ``model``'s engine, retried once if another tab evicted the image."""
+    engine = ctx.engine_for(model)
+    return retry_if_evicted(lambda: segment(engine, rgb, positive, negative, threshold=float(threshold),
                                             zoom=bool(zoom), pin_frame=bool(pin_frame)))
 
 
 def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, pin_frame: bool = True,
-                   scales=CANDIDATE_SCALES):
-    """:func:`cmp.segment.segment_candidates` on the shared engine (retried once like :func:`mask_for`)."""
-    return retry_if_evicted(lambda: segment_candidates(ctx.engine, rgb, positive, negative,
+                   scales=CANDIDATE_SCALES, model: str | None = None):
+    """:func:`cmp.segment.segment_candidates` on ``model``'s engine (retried once like :func:`mask_for`)."""
+    engine = ctx.engine_for(model)
+    return retry_if_evicted(lambda: segment_candidates(engine, rgb, positive, negative,
                                                        threshold=float(threshold), pin_frame=bool(pin_frame),
                                                        scales=scales))
 
@@ -354,12 +356,12 @@ def build(ctx: Context) -> None:
         score = res.score if res.box is None else res.box.crop(res.score)
         return evidence.probe_flows_image(res.flows), evidence.score_image(score, float(thr))
 
-    def _recompute(rgb, st, thr, pf):
+    def _recompute(rgb, st, thr, pf, model=""):
         """State with the current object's candidates recomputed from its clicks; also the chosen result."""
         pos, neg = split_clicks(st["clicks"])
         if not pos:
             return set_candidates(st, []), None
-        results = candidates_for(ctx, rgb, pos, neg, thr, pf)
+        results = candidates_for(ctx, rgb, pos, neg, thr, pf, model=model)
         st = set_candidates(st, [{"name": c.name, "confidence": round(c.confidence, 3),
                                   "mask": rle_encode(c.mask)["counts"]} for c in results])
         return st, results[st["chosen"]]
@@ -373,12 +375,12 @@ def build(ctx: Context) -> None:
 
     # -- private UI handlers -------------------------------------------------
     @user_errors
-    def on_image(path):
+    def on_image(path, model=""):
         if not path:
             return overlays.placeholder(), new_state(), "", "", "", None, gr.update(choices=[], value=None), None, \
                 None, ""
         rgb, msg = _image(path)
-        ctx.engine.set_image(rgb)  # encode now so the first click is quick
+        ctx.engine_for(model).set_image(rgb)  # encode now so the first click is quick
         h, w = rgb.shape[:2]
         st = new_state((h, w))
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
@@ -386,7 +388,7 @@ def build(ctx: Context) -> None:
             speed_table(st)
 
     @user_errors
-    def on_click(path, st, md, thr, pf, lab, evt: gr.SelectData):
+    def on_click(path, st, md, thr, pf, lab, evt: gr.SelectData, model=""):  # Gradio puts evt in its place
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -394,47 +396,47 @@ def build(ctx: Context) -> None:
         if st.get("size") != list(rgb.shape[:2]):
             st = new_state(rgb.shape[:2])
         x, y = click_xy(evt, rgb.shape)
-        st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf)
+        st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf, model)
         return _show(rgb, st, res, thr, lab)
 
     @user_errors
-    def on_settings(path, st, thr, pf, lab):
+    def on_settings(path, st, thr, pf, lab, model=""):
         if not path or not st.get("clicks"):
             return gr.skip()
         rgb, _ = _image(path)
-        st, res = _recompute(rgb, st, thr, pf)
+        st, res = _recompute(rgb, st, thr, pf, model)
         return _show(rgb, st, res, thr, lab)
 
-    def _choose(path, st, thr, pf, lab, index):
+    def _choose(path, st, thr, pf, lab, index, model=""):
         rgb, _ = _image(path)
         st = set_candidates(st, st["candidates"], index)
         pos, neg = split_clicks(st["clicks"])
         name = st["candidates"][st["chosen"]]["name"]
-        (res,) = candidates_for(ctx, rgb, pos, neg, thr, pf, [s for s in CANDIDATE_SCALES if s[0] == name])
+        (res,) = candidates_for(ctx, rgb, pos, neg, thr, pf, [s for s in CANDIDATE_SCALES if s[0] == name], model)
         return _show(rgb, st, res, thr, lab)
 
     @user_errors
-    def on_pick(path, st, thr, pf, lab, choice):
+    def on_pick(path, st, thr, pf, lab, model, choice):
         choices = candidate_choices(st)
         if not path or choice not in choices:
             return gr.skip()
-        return _choose(path, st, thr, pf, lab, choices.index(choice))
+        return _choose(path, st, thr, pf, lab, choices.index(choice), model)
 
     @user_errors
-    def on_next_candidate(path, st, thr, pf, lab):
+    def on_next_candidate(path, st, thr, pf, lab, model=""):
         if not path or not st.get("candidates"):
             return gr.skip()
-        return _choose(path, st, thr, pf, lab, st.get("chosen", 0) + 1)
+        return _choose(path, st, thr, pf, lab, st.get("chosen", 0) + 1, model)
 
     @user_errors
-    def on_undo(path, st, thr, pf, lab):
+    def on_undo(path, st, thr, pf, lab, model=""):
         if not path:
             return gr.skip()
         rgb, _ = _image(path)
         st = undo(st)
         res = None
         if st["mask"] is None:
-            st, res = _recompute(rgb, st, thr, pf)
+            st, res = _recompute(rgb, st, thr, pf, model)
         return _show(rgb, st, res, thr, lab)
 
     @user_errors
@@ -470,36 +472,41 @@ def build(ctx: Context) -> None:
 
     # -- public endpoint ---------------------------------------------------------
     @user_errors
-    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True, candidates=False):
+    def segment_mask(image, points_text, thr=DEFAULT_THRESHOLD, zm=True, pf=True, candidates=False, checkpoint="",
+                     model=""):
         """Mask of the object marked by JSON points -> (0/255 mask PNG path, COCO JSON dict).
 
         With ``candidates`` the mask is the most confident of part / object / group and the
-        COCO JSON lists all three (name, confidence) under ``candidates``.
+        COCO JSON lists all three (name, confidence) under ``candidates``. ``checkpoint``: a
+        registry name or ``hf://`` reference ("" = the session's model, else the app's).
         """
         rgb, _ = _image(image)
+        model = checkpoint or model
         pos, neg = parse_points(points_text)
         thr = DEFAULT_THRESHOLD if thr is None else thr
         pf = True if pf is None else pf
         name = Path(image).name if isinstance(image, str) else "image.png"
         if candidates:
-            results = candidates_for(ctx, rgb, pos, neg, thr, pf)
+            results = candidates_for(ctx, rgb, pos, neg, thr, pf, model=model)
             best = best_candidate(results)
             objs = [ObjectAnnotation(c.mask, candidate=c.name, confidence=c.confidence) for c in results]
             return str(save_mask_png(temp_path(".png"), results[best].mask)), \
                 coco_with_candidates(objs, best, file_name=name)
-        res = mask_for(ctx, rgb, pos, neg, thr, True if zm is None else zm, pf)
+        res = mask_for(ctx, rgb, pos, neg, thr, True if zm is None else zm, pf, model)
         return str(save_mask_png(temp_path(".png"), res.mask)), coco_dict([res.mask], file_name=name)
 
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
     shown = [canvas, state, status_md, points, cands, ev_flows, ev_score, speed]
-    src.change(on_image, [src], [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed],
+    src.change(on_image, [src, ctx.model], [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed],
                api_visibility="private", **model)
-    settings = [src, state, threshold, pin, label]
-    canvas.select(on_click, [src, state, mode, threshold, pin, label], shown, api_visibility="private", **model)
+    settings = [src, state, threshold, pin, label, ctx.model]
+    canvas.select(on_click, [src, state, mode, threshold, pin, label, ctx.model], shown, api_visibility="private",
+                  **model)
     threshold.release(on_settings, settings, shown, api_visibility="private", **model)
     pin.change(on_settings, settings, shown, api_visibility="private", **model)
     cands.input(on_pick, settings + [cands], shown, api_visibility="private", **model)
+    ctx.model.change(on_settings, settings, shown, api_visibility="private", **model)  # the new model's masks
     cand_btn.click(on_next_candidate, settings, shown, api_visibility="private", **model)
     undo_btn.click(on_undo, settings, shown, api_visibility="private", **model)
     clear_btn.click(on_clear, [src, state, label], shown, api_visibility="private")
@@ -510,6 +517,7 @@ def build(ctx: Context) -> None:
     if motion and "tabs" in ctx.links:
         animate_btn.click(on_animate, [src, state], [motion["image"], motion["region"], ctx.links["tabs"]],
                           api_visibility="private")
-    api_btn.click(segment_mask, [src, points, threshold, zoom, pin, api_cands], [api_mask, api_coco],
+    api_btn.click(segment_mask, [src, points, threshold, zoom, pin, api_cands, ctx.checkpoint, ctx.model],
+                  [api_mask, api_coco],
                   api_name="segment_mask",
                   **model)

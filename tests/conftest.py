@@ -113,3 +113,35 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """Lets huggingface_hub talk (to the loopback Hub only: the suite's HF_HUB_OFFLINE=1 is
+    lifted for this test; huggingface_hub reads the flag at call time)."""
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture(scope="session")
+def hub_app(tiny_engine, tmp_path_factory):
+    """The app whose engine pool downloads from a loopback Hub (tests/hub_server.py), launched
+    once: a namespace with ``hub``, ``url``, ``pool``, ``refs`` and ``files`` (see ``serve_standins``)."""
+    from types import SimpleNamespace
+
+    from app import build_app
+    from cmp.pool import EnginePool
+    from demos.common import Context
+    from hub_server import FakeHub, serve_standins
+
+    d = tmp_path_factory.mktemp("hub-app")
+    with FakeHub() as hub:
+        refs, files, registry = serve_standins(hub, d)
+        pool = EnginePool(tiny_engine, registry=registry, endpoint=hub.url, cache_dir=str(d / "hf"), max_models=2,
+                          max_download_bytes=2 * 2**20)
+        demo = build_app(Context(engine=tiny_engine, max_side=TEST_MAX_SIDE, video_side=128, pool=pool))
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+        try:
+            yield SimpleNamespace(hub=hub, url=url, pool=pool, refs=refs, files=files, cache=str(d / "hf"))
+        finally:
+            demo.close()

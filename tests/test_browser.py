@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -215,3 +216,68 @@ def test_animate_this_object_carries_the_segment_mask_to_motion(page, sample_ima
     from browser_motion import check_animate_this_object
 
     check_animate_this_object(page, sample_images["photo"], click_pixel)
+
+
+def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, sample_images):
+    """Pick a model in the header (a registry entry served by the loopback Hub): the page says which
+    model is active, and the Motion page's flow is that model's (pixel for pixel the flow of the same
+    file loaded locally). A bad Hub reference is a one-line error; a saved-model repo loads by reference."""
+    from conftest import TEST_MAX_SIDE
+
+    from cmp.engine import Engine
+    from demos.common import read_image
+    from demos.motion import flow_color_view
+    guidance = {"arrows": [[60, 40, 12, -4]], "pins": [[10, 10]]}
+    rgb, _ = read_image(sample_images["photo"], TEST_MAX_SIDE)
+    here = Engine.from_checkpoint(hub_app.files["original"], device="cpu", precision="fp32", side=128)
+    want = flow_color_view(here.flow_for(rgb, guidance["arrows"], guidance["pins"]))
+    other = flow_color_view(hub_app.pool.default.flow_for(rgb, guidance["arrows"], guidance["pins"]))
+    spots = [(5, 5), (60, 40), (100, 70), (30, 80)]
+    assert any((want[y, x] != other[y, x]).any() for x, y in spots), "the two models must differ to tell them apart"
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        pg.goto(hub_app.url, wait_until="domcontentloaded")
+        pg.wait_for_selector("#motion-canvas img")
+        sync_api.expect(pg.locator("#model-active")).to_contain_text(f"Active model: {hub_app.pool.default.name}")
+        pg.locator("#model-picker input").click()  # the registry entry whose Hub file is the stand-in
+        pg.get_by_role("option", name=re.compile(r"^standin · ")).click()
+        sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: standin (tiny")
+
+        pg.set_input_files("#motion-input input[type=file]", sample_images["photo"])  # 120x90
+        wait_natural_width(pg, CANVAS, 120)
+        pg.get_by_text("Guidance as JSON").click()
+        pg.fill("#motion-json textarea", json.dumps(guidance))
+        pg.get_by_text("Use this JSON").click()
+        wait_natural_width(pg, FLOW, 120)
+        for x, y in spots:
+            assert pixel(pg, FLOW, x, y) == [int(v) for v in want[y, x]], (x, y)
+
+        bad = "hf://org/nothing-here/x.pth.tar"
+        pg.fill("#model-ref textarea, #model-ref input", bad)
+        pg.click("#model-load")
+        sync_api.expect(pg.get_by_text("no such repo").first).to_be_visible()
+        sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: standin")  # unchanged
+
+        before = img_src(pg, FLOW)
+        pg.fill("#model-ref textarea, #model-ref input", hub_app.refs["saved"])  # a saved-model repo
+        pg.click("#model-load")
+        sync_api.expect(pg.locator("#model-active")).to_contain_text(f"Active model: {hub_app.refs['saved']}@main")
+        wait_src_change(pg, FLOW, before)  # the shown flow is redrawn by the new model
+        sync_api.expect(pg.locator("#model-picker input")).to_have_value(re.compile("saved-cmp"))
+
+        hub_app.hub.body_delay = 3.0  # a slow link: huggingface_hub's tqdm bar shows on the page meanwhile
+        try:
+            pg.fill("#model-ref textarea, #model-ref input", hub_app.refs["slow"])
+            pg.click("#model-load")
+            pg.wait_for_function("() => /\\d+(\\.\\d+)?[kM]?\\/\\d+(\\.\\d+)?[kM]? ?B/"
+                                 ".test(document.querySelector('#model-header').parentElement.innerText)")
+        finally:
+            hub_app.hub.body_delay = 0.0
+        sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: hf://org/cmp-weights")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(SHOTS / "model-picker.png"))
+    finally:
+        ctx.close()

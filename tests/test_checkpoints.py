@@ -16,36 +16,13 @@ import torch
 from cmp.checkpoints import (CheckpointError, RegistryEntry, download, infer_config, load_checkpoint,
                              load_checkpoint_file, load_registry, resolve, save_checkpoint, strip_prefixes)
 from cmp.model import RESNET50, SLIM, TINY, build_cmp
+from helpers import original_format, random_model, save_original
 from hub_server import FakeHub
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRIMARY = ("org/cmp-weights", "models/cmp/experiments/semiauto_annot/resnet50_vip+mpii_liteflow/checkpoints/ckpt.pth.tar")
 MIRROR = ("someone/mirror", "ckpt_iter_42000.pth.tar")  # a dataset repo, like the real third mirror
-
-
-def random_model(cfg, seed=0):
-    torch.manual_seed(seed)
-    m = build_cmp(cfg)
-    with torch.no_grad():  # make BN buffers non-default so a load that skipped them would show
-        for k, v in m.state_dict().items():
-            if k.endswith(("running_mean", "running_var")):
-                v.copy_(torch.rand_like(v) + 0.5)
-    return m
-
-
-def original_format(model) -> dict:
-    """What the original training code saved: 'module.' keys, no num_batches_tracked, SGD state."""
-    sd = {f"module.{k}": v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    params = list(model.parameters())
-    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4).state_dict()
-    opt["state"] = {0: {"momentum_buffer": torch.zeros_like(params[0])}}
-    return {"step": 42000, "state_dict": sd, "optimizer": opt}
-
-
-def save_original(model, path, legacy=False) -> Path:
-    torch.save(original_format(model), path, _use_new_zipfile_serialization=not legacy)
-    return Path(path)
 
 
 def assert_same_weights(a, b):

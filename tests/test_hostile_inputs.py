@@ -524,6 +524,7 @@ def raw_call(url: str, upload: str, name: str, data: list) -> tuple[str, str]:
     return event, payload
 
 
+# A raw REST call sends every input, the trailing checkpoint too ("": the app's default model).
 RAW_SETTINGS = [
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("nan"), 8, 1.0, "linear", "once", False], "frames must be"),
     ("motion_video", ["FILE", "[[60, 40, 5, 0]]", float("inf"), 8, 1.0, "linear", "once", False], "maximum"),

@@ -14,6 +14,7 @@ COMMANDS = [
     "animate",
     "segment",
     "checkpoints",
+    "push",
     "train",
     "eval",
     "bench",

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Median per-click latency (after one warm-up) of the original per-click "
                                    "pipeline and of the cached engine, for the ResNet-50 architecture with "
                                    "random weights and for a checkpoint, in each precision.")
-    p.add_argument("--checkpoint", default="default", metavar="NAME|PATH",
+    p.add_argument("--checkpoint", default="default", metavar="REF",
                    help="checkpoint to time besides random ResNet-50 (default: the embedded model); "
                         "'none' times ResNet-50 only")
     p.add_argument("--precision", default="fp32,bf16", help="comma-separated precisions (default fp32,bf16)")

@@ -1,11 +1,10 @@
-"""`python -m cmp checkpoints list|download NAME`: the checkpoint registry from the shell."""
+"""`python -m cmp checkpoints list|download REF`: the checkpoint registry from the shell."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from . import CLIError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=run_list)
     dl = act.add_parser("download", help="fetch a checkpoint into the cache and verify its sha256")
-    dl.add_argument("name", metavar="NAME", help="registry name or alias")
+    dl.add_argument("name", metavar="REF", help="registry name or alias, or an hf:// reference")
     dl.set_defaults(func=run_download)
 
 
@@ -29,34 +28,12 @@ def _registry(args) -> Path:
     return Path(args.registry) if args.registry else REGISTRY_PATH
 
 
-def _status(entry, base: Path) -> tuple[str, str | None]:
-    """('shipped' | 'cached' | 'not downloaded' | 'missing', local path or None), no network."""
-    if entry.file:
-        f = base / entry.file
-        if f.is_file():
-            return "shipped", str(f)
-        if not entry.hub:
-            return "missing", None
-    from huggingface_hub import try_to_load_from_cache
-    for loc in entry.hub:
-        hit = try_to_load_from_cache(loc.repo_id, loc.filename, revision=loc.revision, repo_type=loc.repo_type)
-        if isinstance(hit, str):
-            return "cached", hit
-    return "not downloaded", None
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / 2**20:.1f} MB"
-
-
 def run_list(args: argparse.Namespace) -> int:
-    from ..checkpoints import registry_entries
+    from ..checkpoints import entry_status, format_size, registry_entries
     reg = _registry(args)
     rows = []
     for e in registry_entries(reg):
-        status, path = _status(e, reg.resolve().parent)
+        status, path = entry_status(e, reg)
         rows.append({"name": e.name, "aliases": list(e.aliases), "config": e.config, "size": e.size,
                      "status": status, "path": path, "license": e.license, "description": e.description,
                      "hub": [f"{h.repo_type}:{h.repo_id}/{h.filename}" for h in e.hub]})
@@ -64,7 +41,7 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     head = ("NAME", "ALIASES", "CONFIG", "SIZE", "STATUS")
-    table = [head] + [(r["name"], ",".join(r["aliases"]) or "-", r["config"], _size(r["size"]), r["status"])
+    table = [head] + [(r["name"], ",".join(r["aliases"]) or "-", r["config"], format_size(r["size"]), r["status"])
                       for r in rows]
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     for t in table:
@@ -75,10 +52,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_registry, resolve
-    reg = load_registry(_registry(args))
-    if args.name not in reg:
-        raise CLIError(f"unknown checkpoint {args.name!r}; known names: {', '.join(sorted(reg))}")
-    path, entry = resolve(reg[args.name], registry=_registry(args))
-    print(f"{entry.name}: {path} (sha256 verified)" if entry.sha256 else f"{entry.name}: {path}")
+    from ..checkpoints import parse_ref, resolve
+    ref = parse_ref(args.name, allow_local=False, registry=_registry(args))
+    path, entry = resolve(ref, registry=_registry(args))
+    name = entry.name if entry else args.name
+    print(f"{name}: {path} (sha256 verified)" if entry and entry.sha256 else f"{name}: {path}")
     return 0

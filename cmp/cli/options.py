@@ -28,6 +28,11 @@ def numbers(form: str):
     return parse
 
 
+#: What a checkpoint reference is, for every --checkpoint flag.
+CHECKPOINT_HELP = ("registry name (see `checkpoints list`), local file or saved-model folder, "
+                   "hf://owner/repo[@revision]/path/in/repo.ext, or hf://owner/repo for a model saved by `push`")
+
+
 def add_image_flag(p: argparse.ArgumentParser) -> None:
     """--image IMG: the input picture of every image command."""
     p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
@@ -36,8 +41,8 @@ def add_image_flag(p: argparse.ArgumentParser) -> None:
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--checkpoint, --device, --precision: which model runs where, as :meth:`cmp.engine.Engine.from_checkpoint`
     takes them."""
-    p.add_argument("--checkpoint", default=None, metavar="NAME|PATH",
-                   help="registry name or checkpoint file (default: the embedded model)")
+    p.add_argument("--checkpoint", default=None, metavar="REF",
+                   help=CHECKPOINT_HELP + " (default: the embedded model)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="autocast precision (default: auto, bf16 where it is fast)")

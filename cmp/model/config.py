@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,7 @@ class BinHead:
     """The original CMP head: a skip-layer decoder that classifies each axis of the flow
     into ``num_bins`` bins over [-fmax, fmax] px (at the model input); :class:`cmp.model.CMP`."""
 
-    kind: ClassVar[str] = "bins"
+    kind: str = field(default="bins", init=False)  # a field, so dataclasses.asdict (the Hub mixin) writes it
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     num_bins: int = 99
     fmax: float = 50.0
@@ -68,7 +68,7 @@ class AffinityHead:
     """Learned-embedding propagation: each pixel blends the guidance vectors by affinity,
     with a "stay still" option; :class:`cmp.model.AffinityCMP`."""
 
-    kind: ClassVar[str] = "affinity"
+    kind: str = field(default="affinity", init=False)
     embed_dim: int = 32
     #: 1 = the "stay still" option competes in one softmax with the guidance points;
     #: 2 = it has its own spatial decay and also sees how widely the moving points are
@@ -78,7 +78,7 @@ class AffinityHead:
 
 #: What follows the encoder: exactly one of the two kinds of network.
 Head = Union[BinHead, AffinityHead]
-HEADS: dict[str, type] = {h.kind: h for h in (BinHead, AffinityHead)}
+HEADS: dict[str, type] = {h().kind: h for h in (BinHead, AffinityHead)}
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class CMPConfig:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "encoder": dataclasses.asdict(self.encoder),
-                "head": {"kind": self.head.kind, **dataclasses.asdict(self.head)}}
+                "head": dataclasses.asdict(self.head)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -115,7 +115,7 @@ class CMPConfig:
                  if d.get("propagation", "decoder") == "affinity" else
                  {"kind": "bins", "decoder": d.get("decoder", {}), "num_bins": d.get("num_bins", 99),
                   "fmax": d.get("fmax", 50.0)})
-        kind = h.get("kind")
+        kind = h.get("kind") or ("affinity" if "embed_dim" in h else "bins" if "num_bins" in h or "decoder" in h else None)
         if kind == "bins":
             head: Head = BinHead(decoder=DecoderConfig(**h.get("decoder", {})), num_bins=int(h.get("num_bins", 99)),
                                  fmax=float(h.get("fmax", 50.0)))

@@ -1,0 +1,134 @@
+"""A bounded pool of loaded engines, so each session can use the model it chose.
+
+The app's default engine is pinned; other models are loaded on first use (downloaded
+through :mod:`cmp.checkpoints` when needed) and evicted least recently used first
+once there are more than ``max_models`` or their cost passes ``max_bytes``. The cost
+of an engine is its weights plus the bound of its feature cache, so the bound holds
+when every cache is full. Sessions keep only the reference string (see
+:meth:`EnginePool.key`); an engine evicted while a request still uses it lives until
+that request ends. Never imports Gradio.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from .checkpoints import REGISTRY_PATH, CheckpointTooLarge, parse_ref
+from .engine import Engine
+
+#: Requests that name no model (None, "") get the pool's default engine.
+DEFAULT_KEY = ""
+
+
+class EnginePool:
+    """Engines by checkpoint reference. Thread-safe; a model is loaded once even when
+    several sessions ask for it at the same time, and loading one model does not block
+    requests on the others.
+
+    Example::
+
+        pool = EnginePool(Engine.from_checkpoint("default"), default_ref="default")
+        pool.get("hf://owner/repo").flow_for(rgb, arrows=[(120, 80, 15, 0)])
+    """
+
+    def __init__(self, default: Engine, *, default_ref: str | None = None, max_models: int = 3,
+                 max_bytes: int = 1536 * 2**20, max_download_bytes: int | None = 2**30, allow_local: bool = False,
+                 registry=REGISTRY_PATH, cache_entries: int = 8, cache_bytes: int = 256 * 2**20,
+                 endpoint: str | None = None, cache_dir: str | None = None):
+        self.default = default
+        self.registry, self.allow_local = registry, allow_local
+        self.max_models, self.max_bytes, self.max_download_bytes = max_models, max_bytes, max_download_bytes
+        self.cache_entries, self.cache_bytes = cache_entries, cache_bytes
+        self.endpoint, self.cache_dir = endpoint, cache_dir
+        self.default_key = self._parse_key(default_ref, allow_local=True) if default_ref else DEFAULT_KEY
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.loads = 0  # how many models were loaded (tests and benchmarks read it)
+
+    def _parse_key(self, ref, *, allow_local: bool) -> str:
+        return parse_ref(ref, allow_local=allow_local, registry=self.registry).key
+
+    def key(self, ref: str | None) -> str:
+        """Canonical key of ``ref`` ("" for the default engine); raises :class:`CheckpointError`
+        for a malformed reference or (unless ``allow_local``) a local path."""
+        if ref is None or not str(ref).strip():
+            return self.default_key
+        return self._parse_key(ref, allow_local=self.allow_local)
+
+    def label(self, ref: str | None) -> str:
+        """What to call the model ``ref`` names, without loading it."""
+        key = self.key(ref)
+        return self.default.name if key == self.default_key else key
+
+    def cost(self, engine: Engine) -> int:
+        return engine.weight_bytes + engine.cache.max_bytes
+
+    def is_loaded(self, ref: str | None) -> bool:
+        key = self.key(ref)
+        with self._lock:
+            return key == self.default_key or key in self._engines
+
+    def loaded(self) -> list[tuple[str, str, int]]:
+        """(key, engine name, cost in bytes) of the default then each pooled engine, oldest first."""
+        with self._lock:
+            items = [(self.default_key, self.default), *self._engines.items()]
+        return [(k, e.name, self.cost(e)) for k, e in items]
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(self.cost(e) for e in self._engines.values())
+
+    def get(self, ref: str | None) -> Engine:
+        """The engine for ``ref``, loading it (and evicting others) if needed."""
+        key = self.key(ref)
+        if key == self.default_key:
+            return self.default
+        with self._lock:
+            eng = self._hit(key)
+            if eng is not None:
+                return eng
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one load per model; other models keep serving meanwhile
+            with self._lock:
+                eng = self._hit(key)
+            if eng is not None:
+                return eng
+            try:
+                eng = self._load(key)
+                with self._lock:
+                    self._engines[key] = eng
+                    self._evict()
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+        return eng
+
+    def _hit(self, key: str) -> Engine | None:
+        eng = self._engines.get(key)
+        if eng is not None:
+            self._engines.move_to_end(key)
+        return eng
+
+    def _load(self, key: str) -> Engine:
+        rt = self.default.runtime
+        eng = Engine.from_checkpoint(key, device=str(rt.device), precision=rt.precision, side=self.default.side,
+                                     registry=self.registry, allow_local=self.allow_local, endpoint=self.endpoint,
+                                     cache_dir=self.cache_dir, max_bytes=self.max_download_bytes,
+                                     cache_entries=self.cache_entries, cache_bytes=self.cache_bytes)
+        cost = self.cost(eng)
+        if cost > self.max_bytes:
+            raise CheckpointTooLarge(f"{eng.name} needs {cost / 2**20:,.0f} MB loaded (weights and image cache); "
+                                     f"this app keeps at most {self.max_bytes / 2**20:,.0f} MB of extra models")
+        self.loads += 1
+        return eng
+
+    def _evict(self) -> None:
+        """Drop least recently used engines past either bound (the newest one always stays)."""
+        while len(self._engines) > 1 and (len(self._engines) > self.max_models
+                                          or sum(self.cost(e) for e in self._engines.values()) > self.max_bytes):
+            self._engines.popitem(last=False)
+
+
+__all__ = ["DEFAULT_KEY", "EnginePool"]
