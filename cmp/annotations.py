@@ -156,11 +156,18 @@ def session_info(objects: Sequence[ObjectAnnotation]) -> dict:
             "clicks_per_object": round(sum(clicks) / len(clicks), 2) if clicks else None}
 
 
-def coco_annotation(obj: ObjectAnnotation, *, ann_id: int, image_id: int, category_id: int) -> dict:
+def coco_annotation(obj: ObjectAnnotation, *, ann_id: int, image_id: int, category_id: int,
+                    polygon_segmentation: bool = False) -> dict:
+    """One COCO annotation. ``segmentation`` is the compressed RLE (exact, holes included) and
+    ``polygons`` the outlines; with ``polygon_segmentation`` the polygons are the
+    ``segmentation`` itself (what polygon-only tools read; holes are lost) and no extra key."""
     m = np.asarray(obj.mask, dtype=bool)
     rle = rle_encode(m)
+    polys = coco_polygons(m)
     ann = {"id": ann_id, "image_id": image_id, "category_id": category_id, "iscrowd": 0,
-           "segmentation": rle, "polygons": coco_polygons(m), "area": rle_area(rle), "bbox": rle_bbox(rle)}
+           "segmentation": polys if polygon_segmentation else rle, "area": rle_area(rle), "bbox": rle_bbox(rle)}
+    if not polygon_segmentation:
+        ann["polygons"] = polys
     extra = {k: v for k, v in (("clicks", obj.clicks),
                                ("seconds", None if obj.seconds is None else round(float(obj.seconds), 2)),
                                ("candidate", obj.candidate),
@@ -172,11 +179,13 @@ def coco_annotation(obj: ObjectAnnotation, *, ann_id: int, image_id: int, catego
 
 
 def coco_dataset(objects: Sequence[ObjectAnnotation], *, file_name: str = "image.png", image_id: int = 1,
-                 description: str = "CMP Studio click annotation") -> dict:
-    """COCO dataset dict for one image: images, annotations (RLE + polygons), categories, info."""
+                 description: str = "CMP Studio click annotation", polygon_segmentation: bool = False) -> dict:
+    """COCO dataset dict for one image: images, annotations (RLE + polygons, or polygons as the
+    segmentation: see :func:`coco_annotation`), categories, info."""
     h, w = _check(objects)
     classes = class_list(objects)
-    anns = [coco_annotation(o, ann_id=k, image_id=image_id, category_id=classes.index(o.category) + 1)
+    anns = [coco_annotation(o, ann_id=k, image_id=image_id, category_id=classes.index(o.category) + 1,
+                            polygon_segmentation=polygon_segmentation)
             for k, o in enumerate(objects, start=1)]
     return {"info": {"description": description, "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      "annotation_session": session_info(objects)},
@@ -228,16 +237,19 @@ def classes_txt(classes: Sequence[str]) -> str:
 def export_annotations(out_dir: str | os.PathLike, objects: Sequence[ObjectAnnotation], *, stem: str = "image",
                        file_name: str | None = None) -> list[Path]:
     """Everything for one image in ``out_dir``: ``{stem}_object{k}.png`` (0/255) per object,
-    ``{stem}_labels.png`` (pixel = object id), ``{stem}_coco.json``, ``{stem}.txt`` (YOLO-seg)
-    and ``classes.txt``; returns the paths."""
+    ``{stem}_labels.png`` (pixel = object id), ``{stem}_coco.json`` (RLE segmentation, exact),
+    ``{stem}_coco_polygons.json`` (polygon segmentation, for tools that read only polygons),
+    ``{stem}.txt`` (YOLO-seg) and ``classes.txt``; returns the paths."""
     _check(objects)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [save_mask_png(out / f"{stem}_object{k}.png", o.mask) for k, o in enumerate(objects, start=1)]
     paths.append(save_label_png(out / f"{stem}_labels.png", label_map([o.mask for o in objects])))
-    p = out / f"{stem}_coco.json"
-    p.write_text(json.dumps(coco_dataset(objects, file_name=file_name or f"{stem}.png")))
-    paths.append(p)
+    for suffix, polygons in (("_coco.json", False), ("_coco_polygons.json", True)):
+        p = out / f"{stem}{suffix}"
+        p.write_text(json.dumps(coco_dataset(objects, file_name=file_name or f"{stem}.png",
+                                             polygon_segmentation=polygons)))
+        paths.append(p)
     paths += _write_yolo(out / f"{stem}.txt", objects)
     return paths
 

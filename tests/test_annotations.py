@@ -127,8 +127,13 @@ def test_exports_open_in_pycocotools_with_matching_classes(tmp_path):
     objs = [ObjectAnnotation(a, "cat", clicks=3, seconds=4.0), ObjectAnnotation(b, "dog", clicks=1, seconds=2.0),
             ObjectAnnotation(c, "cat", clicks=2, seconds=None)]
     paths = export_annotations(tmp_path, objs, stem="x", file_name="x.jpg")
-    assert sorted(p.name for p in paths) == ["classes.txt", "x.txt", "x_coco.json", "x_labels.png",
-                                             "x_object1.png", "x_object2.png", "x_object3.png"]
+    assert sorted(p.name for p in paths) == ["classes.txt", "x.txt", "x_coco.json", "x_coco_polygons.json",
+                                             "x_labels.png", "x_object1.png", "x_object2.png", "x_object3.png"]
+    poly_api = COCO(str(tmp_path / "x_coco_polygons.json"))  # segmentation as polygon lists: rasterised by pycocotools
+    for x, o in zip(poly_api.loadAnns(poly_api.getAnnIds(imgIds=[1])), objs):
+        assert isinstance(x["segmentation"], list) and "polygons" not in x
+        got = poly_api.annToMask(x).astype(bool)
+        assert (got & o.mask).sum() / (got | o.mask).sum() >= 0.98
     api = COCO(str(tmp_path / "x_coco.json"))
     cats = {c["id"]: c["name"] for c in api.loadCats(api.getCatIds())}
     assert cats == {1: "cat", 2: "dog"}
