@@ -281,14 +281,14 @@ def test_synthetic_loader_uses_held_out_seeds_and_skips_when_absent(monkeypatch)
         return dict(image1=_texture(h, w, seed % 7), image2=_texture(h, w, seed % 7), flow=flow,
                     valid=np.ones((h, w), bool), masks=np.zeros((1, h, w), bool))
 
-    fake = types.ModuleType("cmp.train.synthetic")
+    fake = types.ModuleType("cmp.scenes.synthetic")
     fake.make_scene = make_scene
-    monkeypatch.setitem(sys.modules, "cmp.train.synthetic", fake)
+    monkeypatch.setitem(sys.modules, "cmp.scenes.synthetic", fake)
     pairs = P.synthetic_pairs(3, size=(96, 128))
     assert [s for s, _ in calls] == [900_000, 900_001, 900_002]
     assert all(p.image.shape == (288, 384, 3) for p in pairs)
     assert np.allclose(pairs[0].flow[..., 0], 6.0)  # 2 px at 128 px width -> 6 px at 384
-    monkeypatch.setitem(sys.modules, "cmp.train.synthetic", None)  # None makes the import fail
+    monkeypatch.setitem(sys.modules, "cmp.scenes.synthetic", None)  # None makes the import fail
     with pytest.raises(P.DatasetUnavailable):
         P.synthetic_pairs(1)
 

@@ -13,7 +13,7 @@ from cmp.flow import fb_consistency
 from cmp.train.data import MixedSampler, load_pairs, prepare, scattered_guidance, training_guidance
 from cmp.train.losses import discrete_loss
 from cmp.train.loop import TrainConfig, train
-from cmp.train.synthetic import make_parallax_scene, make_scene
+from cmp.scenes.synthetic import make_parallax_scene, make_scene
 from cmp.train.video import shot_cuts
 
 

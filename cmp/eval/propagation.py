@@ -10,8 +10,8 @@ curves over N are nested and every method sees exactly the same points.
 Datasets (names as in ``DATASETS``):
 
 * ``motorcycle`` - scikit-image's stereo pair; flow left -> right = (-disparity, 0).
-* ``synthetic`` - held-out scenes from ``cmp.train.synthetic.make_scene`` (exact flow).
-* ``parallax`` - held-out scenes from ``cmp.train.synthetic.make_parallax_scene``: a
+* ``synthetic`` - held-out scenes from ``cmp.scenes.synthetic.make_scene`` (exact flow).
+* ``parallax`` - held-out scenes from ``cmp.scenes.synthetic.make_parallax_scene``: a
   camera passing a layered scene, everything moving by its depth (exact flow); the
   project's own stand-in for camera motion, next to the real stereo pair.
 * ``video`` - held-out pairs from the last 20 % of the OpenCV sample videos,
@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
-from ..train.video import open_video
+from ..scenes.video import open_video
 from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 
 EVAL_WIDTH = 384
@@ -145,11 +145,11 @@ def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SY
     """
     try:
         if kind == "parallax":
-            from ..train.synthetic import make_parallax_scene as make
+            from ..scenes.synthetic import make_parallax_scene as make
         else:
-            from ..train.synthetic import make_scene as make
+            from ..scenes.synthetic import make_scene as make
     except ImportError as exc:
-        raise DatasetUnavailable(f"cmp.train.synthetic is not available ({exc})") from None
+        raise DatasetUnavailable(f"cmp.scenes.synthetic is not available ({exc})") from None
     pairs = []
     for i in range(n_scenes):
         seed = SYNTHETIC_SEED0 + i
@@ -160,9 +160,10 @@ def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SY
     return pairs
 
 
-def data_dir() -> Path:
-    """Root of the offline data: ``$CMP_DATA_DIR``, default /work/data."""
-    return Path(os.environ.get("CMP_DATA_DIR", "/work/data"))
+def data_dir() -> Path | None:
+    """Root of the offline data: ``$CMP_DATA_DIR``, or None when it is not set."""
+    d = os.environ.get("CMP_DATA_DIR")
+    return Path(d) if d else None
 
 
 def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,12 +200,12 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
 
 
 def _opencv_doc(root: Path | None) -> Path:
-    """The unpacked opencv-doc under ``root`` (or CMP_DATA_DIR); with neither given, the
-    installed Debian package when the default folder lacks it."""
-    base = (root or data_dir()) / OPENCV_DOC
-    installed = Path("/") / OPENCV_DOC.relative_to("ocvdoc")
-    explicit = root is not None or "CMP_DATA_DIR" in os.environ
-    return base if base.is_dir() or explicit or not installed.is_dir() else installed
+    """The unpacked opencv-doc under ``root`` (else under ``$CMP_DATA_DIR``); with neither
+    given, the installed Debian package (``/usr/share/doc/opencv-doc``)."""
+    base = root or data_dir()
+    if base is not None:
+        return base / OPENCV_DOC
+    return Path("/") / OPENCV_DOC.relative_to("ocvdoc")
 
 
 def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
