@@ -270,3 +270,14 @@ def test_auto_mode_reads_spread_agreeing_arrows_as_camera_motion_and_pins_as_obj
     # propagate's default is auto; an explicit False still forces object motion
     np.testing.assert_allclose(engine.propagate(handle, CAMERA), scene, atol=1e-5)
     np.testing.assert_allclose(engine.propagate(handle, CAMERA, scene_motion=False), objects[0], atol=1e-5)
+
+
+def test_cache_reads_that_are_not_gets_leave_the_lru_order_alone():
+    c = FeatureCache(max_entries=2, max_bytes=1 << 30)
+    c.put("a", _feats(1200))
+    c.put("b", _feats(1200))
+    assert "a" in c and len(c) == 2 and c.nbytes == 2400  # none of these makes "a" recent
+    c.put("b", _feats(2400))  # replacing refreshes "b" and its size
+    assert c.nbytes == 3600
+    c.put("c", _feats(1200))
+    assert "a" not in c and {"b", "c"} == set(c._d) and c.nbytes == 3600
