@@ -24,6 +24,7 @@ from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
 from .guidance import as_points, encode_sparse, infer_scene_motion, validate_points
+from .images import check_rgb
 from .model import CMP, AffinityCMP, AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
 #: What ``model.encode_image`` returns, for either network kind.
@@ -96,13 +97,6 @@ def image_key(rgb: np.ndarray) -> str:
     h.update(repr((rgb.shape, str(rgb.dtype))).encode())
     h.update(np.ascontiguousarray(rgb).data)
     return h.hexdigest()
-
-
-def check_rgb(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-    return rgb
 
 
 class Engine:

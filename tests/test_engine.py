@@ -281,3 +281,19 @@ def test_cache_reads_that_are_not_gets_leave_the_lru_order_alone():
     assert c.nbytes == 3600
     c.put("c", _feats(1200))
     assert "a" not in c and {"b", "c"} == set(c._d) and c.nbytes == 3600
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
+                                 np.zeros((8, 8, 3), np.float32)])
+def test_engine_animation_and_proxy_tasks_refuse_a_non_rgb_array_alike(engine, bad):
+    from cmp.animate import AnimationError, render_frames
+    from cmp.proxy_tasks import check_image
+
+    want = f"expected an (H, W, 3) uint8 RGB image, got {bad.shape} {bad.dtype}"
+    with pytest.raises(ValueError) as e_engine:
+        engine.set_image(bad)
+    with pytest.raises(AnimationError) as e_anim:
+        render_frames(bad, np.zeros((8, 8, 2), np.float32))
+    with pytest.raises(ValueError) as e_task:
+        check_image(bad)
+    assert str(e_engine.value) == str(e_anim.value) == str(e_task.value) == want
