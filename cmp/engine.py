@@ -25,7 +25,7 @@ from .device import Runtime
 from .geometry import ImageTransform
 from .guidance import as_points, encode_sparse, infer_scene_motion, validate_points
 from .images import check_rgb
-from .model import CMP, AffinityCMP, AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
+from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
 #: What ``model.encode_image`` returns, for either network kind.
 Features = ImageFeatures | AffinityFeatures
