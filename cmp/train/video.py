@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..flow import dis_flow, fb_consistency
+from ..scenes.photos import read_photo
 from ..scenes.video import open_video
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
@@ -35,8 +36,14 @@ def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -
 
 
 def read_frame_folder(folder: str | Path, long_side: int = 384) -> np.ndarray:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT)
-    return np.stack([_resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), long_side) for p in files])
+    """The folder's frame images in name order, (T, H, W, 3) uint8 RGB, long side ``long_side``."""
+    frames = []
+    for p in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT):
+        rgb = read_photo(p)
+        if rgb is None:
+            raise ValueError(f"cannot read frame {p.name} in {Path(folder).name}")
+        frames.append(_resize(rgb, long_side))
+    return np.stack(frames)
 
 
 def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
