@@ -163,7 +163,9 @@ def test_dis_flow_recovers_a_known_shift():
 def test_video_pairs_from_a_small_clip_and_missing_data(tmp_path):
     with pytest.raises(P.DatasetUnavailable):
         P.video_pairs(root=tmp_path)
-    folder = tmp_path / P.OPENCV_DOC / "clips"
+    from cmp.scenes.photos import OPENCV_DOC
+
+    folder = tmp_path / OPENCV_DOC / "clips"
     folder.mkdir(parents=True)
     big = _texture(200, 260, seed=4)
     path = folder / "pan.avi"

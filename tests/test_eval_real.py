@@ -121,10 +121,11 @@ def test_scenes_and_composites_share_one_shape_and_photo_source():
 
 
 def test_data_dir_has_no_machine_default(monkeypatch):
-    from cmp.eval import propagation as P
+    from cmp.scenes.photos import data_dir, opencv_doc
 
     monkeypatch.delenv("CMP_DATA_DIR", raising=False)
-    assert P.data_dir() is None
-    assert P._opencv_doc(None) == Path("/usr/share/doc/opencv-doc")
+    assert data_dir() is None
+    assert opencv_doc() == Path("/usr/share/doc/opencv-doc")
     monkeypatch.setenv("CMP_DATA_DIR", "/somewhere")
-    assert P._opencv_doc(None) == Path("/somewhere/ocvdoc/usr/share/doc/opencv-doc")
+    assert opencv_doc() == Path("/somewhere/ocvdoc/usr/share/doc/opencv-doc")
+    assert opencv_doc(Path("/else")) == Path("/else/ocvdoc/usr/share/doc/opencv-doc")

@@ -40,6 +40,8 @@ from scipy import ndimage
 
 from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
+from ..scenes.photos import opencv_doc
+from ..scenes.synthetic import HELDOUT_SEED_BASE
 from ..scenes.video import open_video
 from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 
@@ -53,12 +55,11 @@ BASELINES = ("zero", "nearest", "rbf", "geodesic")
 METHODS = ("model", "model-scene", "model-auto", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
-SYNTHETIC_SEED0 = 900_000
+SYNTHETIC_SEED0 = HELDOUT_SEED_BASE
 SYNTHETIC_SCENES = 16
 SYNTHETIC_SIZE = (288, 384)  # (H, W)
 
-#: OpenCV sample videos, relative to the unpacked opencv-doc package under CMP_DATA_DIR.
-OPENCV_DOC = Path("ocvdoc/usr/share/doc/opencv-doc")
+#: OpenCV sample videos, relative to the opencv-doc package (:func:`cmp.scenes.photos.opencv_doc`).
 VIDEOS = ("examples/data/vtest.avi", "examples/data/tree.avi", "examples/data/Megamind.avi",
           "opencv4/html/box.mp4.gz", "opencv4/html/cup.mp4.gz")
 HELD_OUT_FRACTION = 0.2
@@ -160,12 +161,6 @@ def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SY
     return pairs
 
 
-def data_dir() -> Path | None:
-    """Root of the offline data: ``$CMP_DATA_DIR``, or None when it is not set."""
-    d = os.environ.get("CMP_DATA_DIR")
-    return Path(d) if d else None
-
-
 def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DIS flow (medium preset) frame1 -> frame2 and its forward-backward check.
 
@@ -199,15 +194,6 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
     return out
 
 
-def _opencv_doc(root: Path | None) -> Path:
-    """The unpacked opencv-doc under ``root`` (else under ``$CMP_DATA_DIR``); with neither
-    given, the installed Debian package (``/usr/share/doc/opencv-doc``)."""
-    base = root or data_dir()
-    if base is not None:
-        return base / OPENCV_DOC
-    return Path("/") / OPENCV_DOC.relative_to("ocvdoc")
-
-
 def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
                 root: Path | None = None, videos: Sequence[str] = VIDEOS, *,
                 paths: Sequence[Path] | None = None, held_out: float = HELD_OUT_FRACTION) -> list[Pair]:
@@ -220,7 +206,7 @@ def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
     are used, so the selection is deterministic.
     """
     if paths is None:
-        base = _opencv_doc(root)
+        base = opencv_doc(root)
         found = [base / v for v in videos if (base / v).is_file()]
         if not found:
             raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..scenes.photos import fit_crop, photo, read_photo
+from ..scenes.photos import fit_crop, opencv_doc, photo, read_photo
 from .composites import Composite
 
 #: What each evaluation set is, for every report and table.
@@ -71,9 +71,7 @@ EVAL_OPENCV_PHOTOS = ("building.jpg", "home.jpg", "leuvenA.jpg", "board.jpg")
 
 def opencv_data_dir() -> Path | None:
     """Where OpenCV's sample data is: ``$CMP_DATA_DIR/ocvdoc/...`` or the installed Debian package."""
-    from .propagation import _opencv_doc
-
-    d = _opencv_doc(None) / "examples/data"
+    d = opencv_doc() / "examples/data"
     return d if d.is_dir() else None
 
 

@@ -7,6 +7,7 @@ by name: :data:`SKIMAGE_PHOTOS` and :data:`OPENCV_PHOTOS` are the training photo
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -21,6 +22,24 @@ OPENCV_PHOTOS = ("fruits.jpg", "baboon.jpg", "apple.jpg", "orange.jpg", "butterf
                  "licenseplate_motion.jpg", "ela_original.jpg", "starry_night.jpg")
 #: scikit-image photos used for training.
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+#: Where Debian's opencv-doc package (OpenCV's sample photos and videos) is, unpacked
+#: under ``$CMP_DATA_DIR`` (``dpkg -x``) or installed.
+OPENCV_DOC = Path("ocvdoc/usr/share/doc/opencv-doc")
+
+
+def data_dir() -> Path | None:
+    """Root of the offline data: ``$CMP_DATA_DIR``, or None when it is not set."""
+    d = os.environ.get("CMP_DATA_DIR")
+    return Path(d) if d else None
+
+
+def opencv_doc(root: Path | None = None) -> Path:
+    """The unpacked opencv-doc under ``root`` (else under ``$CMP_DATA_DIR``); with neither
+    given, the installed Debian package (``/usr/share/doc/opencv-doc``). May not exist."""
+    base = root or data_dir()
+    if base is not None:
+        return base / OPENCV_DOC
+    return Path("/") / OPENCV_DOC.relative_to("ocvdoc")
 
 
 @lru_cache(maxsize=32)
