@@ -65,10 +65,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from cmp.engine import Engine
     from cmp.eval.composites import eval_composites
-    from cmp.eval.segmentation import _GeodesicProbePropagator
+    from cmp.eval.baselines import GeodesicPropagator
     from cmp.segment import segment, segment_candidates
 
-    engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": _GeodesicProbePropagator()}
+    engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": GeodesicPropagator()}
     sets = {"real: motorcycle": [motorcycle_object()]}
     if args.composites:
         sets[f"ours: {args.composites} composites"] = [(c.rgb, c.mask) for c in eval_composites(args.composites)]

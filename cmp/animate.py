@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from . import params
 from .flow import resize_flow
+from .images import check_rgb
 from .params import ParamError
 
 MIN_FRAMES, MAX_FRAMES = 2, 96
@@ -226,10 +227,8 @@ def apply_region(frames: np.ndarray, image: np.ndarray, region: np.ndarray | Non
 
 
 def _fit(image: np.ndarray, flow: np.ndarray, max_side: int | None) -> tuple[np.ndarray, np.ndarray]:
-    image = np.asarray(image)
+    image = check_rgb(image, AnimationError)
     flow = np.asarray(flow, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise AnimationError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     if flow.shape != image.shape[:2] + (2,):
         raise AnimationError(f"flow shape {flow.shape} does not match image {image.shape[:2]}")
     if not np.all(np.isfinite(flow)):

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+from cachetools import LRUCache
 
 from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
 from .guidance import as_points, encode_sparse, infer_scene_motion, validate_points
-from .model import CMP, AffinityCMP, AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
+from .images import check_rgb
+from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
 #: What ``model.encode_image`` returns, for either network kind.
 Features = ImageFeatures | AffinityFeatures
@@ -51,27 +52,30 @@ class ImageHandle:
 
 
 class FeatureCache:
-    """LRU cache of per-image features (either network kind), bounded by entry count and bytes."""
+    """LRU cache of per-image features (either network kind), bounded by bytes and entry count.
+
+    A :class:`cachetools.LRUCache` sized in bytes; the entry count is the second bound.
+    An entry larger than the whole byte budget is still kept, alone (it counts as the
+    full budget), so the image just set can always be propagated.
+    """
 
     def __init__(self, max_entries: int = 16, max_bytes: int = 512 * 2**20):
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._d: OrderedDict[str, Features] = OrderedDict()
+        self._d: LRUCache[str, Features] = LRUCache(max_bytes, getsizeof=lambda f: min(f.nbytes(), max_bytes))
         self.hits = self.misses = 0
 
     def get(self, key: str) -> Features | None:
-        f = self._d.get(key)
+        f = self._d.get(key)  # a hit becomes the most recently used
         if f is None:
             self.misses += 1
             return None
-        self._d.move_to_end(key)
         self.hits += 1
         return f
 
     def put(self, key: str, feats: Features) -> None:
-        self._d[key] = feats
-        self._d.move_to_end(key)
-        while len(self._d) > self.max_entries or (len(self._d) > 1 and self.nbytes > self.max_bytes):
-            self._d.popitem(last=False)
+        self._d[key] = feats  # now the most recently used
+        while len(self._d) > self.max_entries:
+            self._d.popitem()
 
     def __contains__(self, key: str) -> bool:
         return key in self._d
@@ -81,7 +85,8 @@ class FeatureCache:
 
     @property
     def nbytes(self) -> int:
-        return sum(f.nbytes() for f in self._d.values())
+        """Bytes held (an entry over the budget counts as the budget)."""
+        return self._d.currsize
 
     def clear(self) -> None:
         self._d.clear()
@@ -92,13 +97,6 @@ def image_key(rgb: np.ndarray) -> str:
     h.update(repr((rgb.shape, str(rgb.dtype))).encode())
     h.update(np.ascontiguousarray(rgb).data)
     return h.hexdigest()
-
-
-def check_rgb(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-    return rgb
 
 
 class Engine:

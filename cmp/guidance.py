@@ -39,21 +39,37 @@ def as_points(arrows: Iterable[Sequence[float]] = (), pins: Iterable[Sequence[fl
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
-def validate_points(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Check (N, 4) points against an image of ``height x width``; returns them."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 4)
-    if len(points) > MAX_POINTS:
-        raise GuidanceError(f"too many guidance points ({len(points)}); the limit is {MAX_POINTS}")
+#: The words of the validation messages, by what the points are: (plural, not-finite message).
+_KINDS = {"point": ("guidance points", "guidance values must be finite numbers (no NaN or infinity)"),
+          "click": ("clicks", "click coordinates must be finite numbers")}
+
+
+def check_count(n: int, what: str = "guidance points") -> None:
+    """The one limit on points per guidance set: :class:`GuidanceError` when ``n`` > MAX_POINTS."""
+    if n > MAX_POINTS:
+        raise GuidanceError(f"too many {what} ({n}); the limit is {MAX_POINTS}")
+
+
+def validate_points(points: np.ndarray, height: int, width: int, *, kind: str = "point") -> np.ndarray:
+    """Check points against an image of ``height x width``; returns them as float64.
+
+    ``kind`` "point": (N, 4) guidance (x, y, dx, dy), vectors bounded by MAX_VECTOR;
+    "click": (N, 2) clicks (x, y). Both: at most MAX_POINTS, finite, (x, y) inside the
+    image (pixel centres -0.5 ... size - 0.5). Errors are one-line :class:`GuidanceError`
+    worded for the kind (the wording users see from every page, the CLI and the API).
+    """
+    plural, not_finite = _KINDS[kind]
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 4 if kind == "point" else 2)
+    check_count(len(points), plural)
     if not np.all(np.isfinite(points)):
-        raise GuidanceError("guidance values must be finite numbers (no NaN or infinity)")
-    if np.any(np.abs(points[:, 2:]) > MAX_VECTOR):
+        raise GuidanceError(not_finite)
+    if points.shape[1] == 4 and np.any(np.abs(points[:, 2:]) > MAX_VECTOR):
         raise GuidanceError(f"a motion vector is larger than {MAX_VECTOR:g} px")
     x, y = points[:, 0], points[:, 1]
     bad = (x < -0.5) | (y < -0.5) | (x > width - 0.5) | (y > height - 0.5)
     if np.any(bad):
         i = int(np.argmax(bad))
-        raise GuidanceError(
-            f"point ({x[i]:g}, {y[i]:g}) lies outside the {width}x{height} image")
+        raise GuidanceError(f"{kind} ({x[i]:g}, {y[i]:g}) lies outside the {width}x{height} image")
     return points
 
 

@@ -116,6 +116,18 @@ def _decode_reduced(im: Image.Image, max_side: int) -> tuple[Image.Image, tuple[
     return out, (ow, oh)
 
 
+def check_rgb(image, error: type[Exception] = ValueError) -> np.ndarray:
+    """``image`` as an (H, W, 3) uint8 RGB array, else ``error`` with one line saying what it is.
+
+    For arrays from code (the engine, animations, proxy tasks); user files go through
+    :func:`load_image`, which converts instead of refusing.
+    """
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise error(f"expected an (H, W, 3) uint8 RGB image, got {a.shape} {a.dtype}")
+    return a
+
+
 def load_image(src: str | os.PathLike | bytes | np.ndarray | Image.Image, *,
                max_side: int = MAX_SIDE) -> tuple[np.ndarray, str | None]:
     """Decode ``src`` to (H, W, 3) uint8 RGB, EXIF-upright, long side <= max_side.

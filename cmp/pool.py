@@ -11,7 +11,8 @@ that request ends. Never imports Gradio.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+
+from cachetools import Cache, LRUCache
 
 from .checkpoints import REGISTRY_PATH, CheckpointTooLarge, parse_ref
 from .engine import Engine
@@ -41,7 +42,9 @@ class EnginePool:
         self.cache_entries, self.cache_bytes = cache_entries, cache_bytes
         self.endpoint, self.cache_dir = endpoint, cache_dir
         self.default_key = self._parse_key(default_ref, allow_local=True) if default_ref else DEFAULT_KEY
-        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        # LRU by cost (weights + image cache); a model over max_bytes is refused in _load,
+        # so the newest always fits. The model count is the second bound (_evict).
+        self._engines: LRUCache[str, Engine] = LRUCache(max_bytes, getsizeof=self.cost)
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.loads = 0  # how many models were loaded (tests and benchmarks read it)
@@ -72,13 +75,15 @@ class EnginePool:
     def loaded(self) -> list[tuple[str, str, int]]:
         """(key, engine name, cost in bytes) of the default then each pooled engine, oldest first."""
         with self._lock:
-            items = [(self.default_key, self.default), *self._engines.items()]
+            # Cache.__getitem__: read without making each engine the most recently used
+            items = [(self.default_key, self.default),
+                     *((k, Cache.__getitem__(self._engines, k)) for k in self._engines)]
         return [(k, e.name, self.cost(e)) for k, e in items]
 
     @property
     def nbytes(self) -> int:
         with self._lock:
-            return sum(self.cost(e) for e in self._engines.values())
+            return self._engines.currsize
 
     def get(self, ref: str | None) -> Engine:
         """The engine for ``ref``, loading it (and evicting others) if needed."""
@@ -106,10 +111,7 @@ class EnginePool:
         return eng
 
     def _hit(self, key: str) -> Engine | None:
-        eng = self._engines.get(key)
-        if eng is not None:
-            self._engines.move_to_end(key)
-        return eng
+        return self._engines.get(key)  # a hit becomes the most recently used
 
     def _load(self, key: str) -> Engine:
         rt = self.default.runtime
@@ -125,10 +127,9 @@ class EnginePool:
         return eng
 
     def _evict(self) -> None:
-        """Drop least recently used engines past either bound (the newest one always stays)."""
-        while len(self._engines) > 1 and (len(self._engines) > self.max_models
-                                          or sum(self.cost(e) for e in self._engines.values()) > self.max_bytes):
-            self._engines.popitem(last=False)
+        """Drop least recently used engines past the model count (bytes: the LRUCache itself)."""
+        while len(self._engines) > max(1, self.max_models):
+            self._engines.popitem()
 
 
 __all__ = ["DEFAULT_KEY", "EnginePool"]

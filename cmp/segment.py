@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from . import params
 from .geometry import MIN_SIDE, ImageSizeError
-from .guidance import MAX_POINTS, GuidanceError
+from .guidance import MAX_POINTS, GuidanceError, validate_points
 
 #: Probe motion in model-input pixels (the reference demo's v = 30).
 PROBE_MAGNITUDE = 30.0
@@ -81,17 +81,12 @@ def as_clicks(points: Iterable[Sequence[float]] | None) -> np.ndarray:
 
 
 def check_clicks(positive, negative, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate clicks for an image of ``height x width``; returns (P (n, 2), N (m, 2))."""
+    """Validate clicks for an image of ``height x width``; returns (P (n, 2), N (m, 2)).
+
+    :func:`cmp.guidance.validate_points` (kind "click") on both lists together.
+    """
     pos, neg = as_clicks(positive), as_clicks(negative)
-    if len(pos) + len(neg) > MAX_POINTS:
-        raise GuidanceError(f"too many clicks ({len(pos) + len(neg)}); the limit is {MAX_POINTS}")
-    for p in (pos, neg):
-        if not np.all(np.isfinite(p)):
-            raise GuidanceError("click coordinates must be finite numbers")
-        bad = (p[:, 0] < -0.5) | (p[:, 1] < -0.5) | (p[:, 0] > width - 0.5) | (p[:, 1] > height - 0.5)
-        if np.any(bad):
-            x, y = p[int(np.argmax(bad))]
-            raise GuidanceError(f"click ({x:g}, {y:g}) lies outside the {width}x{height} image")
+    validate_points(np.concatenate([pos, neg]), height, width, kind="click")
     return pos, neg
 
 

@@ -270,3 +270,30 @@ def test_auto_mode_reads_spread_agreeing_arrows_as_camera_motion_and_pins_as_obj
     # propagate's default is auto; an explicit False still forces object motion
     np.testing.assert_allclose(engine.propagate(handle, CAMERA), scene, atol=1e-5)
     np.testing.assert_allclose(engine.propagate(handle, CAMERA, scene_motion=False), objects[0], atol=1e-5)
+
+
+def test_cache_reads_that_are_not_gets_leave_the_lru_order_alone():
+    c = FeatureCache(max_entries=2, max_bytes=1 << 30)
+    c.put("a", _feats(1200))
+    c.put("b", _feats(1200))
+    assert "a" in c and len(c) == 2 and c.nbytes == 2400  # none of these makes "a" recent
+    c.put("b", _feats(2400))  # replacing refreshes "b" and its size
+    assert c.nbytes == 3600
+    c.put("c", _feats(1200))
+    assert "a" not in c and {"b", "c"} == set(c._d) and c.nbytes == 3600
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
+                                 np.zeros((8, 8, 3), np.float32)])
+def test_engine_animation_and_proxy_tasks_refuse_a_non_rgb_array_alike(engine, bad):
+    from cmp.animate import AnimationError, render_frames
+    from cmp.proxy_tasks import check_image
+
+    want = f"expected an (H, W, 3) uint8 RGB image, got {bad.shape} {bad.dtype}"
+    with pytest.raises(ValueError) as e_engine:
+        engine.set_image(bad)
+    with pytest.raises(AnimationError) as e_anim:
+        render_frames(bad, np.zeros((8, 8, 2), np.float32))
+    with pytest.raises(ValueError) as e_task:
+        check_image(bad)
+    assert str(e_engine.value) == str(e_anim.value) == str(e_task.value) == want

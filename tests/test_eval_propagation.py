@@ -163,7 +163,9 @@ def test_dis_flow_recovers_a_known_shift():
 def test_video_pairs_from_a_small_clip_and_missing_data(tmp_path):
     with pytest.raises(P.DatasetUnavailable):
         P.video_pairs(root=tmp_path)
-    folder = tmp_path / P.OPENCV_DOC / "clips"
+    from cmp.scenes.photos import OPENCV_DOC
+
+    folder = tmp_path / OPENCV_DOC / "clips"
     folder.mkdir(parents=True)
     big = _texture(200, 260, seed=4)
     path = folder / "pan.avi"
@@ -281,14 +283,14 @@ def test_synthetic_loader_uses_held_out_seeds_and_skips_when_absent(monkeypatch)
         return dict(image1=_texture(h, w, seed % 7), image2=_texture(h, w, seed % 7), flow=flow,
                     valid=np.ones((h, w), bool), masks=np.zeros((1, h, w), bool))
 
-    fake = types.ModuleType("cmp.train.synthetic")
+    fake = types.ModuleType("cmp.scenes.synthetic")
     fake.make_scene = make_scene
-    monkeypatch.setitem(sys.modules, "cmp.train.synthetic", fake)
+    monkeypatch.setitem(sys.modules, "cmp.scenes.synthetic", fake)
     pairs = P.synthetic_pairs(3, size=(96, 128))
     assert [s for s, _ in calls] == [900_000, 900_001, 900_002]
     assert all(p.image.shape == (288, 384, 3) for p in pairs)
     assert np.allclose(pairs[0].flow[..., 0], 6.0)  # 2 px at 128 px width -> 6 px at 384
-    monkeypatch.setitem(sys.modules, "cmp.train.synthetic", None)  # None makes the import fail
+    monkeypatch.setitem(sys.modules, "cmp.scenes.synthetic", None)  # None makes the import fail
     with pytest.raises(P.DatasetUnavailable):
         P.synthetic_pairs(1)
 

@@ -1,13 +1,15 @@
 """Real evaluation sources (cmp.eval.real), the kind-of-motion rule and score refinement (cmp.refine)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cmp.eval import real
 from cmp.guidance import infer_scene_motion
 from cmp.refine import REFINERS, guided_filter, refine_mask
-from cmp.train.synthetic import OPENCV_PHOTOS, SKIMAGE_PHOTOS
+from cmp.scenes.photos import OPENCV_PHOTOS, SKIMAGE_PHOTOS
 
 
 def test_evaluation_photos_are_never_training_photos():
@@ -90,3 +92,40 @@ def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
     np.testing.assert_allclose(guided_filter(rgb.astype(np.float32) / 255, flat), 0.3, atol=1e-4)
     with pytest.raises(ValueError, match="unknown refinement"):
         refine_mask("blur", rgb, flat)
+
+
+def test_scenes_and_composites_share_one_shape_and_photo_source():
+    """Training scenes and evaluation composites draw from one ``random_shape`` and one
+    ``photo``; a seed gives the same shape every time, and eval never imports train."""
+    import ast
+    import pathlib
+
+    from cmp.eval import composites
+    from cmp.scenes import shapes, synthetic
+    from cmp.scenes.photos import photo
+
+    assert composites.random_shape is shapes.random_shape and composites.photo is photo
+    assert synthetic.random_shape is shapes.random_shape
+    for kind in shapes.SHAPES:
+        a = shapes.random_shape(np.random.default_rng(3), 64, kind)
+        b = shapes.random_shape(np.random.default_rng(3), 64, kind)
+        assert a.dtype == bool and a.shape == (64, 64) and a.any() and np.array_equal(a, b)
+    radial = shapes.random_shape(np.random.default_rng(3), (48, 80), "radial", extent=30)
+    assert radial.shape == (48, 80) and 0 < radial.sum() < 48 * 80
+    with pytest.raises(ValueError, match="unknown shape kind"):
+        shapes.random_shape(np.random.default_rng(0), 32, "star")
+    for path in pathlib.Path(composites.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith(("train", "cmp.train")), (path.name, node.module)
+
+
+def test_data_dir_has_no_machine_default(monkeypatch):
+    from cmp.scenes.photos import data_dir, opencv_doc
+
+    monkeypatch.delenv("CMP_DATA_DIR", raising=False)
+    assert data_dir() is None
+    assert opencv_doc() == Path("/usr/share/doc/opencv-doc")
+    monkeypatch.setenv("CMP_DATA_DIR", "/somewhere")
+    assert opencv_doc() == Path("/somewhere/ocvdoc/usr/share/doc/opencv-doc")
+    assert opencv_doc(Path("/else")) == Path("/else/ocvdoc/usr/share/doc/opencv-doc")

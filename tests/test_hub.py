@@ -357,3 +357,13 @@ def test_gallery_task_runs_on_the_chosen_model(hub_app, hub_client, hub_online):
             for ref in ("", hub_app.refs["saved"])}
     default, saved = (np.asarray(Image.open(r[1])) for r in runs.values())
     assert default.shape == saved.shape and not np.array_equal(default, saved)  # the prediction is the model's
+
+
+def test_pool_listing_does_not_refresh_what_it_lists(three_models, tiny_engine):
+    pool = EnginePool(tiny_engine, allow_local=True, max_models=2)
+    a, b, c = three_models
+    pool.get(a)
+    pool.get(b)
+    assert [k for k, _, _ in pool.loaded()][1:] == [parse_ref(a).key, parse_ref(b).key] and pool.nbytes > 0
+    pool.get(c)  # a is still the least recently used
+    assert not pool.is_loaded(a) and pool.is_loaded(b) and pool.is_loaded(c)

@@ -385,3 +385,27 @@ def test_cli_eval_segmentation_reports_each_set_with_its_kind(capsys):
     assert sets["composites"]["kind"].startswith("composite")
     assert sets["motorcycle-objects"]["kind"].startswith("real")
     assert len(sets["motorcycle-objects"]["methods"]["geodesic baseline"]["curve"]) == 5
+
+
+@pytest.mark.parametrize("pos, neg, message", [
+    ([(5, 5)] * 40, [(6, 6)] * 25, "too many clicks (65); the limit is 64"),
+    ([(float("nan"), 5)], [], "click coordinates must be finite numbers"),
+    ([(5, 5)], [(3, float("inf"))], "click coordinates must be finite numbers"),
+    ([(5, 5)], [(40, 3)], "click (40, 3) lies outside the 32x24 image"),
+    ([(-1, 5)], [], "click (-1, 5) lies outside the 32x24 image"),
+])
+def test_clicks_and_guidance_share_one_validator_worded_for_each(pos, neg, message):
+    from cmp.guidance import GuidanceError, validate_points
+    from cmp.segment import check_clicks
+
+    with pytest.raises(GuidanceError) as ei:
+        check_clicks(pos, neg, 24, 32)
+    assert str(ei.value) == message
+    rows = [(x, y, 1.0, 0.0) for x, y in [*pos, *neg]]
+    with pytest.raises(GuidanceError) as ei:
+        validate_points(rows, 24, 32)
+    assert str(ei.value) == (message.replace("clicks", "guidance points").replace("click (", "point (")
+                             .replace("click coordinates must be finite numbers",
+                                      "guidance values must be finite numbers (no NaN or infinity)"))
+    p, n = check_clicks([(1, 1)], [], 24, 32)
+    assert p.shape == (1, 2) and n.shape == (0, 2)

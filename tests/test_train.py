@@ -13,7 +13,7 @@ from cmp.flow import fb_consistency
 from cmp.train.data import MixedSampler, load_pairs, prepare, scattered_guidance, training_guidance
 from cmp.train.losses import discrete_loss
 from cmp.train.loop import TrainConfig, train
-from cmp.train.synthetic import make_parallax_scene, make_scene
+from cmp.scenes.synthetic import make_parallax_scene, make_scene
 from cmp.train.video import shot_cuts
 
 
@@ -286,3 +286,17 @@ def test_parallax_scene_mode_trains_camera_samples_without_the_still_decision(tm
     with pytest.raises(ValueError, match="affinity"):
         train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
                           precision="fp32", device="cpu", parallax_scene_mode=True), log=lambda *a: None)
+
+
+def test_frame_folder_reads_in_name_order_and_names_an_unreadable_frame(tmp_path):
+    from cmp.train.video import read_frame_folder
+
+    for i, v in enumerate((30, 90, 150)):
+        rgb = np.zeros((40, 60, 3), np.uint8)
+        rgb[..., 0] = v
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), rgb[..., ::-1])
+    frames = read_frame_folder(tmp_path, long_side=30)
+    assert frames.shape == (3, 20, 30, 3) and list(frames[:, 5, 5, 0]) == [30, 90, 150]
+    (tmp_path / "f3.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="cannot read frame f3.png"):
+        read_frame_folder(tmp_path)

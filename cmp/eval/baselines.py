@@ -9,10 +9,9 @@ interpolation that ignores (zero, nearest, RBF) or only weakly uses
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import cv2
 import numpy as np
+from cachetools import LRUCache
 from skimage.graph import MCP_Geometric
 
 #: Gaussian RBF width as a fraction of the image's long side.
@@ -135,17 +134,15 @@ class GeodesicBlend:
         self.cost = gradient_cost(rgb, side, edge_weight, percentile=percentile)
         self.power, self.offset, self.rest = power, offset, rest
         self._mcp = MCP_Geometric(self.cost, fully_connected=True)
-        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[tuple[int, int], np.ndarray] = LRUCache(cache_size)
 
     def distance(self, x: float, y: float) -> np.ndarray:
         """(H, W) float32 geodesic distance from pixel (x, y), in cost-map pixels; 0 at (x, y)."""
         h, w = self.shape
         xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
         key = (xi, yi)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        if (d := self._cache.get(key)) is not None:
+            return d
         ch, cw = self.cost.shape
         r = min(ch - 1, int((yi + 0.5) * ch / h))  # the cost cell holding the pixel centre
         c = min(cw - 1, int((xi + 0.5) * cw / w))
@@ -155,8 +152,6 @@ class GeodesicBlend:
             d = cv2.resize(d, (w, h), interpolation=cv2.INTER_LINEAR)
         d[yi, xi] = 0.0
         self._cache[key] = d
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return d
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
@@ -189,17 +184,14 @@ class GeodesicPropagator:
         self.side = side
         self._kw = {"side": side, "edge_weight": edge_weight, "power": power, "percentile": 99.0,
                     "offset": 1.0, "rest": rest, "cache_size": 256}
-        self._blends: OrderedDict[str, GeodesicBlend] = OrderedDict()
-        self._images = images
+        self._blends: LRUCache[str, GeodesicBlend] = LRUCache(images)
 
     def set_image(self, rgb: np.ndarray):
         from ..engine import ImageHandle, image_key
 
         key = image_key(rgb)
-        if key not in self._blends:
+        if self._blends.get(key) is None:
             self._blends[key] = GeodesicBlend(rgb, **self._kw)
-            if len(self._blends) > self._images:
-                self._blends.popitem(last=False)
         return ImageHandle(key, rgb.shape[0], rgb.shape[1], self.side)
 
     def propagate_batch(self, handle, guidance_sets, **_ignored) -> np.ndarray:

@@ -10,8 +10,8 @@ curves over N are nested and every method sees exactly the same points.
 Datasets (names as in ``DATASETS``):
 
 * ``motorcycle`` - scikit-image's stereo pair; flow left -> right = (-disparity, 0).
-* ``synthetic`` - held-out scenes from ``cmp.train.synthetic.make_scene`` (exact flow).
-* ``parallax`` - held-out scenes from ``cmp.train.synthetic.make_parallax_scene``: a
+* ``synthetic`` - held-out scenes from ``cmp.scenes.synthetic.make_scene`` (exact flow).
+* ``parallax`` - held-out scenes from ``cmp.scenes.synthetic.make_parallax_scene``: a
   camera passing a layered scene, everything moving by its depth (exact flow); the
   project's own stand-in for camera motion, next to the real stereo pair.
 * ``video`` - held-out pairs from the last 20 % of the OpenCV sample videos,
@@ -40,7 +40,9 @@ from scipy import ndimage
 
 from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
-from ..train.video import open_video
+from ..scenes.photos import opencv_doc
+from ..scenes.synthetic import HELDOUT_SEED_BASE
+from ..scenes.video import open_video
 from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 
 EVAL_WIDTH = 384
@@ -53,12 +55,11 @@ BASELINES = ("zero", "nearest", "rbf", "geodesic")
 METHODS = ("model", "model-scene", "model-auto", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
-SYNTHETIC_SEED0 = 900_000
+SYNTHETIC_SEED0 = HELDOUT_SEED_BASE
 SYNTHETIC_SCENES = 16
 SYNTHETIC_SIZE = (288, 384)  # (H, W)
 
-#: OpenCV sample videos, relative to the unpacked opencv-doc package under CMP_DATA_DIR.
-OPENCV_DOC = Path("ocvdoc/usr/share/doc/opencv-doc")
+#: OpenCV sample videos, relative to the opencv-doc package (:func:`cmp.scenes.photos.opencv_doc`).
 VIDEOS = ("examples/data/vtest.avi", "examples/data/tree.avi", "examples/data/Megamind.avi",
           "opencv4/html/box.mp4.gz", "opencv4/html/cup.mp4.gz")
 HELD_OUT_FRACTION = 0.2
@@ -145,11 +146,11 @@ def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SY
     """
     try:
         if kind == "parallax":
-            from ..train.synthetic import make_parallax_scene as make
+            from ..scenes.synthetic import make_parallax_scene as make
         else:
-            from ..train.synthetic import make_scene as make
+            from ..scenes.synthetic import make_scene as make
     except ImportError as exc:
-        raise DatasetUnavailable(f"cmp.train.synthetic is not available ({exc})") from None
+        raise DatasetUnavailable(f"cmp.scenes.synthetic is not available ({exc})") from None
     pairs = []
     for i in range(n_scenes):
         seed = SYNTHETIC_SEED0 + i
@@ -158,11 +159,6 @@ def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SY
         img, flow, valid = resize_pair(np.asarray(s["image1"]), np.asarray(s["flow"], np.float32), valid)
         pairs.append(Pair(f"{kind}-{seed}", img, flow, valid))
     return pairs
-
-
-def data_dir() -> Path:
-    """Root of the offline data: ``$CMP_DATA_DIR``, default /work/data."""
-    return Path(os.environ.get("CMP_DATA_DIR", "/work/data"))
 
 
 def dis_flow_consistent(frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,15 +194,6 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
     return out
 
 
-def _opencv_doc(root: Path | None) -> Path:
-    """The unpacked opencv-doc under ``root`` (or CMP_DATA_DIR); with neither given, the
-    installed Debian package when the default folder lacks it."""
-    base = (root or data_dir()) / OPENCV_DOC
-    installed = Path("/") / OPENCV_DOC.relative_to("ocvdoc")
-    explicit = root is not None or "CMP_DATA_DIR" in os.environ
-    return base if base.is_dir() or explicit or not installed.is_dir() else installed
-
-
 def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
                 root: Path | None = None, videos: Sequence[str] = VIDEOS, *,
                 paths: Sequence[Path] | None = None, held_out: float = HELD_OUT_FRACTION) -> list[Pair]:
@@ -219,7 +206,7 @@ def video_pairs(per_video: int = VIDEO_PAIRS_PER_VIDEO, gap: int = VIDEO_GAP,
     are used, so the selection is deterministic.
     """
     if paths is None:
-        base = _opencv_doc(root)
+        base = opencv_doc(root)
         found = [base / v for v in videos if (base / v).is_file()]
         if not found:
             raise DatasetUnavailable(f"no OpenCV sample videos under {base} (set CMP_DATA_DIR)")

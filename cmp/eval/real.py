@@ -3,7 +3,7 @@
 Every set here says what it is (:data:`SET_KINDS`): ``real`` (a real photo or video
 with ground truth measured on it, or a DIS pseudo ground truth), or ``composite`` (an
 object pasted onto a photo, exact mask). None of the photos or videos below is used by
-``cmp.train`` (its photos are ``cmp.train.synthetic.SKIMAGE_PHOTOS`` and
+``cmp.train`` (its photos are ``cmp.scenes.photos.SKIMAGE_PHOTOS`` and
 ``OPENCV_PHOTOS``, its videos the OpenCV sample clips); ``tests/test_eval_real.py``
 checks the lists stay disjoint.
 
@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .composites import Composite, _fit, photo
+from ..scenes.photos import fit_crop, opencv_doc, photo, read_photo
+from .composites import Composite
 
 #: What each evaluation set is, for every report and table.
 SET_KINDS = {
@@ -70,9 +71,7 @@ EVAL_OPENCV_PHOTOS = ("building.jpg", "home.jpg", "leuvenA.jpg", "board.jpg")
 
 def opencv_data_dir() -> Path | None:
     """Where OpenCV's sample data is: ``$CMP_DATA_DIR/ocvdoc/...`` or the installed Debian package."""
-    from .propagation import _opencv_doc
-
-    d = _opencv_doc(None) / "examples/data"
+    d = opencv_doc() / "examples/data"
     return d if d.is_dir() else None
 
 
@@ -82,9 +81,9 @@ def eval_photos() -> list[tuple[str, np.ndarray]]:
     d = opencv_data_dir()
     if d is not None:
         for n in EVAL_OPENCV_PHOTOS:
-            bgr = cv2.imread(str(d / n), cv2.IMREAD_COLOR)
-            if bgr is not None:
-                out.append((n, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+            rgb = read_photo(d / n)
+            if rgb is not None:
+                out.append((n, rgb))
     return out
 
 
@@ -221,8 +220,8 @@ def emoji_composite(seed: int, silhouettes, photos, *, long_side: int = 384,
     y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
     mask = np.zeros((h, w), bool)
     mask[y0:y0 + sh, x0:x0 + sw] = shape
-    back = _fit(bg, h, w, rng)
-    fore = _fit(fg, h, w, rng, zoom=float(rng.uniform(1.0, 1.6)))
+    back = fit_crop(bg, (h, w), rng)
+    fore = fit_crop(fg, (h, w), rng, zoom=float(rng.uniform(1.0, 1.6)))
     rgb = np.where(mask[..., None], fore, back).astype(np.uint8)
     return Composite(rgb, mask, seed, bg_name, fg_name, f"emoji U+{cp:X}")
 

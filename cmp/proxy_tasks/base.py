@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .. import params
+from ..images import check_rgb
 
 DIFFICULTIES = ("easy", "normal", "difficult", "hell")
 #: Side of the square working image of the tiled tasks; divisible by 2, 3 and 4 grids.
@@ -68,9 +69,7 @@ def check_seed(seed) -> int:
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {a.shape} {a.dtype}")
+    a = check_rgb(image)
     if min(a.shape[:2]) < MIN_IMAGE_SIDE:
         raise ValueError(f"image is {a.shape[1]}x{a.shape[0]} px; each side must be at least {MIN_IMAGE_SIDE} px")
     return a

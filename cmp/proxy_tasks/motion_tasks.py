@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from collections import OrderedDict
 
 import cv2
 import numpy as np
+from cachetools import LRUCache
 
 from ..flow import dis_flow, endpoint_error, flow_to_color
 from ..guidance import sample_guidance
@@ -31,7 +31,7 @@ MOTION_FRACTION = 0.3
 
 
 
-_flow_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_flow_cache: LRUCache[str, np.ndarray] = LRUCache(4)  # the last few frame pairs
 _flow_lock = threading.Lock()
 
 
@@ -46,14 +46,11 @@ def dense_flow(frame0: np.ndarray, frame1: np.ndarray) -> np.ndarray:
         raise ValueError(f"frames differ in size: {frame0.shape[:2]} vs {frame1.shape[:2]}")
     key = hashlib.blake2b(frame0.tobytes() + frame1.tobytes() + repr(frame0.shape).encode(), digest_size=16).hexdigest()
     with _flow_lock:
-        if key in _flow_cache:
-            _flow_cache.move_to_end(key)
-            return _flow_cache[key].copy()
+        if (cached := _flow_cache.get(key)) is not None:
+            return cached.copy()
     flow = dis_flow(frame0, frame1)
     with _flow_lock:
         _flow_cache[key] = flow
-        while len(_flow_cache) > 4:
-            _flow_cache.popitem(last=False)
     return flow.copy()
 
 

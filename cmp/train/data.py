@@ -15,7 +15,8 @@ import torch
 
 from ..guidance import encode_sparse, sample_guidance
 from ..model import normalize_image
-from .synthetic import HELDOUT_SEED_BASE, default_photos, make_parallax_scene, make_scene
+from ..scenes.photos import default_photos
+from ..scenes.synthetic import HELDOUT_SEED_BASE, make_parallax_scene, make_scene
 from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
 
 VAL_FRACTION = 0.2  # the last 20% of every video is held out

@@ -23,7 +23,8 @@ from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
 from .losses import training_loss
-from .synthetic import HELDOUT_SEED_BASE, default_photos, make_scene
+from ..scenes.photos import default_photos
+from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
 
 @dataclass

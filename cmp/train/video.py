@@ -6,46 +6,18 @@ consistency mask (True = trusted).
 """
 from __future__ import annotations
 
-import contextlib
-import gzip
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from ..flow import dis_flow, fb_consistency
+from ..scenes.photos import read_photo
+from ..scenes.video import open_video
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
-
-
-@contextlib.contextmanager
-def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
-    """An OpenCV capture of a video file, plain or ``.gz``-compressed (unpacked to a temporary
-    copy). Released, and the copy deleted, on exit. ``isOpened()`` is False when OpenCV
-    cannot decode the file."""
-    path = Path(path)
-    tmp = None
-    try:
-        if path.suffix == ".gz":
-            fd, tmp = tempfile.mkstemp(suffix=Path(path.stem).suffix)
-            with os.fdopen(fd, "wb") as dst, gzip.open(path, "rb") as src:
-                shutil.copyfileobj(src, dst)
-        # Some sample clips carry harmless H.264 stream warnings that FFmpeg would print per frame.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        cap = cv2.VideoCapture(str(tmp or path))
-        try:
-            yield cap
-        finally:
-            cap.release()
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -> np.ndarray:
@@ -64,8 +36,14 @@ def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -
 
 
 def read_frame_folder(folder: str | Path, long_side: int = 384) -> np.ndarray:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT)
-    return np.stack([_resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), long_side) for p in files])
+    """The folder's frame images in name order, (T, H, W, 3) uint8 RGB, long side ``long_side``."""
+    frames = []
+    for p in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT):
+        rgb = read_photo(p)
+        if rgb is None:
+            raise ValueError(f"cannot read frame {p.name} in {Path(folder).name}")
+        frames.append(_resize(rgb, long_side))
+    return np.stack(frames)
 
 
 def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:

@@ -8,41 +8,15 @@ training; seeds at or above it are never used by the trainer.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
+from .photos import default_photos, fit_crop
+from .shapes import random_shape
+
 HELDOUT_SEED_BASE = 900_000
-
-
-def _fit_crop(photo: np.ndarray, size: tuple[int, int], rng: np.random.Generator, zoom: float = 1.0) -> np.ndarray:
-    H, W = size
-    h, w = photo.shape[:2]
-    s = max(H / h, W / w) * zoom * rng.uniform(1.0, 1.6)
-    img = cv2.resize(photo, (max(W, round(w * s)), max(H, round(h * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    y = int(rng.integers(0, img.shape[0] - H + 1))
-    x = int(rng.integers(0, img.shape[1] - W + 1))
-    return np.ascontiguousarray(img[y:y + H, x:x + W])
-
-
-def random_shape(size: tuple[int, int], rng: np.random.Generator, *, extent: float) -> np.ndarray:
-    """A smooth random blob (bool HxW) of roughly ``extent`` px diameter at a random place."""
-    H, W = size
-    r = extent / 2
-    cy, cx = rng.uniform(r * 0.6, H - r * 0.6), rng.uniform(r * 0.6, W - r * 0.6)
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    ang = np.arctan2(yy - cy, xx - cx)
-    # radius varies smoothly with angle: a few random harmonics
-    rad = np.full_like(ang, r)
-    for k in range(1, 5):
-        rad += r * rng.uniform(0, 0.25 / k) * np.cos(k * ang + rng.uniform(0, 2 * np.pi))
-    ecc = rng.uniform(0.6, 1.0)
-    th = rng.uniform(0, np.pi)
-    dx, dy = xx - cx, yy - cy
-    u = dx * np.cos(th) + dy * np.sin(th)
-    v = (-dx * np.sin(th) + dy * np.cos(th)) / ecc
-    return np.sqrt(u * u + v * v) < rad
+#: How these scenes crop photos (kept so that every seed keeps its pixels).
+_CROP = dict(jitter=(1.0, 1.6), upscale=cv2.INTER_LINEAR, round_up=False)
 
 
 def random_affine(center: tuple[float, float], rng: np.random.Generator, *, max_shift: float,
@@ -74,7 +48,7 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     if photos is None:
         photos = default_photos()
     H, W = size
-    bg = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng)
+    bg = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, **_CROP)
     if rng.random() < static_bg_prob:
         Mb = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     else:
@@ -107,9 +81,9 @@ def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Gene
     """An object: a photo texture (brightness shifted a little, so it is not always the
     background's statistics) and a random smooth shape (bool mask) to cut it with."""
     H, W = size
-    tex = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0))
+    tex = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
     tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
-    return tex, random_shape(size, rng, extent=rng.uniform(0.2, 0.6) * min(H, W))
+    return tex, random_shape(rng, size, "radial", extent=rng.uniform(0.2, 0.6) * min(H, W))
 
 
 def _scene(img1, img2, flow, labels, k_obj: int) -> dict:
@@ -147,7 +121,7 @@ def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: l
     u = np.array([np.cos(ang), np.sin(ang)], np.float32) * (1 if rng.random() < 0.5 else -1)
     base = float(rng.uniform(2.0, 0.6 * max_disparity))
     disp = _plane(size, rng, base, tilt=0.8)
-    img1 = _fit_crop(photos[int(rng.integers(len(photos)))], size, rng)
+    img1 = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, **_CROP)
     layers = [(img1.copy(), None, disp.copy())]  # (texture, mask, disparity); the background has no mask
     labels = np.zeros(size, np.int32)
     k_obj = int(rng.integers(1, max_objects + 1))
@@ -171,43 +145,3 @@ def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: l
         m2 = shifted(mask.astype(np.uint8) * 255, d, cv2.BORDER_CONSTANT) > 127
         img2[m2] = shifted(tex, d, cv2.BORDER_REFLECT)[m2]
     return _scene(img1, img2, flow, labels, k_obj)
-
-
-# -- photos allowed for training ------------------------------------------------
-
-OPENCV_PHOTOS = ["fruits.jpg", "baboon.jpg", "apple.jpg", "orange.jpg", "butterfly.jpg", "messi5.jpg",
-                 "smarties.png", "squirrel_cls.jpg", "stuff.jpg", "aero1.jpg", "aero3.jpg", "graf1.png",
-                 "graf3.png", "rubberwhale1.png", "rubberwhale2.png", "basketball1.png", "basketball2.png",
-                 "licenseplate_motion.jpg", "ela_original.jpg", "starry_night.jpg"]
-SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field"]
-
-
-def skimage_photos() -> list[np.ndarray]:
-    from skimage import data
-    out = []
-    for n in SKIMAGE_PHOTOS:
-        try:
-            out.append(np.ascontiguousarray(getattr(data, n)()[..., :3]))
-        except Exception:  # noqa: BLE001 - some bundles may lack a file; the rest suffice
-            continue
-    return out
-
-
-def opencv_photos(data_dir: str | Path) -> list[np.ndarray]:
-    d = Path(data_dir)
-    out = []
-    for n in OPENCV_PHOTOS:
-        p = d / n
-        if p.is_file():
-            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if bgr is not None:
-                out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    return out
-
-
-def default_photos(opencv_dir: str | Path | None = None) -> list[np.ndarray]:
-    """scikit-image's bundled photos, plus OpenCV's sample photos when a directory is given."""
-    photos = skimage_photos()
-    if opencv_dir is not None:
-        photos += opencv_photos(opencv_dir)
-    return photos
