@@ -27,7 +27,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from cmp import animate, params
+from cmp import animate, lease, params
 from cmp import recipe as recipes
 from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import GuidanceError
@@ -36,8 +36,8 @@ from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, fini
                         guidance_json, new_state, parse_guidance, parse_motion, undo)
 
 from . import overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, read_image, retry_if_evicted,
-                     temp_path, user_errors, validated)
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, read_image, temp_path,
+                     user_errors, validated)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
 HINT = ("Click a start point, then an end point, to add an arrow. "
@@ -116,10 +116,10 @@ def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
 def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None,
              model: str | None = None) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy), by ``model``'s
-    engine; ``scene_motion`` None: the kind of motion inferred from them."""
+    engine (under :func:`cmp.lease.run_model`); ``scene_motion`` None: the kind of motion inferred from them."""
     engine = ctx.engine_for(model)
     mode = None if scene_motion is None else bool(scene_motion)
-    return retry_if_evicted(lambda: engine.flow_for(rgb, arrows=points, scene_motion=mode))
+    return lease.run_model(engine.flow_for, rgb, arrows=points, scene_motion=mode)
 
 
 # -- the page ----------------------------------------------------------------
@@ -218,8 +218,7 @@ def build(ctx: Context) -> None:
     def _render(engine, rgb, rec, progress):
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
         progress(0.0, desc="Predicting flow")
-        clip = retry_if_evicted(lambda: recipes.render(engine, rgb, rec, max_side=ctx.video_side,
-                                                       progress=step))
+        clip = lease.run_model(recipes.render, engine, rgb, rec, max_side=ctx.video_side, progress=step)
         progress(1.0, desc="Encoding")
         fr = rec.settings["fps"]
         mp4 = animate.write_mp4(temp_path(".mp4"), clip, fr)
@@ -234,7 +233,7 @@ def build(ctx: Context) -> None:
         if not path:
             return overlays.placeholder(), new_state(), "", "", None, None
         rgb, msg = _image(path)
-        ctx.engine_for(model).set_image(rgb)  # encode now so the first arrow is quick
+        lease.run_model(ctx.engine_for(model).set_image, rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         st = new_state()
