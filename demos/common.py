@@ -27,7 +27,7 @@ from cmp.tracks import MAX_JSON_CHARS, is_numbers, parse_json  # noqa: F401 - th
 
 from .intake import (EXAMPLE_PHOTOS, allow_examples, example_images, image_input, image_intake,  # noqa: F401
                      is_upload, only_uploads, read_image)
-from .outputs import TEMP_MAX_AGE_S, output_dir, temp_dir, temp_path  # noqa: F401
+from .outputs import TEMP_MAX_AGE_S, fast_preview, output_dir, temp_dir, temp_path  # noqa: F401
 
 #: All model work shares this concurrency group (one device, one queue).
 MODEL_GROUP = "model"

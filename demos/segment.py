@@ -31,7 +31,7 @@ from cmp.masks import save_mask_png
 from cmp.segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, check_threshold
 
 from . import evidence, overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, is_numbers, parse_json,
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, is_numbers, parse_json,
                      read_image, temp_dir, temp_path, user_errors, validated)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
@@ -154,8 +154,8 @@ def build(ctx: Context) -> None:
             pin = gr.Checkbox(True, label="Frame is background", elem_id="segment-pin",
                               info="the border of the view stays still; untick if the object runs off the edge")
         with gr.Column(scale=3):
-            canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click the object",
-                              height=480, elem_id="segment-canvas", buttons=["fullscreen"])
+            canvas = fast_preview(gr.Image(value=overlays.placeholder(), interactive=False, label="Click the object",
+                                           height=480, elem_id="segment-canvas", buttons=["fullscreen"]), "photo")
             status_md = gr.Markdown("", elem_id="segment-status")
             cands = gr.Radio([], label="Candidate masks (part · object · group, with confidence)",
                              elem_id="segment-candidates")
@@ -172,10 +172,12 @@ def build(ctx: Context) -> None:
                             "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
                             "is where it passes the threshold (outline on the heat map, red line on the histogram).")
                 with gr.Row():
-                    ev_flows = gr.Image(label="The four probe flows (colour wheel)", show_label=False, format="png",
-                                        interactive=False, height=300, elem_id="segment-evidence-flows")
-                    ev_score = gr.Image(label="Motion-magnitude score and the threshold", show_label=False,
-                                        format="png", interactive=False, height=300, elem_id="segment-evidence-score")
+                    ev_flows = fast_preview(gr.Image(label="The four probe flows (colour wheel)", show_label=False,
+                                                     format="png", interactive=False, height=300,
+                                                     elem_id="segment-evidence-flows"))
+                    ev_score = fast_preview(gr.Image(label="Motion-magnitude score and the threshold",
+                                                     show_label=False, format="png", interactive=False, height=300,
+                                                     elem_id="segment-evidence-score"))
             gr.Markdown(HINT)
             speed = gr.Markdown("", elem_id="segment-speed")
             files = gr.File(label="Masks (PNG per object, label map), COCO JSON, YOLO-seg .txt + classes.txt",
