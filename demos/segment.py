@@ -31,8 +31,8 @@ from cmp.masks import save_mask_png
 from cmp.segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, check_threshold
 
 from . import evidence, overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, is_numbers, parse_json,
-                     read_image, temp_dir, temp_path, user_errors, validated)
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image, temp_dir,
+                     temp_path, user_errors, validated)
 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
@@ -141,6 +141,7 @@ def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold:
 
 def build(ctx: Context) -> None:
     state = gr.State(new_state(), time_to_live=STATE_TTL_S)
+    ev_open = gr.State(False)  # whether the evidence accordion is open
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -167,7 +168,7 @@ def build(ctx: Context) -> None:
                 export_btn = gr.Button("Export PNG + COCO + YOLO", size="sm", elem_id="segment-export")
                 animate_btn = gr.Button("Animate this object", size="sm", elem_id="segment-animate")
             gr.HTML(shortcuts_markdown(), js_on_load=shortcuts_js(), elem_id="segment-keys")
-            with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence"):
+            with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence") as ev_box:
                 gr.Markdown("Left: the four probe flows of the view the model saw (colour wheel: hue = "
                             "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
                             "is where it passes the threshold (outline on the heat map, red line on the histogram).")
@@ -215,10 +216,12 @@ def build(ctx: Context) -> None:
         """State with the current object's candidates recomputed from its clicks; also the chosen result."""
         return annotate.recompute(ctx.engine_for(model), rgb, st, thr, pf)
 
-    def _show(rgb, st, res=None, thr=DEFAULT_THRESHOLD, lab=None):
+    def _show(rgb, st, res=None, thr=DEFAULT_THRESHOLD, lab=None, ev=True):
+        """Every output of a click; the evidence views only while their accordion is open (drawing
+        and encoding them cost about as much as the rest of the page's share of a click)."""
         choices = candidate_choices(st)
         radio = gr.update(choices=choices, value=choices[st["chosen"]] if choices else None)
-        flows_img, score_img = _evidence(res, thr)
+        flows_img, score_img = _evidence(res, thr) if ev or res is None else (gr.skip(), gr.skip())
         return (render(rgb, st), st, status(st, None if res is None else res.box), points_json(st["clicks"]), radio,
                 flows_img, score_img, speed_table(st, lab))
 
@@ -238,7 +241,7 @@ def build(ctx: Context) -> None:
             speed_table(st)
 
     @user_errors
-    def on_click(path, st, md, thr, pf, lab, evt: gr.SelectData, model=""):  # Gradio puts evt in its place
+    def on_click(path, st, md, thr, pf, lab, ev, evt: gr.SelectData, model=""):  # Gradio puts evt in its place
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -247,36 +250,36 @@ def build(ctx: Context) -> None:
             st = new_state(rgb.shape[:2])
         x, y = click_xy(evt, rgb.shape)
         st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf, model)
-        return _show(rgb, st, res, thr, lab)
+        return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors
-    def on_settings(path, st, thr, pf, lab, model=""):
+    def on_settings(path, st, thr, pf, lab, ev, model=""):
         if not path or not st.get("clicks"):
             return gr.skip()
         rgb, _ = _image(path)
         st, res = _recompute(rgb, st, thr, pf, model)
-        return _show(rgb, st, res, thr, lab)
+        return _show(rgb, st, res, thr, lab, ev)
 
-    def _choose(path, st, thr, pf, lab, index, model=""):
+    def _choose(path, st, thr, pf, lab, ev, index, model=""):
         rgb, _ = _image(path)
         st, res = annotate.choose(ctx.engine_for(model), rgb, st, index, thr, pf)
-        return _show(rgb, st, res, thr, lab)
+        return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors
-    def on_pick(path, st, thr, pf, lab, model, choice):
+    def on_pick(path, st, thr, pf, lab, ev, model, choice):
         choices = candidate_choices(st)
         if not path or choice not in choices:
             return gr.skip()
-        return _choose(path, st, thr, pf, lab, choices.index(choice), model)
+        return _choose(path, st, thr, pf, lab, ev, choices.index(choice), model)
 
     @user_errors
-    def on_next_candidate(path, st, thr, pf, lab, model=""):
+    def on_next_candidate(path, st, thr, pf, lab, ev, model=""):
         if not path or not st.get("candidates"):
             return gr.skip()
-        return _choose(path, st, thr, pf, lab, st.get("chosen", 0) + 1, model)
+        return _choose(path, st, thr, pf, lab, ev, st.get("chosen", 0) + 1, model)
 
     @user_errors
-    def on_undo(path, st, thr, pf, lab, model=""):
+    def on_undo(path, st, thr, pf, lab, ev, model=""):
         if not path:
             return gr.skip()
         rgb, _ = _image(path)
@@ -284,7 +287,7 @@ def build(ctx: Context) -> None:
         res = None
         if st["mask"] is None:
             st, res = _recompute(rgb, st, thr, pf, model)
-        return _show(rgb, st, res, thr, lab)
+        return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors
     def on_clear(path, st, lab):
@@ -347,9 +350,13 @@ def build(ctx: Context) -> None:
     shown = [canvas, state, status_md, points, cands, ev_flows, ev_score, speed]
     src.change(on_image, [src, ctx.model], [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed],
                api_visibility="private", **model)
-    settings = [src, state, threshold, pin, label, ctx.model]
-    canvas.select(on_click, [src, state, mode, threshold, pin, label, ctx.model], shown, api_visibility="private",
-                  **model)
+    settings = [src, state, threshold, pin, label, ev_open, ctx.model]
+    canvas.select(on_click, [src, state, mode, threshold, pin, label, ev_open, ctx.model], shown,
+                  api_visibility="private", **model)
+    # the evidence views are drawn only while open: opening draws them for the current clicks
+    ev_box.expand(lambda: True, None, [ev_open], api_visibility="private", queue=False) \
+        .then(on_settings, settings, shown, api_visibility="private", **model)
+    ev_box.collapse(lambda: False, None, [ev_open], api_visibility="private", queue=False)
     threshold.release(on_settings, settings, shown, api_visibility="private", **model)
     pin.change(on_settings, settings, shown, api_visibility="private", **model)
     cands.input(on_pick, settings + [cands], shown, api_visibility="private", **model)
