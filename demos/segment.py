@@ -279,6 +279,13 @@ def build(ctx: Context) -> None:
         return _choose(path, st, thr, pf, lab, ev, st.get("chosen", 0) + 1, model)
 
     @user_errors
+    def on_evidence(path, st, thr, pf, lab, ev, model=""):
+        """The evidence of the chosen candidate (the accordion was just opened)."""
+        if not path or not st.get("candidates"):
+            return gr.skip()
+        return _choose(path, st, thr, pf, lab, ev, st.get("chosen", 0), model)
+
+    @user_errors
     def on_undo(path, st, thr, pf, lab, ev, model=""):
         if not path:
             return gr.skip()
@@ -355,7 +362,7 @@ def build(ctx: Context) -> None:
                   api_visibility="private", **model)
     # the evidence views are drawn only while open: opening draws them for the current clicks
     ev_box.expand(lambda: True, None, [ev_open], api_visibility="private", queue=False) \
-        .then(on_settings, settings, shown, api_visibility="private", **model)
+        .then(on_evidence, settings, shown, api_visibility="private", **model)
     ev_box.collapse(lambda: False, None, [ev_open], api_visibility="private", queue=False)
     threshold.release(on_settings, settings, shown, api_visibility="private", **model)
     pin.change(on_settings, settings, shown, api_visibility="private", **model)
