@@ -10,6 +10,11 @@ and ``propagate``: the call runs once more, and the image is encoded again
 :func:`cmp.recipe.render` do).
 
 Python users: ``run_model(cmp.segment.segment, engine, rgb, [[x, y]])``.
+
+Not verified on a real ZeroGPU Space (none here): there the wrapped call runs in a
+worker and its arguments must pickle, and :func:`run_model` hands ``fn`` and the engine
+(or a bound method of it) across. If a Space refuses that, the one place to change is
+here: pass the engine's pool reference instead and resolve it inside :func:`_leased`.
 """
 from __future__ import annotations
 

@@ -285,7 +285,7 @@ def build(ctx: Context) -> None:
         return flow_color_view(flow)
 
     @user_errors
-    def on_click(path, st, pin, path_on, mode, scene_motion, model, evt: gr.SelectData):
+    def on_click(path, st, pin, evt: gr.SelectData, path_on=False, mode=VIEW_COLOR, scene_motion=None, model=""):
         """One event per click: the canvas, and on an arrow's end click also the flow (no chained
         second event); outputs that did not change are skipped."""
         if not path:

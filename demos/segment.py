@@ -141,7 +141,7 @@ def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold:
 
 def build(ctx: Context) -> None:
     state = gr.State(new_state(), time_to_live=STATE_TTL_S)
-    ev_open = gr.State(False)  # whether the evidence accordion is open
+    ev_open = gr.State(False, time_to_live=STATE_TTL_S)  # whether the evidence accordion is open
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -241,7 +241,7 @@ def build(ctx: Context) -> None:
             speed_table(st)
 
     @user_errors
-    def on_click(path, st, md, thr, pf, lab, ev, evt: gr.SelectData, model=""):  # Gradio puts evt in its place
+    def on_click(path, st, md, thr, pf, lab, evt: gr.SelectData, model="", ev=True):  # Gradio puts evt in its place
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
@@ -358,7 +358,7 @@ def build(ctx: Context) -> None:
     src.change(on_image, [src, ctx.model], [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed],
                api_visibility="private", **model)
     settings = [src, state, threshold, pin, label, ev_open, ctx.model]
-    canvas.select(on_click, [src, state, mode, threshold, pin, label, ev_open, ctx.model], shown,
+    canvas.select(on_click, [src, state, mode, threshold, pin, label, ctx.model, ev_open], shown,
                   api_visibility="private", **model)
     # the evidence views are drawn only while open: opening draws them for the current clicks
     ev_box.expand(lambda: True, None, [ev_open], api_visibility="private", queue=False) \
