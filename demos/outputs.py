@@ -192,16 +192,17 @@ def temp_dir() -> str:
 
 #: How previews are encoded (PIL format, options): "exact" keeps every pixel (PNG at the
 #: fastest zlib level: 3x quicker than Gradio's default level, ~10 % larger), "photo" is a
-#: JPEG without chroma subsampling (a 512 px photo in ~1.5 ms instead of ~50-120 ms as a
-#: default PNG; thin coloured lines keep their colour). See the README's latency breakdown.
+#: JPEG without chroma subsampling (a 512 px photo in ~1.5 ms instead of ~40 ms as Gradio's
+#: default WebP; thin coloured lines keep their colour). See the README's latency breakdown.
 PREVIEW_FORMATS = {"exact": ("PNG", {"compress_level": 1}), "photo": ("JPEG", {"quality": 95, "subsampling": 0})}
 
 
 def fast_preview(comp, kind: str = "exact"):
     """Let the image component ``comp`` encode numpy previews quickly (see :data:`PREVIEW_FORMATS`).
 
-    Gradio encodes every returned numpy image at PIL's default PNG level and hashes it
-    into its cache folder; for a click that is most of the time a canvas takes. The one
+    Gradio encodes every returned numpy image in the component's format (WebP unless set)
+    at PIL's default settings and hashes it into its cache folder; for a click that was
+    most of the page's own time. The one
     instance is adjusted (a subclass would make Gradio write a .pyi stub). Files, PIL
     images and None go through Gradio's own path.
     """
