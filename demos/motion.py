@@ -403,7 +403,7 @@ def build(ctx: Context) -> None:
     region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
     flow_inputs = [view, scene, ctx.model]
     canvas.select(on_click, [src, state, pin_mode, path_mode, *flow_inputs], [*shown, flow_view],
-                  api_visibility="private", **model)
+                  api_visibility="private", show_progress="hidden", **model)
     for btn, action in ((undo_btn, "undo"), (clear_btn, "clear"), (finish_btn, "finish")):
         btn.click(lambda p, s, m, sm, mo, a=action: on_edit(p, s, m, sm, mo, a), [src, state, *flow_inputs],
                   [*shown, flow_view], api_visibility="private", **model)

@@ -359,7 +359,7 @@ def build(ctx: Context) -> None:
                api_visibility="private", **model)
     settings = [src, state, threshold, pin, label, ev_open, ctx.model]
     canvas.select(on_click, [src, state, mode, threshold, pin, label, ctx.model, ev_open], shown,
-                  api_visibility="private", **model)
+                  api_visibility="private", show_progress="hidden", **model)
     # the evidence views are drawn only while open: opening draws them for the current clicks
     ev_box.expand(lambda: True, None, [ev_open], api_visibility="private", queue=False) \
         .then(on_evidence, settings, shown, api_visibility="private", **model)
