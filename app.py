@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def zero_gpu_args(args: argparse.Namespace, env=os.environ) -> argparse.Namespace:
     """On a ZeroGPU Space, load the model onto "cuda" at startup, as ZeroGPU expects.
 
-    ZeroGPU lends a GPU only inside ``@spaces.GPU`` calls (see ``demos.common.gpu``) and
+    ZeroGPU lends a GPU only inside ``@spaces.GPU`` calls (see ``cmp.lease.run_model``) and
     moves tensors that were put on "cuda" at import time along with it. The precision
     is named here because CUDA must not initialise in the main process there, so the
     real GPU cannot be probed for bf16 (ZeroGPU's GPUs all have it). An explicit

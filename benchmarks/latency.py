@@ -139,21 +139,24 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
 
 
 def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3) -> dict:
-    """The same guidance straight on the engine: propagate (arrows) and a whole segment() call."""
+    """The same guidance straight on the engine: propagate (arrows), a whole segment() call, and the
+    page's click (part / object / group candidates, :func:`cmp.segment.segment_candidates`)."""
     from cmp.images import load_image
-    from cmp.segment import segment
+    from cmp.segment import segment, segment_candidates
 
     rgb, _ = load_image(str(image))
     handle = engine.set_image(rgb)
-    arrow_s, seg_s = [], []
+    arrow_s, seg_s, cand_s = [], [], []
     for k in range(len(arrows)):
         group = arrows[k - k % 8:k + 1]  # the page predicts with every arrow drawn since the last Clear
         t = min(_time(lambda: engine.propagate(handle, arrows=group)) for _ in range(repeats))
         arrow_s.append(t)
     for k in range(len(points)):
         pos = points[k - k % 4:k + 1]
+        # once, first: as on the page, the part and object crops around new clicks are encoded anew
+        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [])))
         seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [])) for _ in range(repeats)))
-    return {"arrow": _stats(arrow_s), "segment": _stats(seg_s)}
+    return {"arrow": _stats(arrow_s), "segment": _stats(seg_s), "segment_candidates": _stats(cand_s)}
 
 
 def _time(fn) -> float:
@@ -214,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         b, e = page[kind], eng[kind]
         print(f"{kind:16s}{b['median_ms']:13.1f} ms{b['p95_ms']:5.0f} ms{e['median_ms']:13.1f} ms"
               f"{TARGETS_MS[kind]:6.0f} ms")
+    c = eng["segment_candidates"]
+    print(f"(the page's segment click computes three candidates: engine median {c['median_ms']:.1f} ms, "
+          f"p95 {c['p95_ms']:.0f} ms)")
     if load:
         print(f"{a.sessions} concurrent sessions x {a.actions} requests (failures {load['failures']}):")
         for kind in ("arrow", "segment"):

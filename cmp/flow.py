@@ -200,7 +200,9 @@ def save_flow(path: str | os.PathLike, flow: np.ndarray, *, max_mag: float | Non
         write_flo(path, flow)
     elif ext == ".png":
         rgb = flow_to_color(flow, max_mag)
-        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        # zlib level 1: lossless like the default, 9 ms instead of 16 ms at 512 px for a ~20 % larger file
+        # (the API's /motion_flow writes one per request)
+        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
             raise FlowFileError(f"could not write {path}")
     else:
         raise FlowFileError(f"unknown flow file type {ext or '(none)'!r}; use .npy, .flo or .png")

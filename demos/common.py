@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import gradio as gr
 
 from cmp.checkpoints import CheckpointError
-from cmp.engine import Engine, ImageNotCached
+from cmp.engine import Engine
 from cmp.geometry import ImageSizeError
 from cmp.guidance import GuidanceError
 from cmp.images import MAX_SIDE, ImageError
@@ -27,18 +27,13 @@ from cmp.tracks import MAX_JSON_CHARS, is_numbers, parse_json  # noqa: F401 - th
 
 from .intake import (EXAMPLE_PHOTOS, allow_examples, example_images, image_input, image_intake,  # noqa: F401
                      is_upload, only_uploads, read_image)
-from .outputs import TEMP_MAX_AGE_S, output_dir, temp_dir, temp_path  # noqa: F401
+from .outputs import TEMP_MAX_AGE_S, fast_preview, output_dir, temp_dir, temp_path  # noqa: F401
 
 #: All model work shares this concurrency group (one device, one queue).
 MODEL_GROUP = "model"
 
-try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
-    import spaces  # type: ignore
-
-    gpu = spaces.GPU
-except Exception:  # noqa: BLE001 - absent package or unsupported platform
-    def gpu(fn=None, **_kw):
-        return fn if fn is not None else (lambda f: f)
+# ZeroGPU's spaces.GPU (a no-op elsewhere); every model call goes through cmp.lease.run_model.
+from cmp.lease import gpu  # noqa: E402,F401
 
 
 @dataclass
@@ -116,15 +111,3 @@ def click_xy(evt: gr.SelectData, shape) -> tuple[float, float]:
     """(x, y) pixel of a click on an image of ``shape`` (H, W, ...), clamped inside it."""
     h, w = shape[:2]
     return float(min(max(evt.index[0], 0), w - 1)), float(min(max(evt.index[1], 0), h - 1))
-
-
-T = TypeVar("T")
-
-
-def retry_if_evicted(fn: Callable[[], T]) -> T:
-    """``fn()``, run once more if another tab's image pushed ours out of the engine cache
-    between ``set_image`` and ``propagate`` (``fn`` must call ``set_image`` itself)."""
-    try:
-        return fn()
-    except ImageNotCached:
-        return fn()

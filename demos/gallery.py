@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from cmp import params
+from cmp import lease, params
 from cmp import proxy_tasks as pt
 
-from .common import (MODEL_GROUP, Context, allow_examples, gpu, image_input, only_uploads, read_image, user_errors,
+from .common import (MODEL_GROUP, Context, allow_examples, image_input, only_uploads, read_image, user_errors,
                      validated)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -43,11 +43,9 @@ def build(ctx: Context) -> None:
     examples = pt.example_paths() + [p for p in ctx.examples if str(p).lower().endswith(IMAGE_EXTENSIONS)]
     allow_examples(examples)
 
-    @gpu
     def propagation_task(difficulty: str, seed: int, model: str | None) -> pt.ProxyTask:
-        # The only card that runs the model; on ZeroGPU only this call takes a GPU (and its
-        # arguments must pickle: the reference, not the engine).
-        return pt.motion_propagation(None, difficulty, seed, engine=ctx.engine_for(model))
+        # The only card that runs the model; on ZeroGPU only this call takes a GPU.
+        return lease.run_model(pt.motion_propagation, None, difficulty, seed, engine=ctx.engine_for(model))
 
     def make(name: str, rgb, difficulty: str, seed: int, gaps: bool, colour: str,
              model: str | None = None) -> pt.ProxyTask | None:

@@ -27,7 +27,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from cmp import animate, params
+from cmp import animate, lease, params
 from cmp import recipe as recipes
 from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import GuidanceError
@@ -36,7 +36,7 @@ from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, fini
                         guidance_json, new_state, parse_guidance, parse_motion, undo)
 
 from . import overlays
-from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, image_intake, read_image, retry_if_evicted,
+from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image,
                      temp_path, user_errors, validated)
 
 VIEW_COLOR, VIEW_ARROWS = "Colour wheel", "Arrows"
@@ -116,10 +116,10 @@ def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
 def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = None,
              model: str | None = None) -> np.ndarray:
     """(H, W, 2) float32 flow in image pixels for guidance points (x, y, dx, dy), by ``model``'s
-    engine; ``scene_motion`` None: the kind of motion inferred from them."""
+    engine (under :func:`cmp.lease.run_model`); ``scene_motion`` None: the kind of motion inferred from them."""
     engine = ctx.engine_for(model)
     mode = None if scene_motion is None else bool(scene_motion)
-    return retry_if_evicted(lambda: engine.flow_for(rgb, arrows=points, scene_motion=mode))
+    return lease.run_model(engine.flow_for, rgb, arrows=points, scene_motion=mode)
 
 
 # -- the page ----------------------------------------------------------------
@@ -140,8 +140,9 @@ def build(ctx: Context) -> None:
                                        label="Paint what may move", elem_id="motion-brush")
                 brush_btn = gr.Button("Use the painted region", size="sm", elem_id="motion-brush-use")
         with gr.Column(scale=2):
-            canvas = gr.Image(value=overlays.placeholder(), interactive=False, label="Click: start, then end",
-                              height=420, elem_id="motion-canvas", buttons=["fullscreen"])
+            canvas = fast_preview(gr.Image(value=overlays.placeholder(), interactive=False,
+                                           label="Click: start, then end", height=420, elem_id="motion-canvas",
+                                           buttons=["fullscreen"]), "photo")
             with gr.Row():
                 pin_mode = gr.Checkbox(False, label="Pin mode", elem_id="motion-pin-mode")
                 path_mode = gr.Checkbox(False, label="Path mode", elem_id="motion-path-mode")
@@ -151,8 +152,8 @@ def build(ctx: Context) -> None:
             gr.Markdown(HINT)
             gr.HTML("", js_on_load=ENTER_FINISHES, elem_id="motion-keys", container=False, padding=False)
         with gr.Column(scale=2):
-            flow_view = gr.Image(format="png", interactive=False, label="Predicted flow", height=420,
-                                 elem_id="motion-flow", buttons=["download", "fullscreen"])
+            flow_view = fast_preview(gr.Image(format="png", interactive=False, label="Predicted flow", height=420,
+                                              elem_id="motion-flow", buttons=["download", "fullscreen"]))
             view = gr.Radio([VIEW_COLOR, VIEW_ARROWS], value=VIEW_COLOR, label="Show flow as",
                             elem_id="motion-view")
             # None = not set (inferred); the page sets it back to None when unticked (see wiring)
@@ -218,8 +219,7 @@ def build(ctx: Context) -> None:
     def _render(engine, rgb, rec, progress):
         step = lambda done, total: progress((done, total), desc="Rendering frames", unit="frames")  # noqa: E731
         progress(0.0, desc="Predicting flow")
-        clip = retry_if_evicted(lambda: recipes.render(engine, rgb, rec, max_side=ctx.video_side,
-                                                       progress=step))
+        clip = lease.run_model(recipes.render, engine, rgb, rec, max_side=ctx.video_side, progress=step)
         progress(1.0, desc="Encoding")
         fr = rec.settings["fps"]
         mp4 = animate.write_mp4(temp_path(".mp4"), clip, fr)
@@ -234,7 +234,7 @@ def build(ctx: Context) -> None:
         if not path:
             return overlays.placeholder(), new_state(), "", "", None, None
         rgb, msg = _image(path)
-        ctx.engine_for(model).set_image(rgb)  # encode now so the first arrow is quick
+        lease.run_model(ctx.engine_for(model).set_image, rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         st = new_state()
@@ -270,23 +270,42 @@ def build(ctx: Context) -> None:
         st["region"] = region_rle(region_path, rgb)
         return draw_state(rgb, st), st, state_json(st)
 
+    def _flow(path, rgb, st, mode, scene_motion, model):
+        """The flow view for a state: unchanged (skipped) while an arrow or a path is being drawn,
+        empty without guidance, else the session model's flow as a colour wheel or arrows."""
+        if not path or st.get("pending") is not None or st.get("path"):
+            return gr.skip()
+        points = parse_guidance(state_json(st))
+        if not points:
+            return None
+        rgb = _image(path)[0] if rgb is None else rgb
+        flow = flow_for(ctx, rgb, points, scene_motion, model)
+        if mode == VIEW_ARROWS:
+            return draw_state(overlays.draw_flow_arrows(rgb, flow), st)
+        return flow_color_view(flow)
+
     @user_errors
-    def on_click(path, st, pin, evt: gr.SelectData, path_on=False):
+    def on_click(path, st, pin, evt: gr.SelectData, path_on=False, mode=VIEW_COLOR, scene_motion=None, model=""):
+        """One event per click: the canvas, and on an arrow's end click also the flow (no chained
+        second event); outputs that did not change are skipped."""
         if not path:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
         rgb, _ = _image(path)
         x, y = click_xy(evt, rgb.shape)
+        before = state_json(st)
         st = add_path_click(st, x, y) if path_on and not pin else add_click(st, x, y, bool(pin))
-        return draw_state(rgb, st), st, state_json(st)
+        text = state_json(st)
+        return (draw_state(rgb, st), st, gr.skip() if text == before else text,
+                _flow(path, rgb, st, mode, scene_motion, model))
 
     @user_errors
-    def on_edit(path, st, action):
+    def on_edit(path, st, mode, scene_motion, model, action):
         st = {"undo": undo, "finish": finish_path}.get(action, lambda _: new_state())(st)
         if not path:
-            return gr.skip(), st, state_json(st)
+            return gr.skip(), st, state_json(st), gr.skip()
         rgb, _ = _image(path)
-        return draw_state(rgb, st), st, state_json(st)
+        return draw_state(rgb, st), st, state_json(st), _flow(path, rgb, st, mode, scene_motion, model)
 
     @user_errors
     def on_apply(path, text):
@@ -298,16 +317,7 @@ def build(ctx: Context) -> None:
 
     @user_errors
     def show_flow(path, st, mode, scene_motion, model=""):
-        if not path or st.get("pending") is not None or st.get("path"):
-            return gr.skip()
-        points = parse_guidance(state_json(st))
-        if not points:
-            return None
-        rgb, _ = _image(path)
-        flow = flow_for(ctx, rgb, points, scene_motion, model)
-        if mode == VIEW_ARROWS:
-            return draw_state(overlays.draw_flow_arrows(rgb, flow), st)
-        return flow_color_view(flow)
+        return _flow(path, None, st, mode, scene_motion, model)
 
     @user_errors
     def on_save(path, st, n_frames, frame_rate, motion_strength, timing_curve, loop_mode, scene_motion, model=""):
@@ -391,11 +401,12 @@ def build(ctx: Context) -> None:
                api_visibility="private", **model)
     brush_btn.click(on_brush, [src, brush], [region], api_visibility="private")
     region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
-    canvas.select(on_click, [src, state, pin_mode, path_mode], shown, api_visibility="private") \
-        .then(**flow_args)
+    flow_inputs = [view, scene, ctx.model]
+    canvas.select(on_click, [src, state, pin_mode, path_mode, *flow_inputs], [*shown, flow_view],
+                  api_visibility="private", show_progress="hidden", **model)
     for btn, action in ((undo_btn, "undo"), (clear_btn, "clear"), (finish_btn, "finish")):
-        btn.click(lambda p, s, a=action: on_edit(p, s, a), [src, state], shown,
-                  api_visibility="private").then(**flow_args)
+        btn.click(lambda p, s, m, sm, mo, a=action: on_edit(p, s, m, sm, mo, a), [src, state, *flow_inputs],
+                  [*shown, flow_view], api_visibility="private", **model)
     apply_btn.click(on_apply, [src, guide], shown, api_visibility="private",
                     **model).then(**flow_args)
     view.change(**flow_args)

@@ -40,15 +40,17 @@ def test_segment_mask_endpoint_returns_binary_mask_and_coco(client, image_path, 
 
 @pytest.mark.parametrize("pin_frame", [True, False])
 def test_segment_mask_endpoint_passes_frame_pins_to_the_library(client, image_path, pin_frame, monkeypatch):
-    # The app runs in this process: a spy on the page's segment() sees what the endpoint asked for.
+    # The app runs in this process: a spy on the use case's segment() sees what the endpoint asked for.
     from gradio_client import handle_file
+
+    from cmp import annotate
     seen = []
-    real = page.segment
+    real = annotate.segment
 
     def spy(*args, **kw):
         seen.append(kw.get("pin_frame"))
         return real(*args, **kw)
-    monkeypatch.setattr(page, "segment", spy)
+    monkeypatch.setattr(annotate, "segment", spy)
     pts = json.dumps({"positive": [[60, 40]], "negative": [[140, 90]]})
     png, _ = client.predict(handle_file(image_path), pts, 0.5, False, pin_frame, api_name="/segment_mask")
     assert seen == [pin_frame] and np.asarray(Image.open(png)).shape == (100, 150)

@@ -70,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine import Engine
     from ..images import load_image
-    from ..segment import best_candidate, check_clicks, segment, segment_candidates
+    from ..annotate import check_points
+    from ..segment import best_candidate, segment, segment_candidates
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
     h, w = rgb.shape[:2]
-    check_clicks(positive, negative, h, w)
+    check_points(positive, negative, h, w)  # the page's and the HTTP API's validator
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     note = ""
     if args.candidates or args.all_candidates:

@@ -1,0 +1,235 @@
+"""Click annotation (the Segment page's use case) as pure functions: no Gradio, no files.
+
+The per-session state is a dict of plain values (it lives in the page's ``gr.State``;
+a Python user keeps it in a variable)::
+
+    {"size": [h, w], "clicks": [[x, y, 1 | 0], ...],   # current object, 1 = positive
+     "mask": RLE counts str | None,                     # current object's chosen mask
+     "candidates": [{"name", "confidence", "mask"}], "chosen": int,
+     "t0": epoch s of the object's first click | None, "n_clicks": clicks made (undone ones too),
+     "objects": [{"clicks", "mask", "label", "n_clicks", "seconds"}, ...]}   # finished objects
+
+Masks are compressed COCO RLE strings (a few kB), so finished objects never need the
+model again. The wire format of points (what ``/segment_mask`` takes) is
+``{"positive": [[x, y], ...], "negative": [[x, y], ...]}``: :func:`parse_points` reads it,
+:func:`points_json` writes it, :func:`check_points` is the one validator the page,
+the HTTP API and ``python -m cmp segment`` share. Model work (:func:`recompute`,
+:func:`mask_from_points`, :func:`candidates_from_points`) goes through
+:func:`cmp.lease.run_model`.
+
+    from cmp import annotate
+    st = annotate.new_state(rgb.shape[:2])
+    st = annotate.add_click(st, 120, 80, positive=True)
+    st, chosen = annotate.recompute(engine, rgb, st)        # part / object / group, most confident chosen
+    st = annotate.finish_object(st, "dog")
+    objects = annotate.annotations(st)                      # -> cmp.annotations.export_annotations
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from . import lease
+from .annotations import ObjectAnnotation, class_name
+from .guidance import MAX_POINTS, GuidanceError
+from .masks import rle_decode, rle_encode
+from .segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, check_clicks, segment, segment_candidates
+from .tracks import is_numbers, parse_json
+
+MAX_OBJECTS = 255  # label maps are 8-bit
+POINTS_HELP = '{"positive": [[x, y]], "negative": [[x, y]]}'
+
+
+# -- the per-session state machine ------------------------------------------------
+
+def new_state(size=None) -> dict:
+    return {"size": list(size) if size else None, "clicks": [], "mask": None, "objects": []}
+
+
+def add_click(state: dict, x: float, y: float, positive: bool, now: float | None = None) -> dict:
+    """One more click on the current object; the object's clock starts at its first click."""
+    clicks = [list(c) for c in state.get("clicks", [])]
+    if len(clicks) >= MAX_POINTS:
+        raise GuidanceError(f"at most {MAX_POINTS} clicks per object; undo some or start the next object")
+    clicks.append([float(x), float(y), 1 if positive else 0])
+    t0 = state.get("t0") if state.get("t0") is not None else (time.time() if now is None else now)
+    return {**state, "clicks": clicks, "t0": t0, "n_clicks": int(state.get("n_clicks") or 0) + 1}
+
+
+def split_clicks(clicks) -> tuple[list[list[float]], list[list[float]]]:
+    pos = [[c[0], c[1]] for c in clicks if c[2]]
+    neg = [[c[0], c[1]] for c in clicks if not c[2]]
+    return pos, neg
+
+
+def undo(state: dict) -> dict:
+    """Drop the last click; with no clicks, reopen the last finished object for editing."""
+    clicks = [list(c) for c in state.get("clicks", [])]
+    objects = list(state.get("objects", []))
+    if clicks:
+        return {**state, "clicks": clicks[:-1], "mask": None, "candidates": []}
+    if objects:
+        last = objects.pop()
+        return {**state, "clicks": [list(c) for c in last["clicks"]], "mask": last["mask"], "objects": objects,
+                "candidates": [], "n_clicks": last.get("n_clicks"),
+                "t0": None if last.get("seconds") is None else time.time() - last["seconds"]}
+    return state
+
+
+def set_candidates(state: dict, candidates: list[dict], chosen: int | None = None) -> dict:
+    """Store the click's candidates ({"name", "confidence", "mask"}) and choose one (default: most confident)."""
+    if not candidates:
+        return {**state, "candidates": [], "chosen": 0, "mask": None}
+    if chosen is None:
+        chosen = int(np.argmax([c["confidence"] for c in candidates]))
+    chosen %= len(candidates)
+    return {**state, "candidates": candidates, "chosen": chosen, "mask": candidates[chosen]["mask"]}
+
+
+def candidate_choices(state: dict) -> list[str]:
+    return [f"{c['name']} · {c['confidence']:.2f}" for c in state.get("candidates") or []]
+
+
+def finish_object(state: dict, label: str | None = None, now: float | None = None) -> dict:
+    """Keep the current mask as a finished object (with its class and speed) and start a new, empty one."""
+    if not state.get("mask"):
+        raise GuidanceError("nothing to keep yet: click the object first")
+    if len(state.get("objects", [])) >= MAX_OBJECTS:
+        raise GuidanceError(f"at most {MAX_OBJECTS} objects per image")
+    t0 = state.get("t0")
+    seconds = None if t0 is None else round(max(0.0, (time.time() if now is None else now) - t0), 2)
+    obj = {"clicks": state["clicks"], "mask": state["mask"], "label": class_name(label),
+           "n_clicks": state.get("n_clicks") or len(state["clicks"]), "seconds": seconds}
+    return {**state, "clicks": [], "mask": None, "candidates": [], "chosen": 0, "t0": None, "n_clicks": 0,
+            "objects": list(state.get("objects", [])) + [obj]}
+
+
+def decode(state: dict, counts: str) -> np.ndarray:
+    return rle_decode({"size": state["size"], "counts": counts})
+
+
+def all_masks(state: dict) -> list[np.ndarray]:
+    """Finished objects then the current one (if it has a mask), as (H, W) bool."""
+    masks = [decode(state, o["mask"]) for o in state.get("objects", [])]
+    if state.get("mask"):
+        masks.append(decode(state, state["mask"]))
+    return masks
+
+
+def annotations(state: dict, label: str | None = None) -> list[ObjectAnnotation]:
+    """Finished objects, then the current one (class ``label``, not yet timed), for export."""
+    out = [ObjectAnnotation(decode(state, o["mask"]), class_name(o.get("label")), o.get("n_clicks"), o.get("seconds"))
+           for o in state.get("objects", [])]
+    if state.get("mask"):
+        out.append(ObjectAnnotation(decode(state, state["mask"]), class_name(label), state.get("n_clicks")))
+    return out
+
+
+def speed_table(state: dict, label: str | None = None) -> str:
+    """Markdown: per object its class, clicks, seconds from first click to "Next object" and area."""
+    if not state.get("size"):
+        return ""
+    rows = ["| # | class | clicks | seconds | area px |", "|---|---|---|---|---|"]
+    objs = annotations(state, label)
+    for k, o in enumerate(objs, start=1):
+        secs = "…" if o.seconds is None else f"{o.seconds:.1f}"
+        rows.append(f"| {k} | {o.category} | {o.clicks or 0} | {secs} | {int(o.mask.sum()):,} |")
+    if not objs:
+        return "Speed: no objects yet."
+    timed = [o for o in objs if o.seconds is not None]
+    total = sum(o.seconds for o in timed)
+    clicks = sum(o.clicks or 0 for o in objs)
+    rows.append(f"\nSession: {len(objs)} object{'s' * (len(objs) != 1)}, {clicks} clicks"
+                + (f", {total:.1f} s for {len(timed)} finished ({total / len(timed):.1f} s each)" if timed else ""))
+    return "\n".join(rows)
+
+
+# -- the points wire format and its one validator ------------------------------------
+
+def check_points(positive, negative=(), height: int | None = None, width: int | None = None):
+    """The one check of clicks (page, HTTP API, CLI): at least one positive click, at most
+    ``MAX_POINTS`` in all, finite and (given the image size) inside the image."""
+    if not len(positive):
+        raise GuidanceError("give at least one positive point on the object")
+    if height is not None and width is not None:
+        check_clicks(positive, negative, height, width)
+    elif len(positive) + len(negative) > MAX_POINTS:
+        raise GuidanceError(f"too many clicks ({len(positive) + len(negative)}); the limit is {MAX_POINTS}")
+    return positive, negative
+
+
+def parse_points(text: str | None, height: int | None = None,
+                 width: int | None = None) -> tuple[list[list[float]], list[list[float]]]:
+    """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative),
+    checked by :func:`check_points` (inside the image when its size is given)."""
+    if text is None or not str(text).strip():
+        raise GuidanceError(f'give points as JSON: {POINTS_HELP}')
+    data = parse_json(str(text), "points")
+    if not isinstance(data, dict):
+        raise GuidanceError('points JSON must be an object {"positive": [...], "negative": [...]}')
+    unknown = set(data) - {"positive", "negative"}
+    if unknown:
+        raise GuidanceError(f"unknown keys {sorted(unknown)}; use 'positive' and 'negative'")
+    out = []
+    for key in ("positive", "negative"):
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise GuidanceError(f"'{key}' must be a list of [x, y] pairs")
+        pts = []
+        for it in items:
+            if not is_numbers(it, 2):
+                raise GuidanceError(f"each {key} point must be [x, y] numbers; got {json.dumps(it)[:60]}")
+            pts.append([float(it[0]), float(it[1])])
+        out.append(pts)
+    return check_points(out[0], out[1], height, width)
+
+
+def points_json(clicks) -> str:
+    pos, neg = split_clicks(clicks)
+    r = lambda p: [round(p[0], 1), round(p[1], 1)]  # noqa: E731
+    return json.dumps({"positive": [r(p) for p in pos], "negative": [r(p) for p in neg]})
+
+
+# -- model work (through cmp.lease.run_model) ---------------------------------------
+
+def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales):
+    return lease.run_model(segment_candidates, engine, rgb, positive, negative, threshold=float(threshold),
+                           pin_frame=bool(pin_frame), scales=scales)
+
+
+def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
+    """State with the current object's candidates recomputed from its clicks (the most
+    confident chosen), and the chosen :class:`cmp.segment.Segmentation` (None without a positive click)."""
+    pos, neg = split_clicks(state["clicks"])
+    if not pos:
+        return set_candidates(state, []), None
+    results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
+    state = set_candidates(state, [{"name": c.name, "confidence": round(c.confidence, 3),
+                                    "mask": rle_encode(c.mask)["counts"]} for c in results])
+    return state, results[state["chosen"]]
+
+
+def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
+           pin_frame: bool = True):
+    """Choose candidate ``index`` (wrapping); returns the state and that candidate's result
+    (recomputed at its one scale, for the evidence views)."""
+    state = set_candidates(state, state["candidates"], index)
+    pos, neg = split_clicks(state["clicks"])
+    name = state["candidates"][state["chosen"]]["name"]
+    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, [s for s in CANDIDATE_SCALES if s[0] == name])
+    return state, res
+
+
+def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
+                     zoom: bool = True, pin_frame: bool = True):
+    """:func:`cmp.segment.segment` for checked points, under the GPU lease."""
+    return lease.run_model(segment, engine, rgb, positive, negative, threshold=float(threshold), zoom=bool(zoom),
+                           pin_frame=bool(pin_frame))
+
+
+def candidates_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
+                           pin_frame: bool = True, scales=CANDIDATE_SCALES):
+    """:func:`cmp.segment.segment_candidates` for checked points, under the GPU lease."""
+    return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales)

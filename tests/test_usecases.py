@@ -1,0 +1,122 @@
+"""The use-case layer: cmp.annotate (Segment's state machine and points format), cmp.lease.run_model
+(every model call of every public endpoint under one GPU-lease wrapper; evicted encodings recomputed)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+
+from cmp import annotate, lease
+from cmp.engine import ImageNotCached
+from cmp.guidance import MAX_POINTS, GuidanceError
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Swap the wrapper for one that records which functions ran under it (the app runs in this process)."""
+    calls = []
+    real = lease.run_model
+
+    def counting(fn, *args, **kwargs):
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(lease, "run_model", counting)
+    return calls
+
+
+@pytest.mark.parametrize("api, args, expect", [
+    ("/motion_flow", ('[[40, 30, 6, 0]]',), "flow_for"),
+    ("/motion_video", ('[[40, 30, 6, 0]]', 4, 8, 1.0, "linear", "once"), "render"),
+    ("/motion_recipe", (None,), "render"),
+    ("/segment_mask", ('{"positive": [[60, 45]]}', 0.5, True), "segment"),
+    ("/segment_mask", ('{"positive": [[60, 45]]}', 0.5, True, True, True), "segment_candidates"),
+    ("/gallery_task", ("motion_propagation", "normal", 1, True, "jitter"), "motion_propagation"),
+])
+def test_every_public_endpoint_runs_its_model_work_under_the_lease(client, sample_images, counted, api, args,
+                                                                   expect):
+    photo = handle_file(sample_images["photo"])
+    if api == "/motion_recipe":
+        from cmp.recipe import from_inputs
+        from cmp.tracks import parse_motion
+        rgb = np.zeros((90, 120, 3), np.uint8)
+        args = (from_inputs(rgb, parse_motion("[[40, 30, 6, 0]]"), frames=4, fps=8).to_json(),)
+    client.predict(photo, *args, api_name=api)
+    assert expect in counted
+
+
+def test_state_machine_round_trip_without_gradio():
+    st = annotate.new_state((40, 60))
+    st = annotate.add_click(st, 10, 12, True, now=100.0)
+    st = annotate.add_click(st, 50, 30, False, now=101.0)
+    assert json.loads(annotate.points_json(st["clicks"])) == {"positive": [[10.0, 12.0]], "negative": [[50.0, 30.0]]}
+    assert annotate.parse_points(annotate.points_json(st["clicks"]), 40, 60) == ([[10.0, 12.0]], [[50.0, 30.0]])
+    mask = np.zeros((40, 60), bool)
+    mask[5:20, 5:20] = True
+    from cmp.masks import rle_encode
+    st = annotate.set_candidates(st, [{"name": "object", "confidence": 0.9, "mask": rle_encode(mask)["counts"]}])
+    st = annotate.finish_object(st, "cat", now=104.0)
+    (obj,) = annotate.annotations(st)
+    assert obj.category == "cat" and obj.clicks == 2 and obj.seconds == 4.0 and obj.mask.sum() == mask.sum()
+    st = annotate.undo(st)  # reopens the finished object
+    assert st["objects"] == [] and len(st["clicks"]) == 2
+
+
+@pytest.mark.parametrize("text, words", [
+    ('{"positive": [[500, 20]]}', "outside"),
+    ('{"positive": [], "negative": [[1, 1]]}', "at least one positive"),
+    (json.dumps({"positive": [[1, 1]] * (MAX_POINTS + 1)}), "too many"),
+])
+def test_points_have_one_validator_for_page_api_and_cli(text, words):
+    with pytest.raises(GuidanceError, match=words):
+        annotate.parse_points(text, 40, 60)
+    pos, neg = json.loads(text).get("positive"), json.loads(text).get("negative", [])
+    with pytest.raises(GuidanceError, match=words):
+        annotate.check_points(pos, neg, 40, 60)
+
+
+def test_cli_refuses_points_with_the_same_message(tmp_path, sample_images, capsys):
+    from cmp.cli import main
+    code = main(["segment", "--image", sample_images["photo"], "--positive", "500,20", "--out",
+                 str(tmp_path / "m.png"), "--checkpoint", "default"])
+    assert code == 2 and "outside the 120x90 image" in capsys.readouterr().err
+
+
+def test_an_encoding_evicted_between_clicks_is_recomputed(tiny_engine, sample_images):
+    from cmp.images import load_image
+    rgb, _ = load_image(sample_images["photo"])
+    st = annotate.add_click(annotate.new_state(rgb.shape[:2]), 60, 45, True)
+    st1, _ = annotate.recompute(tiny_engine, rgb, st)
+    tiny_engine.cache.clear()  # another session's images pushed ours out
+    st2, res = annotate.recompute(tiny_engine, rgb, annotate.add_click(st, 62, 47, True))
+    assert res is not None and len(st2["candidates"]) == 3
+    tiny_engine.cache.clear()
+    again, _ = annotate.recompute(tiny_engine, rgb, st)
+    assert [c["mask"] for c in again["candidates"]] == [c["mask"] for c in st1["candidates"]]
+
+
+def test_an_encoding_evicted_inside_a_call_is_recomputed_once(tiny_engine, sample_images):
+    from cmp.images import load_image
+    rgb, _ = load_image(sample_images["photo"])
+    evictions = []
+
+    def flow_with_eviction():
+        handle = tiny_engine.set_image(rgb)
+        if not evictions:  # evicted between set_image and propagate, the first time only
+            evictions.append(1)
+            tiny_engine.cache.clear()
+        return tiny_engine.propagate(handle, arrows=[[40, 30, 5, 0]])
+
+    flow = lease.run_model(flow_with_eviction)
+    assert flow.shape == (90, 120, 2) and evictions == [1]
+    tries = []
+
+    def always_evicted():
+        tries.append(1)
+        raise ImageNotCached("gone")
+
+    with pytest.raises(ImageNotCached):  # evicted again right away: not hidden, not looped on
+        lease.run_model(always_evicted)
+    assert len(tries) == 2
