@@ -33,7 +33,7 @@ import numpy as np
 
 from . import lease
 from .annotations import ObjectAnnotation, class_name
-from .guidance import MAX_POINTS, GuidanceError
+from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
 from .segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, check_clicks, segment, segment_candidates
 from .tracks import is_numbers, parse_json
@@ -155,8 +155,8 @@ def check_points(positive, negative=(), height: int | None = None, width: int | 
         raise GuidanceError("give at least one positive point on the object")
     if height is not None and width is not None:
         check_clicks(positive, negative, height, width)
-    elif len(positive) + len(negative) > MAX_POINTS:
-        raise GuidanceError(f"too many clicks ({len(positive) + len(negative)}); the limit is {MAX_POINTS}")
+    else:
+        check_count(len(positive) + len(negative), "clicks")
     return positive, negative
 
 
