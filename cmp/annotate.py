@@ -199,27 +199,47 @@ def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales):
                            pin_frame=bool(pin_frame), scales=scales)
 
 
+def _as_candidate(c) -> dict:
+    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"]}
+
+
+def _one_scale(name: str) -> list:
+    return [s for s in CANDIDATE_SCALES if s[0] == name]
+
+
 def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
-    """State with the current object's candidates recomputed from its clicks (the most
-    confident chosen), and the chosen :class:`cmp.segment.Segmentation` (None without a positive click)."""
+    """State with the current object's candidates recomputed from its clicks, and the chosen
+    :class:`cmp.segment.Segmentation` (None without a positive click).
+
+    The first click of an object is ambiguous (part, object or group?): all three candidates
+    are computed and the most confident is chosen. Later clicks refine the reading already
+    chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask;
+    the other candidates keep their last masks until chosen (:func:`choose` recomputes them).
+    After an undo (no candidates kept) all three are computed again.
+    """
     pos, neg = split_clicks(state["clicks"])
     if not pos:
         return set_candidates(state, []), None
+    cands = state.get("candidates") or []
+    if len(state["clicks"]) > 1 and cands:
+        k = state.get("chosen", 0) % len(cands)
+        (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]))
+        cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
+        return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
-    state = set_candidates(state, [{"name": c.name, "confidence": round(c.confidence, 3),
-                                    "mask": rle_encode(c.mask)["counts"]} for c in results])
+    state = set_candidates(state, [_as_candidate(c) for c in results])
     return state, results[state["chosen"]]
 
 
 def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
            pin_frame: bool = True):
-    """Choose candidate ``index`` (wrapping); returns the state and that candidate's result
-    (recomputed at its one scale, for the evidence views)."""
-    state = set_candidates(state, state["candidates"], index)
+    """Choose candidate ``index`` (wrapping), recomputed from all the object's clicks at its
+    one scale; returns the state and that candidate's result."""
+    cands = state["candidates"]
+    k = index % len(cands)
     pos, neg = split_clicks(state["clicks"])
-    name = state["candidates"][state["chosen"]]["name"]
-    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, [s for s in CANDIDATE_SCALES if s[0] == name])
-    return state, res
+    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]))
+    return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
 
 
 def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,

@@ -120,3 +120,40 @@ def test_an_encoding_evicted_inside_a_call_is_recomputed_once(tiny_engine, sampl
     with pytest.raises(ImageNotCached):  # evicted again right away: not hidden, not looped on
         lease.run_model(always_evicted)
     assert len(tries) == 2
+
+
+def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one(monkeypatch):
+    """Like SAM's multi-mask output for a lone click: the first click of an object computes
+    part, object and group; later clicks recompute only the reading chosen; choosing another
+    recomputes that one from all the clicks; after an undo all three come back."""
+    from types import SimpleNamespace
+
+    import cmp.annotate as A
+    from cmp.segment import CANDIDATE_SCALES
+
+    asked = []
+
+    def fake(engine, rgb, pos, neg, threshold, pin_frame, scales):
+        asked.append([s[0] for s in scales])
+        out = []
+        for s in scales:
+            m = np.zeros((20, 30), bool)
+            m[:len(pos) + len(neg) + 2, :5 + CANDIDATE_SCALES.index(s) * 5] = True
+            out.append(SimpleNamespace(name=s[0], confidence=0.5 + 0.1 * CANDIDATE_SCALES.index(s), mask=m))
+        return out
+
+    monkeypatch.setattr(A, "_candidates", fake)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    names = [s[0] for s in CANDIDATE_SCALES]
+    st = A.add_click(A.new_state((20, 30)), 5, 5, True)
+    st, res = A.recompute(None, rgb, st)
+    assert asked[-1] == names and res.name == names[-1]  # the most confident reading is chosen
+    st, _ = A.choose(None, rgb, st, 0)
+    assert asked[-1] == [names[0]] and st["chosen"] == 0
+    st, res = A.recompute(None, rgb, A.add_click(st, 8, 8, False), )
+    assert asked[-1] == [names[0]] and res.name == names[0] and st["chosen"] == 0
+    assert A.decode(st, st["mask"]).sum() == 4 * 5  # two clicks: the refined mask, not the first click's
+    st, _ = A.choose(None, rgb, st, 1)  # another reading: recomputed from both clicks
+    assert asked[-1] == [names[1]] and A.decode(st, st["mask"]).sum() == 4 * 10
+    st, _ = A.recompute(None, rgb, A.undo(st))
+    assert asked[-1] == names
