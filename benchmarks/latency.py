@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:16s}{b['median_ms']:13.1f} ms{b['p95_ms']:5.0f} ms{e['median_ms']:13.1f} ms"
               f"{TARGETS_MS[kind]:6.0f} ms")
     c = eng["segment_candidates"]
-    print(f"(the page's segment click computes three candidates: engine median {c['median_ms']:.1f} ms, "
+    print(f"(an object's first click on the page computes three candidates: engine median {c['median_ms']:.1f} ms, "
           f"p95 {c['p95_ms']:.0f} ms)")
     if load:
         print(f"{a.sessions} concurrent sessions x {a.actions} requests (failures {load['failures']}):")
