@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.browser import click_pixel, natural_size
+
 CHROMIUM = "/usr/bin/chromium"
 TARGETS_MS = {"arrow": 80.0, "segment": 100.0}
 TARGET_LOAD_P95_S = 1.0
@@ -54,20 +56,7 @@ def _test_image(folder: Path, side: int = 512) -> Path:
     return path
 
 
-# -- browser helpers (the same letterbox mapping as tests/test_browser.py) ------------
-
-def _natural(pg, sel: str) -> tuple[int, int]:
-    return tuple(pg.evaluate("s => { const i = document.querySelector(s); return [i.naturalWidth, i.naturalHeight]; }",
-                             sel))
-
-
-def _click(pg, sel: str, x: float, y: float) -> None:
-    box = pg.locator(sel).bounding_box()
-    nw, nh = _natural(pg, sel)
-    r = min(box["width"] / nw, box["height"] / nh, 1.0)
-    ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
-    pg.mouse.click(box["x"] + ox + (x + 0.5) * r, box["y"] + oy + (y + 0.5) * r)
-
+# -- browser helpers -------------------------------------------------------------------
 
 def _src(pg, sel: str) -> str:
     """The image's src, or "" while the component shows no image (no <img> yet)."""
@@ -78,11 +67,11 @@ _CHANGED = ("([s, old]) => { const i = document.querySelector(s);"
             " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }")
 
 
-def _timed_click(pg, click_sel: str, x: float, y: float, watch_sel: str) -> float:
+def _timedclick_pixel(pg, click_sel: str, x: float, y: float, watch_sel: str) -> float:
     """Seconds from a click at image pixel (x, y) until ``watch_sel`` shows a new decoded image."""
     old = _src(pg, watch_sel)
     t0 = time.perf_counter()
-    _click(pg, click_sel, x, y)
+    click_pixel(pg, click_sel, x, y)
     pg.wait_for_function(_CHANGED, arg=[watch_sel, old], polling="raf")
     return time.perf_counter() - t0
 
@@ -108,9 +97,9 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
                 x, y = float(rng.integers(40, 472)), float(rng.integers(40, 472))
                 dx, dy = float(rng.integers(-30, 30)), float(rng.integers(-30, 30))
                 old = _src(pg, canvas)
-                _click(pg, canvas, x, y)  # start: the canvas shows the pending point
+                click_pixel(pg, canvas, x, y)  # start: the canvas shows the pending point
                 pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
-                arrow_s.append(_timed_click(pg, canvas, x + dx, y + dy, flow))
+                arrow_s.append(_timedclick_pixel(pg, canvas, x + dx, y + dy, flow))
                 arrows.append([x, y, dx, dy])
                 if len(arrows) % 8 == 0:  # stay well under the point limit: start afresh
                     pg.click("#motion-clear")
@@ -126,7 +115,7 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
                                  arg=sc)
             for i in range(clicks + 1):
                 x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
-                seg_s.append(_timed_click(pg, sc, x, y, sc))
+                seg_s.append(_timedclick_pixel(pg, sc, x, y, sc))
                 seg_points.append([x, y])
                 if len(seg_points) % 4 == 0:  # a new object every 4 clicks, as an annotator would
                     old = _src(pg, sc)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.browser import click_pixel, natural_size  # noqa: F401 - shared with benchmarks.latency; other browser modules import them from here
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,19 +56,6 @@ def page(browser, app_url):
 
 
 # -- helpers other pages reuse ---------------------------------------------------------
-
-def natural_size(pg, selector: str) -> tuple[int, int]:
-    return tuple(pg.evaluate("s => { const i = document.querySelector(s); return [i.naturalWidth, i.naturalHeight]; }",
-                             selector))
-
-
-def click_pixel(pg, selector: str, x: float, y: float) -> None:
-    """Click image pixel (x, y) of an <img>, mapping through Gradio's letterbox (never upscaled)."""
-    box = pg.locator(selector).bounding_box()
-    nw, nh = natural_size(pg, selector)
-    r = min(box["width"] / nw, box["height"] / nh, 1.0)
-    ox, oy = (box["width"] - nw * r) / 2, (box["height"] - nh * r) / 2
-    pg.mouse.click(box["x"] + ox + (x + 0.5) * r, box["y"] + oy + (y + 0.5) * r)
 
 
 def pixel(pg, selector: str, x: int, y: int) -> list[int]:
