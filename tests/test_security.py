@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -307,19 +308,32 @@ def test_a_foreign_origin_cannot_upload_or_call(app_url, sample_images):
     assert r.status_code == 200
 
 
-def test_config_hides_the_cache_folder_and_examples_still_load(app_url):
+def test_config_hides_the_cache_folder_and_examples_still_load(tiny_engine, tmp_path):
+    """An app of its own with an example no other test uploads: Gradio caches files by content,
+    so another in-process app that uploaded the same bytes removes that copy when it closes."""
     from gradio.utils import get_upload_folder
+    from PIL import Image
 
+    from app import build_app, launch_options
+    from demos.common import Context
     from demos.server import CACHE_TOKEN
-    real = os.path.realpath(get_upload_folder())
-    for path in ("config", ""):
-        r = httpx.get(app_url + path)
-        assert r.status_code == 200 and real not in r.text and get_upload_folder() not in r.text
-    cfg = httpx.get(app_url + "config").text
-    urls = sorted(set(u for u in json.loads(cfg).__repr__().split("'") if f"file={CACHE_TOKEN}/" in u))
-    assert urls, "the examples are listed"
-    assert httpx.get(urls[0]).status_code == 200
-    assert "x-frame-options" not in {k.lower() for k in httpx.get(app_url).headers}  # Spaces embed the app
+    example = tmp_path / "only-here.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(example)
+    demo = build_app(Context(engine=tiny_engine, max_side=128, examples=[str(example)], video_side=64))
+    _, app_url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        real = os.path.realpath(get_upload_folder())
+        for path in ("config", ""):
+            r = httpx.get(app_url + path)
+            assert r.status_code == 200 and real not in r.text and get_upload_folder() not in r.text
+        cfg = httpx.get(app_url + "config").text
+        urls = sorted(set(u for u in json.loads(cfg).__repr__().split("'")
+                          if f"file={CACHE_TOKEN}/" in u and u.endswith("only-here.png")))
+        assert urls, "the example is listed"
+        assert httpx.get(urls[0]).status_code == 200
+        assert "x-frame-options" not in {k.lower() for k in httpx.get(app_url).headers}  # Spaces embed the app
+    finally:
+        demo.close()
 
 
 def test_allowed_hosts_on_a_public_bind():
