@@ -168,8 +168,7 @@ def parse_guidance(text: str | None) -> list[list[float]]:
     For callers that take one flow (``/motion_flow``): a track counts as the arrow from
     its first to its last keyframe.
     """
-    g = parse_motion(text)
-    return g.points + [[tr[0][0], tr[0][1], tr[-1][0] - tr[0][0], tr[-1][1] - tr[0][1]] for tr in g.tracks]
+    return end_arrows(parse_motion(text)).tolist()
 
 
 def guidance_json(points, tracks=(), region: dict | None = None) -> str:

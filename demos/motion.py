@@ -33,7 +33,7 @@ from cmp.flow import flow_to_color, save_flow, write_flo
 from cmp.guidance import GuidanceError
 from cmp.masks import rle_decode, rle_encode, save_mask_png
 from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, finish_path,  # noqa: F401
-                        guidance_json, new_state, parse_guidance, parse_motion, undo)
+                        end_arrows, guidance_json, new_state, parse_guidance, parse_motion, undo)
 
 from . import overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image,
@@ -275,7 +275,7 @@ def build(ctx: Context) -> None:
         empty without guidance, else the session model's flow as a colour wheel or arrows."""
         if not path or st.get("pending") is not None or st.get("path"):
             return gr.skip()
-        points = parse_guidance(state_json(st))
+        points = end_arrows(Guidance(st.get("points", []), st.get("tracks", []))).tolist()  # the state, not its JSON
         if not points:
             return None
         rgb = _image(path)[0] if rgb is None else rgb
