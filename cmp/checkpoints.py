@@ -309,9 +309,6 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
              local_files_only: bool | None = None, max_bytes: int | None = None) -> Path:
     """Fetch ``entry`` through ``huggingface_hub`` (normal HF cache, honours
     HF_HUB_OFFLINE / HF_ENDPOINT), trying mirrors in order; verify sha256."""
-    from huggingface_hub import hf_hub_download  # imported lazily: reads env at import
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     if not entry.hub:
         raise CheckpointError(f"checkpoint {entry.name!r} has no Hub location")
     if max_bytes is not None and entry.size is not None and entry.size > max_bytes:
@@ -320,15 +317,12 @@ def download(entry: RegistryEntry, *, cache_dir: str | None = None, endpoint: st
     errors, offline = [], []
     for loc in entry.hub:
         try:
-            kw = {}
-            if local_files_only is not None:
-                kw["local_files_only"] = local_files_only
-            path = hf_hub_download(loc.repo_id, loc.filename, repo_type=loc.repo_type,
-                                   revision=loc.revision, cache_dir=cache_dir, endpoint=endpoint, **kw)
-        except Exception as exc:  # network, 404, offline cache miss: try the next mirror
-            errors.append(f"{loc.repo_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-            offline.append(isinstance(exc, LocalEntryNotFoundError))
-            if isinstance(exc, LocalEntryNotFoundError):
+            path = hub_file(loc.repo_id, loc.filename, repo_type=loc.repo_type, revision=loc.revision,
+                            cache_dir=cache_dir, endpoint=endpoint, local_files_only=local_files_only)
+        except CheckpointError as exc:  # network, 404, offline cache miss: try the next mirror
+            errors.append(f"{loc.repo_id}: {exc}")
+            offline.append(isinstance(exc, HubUnavailable))
+            if isinstance(exc, HubUnavailable):
                 # The Hub did not answer (each try costs ~20 s of retries) or we are offline:
                 # the mirrors live on the same Hub, so only their cached copies can help now.
                 local_files_only = True
