@@ -92,6 +92,7 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, str | None]:
 
 
 def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Blocks:
+    server.keep_instance_patches()
     with gr.Blocks(title="CMP Studio", delete_cache=(1800, 3600)) as demo:
         gr.Markdown("# CMP Studio\nConditional Motion Propagation: draw a few arrows, see the whole image move.")
         header.build(ctx)

@@ -193,7 +193,8 @@ class Engine:
             pm = np.concatenate([tf.apply_points(pts[:, :2]), tf.apply_vectors(pts[:, 2:])], axis=1)
             maps.append(encode_sparse(pm, tf.model_size))
         s = torch.stack(maps).to(self.device)
-        return s.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else s
+        convolved = self.device.type == "cpu" and self.model.convolves_guidance
+        return s.contiguous(memory_format=torch.channels_last) if convolved else s
 
     @property
     def supports_scene_motion(self) -> bool:

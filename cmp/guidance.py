@@ -80,16 +80,18 @@ def encode_sparse(points_model: np.ndarray, size: tuple[int, int]) -> torch.Tens
     Points are rounded to the nearest pixel; a later point overwrites an earlier one.
     """
     H, W = size
-    sparse = torch.zeros(4, H, W, dtype=torch.float32)
+    sparse = np.zeros((4, H, W), np.float32)
     if len(points_model):
         p = np.asarray(points_model, dtype=np.float64)
         xi = np.clip(np.rint(p[:, 0]), 0, W - 1).astype(np.int64)
         yi = np.clip(np.rint(p[:, 1]), 0, H - 1).astype(np.int64)
-        for k in range(len(p)):
-            sparse[0, yi[k], xi[k]] = float(p[k, 2])
-            sparse[1, yi[k], xi[k]] = float(p[k, 3])
-            sparse[2:, yi[k], xi[k]] = 1.0
-    return sparse
+        # One write per pixel, the last point there (unique of the reversed order keeps it).
+        _, first = np.unique((yi * W + xi)[::-1], return_index=True)
+        keep = len(p) - 1 - first
+        sparse[0, yi[keep], xi[keep]] = p[keep, 2]
+        sparse[1, yi[keep], xi[keep]] = p[keep, 3]
+        sparse[2:, yi[keep], xi[keep]] = 1.0
+    return torch.from_numpy(sparse)
 
 
 # -- sampling guidance from a dense flow (training and evaluation) ---------

@@ -10,6 +10,7 @@ marks stay visible on large photos shown small.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 import cv2
@@ -161,10 +162,18 @@ def draw_flow_arrows(rgb: np.ndarray, flow: np.ndarray, step: int | None = None,
     return img
 
 
+@lru_cache(maxsize=8)
+def _legend_disk(size: int) -> np.ndarray:
+    """The colour-wheel disc of a legend (read-only: drawn once per size, then copied)."""
+    disk = color_wheel_legend(size)
+    disk.setflags(write=False)
+    return disk
+
+
 def wheel_legend(max_magnitude: float, size: int = 96) -> np.ndarray:
     """The key to :func:`cmp.flow.flow_to_color` with ``max_mag=max_magnitude``: its colour-wheel
     disc, ``size`` px wide, over a line of text giving the rim's magnitude in px."""
-    wheel = color_wheel_legend(size)
+    wheel = _legend_disk(size)
     text = f"max {max_magnitude:.1f} px"
     scale = max(14, size // 5) / 30.0
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)

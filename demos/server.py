@@ -12,6 +12,8 @@
 - :func:`fair_queue`: per-session and per-client-address limits on waiting work, and
   the one "not an upload" check on every file a request names, before anything queues.
 - :func:`stop_on_signals`: SIGINT and SIGTERM close the server and exit within seconds.
+- :func:`keep_instance_patches`: what the pages set on a component instance (input checks,
+  fast previews) stays when Gradio answers a ``gr.update``/``gr.skip`` with a new instance.
 
 It never sends ``X-Frame-Options``: a Hugging Face Space shows the app in an iframe.
 """
@@ -358,6 +360,40 @@ def fair_queue(demo, per_session: int = QUEUED_PER_SESSION, per_address: int = Q
 
 #: glibc malloc arenas (default 8 per core): each handler thread would keep its own arena's
 #: freed pages, so three requests in parallel held ~300 MB more than one at a time.
+#: Methods the pages set on a component instance (``demos.intake``, ``demos.common.validated``,
+#: ``demos.outputs.fast_preview``, ``demos.motion.unset_checkbox``).
+INSTANCE_PATCHES = ("preprocess", "postprocess")
+
+
+def keep_instance_patches() -> None:
+    """Carry instance-level ``preprocess``/``postprocess`` over to Gradio's per-session copies.
+
+    Gradio answers a prop update (``gr.update(...)``, and ``gr.skip()``, which is one) by
+    building a new instance of the component from its constructor arguments and storing it
+    in that session's state (``SessionState.__setitem__``); from then on the session's
+    inputs and outputs go through the copy. Without this, one skipped output lost its fast
+    preview (the flow view fell back to Gradio's PNG at level 6, ~30 ms a click) and an
+    input its check for the rest of the session. Installed once per process; idempotent.
+    """
+    from gradio.components import Component
+    from gradio.state_holder import SessionState
+
+    if getattr(SessionState.__setitem__, "_keeps_instance_patches", False):
+        return
+    original = SessionState.__setitem__
+
+    def setitem(self, key, value):
+        old = self.blocks_config.blocks.get(key)
+        if isinstance(value, Component) and old is not None and value is not old:
+            for name in INSTANCE_PATCHES:
+                if name in vars(old):
+                    setattr(value, name, vars(old)[name])
+        original(self, key, value)
+
+    setitem._keeps_instance_patches = True
+    SessionState.__setitem__ = setitem
+
+
 MALLOC_ARENAS = 2
 
 

@@ -144,16 +144,17 @@ def test_guidance_spread_is_zero_for_one_spot_and_about_one_for_points_strewn_at
     from cmp.model.affinity import guidance_spread
     rng = np.random.default_rng(0)
     ys, xs = torch.tensor(rng.integers(0, 300, 400)), torch.tensor(rng.integers(0, 400, 400))
-    moving = torch.ones(400, 2)
+    moving = torch.ones(400, dtype=torch.bool)
     assert abs(float(guidance_spread(ys, xs, moving, 300, 400)) - 1.0) < 0.1
-    one = guidance_spread(torch.tensor([10]), torch.tensor([20]), torch.ones(1, 2), 300, 400)
+    one = guidance_spread(torch.tensor([10]), torch.tensor([20]), torch.ones(1, dtype=torch.bool), 300, 400)
     assert float(one) == 0.0
-    same_spot = guidance_spread(torch.tensor([10, 10]), torch.tensor([20, 20]), torch.ones(2, 2), 300, 400)
+    same_spot = guidance_spread(torch.tensor([10, 10]), torch.tensor([20, 20]), torch.ones(2, dtype=torch.bool), 300, 400)
     assert float(same_spot) == 0.0
     # Still points do not count: two moving points close together stay close to 0.
     ys2, xs2 = torch.tensor([10, 12, 290, 0]), torch.tensor([20, 22, 390, 399])
     vec = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    assert float(guidance_spread(ys2, xs2, vec, 300, 400)) < 0.02
+    moving2 = vec.norm(dim=1) > 0.5  # which points move (MOVING_PX)
+    assert float(guidance_spread(ys2, xs2, moving2, 300, 400)) < 0.02
 
 
 def test_still_prior_2_at_zero_offsets_is_still_prior_1_and_a_negative_spread_weight_moves_the_rest():

@@ -350,3 +350,42 @@ def test_allowed_hosts_on_a_public_bind():
         assert app.parse_args([]).allowed_hosts == "b.example"
     finally:
         del os.environ["CMP_ALLOWED_HOSTS"]
+
+
+# -- instance patches survive Gradio's per-session copies -------------------------------
+
+def test_input_checks_and_fast_previews_survive_a_prop_update_in_the_session():
+    """``gr.update``/``gr.skip`` make Gradio build a new instance of a component for that
+    session; the checks and fast previews set on the instance must carry over to it."""
+    import asyncio
+
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    from cmp import params
+    from demos import server
+    from demos.common import fast_preview, validated
+
+    server.keep_instance_patches()
+    with gr.Blocks() as demo:
+        frames = validated(gr.Number(value=8), lambda v: params.number(v, "frames", 2, 64))
+        view = fast_preview(gr.Image(), "photo")  # Gradio's own default would be WebP
+        out = gr.Number()
+        relabel = gr.Button()
+        relabel.click(lambda: (gr.update(label="Frames (changed)"), gr.skip()), None, [frames, view])
+        frames.change(lambda n: n, frames, out)
+        draw = gr.Button()
+        draw.click(lambda: np.zeros((16, 16, 3), np.uint8), None, view)
+    fns = {tuple(t[0] for t in fn.targets): fn for fn in demo.fns.values()}  # (block id, event) targets
+    state = SessionState(demo)
+
+    async def run():
+        await demo.process_api(fns[(relabel._id,)], [], state)  # both components copied for this session
+        assert state[frames._id] is not frames and state[view._id] is not view
+        with pytest.raises(gr.Error, match="frames"):
+            await demo.process_api(fns[(frames._id,)], [1000], state)
+        shown = await demo.process_api(fns[(draw._id,)], [], state)
+        return shown["data"][0]
+
+    shown = asyncio.run(run())
+    assert shown["path"].endswith(".jpg")  # still the fast JPEG preview, not Gradio's WebP

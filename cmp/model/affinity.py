@@ -63,13 +63,12 @@ SPATIAL_UNIT = 64.0
 MOVING_PX = 0.5
 
 
-def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """How widely the moving guidance points cover an H x W image: RMS distance of the
-    moving points from their centroid over that of a uniform spread over the image
-    (about 1 for points strewn at random, 0 for one point or points on one spot)."""
-    moving = vec.norm(dim=1) > MOVING_PX
+def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, moving: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """How widely the moving guidance points (``moving``: (K,) bool) cover an H x W image: RMS
+    distance of the moving points from their centroid over that of a uniform spread over the
+    image (about 1 for points strewn at random, 0 for one point or points on one spot)."""
     if int(moving.sum()) < 2:
-        return vec.new_zeros(())
+        return torch.zeros((), dtype=torch.float32, device=ys.device)
     pts = torch.stack([xs[moving].float(), ys[moving].float()], dim=1)
     rms = (pts - pts.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt()
     return rms / math.sqrt((H * H + W * W) / 12.0)
@@ -100,6 +99,9 @@ class AffinityCMP(nn.Module):
     prior_parameters = ("null_guidance", "null_spread", "null_alpha_offset")
     #: ``decode(..., still=False)`` is available: the "whole scene moves" mode.
     supports_scene_motion = True
+    #: The guidance map is read as points (no convolution over it), so it needs no
+    #: channels-last copy.
+    convolves_guidance = False
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
@@ -136,17 +138,21 @@ class AffinityCMP(nn.Module):
         return AffinityFeatures(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
 
     # -- per guidance set --------------------------------------------------------
-    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor, still: bool = True
-               ) -> torch.Tensor:
-        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px.
-
-        ``still=False`` leaves the stay-still option out (the guidance blend alone)."""
-        D, h, w = embed.shape
-        H, W = sparse.shape[-2:]
+    @staticmethod
+    def _points(sparse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Guidance pixels of one (4, H, W) map: rows, columns and (K, 2) motion vectors."""
         ys, xs = torch.nonzero(sparse[2] > 0, as_tuple=True)
-        if len(ys) == 0:
-            return embed.new_zeros(2, h, w)
-        vec = sparse[:2, ys, xs].float().t()                                   # (K, 2)
+        return ys, xs, sparse[:2, ys, xs].float().t()
+
+    def _weights(self, embed: torch.Tensor, null: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                 moving: torch.Tensor, size: tuple[int, int], still: bool = True) -> torch.Tensor:
+        """(K, h*w) blend weights of K guidance points at (ys, xs) of an input of ``size``.
+
+        They depend on where the points are and which of them move (``moving``, a (K,) bool),
+        never on the motion itself, so guidance sets that differ only in their vectors (the
+        segmentation probes) share them."""
+        D, h, w = embed.shape
+        H, W = size
         # Embedding at each point, read bilinearly at its half-resolution position.
         sy, sx = (h - 1) / max(H - 1, 1), (w - 1) / max(W - 1, 1)
         grid = torch.stack([xs.float() * sx / max(w - 1, 1) * 2 - 1,
@@ -162,19 +168,28 @@ class AffinityCMP(nn.Module):
         beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
         look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
         if not still:  # whole scene moves: the guidance blend alone, no statistics needed
-            return (vec.t() @ (look - alpha * sp_d2).softmax(dim=0)).view(2, h, w)
+            return (look - alpha * sp_d2).softmax(dim=0)
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
-        moving = (vec.norm(dim=1) > MOVING_PX).float().mean()
-        shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving
+        shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving.float().mean()
         if self.cfg.head.still_prior == 1:
             logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
-            weights = logits.softmax(dim=0)[1:]                                # (K, hw)
-        else:
-            shift = shift + self.null_spread[0] * guidance_spread(ys, xs, vec, H, W)
-            alpha0 = F.softplus(self.log_alpha + self.null_alpha_offset[0])
-            evidence = torch.logsumexp(look - alpha0 * sp_d2, dim=0, keepdim=True)
-            p_still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)    # (1, hw)
-            weights = (look - alpha * sp_d2).softmax(dim=0) * (1 - p_still)
+            return logits.softmax(dim=0)[1:]                                   # (K, hw)
+        shift = shift + self.null_spread[0] * guidance_spread(ys, xs, moving, H, W)
+        alpha0 = F.softplus(self.log_alpha + self.null_alpha_offset[0])
+        evidence = torch.logsumexp(look - alpha0 * sp_d2, dim=0, keepdim=True)
+        p_still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)        # (1, hw)
+        return (look - alpha * sp_d2).softmax(dim=0) * (1 - p_still)
+
+    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor, still: bool = True
+               ) -> torch.Tensor:
+        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px.
+
+        ``still=False`` leaves the stay-still option out (the guidance blend alone)."""
+        _, h, w = embed.shape
+        ys, xs, vec = self._points(sparse)
+        if len(ys) == 0:
+            return embed.new_zeros(2, h, w)
+        weights = self._weights(embed, null, ys, xs, vec.norm(dim=1) > MOVING_PX, sparse.shape[-2:], still)
         return (vec.t() @ weights).view(2, h, w)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
@@ -184,15 +199,33 @@ class AffinityCMP(nn.Module):
         ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
         the "whole scene moves" mode (no pixel stays still unless it looks like a pin);
         a sequence of G flags sets the mode per guidance set (training mixes both).
+        Consecutive sets on the same image with the same points, the same moving ones and
+        the same mode share one set of blend weights (the 4 probes of a segmentation
+        click: a quarter of the work, the same numbers).
         """
         G = sparse.shape[0]
         flags = [bool(still)] * G if isinstance(still, bool) else [bool(s) for s in still]
         if len(flags) != G:
             raise ValueError(f"{len(flags)} still flags for {G} guidance sets")
+        n = feats.embed.shape[0]
+        out, last = [], None
         with torch.autocast(device_type=sparse.device.type, enabled=False):
-            n = feats.embed.shape[0]
-            return torch.stack([self._blend(feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0],
-                                            sparse[g], flags[g]) for g in range(G)])
+            for g in range(G):
+                embed, null = feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0]
+                ys, xs, vec = self._points(sparse[g])
+                if len(ys) == 0:
+                    out.append(embed.new_zeros(2, *embed.shape[1:]))
+                    continue
+                moving = vec.norm(dim=1) > MOVING_PX
+                key = (g if n > 1 else 0, flags[g])
+                if last is not None and last[0] == key and torch.equal(last[1], ys) and torch.equal(last[2], xs) \
+                        and torch.equal(last[3], moving):
+                    weights = last[4]
+                else:
+                    weights = self._weights(embed, null, ys, xs, moving, sparse.shape[-2:], flags[g])
+                    last = (key, ys, xs, moving, weights)
+                out.append((vec.t() @ weights).view(2, *embed.shape[1:]))
+        return torch.stack(out)
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""

@@ -50,6 +50,8 @@ class CMP(nn.Module):
 
     #: The learned decoder has no separate stay-still decision to switch off.
     supports_scene_motion = False
+    #: The guidance map goes through a convolutional encoder (channels-last on the CPU).
+    convolves_guidance = True
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
