@@ -185,9 +185,16 @@ def _time(fn) -> float:
 
 
 def concurrent_sessions(url: str, sessions: int, actions: int) -> dict:
-    from benchmarks.loadtest import run
+    """``sessions`` concurrent ``gradio_client`` sessions, run by ``benchmarks.loadtest`` in a
+    process of their own: users' clients are not in the server's process (as threads of this
+    one, their HTTP and JSON work would also hold the server's GIL); they still share its CPU."""
+    import subprocess
 
-    summary = run(url, sessions, actions, video_every=0)
+    cmd = [sys.executable, "-m", "benchmarks.loadtest", "--url", url, "--sessions", str(sessions),
+           "--actions", str(actions), "--video-every", "0", "--waves", "1", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    summary = json.loads(done.stdout)["waves"][0]
     return {a: {"n": s["n"], "p50_s": s["p50_s"], "p95_s": s["p95_s"]} for a, s in summary["latency"].items()} | \
         {"failures": summary["failures"]}
 

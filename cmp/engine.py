@@ -23,7 +23,7 @@ from cachetools import LRUCache
 from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
 from .geometry import ImageTransform
-from .guidance import as_points, encode_sparse, infer_scene_motion, validate_points
+from .guidance import as_points, encode_sparse, guidance_pixels, infer_scene_motion, validate_points
 from .images import check_rgb
 from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 
@@ -185,16 +185,33 @@ class Engine:
         return handle.key in self.cache
 
     # -- guidance ------------------------------------------------------------
-    def _sparse_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> torch.Tensor:
+    def _model_points(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Each set checked against the image and mapped to (N, 4) model-input points."""
         tf = handle.transform
-        maps = []
+        out = []
         for pts in guidance_sets:
             pts = validate_points(pts, handle.height, handle.width)
-            pm = np.concatenate([tf.apply_points(pts[:, :2]), tf.apply_vectors(pts[:, 2:])], axis=1)
-            maps.append(encode_sparse(pm, tf.model_size))
-        s = torch.stack(maps).to(self.device)
-        convolved = self.device.type == "cpu" and self.model.convolves_guidance
-        return s.contiguous(memory_format=torch.channels_last) if convolved else s
+            out.append(np.concatenate([tf.apply_points(pts[:, :2]), tf.apply_vectors(pts[:, 2:])], axis=1))
+        return out
+
+    def _sparse_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]) -> torch.Tensor:
+        size = handle.transform.model_size
+        s = torch.stack([encode_sparse(pm, size) for pm in self._model_points(handle, guidance_sets)]).to(self.device)
+        return s.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else s
+
+    def _guidance(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]):
+        """What the model reads: dense guidance maps for a network that convolves them, else
+        the marked pixels themselves (the same pixels, without (G, 4, H, W) of zeros)."""
+        if self.model.convolves_guidance:
+            return self._sparse_batch(handle, guidance_sets)
+        size = handle.transform.model_size
+        return [tuple(torch.from_numpy(a).to(self.device) for a in guidance_pixels(pm, size))
+                for pm in self._model_points(handle, guidance_sets)]
+
+    def _decode(self, feats, guidance, size: tuple[int, int], decode_kw: dict) -> torch.Tensor:
+        if self.model.convolves_guidance:
+            return self.model.decode(feats, guidance, **decode_kw)
+        return self.model.decode_points(feats, guidance, size, **decode_kw)
 
     @property
     def supports_scene_motion(self) -> bool:
@@ -231,14 +248,14 @@ class Engine:
             raise ValueError("no guidance sets given")
         flags = self.scene_flags(handle, guidance_sets, scene_motion)
         decode_kw = {"still": [not f for f in flags]} if any(flags) else {}
-        sparse = self._sparse_batch(handle, guidance_sets)
+        guidance = self._guidance(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
             feats = self.cache.get(handle.key)
             if feats is None:
                 raise ImageNotCached(handle.key)
             with self.runtime.autocast():
-                out = self.model.decode(feats, sparse, **decode_kw)
+                out = self._decode(feats, guidance, tf.model_size, decode_kw)
             flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])

@@ -73,24 +73,35 @@ def validate_points(points: np.ndarray, height: int, width: int, *, kind: str = 
     return points
 
 
+def guidance_pixels(points_model: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels :func:`encode_sparse` marks: rows, columns (int64) and (K, 2) float32 motion.
+
+    Points are rounded to the nearest pixel and clipped inside ``size`` (H, W); a later
+    point overwrites an earlier one on the same pixel; rows come in row-major order (as
+    ``torch.nonzero`` reads them back from the map).
+    """
+    H, W = size
+    p = np.asarray(points_model, dtype=np.float64).reshape(-1, 4)
+    xi = np.clip(np.rint(p[:, 0]), 0, W - 1).astype(np.int64)
+    yi = np.clip(np.rint(p[:, 1]), 0, H - 1).astype(np.int64)
+    # One per pixel, the last point there: unique of the reversed order keeps it; the unique
+    # flat indices come sorted, which is row-major order.
+    flat, first = np.unique((yi * W + xi)[::-1], return_index=True)
+    keep = len(p) - 1 - first
+    return flat // W, flat % W, p[keep, 2:4].astype(np.float32)
+
+
 def encode_sparse(points_model: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """Rasterise (N, 4) model-input points to the (4, H, W) float32 guidance map.
 
-    Channels: 0 = dx, 1 = dy (model-input pixels), 2 = 3 = 1 at guidance pixels.
-    Points are rounded to the nearest pixel; a later point overwrites an earlier one.
+    Channels: 0 = dx, 1 = dy (model-input pixels), 2 = 3 = 1 at guidance pixels
+    (:func:`guidance_pixels` says which).
     """
-    H, W = size
-    sparse = np.zeros((4, H, W), np.float32)
+    sparse = np.zeros((4, *size), np.float32)
     if len(points_model):
-        p = np.asarray(points_model, dtype=np.float64)
-        xi = np.clip(np.rint(p[:, 0]), 0, W - 1).astype(np.int64)
-        yi = np.clip(np.rint(p[:, 1]), 0, H - 1).astype(np.int64)
-        # One write per pixel, the last point there (unique of the reversed order keeps it).
-        _, first = np.unique((yi * W + xi)[::-1], return_index=True)
-        keep = len(p) - 1 - first
-        sparse[0, yi[keep], xi[keep]] = p[keep, 2]
-        sparse[1, yi[keep], xi[keep]] = p[keep, 3]
-        sparse[2:, yi[keep], xi[keep]] = 1.0
+        ys, xs, vec = guidance_pixels(points_model, size)
+        sparse[0, ys, xs], sparse[1, ys, xs] = vec[:, 0], vec[:, 1]
+        sparse[2:, ys, xs] = 1.0
     return torch.from_numpy(sparse)
 
 

@@ -99,8 +99,7 @@ class AffinityCMP(nn.Module):
     prior_parameters = ("null_guidance", "null_spread", "null_alpha_offset")
     #: ``decode(..., still=False)`` is available: the "whole scene moves" mode.
     supports_scene_motion = True
-    #: The guidance map is read as points (no convolution over it), so it needs no
-    #: channels-last copy.
+    #: Guidance is read as points (:meth:`decode_points`); the engine builds no dense map.
     convolves_guidance = False
 
     def __init__(self, cfg: CMPConfig):
@@ -199,30 +198,38 @@ class AffinityCMP(nn.Module):
         ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
         the "whole scene moves" mode (no pixel stays still unless it looks like a pin);
         a sequence of G flags sets the mode per guidance set (training mixes both).
+        """
+        return self.decode_points(feats, [self._points(s) for s in sparse], tuple(sparse.shape[-2:]), still=still)
+
+    def decode_points(self, feats: AffinityFeatures, points: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                      size: tuple[int, int], *, still: bool | Sequence[bool] = True) -> torch.Tensor:
+        """:meth:`decode` for guidance given as G (rows, columns, (K, 2) motion) of an input of
+        ``size`` (what the map would mark; :func:`cmp.guidance.guidance_pixels`), without the map.
+
         Consecutive sets on the same image with the same points, the same moving ones and
         the same mode share one set of blend weights (the 4 probes of a segmentation
         click: a quarter of the work, the same numbers).
         """
-        G = sparse.shape[0]
+        G = len(points)
         flags = [bool(still)] * G if isinstance(still, bool) else [bool(s) for s in still]
         if len(flags) != G:
             raise ValueError(f"{len(flags)} still flags for {G} guidance sets")
         n = feats.embed.shape[0]
         out, last = [], None
-        with torch.autocast(device_type=sparse.device.type, enabled=False):
-            for g in range(G):
+        with torch.autocast(device_type=feats.embed.device.type, enabled=False):
+            for g, (ys, xs, vec) in enumerate(points):
                 embed, null = feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0]
-                ys, xs, vec = self._points(sparse[g])
                 if len(ys) == 0:
                     out.append(embed.new_zeros(2, *embed.shape[1:]))
                     continue
+                vec = vec.float()
                 moving = vec.norm(dim=1) > MOVING_PX
                 key = (g if n > 1 else 0, flags[g])
                 if last is not None and last[0] == key and torch.equal(last[1], ys) and torch.equal(last[2], xs) \
                         and torch.equal(last[3], moving):
                     weights = last[4]
                 else:
-                    weights = self._weights(embed, null, ys, xs, moving, sparse.shape[-2:], flags[g])
+                    weights = self._weights(embed, null, ys, xs, moving, size, flags[g])
                     last = (key, ys, xs, moving, weights)
                 out.append((vec.t() @ weights).view(2, *embed.shape[1:]))
         return torch.stack(out)

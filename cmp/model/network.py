@@ -50,7 +50,7 @@ class CMP(nn.Module):
 
     #: The learned decoder has no separate stay-still decision to switch off.
     supports_scene_motion = False
-    #: The guidance map goes through a convolutional encoder (channels-last on the CPU).
+    #: The dense guidance map goes through a convolutional encoder (:meth:`decode`).
     convolves_guidance = True
 
     def __init__(self, cfg: CMPConfig):
