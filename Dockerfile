@@ -19,7 +19,6 @@ ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     HF_HOME=/data/hf \
     OMP_WAIT_POLICY=PASSIVE \
-    GOMP_SPINCOUNT=5000 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     GRADIO_ANALYTICS_ENABLED=False \

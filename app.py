@@ -5,23 +5,15 @@ import argparse
 import os
 import sys
 
-#: A click is many small parallel regions (the encoder's layers, the blend, the probes).
-#: With OMP_WAIT_POLICY=PASSIVE torch's worker threads sleep after each one and are woken for
-#: the next, ~7 ms of a 40 ms segment click; a short spin (this many iterations, microseconds)
-#: keeps them awake between regions without the long spin that starves other processes.
-#: Read by GNU OpenMP when torch loads, so set before anything imports torch; an explicit
-#: GOMP_SPINCOUNT wins (it also wins over OMP_WAIT_POLICY).
-os.environ.setdefault("GOMP_SPINCOUNT", "5000")
+import gradio as gr
 
-import gradio as gr  # noqa: E402 - after the OpenMP setting above
-
-from cmp.checkpoints import CheckpointError  # noqa: E402
-from cmp.engine import Engine  # noqa: E402
-from cmp.images import MAX_SIDE  # noqa: E402
-from cmp.pool import EnginePool  # noqa: E402
-from demos import gallery, header, motion, segment, server  # noqa: E402
-from demos.common import Context, example_images  # noqa: E402
-from demos.outputs import start_run  # noqa: E402
+from cmp.checkpoints import CheckpointError
+from cmp.engine import Engine
+from cmp.images import MAX_SIDE
+from cmp.pool import EnginePool
+from demos import gallery, header, motion, segment, server
+from demos.common import Context, example_images
+from demos.outputs import start_run
 
 PAGES = [("Motion", motion), ("Segment", segment), ("Gallery", gallery)]
 #: Uploads above this are refused by the server (413) and by gradio_client before sending.
