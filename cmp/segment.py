@@ -200,9 +200,12 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
              min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE) -> Box | None:
     """Square crop around the clicks, side = factor x their extent (at least the minimum).
 
-    Centred on the clicks' bounding box and shifted to stay inside the image; a
-    side longer than an image dimension is clipped to that dimension. Returns
-    None when the crop would be the whole image (zoom gains nothing).
+    Centred on the first point (the object's first click: every other click lies within the
+    extent of it, so inside the crop with a quarter of the side to spare; and while the
+    clicks span at most a quarter of the minimum side, the crop and its cached encoding stay
+    the same) and shifted to stay inside the image; a side longer than an image
+    dimension is clipped to that dimension. Returns None when the crop would be the whole
+    image (zoom gains nothing).
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0:
@@ -211,7 +214,7 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
     extent = float((hi - lo).max())
     side = max(factor * extent, min_fraction * min(height, width), float(min_side))
     side = int(np.ceil(side))
-    cx, cy = (lo + hi) / 2.0
+    cx, cy = pts[0]
     boxes = []
     for c, n in ((cx, width), (cy, height)):
         s = min(side, n)

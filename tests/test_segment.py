@@ -164,6 +164,23 @@ def test_zoom_box_is_a_square_inside_the_image_around_the_clicks(clicks):
     assert box.width >= 4 * extent and box.width >= 0.5 * min(h, w)
 
 
+def test_later_clicks_near_the_first_keep_its_crop_and_its_cached_encoding():
+    """The crop is centred on the first click: while the clicks span at most a quarter of the
+    minimum side, every later click gets the same crop, so the engine encodes it once."""
+    h, w = 400, 600
+    first = zoom_box(np.array([[300, 200]], float), h, w)
+    assert first is not None and (first.x0 + first.x1) / 2 == pytest.approx(300, abs=1)
+    assert (first.y0 + first.y1) / 2 == pytest.approx(200, abs=1)
+    near = [[300, 200], [330, 185], [280, 230]]  # span 50 px: a quarter of the 200 px minimum side
+    assert zoom_box(np.array(near, float), h, w) == first
+    assert zoom_box(np.array(near[:2] + [[300, 200 + 130]], float), h, w) != first  # span 145: a larger crop
+    prop = BrightnessPropagator()
+    rgb = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    boxes = [segment(prop, rgb, near[:k], zoom=True, refine=None).box for k in range(1, len(near) + 1)]
+    assert boxes == [first] * 3
+    assert all(np.array_equal(im, prop.images[0]) for im in prop.images)  # the same view each time
+
+
 def test_zoom_box_is_none_when_the_crop_would_be_the_whole_image():
     assert zoom_box(np.array([[5, 5], [290, 190]], float), 200, 300) is None
 
