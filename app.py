@@ -11,7 +11,7 @@ from cmp.checkpoints import CheckpointError
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
 from cmp.pool import EnginePool
-from demos import gallery, header, motion, segment, server
+from demos import gallery, header, motion, outputs, segment, server
 from demos.common import Context, example_images
 from demos.outputs import start_run
 
@@ -105,6 +105,7 @@ def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Bloc
                     page.build(ctx)
     demo.queue(default_concurrency_limit=1, max_size=64)
     server.fair_queue(demo, trusted_proxies=trusted_proxies)
+    outputs.keep(p for block in demo.blocks.values() for p in getattr(block, "keep_in_cache", ()))
     return demo
 
 

@@ -31,6 +31,15 @@ TEMP_MAX_AGE_S = 3600
 
 _lock = threading.Lock()
 _run_dir: str | None = None
+#: Files the quota never deletes: Gradio's cached copies of the example photos and of the
+#: components' default values (``keep_in_cache``), which every page load shows.
+_kept: set[str] = set()
+
+
+def keep(paths) -> None:
+    """Never let :func:`enforce_quota` delete these files (Gradio's own cache cleaning spares
+    them too); the app passes every block's ``keep_in_cache`` once it is built."""
+    _kept.update(os.path.realpath(p) for p in paths)
 
 
 def output_dir() -> str:
@@ -135,7 +144,7 @@ def touch(path: str) -> None:
 def enforce_quota(root: str, quota: int, max_age_s: float = TEMP_MAX_AGE_S, now: float | None = None) -> int:
     """Delete files under ``root`` unused for ``max_age_s``, then the least recently used
     (written, or read through :func:`touch`) until the rest fit in ``quota`` bytes;
-    returns the bytes kept."""
+    returns the bytes kept. Files given to :func:`keep` stay (and count)."""
     now = time.time() if now is None else now
     files, made = [], {}
     for folder, _dirs, names in os.walk(root):
@@ -155,6 +164,8 @@ def enforce_quota(root: str, quota: int, max_age_s: float = TEMP_MAX_AGE_S, now:
     for mtime, size, p in files:
         if total <= quota and now - mtime <= max_age_s:
             break
+        if os.path.realpath(p) in _kept:
+            continue
         try:
             os.unlink(p)
             total -= size

@@ -389,3 +389,31 @@ def test_input_checks_and_fast_previews_survive_a_prop_update_in_the_session():
 
     shown = asyncio.run(run())
     assert shown["path"].endswith(".jpg")  # still the fast JPEG preview, not Gradio's WebP
+
+
+def test_the_disk_quota_never_deletes_the_example_photos(tiny_engine, tmp_path):
+    """Gradio keeps its cached copies of the examples (``keep_in_cache``) for every page load;
+    the quota's age and size rules must not delete them on a Space left idle for an hour."""
+    import shutil
+
+    from app import build_app
+    from demos import outputs
+    from demos.common import Context
+
+    example = tmp_path / "quota-example.png"  # content no other test uses: its own cache folder
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(example)
+    demo = build_app(Context(engine=tiny_engine, examples=[str(example)], video_side=128))
+    cached = [p for b in demo.blocks.values() for p in getattr(b, "keep_in_cache", ())
+              if p.endswith("quota-example.png")]
+    assert cached, "the example was not copied into Gradio's cache"
+    copy = cached[0]
+    folder = os.path.dirname(copy)
+    old_output = os.path.join(folder, "old-output.png")
+    shutil.copy(copy, old_output)
+    two_hours_ago = time.time() - 7200
+    for p in (copy, old_output):
+        os.utime(p, (two_hours_ago, two_hours_ago))
+    outputs.enforce_quota(folder, quota=10**9)  # the age rule
+    assert os.path.exists(copy) and not os.path.exists(old_output)
+    outputs.enforce_quota(folder, quota=0)  # the size rule
+    assert os.path.exists(copy)
