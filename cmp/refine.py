@@ -46,6 +46,21 @@ def _box_filter(a: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
 
 
+def _solve_sym3(m: dict, v: np.ndarray) -> np.ndarray:
+    """Per pixel, x with M x = v for a symmetric 3x3 M given by its upper entries ``m[(i, j)]``
+    (H, W each) and v (H, W, 3): the adjugate over the determinant, in float64 (one pass of
+    array arithmetic; ``np.linalg.solve`` on (H, W, 3, 3) took most of the filter's time)."""
+    a, b, c = (m[0, 0].astype(np.float64), m[0, 1].astype(np.float64), m[0, 2].astype(np.float64))
+    d, e, f = m[1, 1].astype(np.float64), m[1, 2].astype(np.float64), m[2, 2].astype(np.float64)
+    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
+    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
+    inv_det = 1.0 / (a * c00 + b * c01 + c * c02)
+    v0, v1, v2 = (v[..., k].astype(np.float64) for k in range(3))
+    return np.stack([(c00 * v0 + c01 * v1 + c02 * v2) * inv_det,
+                     (c01 * v0 + c11 * v1 + c12 * v2) * inv_det,
+                     (c02 * v0 + c12 * v1 + c22 * v2) * inv_det], axis=-1).astype(np.float32)
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = GUIDED_RADIUS,
                   eps: float = GUIDED_EPS, subsample: int = GUIDED_SUBSAMPLE) -> np.ndarray:
     """Colour guided filter (He et al.), fast variant (He and Sun, 2015): the linear
@@ -65,12 +80,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = GUIDED_RADIU
     mean_I = _box_filter(I, r)
     mean_p = _box_filter(p, r)
     cov_Ip = _box_filter(I * p[..., None], r) - mean_I * mean_p[..., None]
-    var = np.empty(I.shape[:2] + (3, 3), np.float32)
-    for i in range(3):
-        for j in range(i, 3):
-            var[..., i, j] = var[..., j, i] = _box_filter(I[..., i] * I[..., j], r) - mean_I[..., i] * mean_I[..., j]
-    var += eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var, cov_Ip[..., None])[..., 0]
+    cov = {(i, j): _box_filter(I[..., i] * I[..., j], r) - mean_I[..., i] * mean_I[..., j] + (eps if i == j else 0.0)
+           for i in range(3) for j in range(i, 3)}
+    a = _solve_sym3(cov, cov_Ip)
     b = mean_p - (a * mean_I).sum(-1)
     mean_a, mean_b = _box_filter(a, r), _box_filter(b, r)
     if subsample > 1:

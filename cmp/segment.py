@@ -229,7 +229,10 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
 
 # -- clean-up ---------------------------------------------------------------------
 
-def _label_at(labels: np.ndarray, x: float, y: float, radius: int = 2) -> int:
+_CLICK_RADIUS = 2  # px: a click this close to a component selects it
+
+
+def _label_at(labels: np.ndarray, x: float, y: float, radius: int = _CLICK_RADIUS) -> int:
     """Component label at a click, or the most common one within ``radius`` px (0 = none)."""
     h, w = labels.shape
     xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
@@ -251,9 +254,27 @@ def clean_mask(mask: np.ndarray, positive=(), negative=(), *, hole_fraction: flo
       that contain a negative click (the user said that is background).
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
         return mask.copy()
     pos, neg = as_clicks(positive), as_clicks(negative)
+    # The work is done on the mask's box with a margin of background (the click search radius
+    # + 1): every background region that reaches the margin reaches the image border through
+    # the background around the box, and a click beyond the margin reaches no mask pixel, so
+    # the result is the same as on the whole image, for a fraction of the pixels.
+    h, w = mask.shape
+    m = _CLICK_RADIUS + 1
+    y0, y1 = max(int(rows[0]) - m, 0), min(int(rows[-1]) + m + 1, h)
+    x0, x1 = max(int(cols[0]) - m, 0), min(int(cols[-1]) + m + 1, w)
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = _clean_view(mask[y0:y1, x0:x1], pos - [x0, y0], neg - [x0, y0], hole_fraction,
+                                    island_fraction)
+    return out
+
+
+def _clean_view(mask: np.ndarray, pos: np.ndarray, neg: np.ndarray, hole_fraction: float,
+                island_fraction: float) -> np.ndarray:
+    """:func:`clean_mask` on a view whose edges count as the image border."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     keep_ids = {_label_at(labels, x, y) for x, y in pos} - {0}
     if keep_ids:
