@@ -358,6 +358,7 @@ def test_input_checks_and_fast_previews_survive_a_prop_update_in_the_session():
     """``gr.update``/``gr.skip`` make Gradio build a new instance of a component for that
     session; the checks and fast previews set on the instance must carry over to it."""
     import asyncio
+    import concurrent.futures
 
     import gradio as gr
     from gradio.state_holder import SessionState
@@ -387,7 +388,9 @@ def test_input_checks_and_fast_previews_survive_a_prop_update_in_the_session():
         shown = await demo.process_api(fns[(draw._id,)], [], state)
         return shown["data"][0]
 
-    shown = asyncio.run(run())
+    # In a thread of its own: another test's browser may keep an event loop running in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        shown = pool.submit(asyncio.run, run()).result()
     assert shown["path"].endswith(".jpg")  # still the fast JPEG preview, not Gradio's WebP
 
 
