@@ -179,18 +179,6 @@ class AffinityCMP(nn.Module):
         p_still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)        # (1, hw)
         return (look - alpha * sp_d2).softmax(dim=0) * (1 - p_still)
 
-    def _blend(self, embed: torch.Tensor, null: torch.Tensor, sparse: torch.Tensor, still: bool = True
-               ) -> torch.Tensor:
-        """One image: embed (D, h, w), null (1, h, w), sparse (4, H, W) -> flow (2, h, w) in input px.
-
-        ``still=False`` leaves the stay-still option out (the guidance blend alone)."""
-        _, h, w = embed.shape
-        ys, xs, vec = self._points(sparse)
-        if len(ys) == 0:
-            return embed.new_zeros(2, h, w)
-        weights = self._weights(embed, null, ys, xs, vec.norm(dim=1) > MOVING_PX, sparse.shape[-2:], still)
-        return (vec.t() @ weights).view(2, h, w)
-
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
                still: bool | Sequence[bool] = True) -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
