@@ -237,3 +237,40 @@ def test_files_in_the_flat_config_layout_of_earlier_versions_still_load(tmp_path
     assert ck.config == cfg
     for k, v in src.state_dict().items():
         torch.testing.assert_close(ck.model.state_dict()[k], v)
+
+
+# -- guidance as points; probes sharing their weights ----------------------------------------
+
+@pytest.mark.parametrize("still_prior", [1, 2])
+def test_sets_decoded_together_equal_each_set_decoded_alone(still_prior):
+    """The probes of a segmentation click share points and moving set, so the batch reuses
+    their blend weights; every set must come out as it would alone (and as points, as a map)."""
+    from dataclasses import replace
+
+    from cmp.guidance import guidance_pixels
+
+    torch.manual_seed(1)
+    cfg = replace(TINY_AFFINITY, head=replace(TINY_AFFINITY.head, still_prior=still_prior))
+    m = build_cmp(cfg).eval()
+    if still_prior == 2:
+        with torch.no_grad():
+            m.null_spread.fill_(-0.7)
+            m.null_alpha_offset.fill_(0.3)
+    feats = m.encode_image(torch.randn(1, 3, H, W))
+    pts = np.array([[10, 12, 0, 0], [40, 30, 0, 0], [33, 50, 0, 0], [5, 60, 0, 0]], float)
+    sets = []
+    for dx, dy in ((4.0, 0.0), (-4.0, 0.0), (0.0, 4.0), (0.0, -4.0)):
+        s = pts.copy()
+        s[:2, 2:] = [dx, dy]  # two moving points, two pins, as a click's probes
+        sets.append(s)
+    other_movers = pts.copy()
+    other_movers[[0, 2], 2:] = [3.0, 1.0]  # same points, another two moving: its own weights
+    sets += [other_movers, np.array([[20, 20, 1.0, 2.0]])]
+    with torch.no_grad():
+        together = m.decode_points(feats, [tuple(torch.from_numpy(a) for a in guidance_pixels(s, (H, W))) for s in sets],
+                                   (H, W))
+        alone = torch.cat([m.decode(feats, sparse(s)) for s in sets])
+        as_maps = m.decode(feats, torch.cat([sparse(s) for s in sets]))
+    torch.testing.assert_close(together, alone, rtol=0, atol=0)
+    torch.testing.assert_close(as_maps, alone, rtol=0, atol=0)
+    assert together[0].abs().max() > 0  # the probes move something
