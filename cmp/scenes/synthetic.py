@@ -1,7 +1,9 @@
 """Synthetic scenes with exact flow (FlyingChairs-style), for training and held-out eval.
 
-Foreground cut-outs of photos with random smooth shapes move by their own
-affine motions over a (sometimes moving) background. Because every pixel's
+Foreground cut-outs of photos with random smooth shapes (or, on request, emoji
+silhouettes with parts, holes and thin structures: ``cmp.scenes.emoji``) move by their
+own affine motions over a (sometimes moving) background; all pixels of one cut-out,
+thin parts included, share its one motion. Because every pixel's
 motion is known exactly, the scenes teach "motion stays inside the object",
 which click segmentation relies on. Seeds below ``HELDOUT_SEED_BASE`` are for
 training; seeds at or above it are never used by the trainer.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .emoji import place_silhouette
 from .photos import default_photos, fit_crop
 from .shapes import random_shape
 
@@ -38,8 +41,15 @@ def _affine_flow(M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.ndarray] | None = None, *,
-               max_objects: int = 3, static_bg_prob: float = 0.5, bg_shift: float = 10.0) -> dict:
+               max_objects: int = 3, static_bg_prob: float = 0.5, bg_shift: float = 10.0,
+               silhouettes=None, emoji_prob: float = 0.0) -> dict:
     """One scene; ``bg_shift`` bounds the background's translation in px (a panning camera).
+
+    ``silhouettes``: (code point, bool mask) pairs (``cmp.scenes.emoji.emoji_silhouettes``,
+    the caller picks the split); each cut-out takes one of them instead of a smooth random
+    shape with probability ``emoji_prob``. At ``emoji_prob`` 0 a seed gives the same scene
+    as before the option existed (no extra random draws). ``shapes`` in the result: the
+    code point of each cut-out's silhouette, 0 for a smooth shape.
 
     Returns image1, image2 (H, W, 3) uint8; flow (H, W, 2) float32 from
     image1 to image2 in px; valid (H, W) bool (all True: the flow is exact);
@@ -58,9 +68,10 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     flow = _affine_flow(Mb, size)
     labels = np.zeros(size, np.int32)
     k_obj = int(rng.integers(1, max_objects + 1))
-    order2 = []
+    order2, shapes = [], []
     for k in range(1, k_obj + 1):
-        tex, mask = _cutout(size, photos, rng)
+        tex, mask, cp = _cutout(size, photos, rng, silhouettes, emoji_prob)
+        shapes.append(cp)
         if mask.sum() < 64:
             continue
         ys, xs = np.nonzero(mask)
@@ -74,16 +85,21 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
         t2 = cv2.warpAffine(tex, M, (W, H), flags=cv2.INTER_LINEAR)
         m2 = cv2.warpAffine(mask.astype(np.uint8) * 255, M, (W, H), flags=cv2.INTER_LINEAR) > 127
         img2[m2] = t2[m2]
-    return _scene(img1, img2, flow, labels, k_obj)
+    return {**_scene(img1, img2, flow, labels, k_obj), "shapes": shapes}
 
 
-def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Generator, silhouettes=None,
+            emoji_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
     """An object: a photo texture (brightness shifted a little, so it is not always the
-    background's statistics) and a random smooth shape (bool mask) to cut it with."""
+    background's statistics) and a shape (bool mask) to cut it with: a random smooth one,
+    or with probability ``emoji_prob`` one of ``silhouettes`` (then its code point, else 0)."""
     H, W = size
     tex = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
     tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
-    return tex, random_shape(rng, size, "radial", extent=rng.uniform(0.2, 0.6) * min(H, W))
+    if silhouettes and emoji_prob > 0 and rng.random() < emoji_prob:
+        cp, sil = silhouettes[int(rng.integers(len(silhouettes)))]
+        return tex, place_silhouette(sil, size, rng, extent=rng.uniform(0.35, 0.8) * min(H, W)), int(cp)
+    return tex, random_shape(rng, size, "radial", extent=rng.uniform(0.2, 0.6) * min(H, W)), 0
 
 
 def _scene(img1, img2, flow, labels, k_obj: int) -> dict:
@@ -127,7 +143,7 @@ def make_parallax_scene(seed: int, size: tuple[int, int] = (288, 384), photos: l
     k_obj = int(rng.integers(1, max_objects + 1))
     depths = np.sort(rng.uniform(1.2, 3.0, k_obj))  # far to near: nearer objects are painted last
     for k, near in enumerate(depths, start=1):
-        tex, mask = _cutout(size, photos, rng)
+        tex, mask, _ = _cutout(size, photos, rng)
         if mask.sum() < 64:
             continue
         d_obj = _plane(size, rng, min(base * float(near), max_disparity), tilt=0.3)

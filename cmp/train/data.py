@@ -15,6 +15,7 @@ import torch
 
 from ..guidance import encode_sparse, sample_guidance
 from ..model import normalize_image
+from ..scenes.emoji import emoji_silhouettes
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_parallax_scene, make_scene
 from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
@@ -26,17 +27,21 @@ PAN_SHIFT = 30.0
 
 
 def prepare(sources: list[str | Path], out_dir: str | Path, *, pairs_per_video: int = 300,
-            val_pairs_per_video: int = 40, long_side: int = 384, seed: int = 0, log=print) -> dict:
-    """Write ``train_<k>.npz`` / ``val_<k>.npz`` per video under ``out_dir`` and a manifest."""
+            val_pairs_per_video: int = 40, long_side: int = 384, min_short: int = 0, seed: int = 0,
+            log=print) -> dict:
+    """Write ``train_<k>.npz`` / ``val_<k>.npz`` per video under ``out_dir`` and a manifest.
+
+    Frames get a long side of ``long_side``, or more when the short side would fall below
+    ``min_short`` (a 16:9 clip at 384 px would be too low for the trainer's 256 px crops)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    manifest = {"videos": [], "long_side": long_side}
+    manifest = {"videos": [], "long_side": long_side, "min_short": min_short}
     paths = [p for s in sources for p in find_sources(s)]
     if not paths:
         raise ValueError(f"no videos or frame folders found in {', '.join(map(str, sources))}")
     for k, p in enumerate(paths):
-        frames = read_frame_folder(p, long_side) if p.is_dir() else read_video(p, long_side)
+        frames = read_frame_folder(p, long_side, min_short) if p.is_dir() else read_video(p, long_side, min_short=min_short)
         cut = int(len(frames) * (1 - VAL_FRACTION))
         name = p.name.split(".")[0]
         entry = {"name": name, "source": str(p), "frames": int(len(frames)), "train_frames": [0, cut],
@@ -123,12 +128,15 @@ class MixedSampler:
 
     def __init__(self, pair_sets: list[PairSet], *, crop: int = 256, synth_prob: float = 0.5,
                  seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384),
-                 pan_prob: float = 0.0, parallax_prob: float = 0.0):
+                 pan_prob: float = 0.0, parallax_prob: float = 0.0, emoji_prob: float = 0.0):
         self.sets = [s for s in pair_sets if min(s.images.shape[1:3]) >= crop]
         self.crop, self.seed, self.scene_size, self.pan_prob = crop, seed, scene_size, pan_prob
         self.parallax_prob = parallax_prob
         self.synth_prob = synth_prob if self.sets else 1.0
         self.photos = photos if photos is not None else default_photos()
+        #: the TRAINING half of the emoji silhouettes (the other half is evaluation's)
+        self.emoji_prob = emoji_prob
+        self.silhouettes = emoji_silhouettes("train") if emoji_prob > 0 else ()
 
     def sample(self, i: int) -> Sample:
         rng = np.random.default_rng([self.seed, i])
@@ -141,7 +149,8 @@ class MixedSampler:
             if parallax:
                 sc = make_parallax_scene(seed, self.scene_size, self.photos)
             else:
-                sc = make_scene(seed, self.scene_size, self.photos,
+                sc = make_scene(seed, self.scene_size, self.photos, silhouettes=self.silhouettes,
+                                emoji_prob=self.emoji_prob,
                                 **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
             img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
         else:

@@ -42,6 +42,7 @@ class TrainConfig:
     synth_prob: float = 0.5
     pan_prob: float = 0.0  # share of synthetic scenes whose background pans by up to PAN_SHIFT px
     parallax_prob: float = 0.0  # share of synthetic scenes seen by a camera moving past layers at depth
+    emoji_prob: float = 0.0  # share of synthetic cut-outs shaped as a training-half emoji silhouette
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -56,6 +57,7 @@ class TrainConfig:
     max_minutes: float | None = None
     threads: int | None = None
     init: str | None = None  # checkpoint to copy every same-named, same-shaped tensor from (warm start)
+    resume: str | None = None  # a saved training state (last.pt) to continue when OUT has none yet
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -149,6 +151,15 @@ def _ddp_setup():
     return dist.get_rank(), dist.get_world_size()
 
 
+def training_state(model, opt, step: int, mcfg: CMPConfig, cfg: TrainConfig) -> dict:
+    """What resuming needs and nothing else (weights-only loadable, about 12 MB for
+    slim-affinity): weights, optimizer moments, step, torch RNG, the architecture, and
+    the flags of the run (``train``, for the record: the data stream is a pure function
+    of the seed and the sample index, so nothing else needs saving)."""
+    return {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": mcfg.to_json(),
+            "torch_rng": torch.get_rng_state(), "train": json.dumps(asdict(cfg))}
+
+
 class _NoBar:
     """What the loop needs of a tqdm bar, doing nothing."""
 
@@ -172,7 +183,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "last.pt"
-    stored = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else None
+    source = state_path if state_path.is_file() else Path(cfg.resume) if cfg.resume else None
+    if source is not None and not source.is_file():
+        raise ValueError(f"--resume {cfg.resume}: no such file")
+    stored = torch.load(source, map_location="cpu", weights_only=True) if source is not None else None
     mcfg: CMPConfig = CONFIGS[cfg.arch]
     if stored is not None and stored.get("config"):
         # A resumed run keeps the network it was started with, whatever --arch says now.
@@ -195,7 +209,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step = int(st["step"])
-        log(f"resumed from {state_path} at step {step}")
+        if "torch_rng" in st:
+            torch.set_rng_state(st["torch_rng"])
+        log(f"resumed from {source} at step {step}")
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
@@ -203,7 +219,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     train_pairs = load_pairs(cfg.data, "train") if cfg.data else []
     val_pairs = load_pairs(cfg.data, "val") if cfg.data else []
     sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank,
-                           pan_prob=cfg.pan_prob, parallax_prob=cfg.parallax_prob,
+                           pan_prob=cfg.pan_prob, parallax_prob=cfg.parallax_prob, emoji_prob=cfg.emoji_prob,
                            photos=default_photos(cfg.photo_dir))
     val_batch = validation_set(val_pairs, crop=cfg.crop) if rank == 0 else None
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -215,8 +231,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if rank != 0:
             return
         tmp = out / "last.pt.tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "config": mcfg.to_json()}, tmp)
+        torch.save(training_state(model, opt, step, mcfg, cfg), tmp)
         os.replace(tmp, state_path)
         save_checkpoint(model, out / "model.safetensors", steps=str(step), arch=mcfg.name)
 

@@ -20,8 +20,9 @@ VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
-def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -> np.ndarray:
-    """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``."""
+def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000, min_short: int = 0) -> np.ndarray:
+    """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``
+    (or larger, so that the short side is at least ``min_short``)."""
     path = Path(path)
     frames = []
     with open_video(path) as cap:
@@ -29,26 +30,27 @@ def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000) -
             ok, bgr = cap.read()
             if not ok:
                 break
-            frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side))
+            frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side, min_short))
     if not frames:
         raise ValueError(f"no frames could be read from {path.name}")
     return np.stack(frames)
 
 
-def read_frame_folder(folder: str | Path, long_side: int = 384) -> np.ndarray:
-    """The folder's frame images in name order, (T, H, W, 3) uint8 RGB, long side ``long_side``."""
+def read_frame_folder(folder: str | Path, long_side: int = 384, min_short: int = 0) -> np.ndarray:
+    """The folder's frame images in name order, (T, H, W, 3) uint8 RGB, long side ``long_side``
+    (short side at least ``min_short``)."""
     frames = []
     for p in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_EXT):
         rgb = read_photo(p)
         if rgb is None:
             raise ValueError(f"cannot read frame {p.name} in {Path(folder).name}")
-        frames.append(_resize(rgb, long_side))
+        frames.append(_resize(rgb, long_side, min_short))
     return np.stack(frames)
 
 
-def _resize(rgb: np.ndarray, long_side: int) -> np.ndarray:
+def _resize(rgb: np.ndarray, long_side: int, min_short: int = 0) -> np.ndarray:
     h, w = rgb.shape[:2]
-    s = long_side / max(h, w)
+    s = max(long_side / max(h, w), min_short / min(h, w))
     if abs(s - 1) < 1e-6:
         return rgb
     return cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
