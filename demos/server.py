@@ -356,10 +356,8 @@ def fair_queue(demo, per_session: int = QUEUED_PER_SESSION, per_address: int = Q
     queue.push = push
 
 
-# -- memory ------------------------------------------------------------------------------------
+# -- Gradio's per-session component copies ------------------------------------------------
 
-#: glibc malloc arenas (default 8 per core): each handler thread would keep its own arena's
-#: freed pages, so three requests in parallel held ~300 MB more than one at a time.
 #: Methods the pages set on a component instance (``demos.intake``, ``demos.common.validated``,
 #: ``demos.outputs.fast_preview``, ``demos.motion.unset_checkbox``).
 INSTANCE_PATCHES = ("preprocess", "postprocess")
@@ -394,6 +392,10 @@ def keep_instance_patches() -> None:
     SessionState.__setitem__ = setitem
 
 
+# -- memory ------------------------------------------------------------------------------------
+
+#: glibc malloc arenas (default 8 per core): each handler thread would keep its own arena's
+#: freed pages, so three requests in parallel held ~300 MB more than one at a time.
 MALLOC_ARENAS = 2
 
 
