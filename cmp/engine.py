@@ -199,19 +199,17 @@ class Engine:
         s = torch.stack([encode_sparse(pm, size) for pm in self._model_points(handle, guidance_sets)]).to(self.device)
         return s.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else s
 
-    def _guidance(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]):
-        """What the model reads: dense guidance maps for a network that convolves them, else
-        the marked pixels themselves (the same pixels, without (G, 4, H, W) of zeros)."""
+    def _decoder(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray]):
+        """The guidance sets checked and in the form the model reads (dense maps for a network
+        that convolves them, else the marked pixels themselves, without (G, 4, H, W) of zeros),
+        as a function of the cached features (and ``still=``) that decodes them."""
         if self.model.convolves_guidance:
-            return self._sparse_batch(handle, guidance_sets)
+            sparse = self._sparse_batch(handle, guidance_sets)
+            return lambda feats, **kw: self.model.decode(feats, sparse, **kw)
         size = handle.transform.model_size
-        return [tuple(torch.from_numpy(a).to(self.device) for a in guidance_pixels(pm, size))
-                for pm in self._model_points(handle, guidance_sets)]
-
-    def _decode(self, feats, guidance, size: tuple[int, int], decode_kw: dict) -> torch.Tensor:
-        if self.model.convolves_guidance:
-            return self.model.decode(feats, guidance, **decode_kw)
-        return self.model.decode_points(feats, guidance, size, **decode_kw)
+        points = [tuple(torch.from_numpy(a).to(self.device) for a in guidance_pixels(pm, size))
+                  for pm in self._model_points(handle, guidance_sets)]
+        return lambda feats, **kw: self.model.decode_points(feats, points, size, **kw)
 
     @property
     def supports_scene_motion(self) -> bool:
@@ -248,14 +246,14 @@ class Engine:
             raise ValueError("no guidance sets given")
         flags = self.scene_flags(handle, guidance_sets, scene_motion)
         decode_kw = {"still": [not f for f in flags]} if any(flags) else {}
-        guidance = self._guidance(handle, guidance_sets)
+        decode = self._decoder(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
             feats = self.cache.get(handle.key)
             if feats is None:
                 raise ImageNotCached(handle.key)
             with self.runtime.autocast():
-                out = self._decode(feats, guidance, tf.model_size, decode_kw)
+                out = decode(feats, **decode_kw)
             flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])
