@@ -203,23 +203,21 @@ class AffinityCMP(nn.Module):
         if len(flags) != G:
             raise ValueError(f"{len(flags)} still flags for {G} guidance sets")
         n = feats.embed.shape[0]
-        out, last = [], None
+        out, last = [], None  # last: (image, mode, ys, xs, moving) and the weights computed for them
         with torch.autocast(device_type=feats.embed.device.type, enabled=False):
             for g, (ys, xs, vec) in enumerate(points):
-                embed, null = feats.embed[g if n > 1 else 0], feats.null[g if n > 1 else 0]
+                i = g if n > 1 else 0
+                embed, null = feats.embed[i], feats.null[i]
                 if len(ys) == 0:
                     out.append(embed.new_zeros(2, *embed.shape[1:]))
                     continue
                 vec = vec.float()
                 moving = vec.norm(dim=1) > MOVING_PX
-                key = (g if n > 1 else 0, flags[g])
-                if last is not None and last[0] == key and torch.equal(last[1], ys) and torch.equal(last[2], xs) \
-                        and torch.equal(last[3], moving):
-                    weights = last[4]
-                else:
-                    weights = self._weights(embed, null, ys, xs, moving, size, flags[g])
-                    last = (key, ys, xs, moving, weights)
-                out.append((vec.t() @ weights).view(2, *embed.shape[1:]))
+                shared = last is not None and last[0][:2] == (i, flags[g]) and all(
+                    torch.equal(a, b) for a, b in zip(last[0][2:], (ys, xs, moving)))
+                if not shared:
+                    last = ((i, flags[g], ys, xs, moving), self._weights(embed, null, ys, xs, moving, size, flags[g]))
+                out.append((vec.t() @ last[1]).view(2, *embed.shape[1:]))
         return torch.stack(out)
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
