@@ -101,6 +101,8 @@ class AffinityCMP(nn.Module):
     supports_scene_motion = True
     #: Guidance is read as points (:meth:`decode_points`); the engine builds no dense map.
     convolves_guidance = False
+    #: Submodules only encode_image uses, whole (cmp.model.frozen folds their BatchNorms).
+    encode_only = ("image_encoder", "embed2", "embed4", "embed8", "embed_head")
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
@@ -135,6 +137,13 @@ class AffinityCMP(nn.Module):
              + F.interpolate(self.embed8(enc.code), size=size2, mode="bilinear", align_corners=False))
         out = self.embed_head(x).float()
         return AffinityFeatures(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
+
+    @staticmethod
+    def features_from_tensors(tensors: Sequence[torch.Tensor], size: tuple[int, int]) -> AffinityFeatures:
+        """:class:`AffinityFeatures` from its :meth:`~AffinityFeatures.tensors` and the input size
+        (how :class:`cmp.model.frozen.FrozenEncoder` rebuilds them)."""
+        embed, null = tensors
+        return AffinityFeatures(embed, null, tuple(size))
 
     # -- per guidance set --------------------------------------------------------
     @staticmethod

@@ -5,7 +5,7 @@ the pyramid aligned), G number of guidance sets sharing one image.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,9 @@ class CMP(nn.Module):
     supports_scene_motion = False
     #: The dense guidance map goes through a convolutional encoder (:meth:`decode`).
     convolves_guidance = True
+    #: Submodules only encode_image uses, whole (cmp.model.frozen folds their BatchNorms);
+    #: the decoder's image partials are not: their BatchNorm comes after the guidance part.
+    encode_only = ("image_encoder", "flow_decoder.skipconv4", "flow_decoder.skipconv2")
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
@@ -79,6 +82,13 @@ class CMP(nn.Module):
         skip4, skip2 = self.flow_decoder.image_skips(enc.layer1, enc.stem)
         parts = self.flow_decoder.image_partials(enc.code, skip4, skip2)
         return ImageFeatures(parts, tuple(image.shape[-2:]))
+
+    @staticmethod
+    def features_from_tensors(tensors: Sequence[torch.Tensor], size: tuple[int, int]) -> ImageFeatures:
+        """:class:`ImageFeatures` from its :meth:`~ImageFeatures.tensors` and the input size
+        (how :class:`cmp.model.frozen.FrozenEncoder` rebuilds them)."""
+        *branches, fuse4, fuse2 = tensors
+        return ImageFeatures(DecoderPartials(tuple(branches), fuse4, fuse2), tuple(size))
 
     def sparse_code(self, sparse: torch.Tensor) -> torch.Tensor:
         """(G, 4, H, W) guidance map -> (G, sparse_dim, H/8, W/8), always in fp32.
