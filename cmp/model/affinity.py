@@ -167,26 +167,33 @@ class AffinityCMP(nn.Module):
                             ys.float() * sy / max(h - 1, 1) * 2 - 1], dim=-1).view(1, 1, -1, 2)
         e_pts = F.grid_sample(embed[None], grid, mode="bilinear", align_corners=True)[0, :, 0].t()  # (K, D)
         flat = embed.reshape(D, -1)                                            # (D, hw)
-        feat_d2 = (flat * flat).sum(0, keepdim=True) + (e_pts * e_pts).sum(1, keepdim=True) - 2 * e_pts @ flat
+        # |E(p) - e_i|^2 = |E(p)|^2 + |e_i|^2 - 2 e_i . E(p): the (K, hw) matrix in one addmm
+        feat_d2 = torch.addmm((flat * flat).sum(0, keepdim=True) + (e_pts * e_pts).sum(1, keepdim=True),
+                              e_pts, flat, alpha=-2.0).clamp_min(0)
         gy = torch.arange(h, device=embed.device, dtype=torch.float32) / sy if h > 1 else embed.new_zeros(1)
         gx = torch.arange(w, device=embed.device, dtype=torch.float32) / sx if w > 1 else embed.new_zeros(1)
-        dy2 = (gy[None, :] - ys.float()[:, None]) ** 2                         # (K, h)
-        dx2 = (gx[None, :] - xs.float()[:, None]) ** 2                         # (K, w)
-        sp_d2 = (dy2[:, :, None] + dx2[:, None, :]).reshape(len(ys), -1) / SPATIAL_UNIT ** 2
+        dy2 = (gy[None, :] - ys.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, h)
+        dx2 = (gx[None, :] - xs.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, w)
         beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
-        look = -beta * feat_d2.clamp_min(0)                                    # (K, hw)
+
+        def logits_at(a: torch.Tensor) -> torch.Tensor:
+            """(K, hw) -beta |E(p) - e_i|^2 - a |p - q_i|^2 / unit^2; ``a`` scales the (K, h) and
+            (K, w) factors before they are spread to (K, hw), so each logit costs two passes."""
+            spatial = ((-a * dy2)[:, :, None] + (-a * dx2)[:, None, :]).reshape(len(ys), -1)
+            return torch.addcmul(spatial, feat_d2, -beta)
+
+        logits = logits_at(alpha)
         if not still:  # whole scene moves: the guidance blend alone, no statistics needed
-            return (look - alpha * sp_d2).softmax(dim=0)
+            return logits.softmax(dim=0)
         density = len(ys) / (H * W / SPATIAL_UNIT ** 2)
         shift = self.null_guidance[0] * math.log(density) + self.null_guidance[1] * moving.float().mean()
         if self.cfg.head.still_prior == 1:
-            logits = torch.cat([null.reshape(1, -1) + shift, look - alpha * sp_d2], dim=0)
-            return logits.softmax(dim=0)[1:]                                   # (K, hw)
+            return torch.cat([null.reshape(1, -1) + shift, logits], dim=0).softmax(dim=0)[1:]  # (K, hw)
         shift = shift + self.null_spread[0] * guidance_spread(ys, xs, moving, H, W)
         alpha0 = F.softplus(self.log_alpha + self.null_alpha_offset[0])
-        evidence = torch.logsumexp(look - alpha0 * sp_d2, dim=0, keepdim=True)
+        evidence = torch.logsumexp(logits_at(alpha0), dim=0, keepdim=True)
         p_still = torch.sigmoid(null.reshape(1, -1) + shift - evidence)        # (1, hw)
-        return (look - alpha * sp_d2).softmax(dim=0) * (1 - p_still)
+        return logits.softmax(dim=0) * (1 - p_still)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
                still: bool | Sequence[bool] = True) -> torch.Tensor:
