@@ -64,8 +64,9 @@ def test_the_app_bounds_its_caches(launched_app):
     assert 0 < app.CACHE_IMAGES <= 64 and 0 < app.CACHE_MB <= 4096 and 0 < app.STATE_SESSIONS < 10_000
 
 
-def test_per_request_temp_files_are_fresh_and_old_ones_pruned():
+def test_per_request_temp_files_are_fresh_and_old_ones_pruned(monkeypatch):
     from demos import common, outputs
+    monkeypatch.setattr(outputs, "QUOTA_CHECK_S", 0.0)  # every output checks (the throttle: test below)
     old_file = Path(common.temp_path(".png"))
     old_dir = Path(common.temp_dir())
     (old_dir / "mask.png").write_bytes(b"x")
@@ -76,3 +77,25 @@ def test_per_request_temp_files_are_fresh_and_old_ones_pruned():
     assert len(set(fresh)) == 4 and all(os.path.exists(p) for p in fresh)
     assert not old_file.exists() and not old_dir.exists()
     assert all(Path(p).parent == Path(outputs.output_dir()) for p in fresh)
+
+
+def test_the_quota_walk_is_throttled_only_while_half_the_quota_is_free(monkeypatch):
+    from demos import outputs
+    walks = []
+    monkeypatch.setattr(outputs, "enforce_quota", lambda root, quota: walks.append(quota) or kept[0])
+    monkeypatch.setattr(outputs, "_last_walk", (-float("inf"), 0))
+    monkeypatch.setattr(outputs, "QUOTA_CHECK_S", 60.0)
+    kept = [outputs.OUTPUT_QUOTA_BYTES // 4]
+    outputs.temp_path(".png")
+    outputs.temp_path(".flo")
+    outputs.temp_dir()
+    assert len(walks) == 1  # a quarter of the quota used: one walk per QUOTA_CHECK_S
+    kept[0] = outputs.OUTPUT_QUOTA_BYTES // 2 + 1  # the folder grew past half the quota
+    outputs.temp_path(".png")
+    assert len(walks) == 1  # not seen before the interval has passed...
+    monkeypatch.setattr(outputs, "_last_walk", (outputs._last_walk[0] - 61.0, outputs._last_walk[1]))
+    outputs.temp_path(".png")
+    assert len(walks) == 2  # ...then seen, and from here on every output checks
+    outputs.temp_path(".png")
+    outputs.temp_dir()
+    assert len(walks) == 4
