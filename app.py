@@ -119,7 +119,7 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    server.limit_malloc_arenas()
+    server.tune_malloc()
     args = zero_gpu_args(parse_args(argv))
     try:
         engine, notice = load_engine(args)
