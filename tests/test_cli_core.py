@@ -167,6 +167,15 @@ def test_bench_reports_every_path_for_both_models(files, capsys):
     assert out["info"]["size"] == 64 and out["info"]["repeats"] == 1
 
 
+def test_bench_encodes_with_the_frozen_graph_in_bf16_unless_told_eager(files, capsys):
+    _, ckpt, _ = files
+    for flags, frozen in (([], True), (["--eager"], False)):
+        assert main(["bench", "--checkpoint", str(ckpt), "--size", "64", "--repeats", "1", "--precision",
+                     "fp32,bf16", "--device", "cpu", "--json", *flags]) == 0
+        rows = json.loads(capsys.readouterr().out)["results"]
+        assert [r["frozen_encoder"] for r in rows] == [False, frozen] * 2, rows  # fp32 stays eager
+
+
 @pytest.mark.parametrize("argv,says", [(["--repeats", "0"], "--repeats"), (["--size", "32"], "--size"),
                                        (["--precision", ","], "--precision")])
 def test_bench_refuses_bad_settings_in_one_line(capsys, argv, says):

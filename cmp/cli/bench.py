@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
     p.add_argument("--size", type=int, default=384, help="square test image side and model side, px (default 384)")
+    p.add_argument("--eager", action="store_true",
+                   help="encode images with the eager model where the engine would use its frozen bf16 graph "
+                        "(cmp.model.frozen), to compare set_image")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -110,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     for label, model in models:
         params = sum(p.numel() for p in model.parameters())
         for rt in runtimes:
-            eng = Engine(model, rt, side=args.size, name=label)
+            eng = Engine(model, rt, side=args.size, name=label, freeze=False if args.eager else None)
             r = bench_engine(eng, rgb, args.repeats)
             rows.append({"model": label, "params": params, "device": rt.device.type,
-                         "precision": rt.precision, **r})
+                         "precision": rt.precision, "frozen_encoder": eng.frozen, **r})
             del eng
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16(),
             "machine": platform.processor() or platform.machine(), "size": args.size,
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     table = [head]
     for r in rows:
         ms = lambda k: f"{1000 * r[k]:.0f}"  # noqa: E731
-        table.append((r["model"], r["precision"], ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
+        table.append((r["model"], r["precision"] + " (frozen)" * r["frozen_encoder"], ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
                       f"{r['arrow_speedup']:.1f}", ms("segment_original"), ms("segment_cached"),
                       f"{r['segment_speedup']:.1f}", ms("segment_call")))
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
