@@ -156,8 +156,10 @@ class Engine:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of the model's parameters and buffers (the features cache comes on top)."""
-        return sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
+        """Bytes of the model's parameters and buffers, and of the frozen encoder's copy of its
+        encoding weights when there is one (the features cache comes on top)."""
+        own = sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
+        return own + (self._frozen.nbytes if self._frozen is not None else 0)
 
     @property
     def device(self) -> torch.device:

@@ -94,6 +94,9 @@ def test_the_engine_freezes_only_bf16_on_a_cpu_and_gives_the_same_flow(kind):
     eager = Engine(m, Runtime.create("cpu", "bf16"), side=128, freeze=False)
     frozen = Engine(m, Runtime.create("cpu", "bf16"), side=128)
     assert frozen.frozen and not eager.frozen
+    # the frozen copy of the encoding weights is counted (bf16: half their fp32 bytes)
+    enc = sum(t.numel() for name in m.encode_only for t in m.get_submodule(name).parameters())
+    assert frozen.weight_bytes - eager.weight_bytes >= 2 * enc
     a = eager.propagate(eager.set_image(rgb), arrows)
     b = frozen.propagate(frozen.set_image(rgb), arrows)
     assert float(np.abs(a - b).max()) < 0.05 * float(np.abs(a).max()) + 1e-3

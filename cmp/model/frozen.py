@@ -83,6 +83,12 @@ class FrozenEncoder:
             raise TypeError(f"{type(model).__name__} has no features_from_tensors")
         self.model = model
         self.dtype = dtype
+        #: Bytes the frozen copy's weights take (the encoding-only parts, in ``dtype``), counted
+        #: before it exists so an engine pool bounding models by bytes sees it from the start.
+        self.nbytes = sum(t.numel() * torch.empty((), dtype=dtype).element_size()
+                          for name in getattr(model, "encode_only", ())
+                          for t in (*model.get_submodule(name).parameters(), *model.get_submodule(name).buffers())
+                          if t.is_floating_point())
         self._graph: Any = None
         self._lock = threading.Lock()
 
