@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .images import resize_rgb
+
 PAD_MULTIPLE = 8
 MIN_SIDE = 8
 #: Smallest model input side: the decoder max-pools the 1/8 features by 8 more,
@@ -75,8 +77,7 @@ class ImageTransform:
         if rgb.shape[:2] != (self.height, self.width):
             raise ValueError(f"expected a {self.width}x{self.height} image, got {rgb.shape[1]}x{rgb.shape[0]}")
         ih, iw = self.inner_size
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC
-        out = cv2.resize(rgb, (iw, ih), interpolation=interp) if (ih, iw) != rgb.shape[:2] else rgb
+        out = resize_rgb(rgb, iw, ih)
         H, W = self.model_size
         return cv2.copyMakeBorder(np.ascontiguousarray(out), 0, H - ih, 0, W - iw, cv2.BORDER_REPLICATE)
 

@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -88,6 +89,17 @@ def downscale(rgb: np.ndarray, max_side: int = MAX_SIDE,
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS)) if s < 1 else rgb
     return small, f"Image downscaled from {ow}x{oh} to {nw}x{nh} px (limit {max_side} px per side)."
+
+
+def resize_rgb(rgb: np.ndarray, width: int, height: int, *, upscale: int = cv2.INTER_CUBIC) -> np.ndarray:
+    """The one resize of photos and video frames: area averaging when the result is smaller
+    (no aliasing), ``upscale`` (bicubic unless told) when it is larger; the same array when the
+    size is already right. Masks and flows have their own (:func:`cmp.flow.resize_flow`)."""
+    h, w = rgb.shape[:2]
+    if (w, h) == (width, height):
+        return rgb
+    interp = cv2.INTER_AREA if width * height < w * h else upscale
+    return cv2.resize(rgb, (width, height), interpolation=interp)
 
 
 def _decode_reduced(im: Image.Image, max_side: int) -> tuple[Image.Image, tuple[int, int]]:

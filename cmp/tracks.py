@@ -209,12 +209,18 @@ def _count(state: dict) -> int:
     return len(state.get("points", [])) + len(state.get("tracks", []))
 
 
+def _check_room(state: dict) -> None:
+    """The guidance limit (:data:`MAX_POINTS`, as :func:`cmp.guidance.check_count` applies it to a
+    whole set), worded for the one more a click would add."""
+    if _count(state) >= MAX_POINTS:
+        raise GuidanceError(f"at most {MAX_POINTS} arrows, paths and pins; undo or clear some first")
+
+
 def add_click(state: dict, x: float, y: float, pin_mode: bool = False) -> dict:
     """Next state after a click at (x, y): start an arrow, finish it, or add a pin."""
     points = [list(p) for p in state.get("points", [])]
     pending = state.get("pending")
-    if _count(state) >= MAX_POINTS:
-        raise GuidanceError(f"at most {MAX_POINTS} arrows, paths and pins; undo or clear some first")
+    _check_room(state)
     if pin_mode:
         points.append([x, y, 0.0, 0.0])
         return {**state, "points": points, "pending": None, **_added(state, "p")}
@@ -234,8 +240,8 @@ def add_path_click(state: dict, x: float, y: float) -> dict:
     path = [list(p) for p in state.get("path") or []]
     if path and math.hypot(x - path[-1][0], y - path[-1][1]) <= SAME_POINT_PX:
         return finish_path(state)
-    if not path and _count(state) >= MAX_POINTS:
-        raise GuidanceError(f"at most {MAX_POINTS} arrows, paths and pins; undo or clear some first")
+    if not path:
+        _check_room(state)
     if len(path) >= MAX_KEYFRAMES:
         raise GuidanceError(f"a path has at most {MAX_KEYFRAMES} points; finish it first")
     return {**state, "pending": None, "path": path + [[x, y]]}

@@ -157,3 +157,22 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     assert asked[-1] == [names[1]] and A.decode(st, st["mask"]).sum() == 4 * 10
     st, _ = A.recompute(None, rgb, A.undo(st))
     assert asked[-1] == names
+
+
+def test_the_one_photo_resize_averages_when_shrinking_and_keeps_the_array_at_its_size():
+    from cmp.geometry import ImageTransform
+    from cmp.images import resize_rgb
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    assert resize_rgb(rgb, 80, 60) is rgb
+    stripes = np.zeros((60, 80, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: sampling would alias them, averaging gives grey
+    small = resize_rgb(stripes, 40, 30)
+    assert small.shape == (30, 40, 3) and np.abs(small.astype(int) - 128).max() <= 1
+    big = resize_rgb(rgb, 160, 120)
+    assert big.shape == (120, 160, 3) and np.abs(big[::2, ::2].astype(int) - rgb).mean() < 40
+    # the model input goes through it: the transform's resized part equals it
+    tf = ImageTransform(60, 80, 64)
+    ih, iw = tf.inner_size
+    np.testing.assert_array_equal(tf.apply_image(rgb)[:ih, :iw], resize_rgb(rgb, iw, ih))

@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from ..flow import dis_flow, endpoint_error, fb_consistency
 from ..guidance import watershed_points
+from ..images import resize_rgb
 from ..scenes.photos import opencv_doc
 from ..scenes.synthetic import HELDOUT_SEED_BASE
 from ..scenes.video import open_video
@@ -114,7 +115,7 @@ def resize_pair(image: np.ndarray, flow: np.ndarray, valid: np.ndarray,
     nh = max(1, round(h * width / w))
     sx, sy = width / w, nh / h
     interp = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
-    img = cv2.resize(image, (width, nh), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
+    img = resize_rgb(image, width, nh)
     m = valid.astype(np.float32)
     f = np.where(valid[..., None], flow, 0).astype(np.float32) * m[..., None]
     f = cv2.resize(f, (width, nh), interpolation=interp)
@@ -188,8 +189,7 @@ def _read_frames(cap: cv2.VideoCapture, wanted: set[int], width: int) -> dict[in
             if ok:
                 h, w = bgr.shape[:2]
                 nh = max(1, round(h * width / w))
-                interp = cv2.INTER_AREA if width < w else cv2.INTER_CUBIC
-                out[i] = cv2.cvtColor(cv2.resize(bgr, (width, nh), interpolation=interp), cv2.COLOR_BGR2RGB)
+                out[i] = cv2.cvtColor(resize_rgb(bgr, width, nh), cv2.COLOR_BGR2RGB)
         i += 1
     return out
 

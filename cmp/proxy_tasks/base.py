@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .. import params
-from ..images import check_rgb
+from ..images import check_rgb, resize_rgb
 
 DIFFICULTIES = ("easy", "normal", "difficult", "hell")
 #: Side of the square working image of the tiled tasks; divisible by 2, 3 and 4 grids.
@@ -85,10 +85,8 @@ def resize(img: np.ndarray, w: int, h: int, nearest: bool = False) -> np.ndarray
     if (img.shape[1], img.shape[0]) == (w, h):
         return img.copy()
     if nearest:
-        interp = cv2.INTER_NEAREST
-    else:
-        interp = cv2.INTER_AREA if w * h < img.shape[0] * img.shape[1] else cv2.INTER_CUBIC
-    return cv2.resize(img, (w, h), interpolation=interp)
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
+    return resize_rgb(img, w, h)
 
 
 def fit_image(image: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:

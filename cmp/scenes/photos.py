@@ -15,6 +15,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from ..images import resize_rgb
+
 #: OpenCV sample photos (Debian ``opencv-doc``, ``examples/data``) used for training.
 OPENCV_PHOTOS = ("fruits.jpg", "baboon.jpg", "apple.jpg", "orange.jpg", "butterfly.jpg", "messi5.jpg",
                  "smarties.png", "squirrel_cls.jpg", "stuff.jpg", "aero1.jpg", "aero3.jpg", "graf1.png",
@@ -111,7 +113,7 @@ def fit_crop(rgb: np.ndarray, size: tuple[int, int], rng: np.random.Generator, *
         s = s * rng.uniform(*jitter)
     scaled = (lambda n: int(np.ceil(n * s))) if round_up else (lambda n: round(n * s))
     nh, nw = max(H, scaled(h)), max(W, scaled(w))
-    big = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else upscale)
+    big = resize_rgb(rgb, nw, nh, upscale=upscale)
     y = int(rng.integers(0, nh - H + 1))
     x = int(rng.integers(0, nw - W + 1))
     return np.ascontiguousarray(big[y:y + H, x:x + W])

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..flow import dis_flow, fb_consistency
+from ..images import resize_rgb
 from ..scenes.photos import read_photo
 from ..scenes.video import open_video
 
@@ -53,7 +54,7 @@ def _resize(rgb: np.ndarray, long_side: int, min_short: int = 0) -> np.ndarray:
     s = max(long_side / max(h, w), min_short / min(h, w))
     if abs(s - 1) < 1e-6:
         return rgb
-    return cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    return resize_rgb(rgb, round(w * s), round(h * s))
 
 
 def find_sources(root: str | Path) -> list[Path]:
