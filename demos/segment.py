@@ -219,10 +219,12 @@ def build(ctx: Context) -> None:
 
     def _show(rgb, st, res=None, thr=DEFAULT_THRESHOLD, lab=None, ev=True):
         """Every output of a click; the evidence views only while their accordion is open (drawing
-        and encoding them cost about as much as the rest of the page's share of a click)."""
+        and encoding them cost about as much as the rest of the page's share of a click). Closed,
+        they are emptied rather than skipped: Gradio answers ``gr.skip()`` by rebuilding the
+        component for the session, with its JSON schema (~1 ms per image); opening redraws them."""
         choices = candidate_choices(st)
         radio = gr.update(choices=choices, value=choices[st["chosen"]] if choices else None)
-        flows_img, score_img = _evidence(res, thr) if ev or res is None else (gr.skip(), gr.skip())
+        flows_img, score_img = _evidence(res, thr) if ev else (None, None)
         return (render(rgb, st), st, status(st, None if res is None else res.box), points_json(st["clicks"]), radio,
                 flows_img, score_img, speed_table(st, lab))
 
