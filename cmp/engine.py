@@ -127,7 +127,7 @@ class Engine:
         self.cache = FeatureCache(cache_entries, cache_bytes)
         self._lock = threading.Lock()
         # The image encoder, chosen once: in bf16 on a CPU a frozen graph (cmp.model.frozen,
-        # about 1.6x quicker); fp32 (the reference) and GPUs run the eager model.
+        # about 1.3x quicker); fp32 (the reference) and GPUs run the eager model.
         if freeze is None:
             freeze = self.runtime.device.type == "cpu" and self.runtime.precision == "bf16"
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.runtime.precision, torch.float32)

@@ -6,9 +6,10 @@ the weights into its blocked layout call after call. :class:`FrozenEncoder` does
 a copy of the model with the BatchNorms of the parts that only the encoding uses
 (the model's ``encode_only``) folded into the convolution before them
 (:func:`fold_batchnorm`), cast to bf16 once, traced and frozen by TorchScript
-(:func:`torch.jit.freeze`: constant weights pre-packed for oneDNN, convolutions fused
-with the ReLU and the residual add after them). On the embedded model and a 384 px input
-that is about 16 ms instead of 24-29 ms on this project's 2-core CPU (README).
+(:func:`torch.jit.freeze`: the weights become constants, pre-packed for oneDNN once; the
+ReLUs and residual sums still run as passes of their own, as torch.profiler shows). On the
+embedded model and a 384 px input that is about 18 ms instead of 22-25 ms on this project's
+2-core CPU (README).
 
 The graph is traced on the first image and holds for every input size (sizes are read
 from the tensors inside the graph, never baked in; ``tests/test_frozen.py`` checks other
