@@ -39,6 +39,10 @@ ZOOM_FACTOR = 4.0
 #: tighter than the object would cut it.
 ZOOM_MIN_FRACTION = 0.5
 ZOOM_MIN_SIDE = 64
+#: A crop covering at least this share of the image zooms in by under 1.33x (0.75 squared):
+#: the whole image is used instead, whose encoding the pages keep from the upload, rather
+#: than encoding one more view that is nearly the same.
+ZOOM_MAX_AREA = 0.5625
 #: Clean-up: holes smaller than this fraction of the mask area are filled;
 #: without a positive click inside the mask, islands below it are dropped.
 HOLE_FRACTION = 0.02
@@ -204,8 +208,8 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
     extent of it, so inside the crop with a quarter of the side to spare; and while the
     clicks span at most a quarter of the minimum side, the crop and its cached encoding stay
     the same) and shifted to stay inside the image; a side longer than an image
-    dimension is clipped to that dimension. Returns None when the crop would be the whole
-    image (zoom gains nothing).
+    dimension is clipped to that dimension. Returns None when the crop would cover
+    :data:`ZOOM_MAX_AREA` of the image or more (zoom gains little: the whole image is used).
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0:
@@ -222,7 +226,7 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
         a = min(max(a, 0), n - s)
         boxes.append((a, a + s))
     (x0, x1), (y0, y1) = boxes
-    if (x0, y0, x1, y1) == (0, 0, width, height):
+    if (x1 - x0) * (y1 - y0) >= ZOOM_MAX_AREA * width * height:
         return None
     return Box(x0, y0, x1, y1)
 

@@ -185,6 +185,20 @@ def test_zoom_box_is_none_when_the_crop_would_be_the_whole_image():
     assert zoom_box(np.array([[5, 5], [290, 190]], float), 200, 300) is None
 
 
+def test_a_crop_covering_most_of_the_image_gives_way_to_the_whole_image():
+    """A crop of at least ZOOM_MAX_AREA of the image (a zoom under 1.33x) is not worth an
+    encoding of its own: the whole image, encoded on upload, is used instead."""
+    from cmp.segment import ZOOM_MAX_AREA
+    h = w = 512
+    span = lambda d: np.array([[256, 256], [256 + d, 256]], float)  # noqa: E731 - side = 4 x span
+    below = zoom_box(span(95), h, w)  # 380 px: 55% of the image
+    assert below is not None and below.width * below.height < ZOOM_MAX_AREA * h * w
+    assert zoom_box(span(96), h, w) is None  # 384 px: 56.25%
+    assert zoom_box(span(120), h, w) is None
+    wide = zoom_box(span(96), 384, 1024)  # the same square crop is a real zoom on a wide image
+    assert wide is not None and wide.width == 384
+
+
 def test_zoom_maps_back_exactly():
     h, w = 240, 320
     rgb = np.full((h, w, 3), 20, np.uint8)
