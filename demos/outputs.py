@@ -216,13 +216,10 @@ def temp_dir() -> str:
 
 
 #: How previews are encoded (PIL format, options): "exact" keeps every pixel (PNG at the
-#: fastest zlib level: 3x quicker than Gradio's default level, ~10 % larger; zlib's run-length
-#: strategy, ``compress_type`` 3, is quicker and smaller again on our flow views, evidence plots
-#: and photos: a 512 px flow view 6.5 ms / 96 KB against 6.9 ms / 108 KB), "photo" is a
+#: fastest zlib level: 3x quicker than Gradio's default level, ~10 % larger), "photo" is a
 #: JPEG without chroma subsampling (a 512 px photo in ~1.5 ms instead of ~40 ms as Gradio's
 #: default WebP; thin coloured lines keep their colour). See the README's latency breakdown.
-PREVIEW_FORMATS = {"exact": ("PNG", {"compress_level": 1, "compress_type": 3}),
-                   "photo": ("JPEG", {"quality": 95, "subsampling": 0})}
+PREVIEW_FORMATS = {"exact": ("PNG", {"compress_level": 1}), "photo": ("JPEG", {"quality": 95, "subsampling": 0})}
 
 
 def fast_preview(comp, kind: str = "exact"):
