@@ -57,9 +57,13 @@ class Runtime:
         dev = resolve_device(device)
         return cls(dev, resolve_precision(precision, dev))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype of this precision (float32 for fp32)."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
+
     def autocast(self):
         """Autocast context for this runtime (a no-op for fp32): weights stay fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)

@@ -130,8 +130,7 @@ class Engine:
         # about 1.3x quicker); fp32 (the reference) and GPUs run the eager model.
         if freeze is None:
             freeze = self.runtime.device.type == "cpu" and self.runtime.precision == "bf16"
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.runtime.precision, torch.float32)
-        self._frozen = FrozenEncoder(self.model, dtype) if freeze and hasattr(self.model, "features_from_tensors") \
+        self._frozen = FrozenEncoder(self.model, self.runtime.dtype) if freeze and hasattr(self.model, "features_from_tensors") \
             else None
         self.info: dict = {}
 

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     table = [head]
     for r in rows:
         ms = lambda k: f"{1000 * r[k]:.0f}"  # noqa: E731
-        table.append((r["model"], r["precision"] + " (frozen)" * r["frozen_encoder"], ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
+        precision = r["precision"] + " (frozen)" * r["frozen_encoder"]
+        table.append((r["model"], precision, ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
                       f"{r['arrow_speedup']:.1f}", ms("segment_original"), ms("segment_cached"),
                       f"{r['segment_speedup']:.1f}", ms("segment_call")))
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]

@@ -86,7 +86,8 @@ class FrozenEncoder:
         self.dtype = dtype
         #: Bytes the frozen copy's weights take (the encoding-only parts, in ``dtype``), counted
         #: before it exists so an engine pool bounding models by bytes sees it from the start.
-        self.nbytes = sum(t.numel() * torch.empty((), dtype=dtype).element_size()
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        self.nbytes = sum(t.numel() * itemsize
                           for name in getattr(model, "encode_only", ())
                           for t in (*model.get_submodule(name).parameters(), *model.get_submodule(name).buffers())
                           if t.is_floating_point())
