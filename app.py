@@ -120,6 +120,7 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
 
 def main(argv: list[str] | None = None) -> int:
     server.tune_malloc()
+    server.tune_queue_analytics()
     args = zero_gpu_args(parse_args(argv))
     try:
         engine, notice = load_engine(args)

@@ -191,6 +191,7 @@ def launch_in_process(checkpoint: str | None, engine=None):
     from demos.common import Context
 
     server.tune_malloc()  # as app.main does first
+    server.tune_queue_analytics()
 
     notice = None
     if engine is None:

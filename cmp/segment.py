@@ -53,7 +53,7 @@ ISLAND_FRACTION = 0.02
 FRAME_PINS_PER_SIDE = 4
 FRAME_PIN_CLEARANCE = 0.1
 #: Edge-aware refinement of the mask (:mod:`cmp.refine`; None = the plain threshold).
-DEFAULT_REFINE: str | None = "guided"
+DEFAULT_REFINE: str | None = "colour-guided"
 
 
 class Propagator(Protocol):

@@ -132,8 +132,11 @@ def tint_mask(img: np.ndarray, mask: np.ndarray, color, alpha: float = 0.45, wid
     """In place: blend the (H, W) bool ``mask`` with ``color`` and outline it ``width`` px wide."""
     if not mask.any():
         return
-    c = np.array(color, np.float32)
-    img[mask] = (img[mask].astype(np.float32) * (1 - alpha) + c * alpha).astype(np.uint8)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # blend the mask's box only
+    part = img[box]
+    tinted = cv2.addWeighted(part, 1 - alpha, np.full_like(part, color), alpha, 0.0)
+    np.copyto(part, tinted, where=mask[box][..., None])
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(img, contours, -1, tuple(int(v) for v in color), width or line_width(img.shape), cv2.LINE_AA)
 

@@ -86,6 +86,43 @@ def test_refinement_snaps_a_soft_score_to_the_image_edge(kind):
     assert (out != truth).sum() < (plain != truth).sum() / 2
 
 
+def _thin_leg_scene():
+    """A red body with a 2 px red leg and, far away, a red square on a noisy blue ground;
+    the score covers the body only (the coarse model blurs the leg away)."""
+    rng = np.random.default_rng(1)
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:] = (40, 80, 190)
+    body = np.zeros((96, 128), bool)
+    body[30:60, 20:50] = True
+    leg = np.zeros_like(body)
+    leg[60:72, 34:36] = True  # 12 px below the body, within the colour band
+    far = np.zeros_like(body)
+    far[30:60, 95:125] = True  # 45 px from the body: outside the band
+    for region in (body, leg, far):
+        rgb[region] = (200, 50, 40)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-10, 11, rgb.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:96, :128]
+    score = np.exp(-(((xx - 34.5) / 18.0) ** 4 + ((yy - 44.5) / 18.0) ** 4)).astype(np.float32)
+    return rgb, score, body, leg, far
+
+
+def test_colour_models_bring_back_a_thin_part_of_the_objects_colour_but_not_a_far_region():
+    from cmp.refine import colour_blend
+
+    rgb, score, body, leg, far = _thin_leg_scene()
+    assert (score > 0.5)[leg].mean() < 0.2 and not (score > 0.5)[far].any()
+    guided = refine_mask("guided", rgb, score, [[34, 44]], [])
+    colour = refine_mask("colour-guided", rgb, score, [[34, 44]], [])
+    assert colour[leg].mean() > 0.8 > guided[leg].mean()
+    assert not colour[far].any()
+    assert colour[body].mean() > 0.95
+    blended = colour_blend(rgb, score)
+    assert blended[far].max() == pytest.approx(score[far].max())  # untouched outside the band
+    assert blended[leg].min() > score[leg].min()
+    flat = np.zeros_like(score)  # no object weight: the score comes back unchanged
+    assert np.array_equal(colour_blend(rgb, flat), flat)
+
+
 def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
     rgb, _, _ = _two_regions()
     flat = np.full(rgb.shape[:2], 0.3, np.float32)

@@ -420,3 +420,32 @@ def test_the_disk_quota_never_deletes_the_example_photos(tiny_engine, tmp_path):
     assert os.path.exists(copy) and not os.path.exists(old_output)
     outputs.enforce_quota(folder, quota=0)  # the size rule
     assert os.path.exists(copy)
+
+
+def test_gradios_queue_does_not_rebuild_its_summary_after_every_event(monkeypatch):
+    """Gradio's queue summarises its past events with pandas after each event (GIL time
+    growing with the events kept); the app's defaults make that once per 1,000 events and
+    leave an operator's own setting alone."""
+    import gradio as gr
+
+    from demos import server
+
+    env = {"GRADIO_ANALYTICS_MAX_EVENTS": "50"}
+    server.tune_queue_analytics(env)
+    assert env == {"GRADIO_ANALYTICS_MAX_EVENTS": "50", "GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000"}
+
+    records = [{"time": 0.0, "status": "success", "process_time": 0.01, "function": "f", "session_hash": "s"}] * 3
+    for key in server.QUEUE_ANALYTICS:
+        monkeypatch.setenv(key, "")  # so that monkeypatch puts back what was there before
+        monkeypatch.delenv(key)
+    default = gr.Blocks().queue()._queue  # Gradio's own default: a new summary after each event
+    default.events_recorded = 1
+    assert "f" in default.compute_analytics_summary(records)["functions"]
+
+    server.tune_queue_analytics()  # on os.environ, as app.main does
+    queue = gr.Blocks().queue()._queue
+    assert queue.ANALYTICS_MAX_EVENTS == 2000
+    queue.events_recorded = 999
+    assert queue.compute_analytics_summary(records) == {"functions": {}}  # not rebuilt yet
+    queue.events_recorded = 1000
+    assert "f" in queue.compute_analytics_summary(records)["functions"]
