@@ -16,6 +16,13 @@ cached handle; ``cmp.segment.segment`` for a click), so the page's own share is
 visible. Then ``--sessions`` concurrent ``gradio_client`` sessions (the load test's
 arrow and segment actions, no video) give p50/p95 per request under load.
 
+**Gradio's floor**: a one-image Gradio app whose click handler only returns a stored
+image with a dot, encoded as the app's previews are, timed the same way: the photo as a
+JPEG (as the canvases) and a colour-wheel flow view of the same size as a PNG (as the
+Motion page's flow view). It is what any Gradio page costs on this
+machine at this moment, so it shows how fast the machine runs during the run (this VM's
+speed drifts by up to 1.5x) and what share of a click is the app's own.
+
 Speed targets live here, not in timed tests: arrow median <= 80 ms, segment click
 median <= 100 ms, 8 users p95 <= 1 s (2-core CPU, embedded model).
 """
@@ -157,6 +164,55 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
             "_arrows": arrows[1:], "_points": seg_points[1:]}
 
 
+def gradio_floor(image: Path, clicks: int, rng: np.random.Generator) -> dict:
+    """Median and p95 click -> pixels of a one-image Gradio app whose handler returns a stored
+    image with a dot, encoded as the app encodes its previews: the photo as "photo" (JPEG), a
+    colour-wheel view of a smooth flow of the same size as "exact" (PNG)."""
+    import gradio as gr
+    from playwright.sync_api import sync_playwright
+    from PIL import Image
+
+    from demos.motion import flow_color_view
+    from demos.outputs import fast_preview
+
+    photo = np.asarray(Image.open(image).convert("RGB"))
+    yy, xx = np.mgrid[:photo.shape[0], :photo.shape[1]].astype(np.float32)
+    wheel = flow_color_view(np.stack([6 * np.sin(xx / 60), 4 * np.cos(yy / 80)], -1))
+    out = {}
+    for kind, base in (("photo", photo), ("exact", wheel)):
+        def on_select(evt: gr.SelectData):
+            shown = base.copy()
+            x, y = evt.index
+            shown[max(0, y - 4):y + 4, max(0, x - 4):x + 4] = (255, 0, 0)
+            return shown
+
+        on_select.__annotations__["evt"] = gr.SelectData  # a class, not this module's postponed string
+
+        with gr.Blocks() as demo:
+            view = fast_preview(gr.Image(value=base, interactive=False, format="png", elem_id="floor"), kind)
+            view.select(on_select, None, view, show_progress="hidden")
+        _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", ssr_mode=False)
+        times = []
+        try:
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+                try:
+                    pg = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                    pg.set_default_timeout(60_000)
+                    pg.goto(url, wait_until="domcontentloaded")
+                    pg.wait_for_selector("#floor img")
+                    for _ in range(clicks + 1):
+                        x, y = float(rng.integers(40, base.shape[1] - 40)), float(rng.integers(40, base.shape[0] - 40))
+                        times.append(_timedclick_pixel(pg, "#floor img", x, y, "#floor img")[0])
+                finally:
+                    b.close()
+        finally:
+            demo.close()
+        out[kind] = _stats(times[1:])
+    return out
+
+
 def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3) -> dict:
     """The same guidance straight on the engine: propagate (arrows), a whole segment() call, and the
     page's click (part / object / group candidates, :func:`cmp.segment.segment_candidates`)."""
@@ -206,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sessions", type=int, default=8, help="concurrent gradio_client sessions (0 = skip)")
     p.add_argument("--actions", type=int, default=10, help="requests per concurrent session")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="skip Gradio's floor (a one-image app timed the same way)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not os.path.exists(CHROMIUM):
@@ -227,12 +285,14 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng(a.seed)
             page = browser_clicks(url, image, a.clicks, rng)
             eng = engine_only(engine, image, page.pop("_arrows"), page.pop("_points"))
+            floor = gradio_floor(image, a.clicks, rng) if a.floor else {}
         load = concurrent_sessions(url, a.sessions, a.actions) if a.sessions else {}
     finally:
         demo.close()
     out = {"model": engine.name, "device": engine.device.type, "precision": engine.precision,
            "threads": __import__("torch").get_num_threads(), "load_average": os.getloadavg()[0],
-           "browser_click_to_pixels": page, "engine_only": eng, "concurrent_sessions": load}
+           "browser_click_to_pixels": page, "engine_only": eng, "gradio_floor": floor,
+           "concurrent_sessions": load}
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -246,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{TARGETS_MS[kind]:6.0f} ms{w['median_ms']:14.1f} / {w['p95_ms']:.0f} ms")
     print("(browser: pointerdown -> the painted frame showing the new image, timed in the page; "
           "Playwright: the same seen from Python, with its input and polling round trips)")
+    if floor:
+        print(f"Gradio's floor (a one-image app returning a stored image): photo as JPEG "
+              f"{floor['photo']['median_ms']:.1f} / {floor['photo']['p95_ms']:.0f} ms, flow view as PNG "
+              f"{floor['exact']['median_ms']:.1f} / {floor['exact']['p95_ms']:.0f} ms (median / p95)")
     c = eng["segment_candidates"]
     print(f"(an object's first click on the page computes three candidates: engine median {c['median_ms']:.1f} ms, "
           f"p95 {c['p95_ms']:.0f} ms)")
