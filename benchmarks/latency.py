@@ -29,6 +29,7 @@ median <= 100 ms, 8 users p95 <= 1 s (2-core CPU, embedded model).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -107,11 +108,11 @@ def _timedclick_pixel(pg, click_sel: str, x: float, y: float, watch_sel: str) ->
     return inside / 1000, outside
 
 
-def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator) -> dict:
-    """Median and p95 click -> pixels for arrows and segment clicks; also the guidance used."""
+@contextlib.contextmanager
+def _page(url: str):
+    """A Chromium page (Playwright, headless, 1400x1000) opened on ``url``; closed after."""
     from playwright.sync_api import sync_playwright
 
-    arrows, seg_points, arrow_s, seg_s, arrow_pw, seg_pw = [], [], [], [], [], []
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
@@ -119,46 +120,53 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
             pg = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             pg.set_default_timeout(60_000)
             pg.goto(url, wait_until="domcontentloaded")
-            canvas, flow = "#motion-canvas img", "#motion-flow img"
-            pg.wait_for_selector(canvas)
-            pg.set_input_files("#motion-input input[type=file]", str(image))
-            pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
-                                 arg=canvas)
-            for _ in range(clicks + 1):  # the first arrow warms up (it is not counted)
-                x, y = float(rng.integers(40, 472)), float(rng.integers(40, 472))
-                dx, dy = float(rng.integers(-30, 30)), float(rng.integers(-30, 30))
-                old = _src(pg, canvas)
-                click_pixel(pg, canvas, x, y)  # start: the canvas shows the pending point
-                pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
-                inside, outside = _timedclick_pixel(pg, canvas, x + dx, y + dy, flow)
-                arrow_s.append(inside)
-                arrow_pw.append(outside)
-                arrows.append([x, y, dx, dy])
-                if len(arrows) % 8 == 0:  # stay well under the point limit: start afresh
-                    pg.click("#motion-clear")
-                    pg.wait_for_function("s => { const i = document.querySelector(s); return !i || !i.src; }",
-                                         arg=flow)
-            arrow_s, arrow_pw = arrow_s[1:], arrow_pw[1:]
-
-            pg.click("button[role=tab]:has-text('Segment')")
-            sc = "#segment-canvas img"
-            pg.wait_for_selector(sc)
-            pg.set_input_files("#segment-input input[type=file]", str(image))
-            pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
-                                 arg=sc)
-            for i in range(clicks + 1):
-                x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
-                inside, outside = _timedclick_pixel(pg, sc, x, y, sc)
-                seg_s.append(inside)
-                seg_pw.append(outside)
-                seg_points.append([x, y])
-                if len(seg_points) % 4 == 0:  # a new object every 4 clicks, as an annotator would
-                    old = _src(pg, sc)
-                    pg.click("#segment-clear")
-                    pg.wait_for_function(_CHANGED, arg=[sc, old], polling="raf")
-            seg_s, seg_pw = seg_s[1:], seg_pw[1:]
+            yield pg
         finally:
             b.close()
+
+
+def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator) -> dict:
+    """Median and p95 click -> pixels for arrows and segment clicks; also the guidance used."""
+    arrows, seg_points, arrow_s, seg_s, arrow_pw, seg_pw = [], [], [], [], [], []
+    with _page(url) as pg:
+        canvas, flow = "#motion-canvas img", "#motion-flow img"
+        pg.wait_for_selector(canvas)
+        pg.set_input_files("#motion-input input[type=file]", str(image))
+        pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
+                             arg=canvas)
+        for _ in range(clicks + 1):  # the first arrow warms up (it is not counted)
+            x, y = float(rng.integers(40, 472)), float(rng.integers(40, 472))
+            dx, dy = float(rng.integers(-30, 30)), float(rng.integers(-30, 30))
+            old = _src(pg, canvas)
+            click_pixel(pg, canvas, x, y)  # start: the canvas shows the pending point
+            pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
+            inside, outside = _timedclick_pixel(pg, canvas, x + dx, y + dy, flow)
+            arrow_s.append(inside)
+            arrow_pw.append(outside)
+            arrows.append([x, y, dx, dy])
+            if len(arrows) % 8 == 0:  # stay well under the point limit: start afresh
+                pg.click("#motion-clear")
+                pg.wait_for_function("s => { const i = document.querySelector(s); return !i || !i.src; }",
+                                     arg=flow)
+        arrow_s, arrow_pw = arrow_s[1:], arrow_pw[1:]
+
+        pg.click("button[role=tab]:has-text('Segment')")
+        sc = "#segment-canvas img"
+        pg.wait_for_selector(sc)
+        pg.set_input_files("#segment-input input[type=file]", str(image))
+        pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 512; }",
+                             arg=sc)
+        for i in range(clicks + 1):
+            x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
+            inside, outside = _timedclick_pixel(pg, sc, x, y, sc)
+            seg_s.append(inside)
+            seg_pw.append(outside)
+            seg_points.append([x, y])
+            if len(seg_points) % 4 == 0:  # a new object every 4 clicks, as an annotator would
+                old = _src(pg, sc)
+                pg.click("#segment-clear")
+                pg.wait_for_function(_CHANGED, arg=[sc, old], polling="raf")
+        seg_s, seg_pw = seg_s[1:], seg_pw[1:]
     return {"arrow": _stats(arrow_s), "segment": _stats(seg_s),
             "playwright_wall_clock": {"arrow": _stats(arrow_pw), "segment": _stats(seg_pw)},
             "_arrows": arrows[1:], "_points": seg_points[1:]}
@@ -169,7 +177,6 @@ def gradio_floor(image: Path, clicks: int, rng: np.random.Generator) -> dict:
     image with a dot, encoded as the app encodes its previews: the photo as "photo" (JPEG), a
     colour-wheel view of a smooth flow of the same size as "exact" (PNG)."""
     import gradio as gr
-    from playwright.sync_api import sync_playwright
     from PIL import Image
 
     from demos.motion import flow_color_view
@@ -194,19 +201,11 @@ def gradio_floor(image: Path, clicks: int, rng: np.random.Generator) -> dict:
         _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1", ssr_mode=False)
         times = []
         try:
-            with sync_playwright() as p:
-                b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-                try:
-                    pg = b.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-                    pg.set_default_timeout(60_000)
-                    pg.goto(url, wait_until="domcontentloaded")
-                    pg.wait_for_selector("#floor img")
-                    for _ in range(clicks + 1):
-                        x, y = float(rng.integers(40, base.shape[1] - 40)), float(rng.integers(40, base.shape[0] - 40))
-                        times.append(_timedclick_pixel(pg, "#floor img", x, y, "#floor img")[0])
-                finally:
-                    b.close()
+            with _page(url) as pg:
+                pg.wait_for_selector("#floor img")
+                for _ in range(clicks + 1):
+                    x, y = float(rng.integers(40, base.shape[1] - 40)), float(rng.integers(40, base.shape[0] - 40))
+                    times.append(_timedclick_pixel(pg, "#floor img", x, y, "#floor img")[0])
         finally:
             demo.close()
         out[kind] = _stats(times[1:])
