@@ -234,13 +234,21 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
         pg.locator("#model-picker input").click()  # the registry entry whose Hub file is the stand-in
         pg.get_by_role("option", name=re.compile(r"^standin · ")).click()
         sync_api.expect(pg.locator("#model-active")).to_contain_text("Active model: standin (tiny")
+        # the events the switch sets off (the picker redrawn, each page's view redrawn) land first
+        sync_api.expect(pg.locator("#model-picker input")).to_have_value(re.compile("^standin"))
 
         pg.set_input_files("#motion-input input[type=file]", sample_images["photo"])  # 120x90
         wait_natural_width(pg, CANVAS, 120)
         pg.get_by_text("Guidance as JSON").click()
-        pg.fill("#motion-json textarea", json.dumps(guidance))
+        box = pg.locator("#motion-json textarea")
+        box.fill(json.dumps(guidance))
+        sync_api.expect(box).to_have_value(json.dumps(guidance))
         pg.get_by_text("Use this JSON").click()
-        wait_natural_width(pg, FLOW, 120)
+        try:
+            wait_natural_width(pg, FLOW, 120)
+        except sync_api.TimeoutError:  # say what the page held (a rare hang on a slow machine, cause unknown)
+            pytest.fail(f"no flow after 'Use this JSON'; the JSON box holds {box.input_value()!r}, the flow view "
+                        f"{pg.evaluate('() => !!document.querySelector(' + repr(FLOW) + ')')}")
         for x, y in spots:
             assert pixel(pg, FLOW, x, y) == [int(v) for v in want[y, x]], (x, y)
 
