@@ -87,7 +87,7 @@ def downscale(rgb: np.ndarray, max_side: int = MAX_SIDE,
         return rgb, None
     s = min(1.0, max_side / max(h, w))
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS)) if s < 1 else rgb
+    small = resize_rgb(rgb, nw, nh) if s < 1 else rgb
     return small, f"Image downscaled from {ow}x{oh} to {nw}x{nh} px (limit {max_side} px per side)."
 
 
