@@ -8,6 +8,7 @@ import sys
 import gradio as gr
 
 from cmp.checkpoints import CheckpointError
+from cmp.device import tune_malloc
 from cmp.engine import Engine
 from cmp.images import MAX_SIDE
 from cmp.pool import EnginePool
@@ -119,7 +120,7 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    server.tune_malloc()
+    tune_malloc()
     server.tune_queue_analytics()
     args = zero_gpu_args(parse_args(argv))
     try:

@@ -187,10 +187,11 @@ def launch_in_process(checkpoint: str | None, engine=None):
     """Start the app as ``app.main`` would, on a free loopback port in this process; returns (demo, url)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app
+    from cmp.device import tune_malloc
     from demos import server
     from demos.common import Context
 
-    server.tune_malloc()  # as app.main does first
+    tune_malloc()  # as app.main does first
     server.tune_queue_analytics()
 
     notice = None

@@ -392,35 +392,6 @@ def keep_instance_patches() -> None:
     SessionState.__setitem__ = setitem
 
 
-# -- memory ------------------------------------------------------------------------------------
-
-#: glibc malloc arenas (default 8 per core): each handler thread would keep its own arena's
-#: freed pages, so three requests in parallel held ~300 MB more than one at a time.
-MALLOC_ARENAS = 2
-#: glibc hands every block above M_MMAP_THRESHOLD (128 KB by default) out as fresh mmapped
-#: pages, so each numpy temporary of a click (a 512 px float32 plane is 1 MB, four probe
-#: flows 4.7 MB) was page-faulted in anew on every use: the colour wheel of a 512 px flow
-#: took 8.4 ms instead of 2.8, and a cached segment call 12-15 ms instead of 11 (README).
-#: Blocks up to 32 MB (glibc's maximum) come from the heap instead, and free heap above
-#: M_TRIM_THRESHOLD goes back to the system; the image decoder still trims after each decode.
-MMAP_THRESHOLD_BYTES = 32 * 2**20
-TRIM_THRESHOLD_BYTES = 64 * 2**20
-
-
-def tune_malloc(arenas: int = MALLOC_ARENAS, mmap_threshold: int = MMAP_THRESHOLD_BYTES,
-                trim_threshold: int = TRIM_THRESHOLD_BYTES) -> bool:
-    """``mallopt`` M_ARENA_MAX, M_MMAP_THRESHOLD and M_TRIM_THRESHOLD on glibc (as the
-    MALLOC_*_ env variables would); False elsewhere. Call early, before the server's threads
-    allocate."""
-    try:
-        import ctypes
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-        # M_ARENA_MAX = -8, M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1
-        return all([mallopt(-8, arenas), mallopt(-3, mmap_threshold), mallopt(-1, trim_threshold)])
-    except (OSError, AttributeError):
-        return False
-
-
 #: Gradio's queue rebuilds a pandas summary of up to GRADIO_ANALYTICS_MAX_EVENTS past events
 #: (for its monitoring page, which this app does not open) after every event, in a worker
 #: thread holding the GIL: 1.3 ms with 50 events recorded, 6.7 ms with 10,000 (the default
