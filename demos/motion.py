@@ -98,7 +98,7 @@ def region_rle(path: str | None, rgb: np.ndarray) -> dict | None:
 def flow_color_view(flow: np.ndarray) -> np.ndarray:
     """Colour-wheel image of the flow with a legend in the top-right corner."""
     top = float(np.hypot(flow[..., 0], flow[..., 1]).max())
-    color = flow_to_color(flow, top)
+    color = flow_to_color(flow, top if top > 0 else None)  # a still flow (pins only) is all white
     size = int(np.clip(min(flow.shape[:2]) // 4, 48, 160))
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
 

@@ -185,6 +185,14 @@ def test_overlays_draw_on_a_copy_of_the_same_size():
     assert tuple(clicks[20, 20]) == overlays.POSITIVE_COLOR and tuple(clicks[40, 60]) != (128, 128, 128)
 
 
+def test_a_still_flow_shows_white_not_an_error():
+    """Pins only (or an arrow of length 0) predict no motion anywhere: the flow view is white
+    with its legend, not an error message."""
+    view = motion.flow_color_view(np.zeros((90, 120, 2), np.float32))
+    assert view.shape == (90, 120, 3)
+    assert (view[80:, :60] == 255).all()  # away from the legend in the top-right corner
+
+
 def test_flow_view_legend_matches_the_colour_map():
     flow = np.zeros((90, 120, 2), np.float32)
     flow[..., 0] = np.linspace(-6, 6, 120)[None]
