@@ -241,6 +241,9 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
         wait_natural_width(pg, CANVAS, 120)
         pg.get_by_text("Guidance as JSON").click()
         box = pg.locator("#motion-json textarea")
+        # The box mounts when its accordion opens and then takes the page's JSON: typing before
+        # that is lost (seen on a slow VM: the box went back to the empty guidance).
+        sync_api.expect(box).to_have_value(json.dumps({"arrows": [], "pins": []}))
         box.fill(json.dumps(guidance))
         sync_api.expect(box).to_have_value(json.dumps(guidance))
         pg.get_by_text("Use this JSON").click()
