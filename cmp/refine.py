@@ -18,7 +18,9 @@ edges:
   mask then snapped to the full-resolution edges by the guided filter.
 * ``colour-guided``: GrabCut's colour models without its graph cut, then the guided
   filter. Colour histograms of the object and of the background are counted from the
-  score itself (each pixel weighted by how far its score is past 0.5 on either side);
+  score itself (each pixel weighted by how far its score is past 0.5 on either side)
+  and from the clicks (the pixels around a positive click count as object, around a
+  negative one as background, :data:`COLOUR_CLICK_WEIGHT` times over);
   within :data:`COLOUR_BAND` px of the thresholded mask's border, the score is blended
   with the posterior "object" probability of each pixel's colour. A thin part the
   coarse score blurred away (a leg, a leaf tip) comes back when its colour is the
@@ -52,6 +54,11 @@ GRABCUT_SIDE = 192
 COLOUR_BITS = 4
 COLOUR_BAND = 16
 COLOUR_WEIGHT = 0.7
+#: Each click says what colour the object (or the background) has: the pixels within this
+#: many px (a square, at WORK_SIDE) of a positive click count this many times more as
+#: object, of a negative click as background.
+COLOUR_CLICK_RADIUS = 3
+COLOUR_CLICK_WEIGHT = 20.0
 
 
 def _box_filter(a: np.ndarray, r: int) -> np.ndarray:
@@ -128,17 +135,31 @@ def _grabcut(rgb: np.ndarray, score: np.ndarray, pos: np.ndarray, neg: np.ndarra
     return (m == cv2.GC_FGD) | (m == cv2.GC_PR_FGD)
 
 
-def colour_blend(rgb: np.ndarray, score: np.ndarray, threshold: float = 0.5, *, bits: int = COLOUR_BITS,
-                 band: int = COLOUR_BAND, weight: float = COLOUR_WEIGHT) -> np.ndarray:
+def _add_clicks(counts: np.ndarray, clicks, radius: int = COLOUR_CLICK_RADIUS,
+                weight: float = COLOUR_CLICK_WEIGHT) -> None:
+    """In place: ``weight`` more on the (2 radius + 1)^2 pixels around each click."""
+    h, w = counts.shape
+    for x, y in np.asarray(clicks, np.float64).reshape(-1, 2):
+        cx, cy = int(round(x)), int(round(y))
+        y0, y1, x0, x1 = max(cy - radius, 0), min(cy + radius + 1, h), max(cx - radius, 0), min(cx + radius + 1, w)
+        if y0 < y1 and x0 < x1:
+            counts[y0:y1, x0:x1] += weight
+
+
+def colour_blend(rgb: np.ndarray, score: np.ndarray, threshold: float = 0.5, positive=(), negative=(), *,
+                 bits: int = COLOUR_BITS, band: int = COLOUR_BAND, weight: float = COLOUR_WEIGHT) -> np.ndarray:
     """The score blended, near the border of ``score > threshold``, with the posterior
     object probability of each pixel's colour under object / background colour histograms
-    counted from the score (see the module docstring). rgb (H, W, 3) uint8; returns
-    (H, W) float32; the score itself where either side has no weight."""
+    counted from the score and the clicks (see the module docstring). rgb (H, W, 3) uint8;
+    clicks (N, 2) (x, y) in its pixels; returns (H, W) float32; the score itself where
+    either side has no weight."""
     q = rgb >> (8 - bits)
     idx = ((q[..., 0].astype(np.uint16) << (2 * bits)) | (q[..., 1].astype(np.uint16) << bits) | q[..., 2])
     idx = idx.ravel().astype(np.intp)  # bincount's own index type (a cast inside it is slower)
     s = score.astype(np.float32).ravel()
     obj, bg = np.clip(2.0 * s - 1, 0, 1, dtype=np.float64), np.clip(1 - 2.0 * s, 0, 1, dtype=np.float64)
+    _add_clicks(obj.reshape(score.shape), positive)
+    _add_clicks(bg.reshape(score.shape), negative)
     if obj.sum() < 1 or bg.sum() < 1:
         return score.astype(np.float32)
     n = 1 << (3 * bits)
@@ -184,7 +205,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     elif kind == "grabcut":
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
-        blended = colour_blend(view, s, threshold)
+        blended = colour_blend(view, s, threshold, pos, neg)
         m = guided_filter(view.astype(np.float32) / 255.0, (blended > threshold).astype(np.float32)) > 0.5
     else:
         vh2, vw2 = view.shape[:2]

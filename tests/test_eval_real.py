@@ -123,6 +123,26 @@ def test_colour_models_bring_back_a_thin_part_of_the_objects_colour_but_not_a_fa
     assert np.array_equal(colour_blend(rgb, flat), flat)
 
 
+def test_a_click_tells_the_colour_models_what_colour_the_object_has():
+    """A green leg on a red body, 10 px from it, on a grey ground: the score covers the body
+    only, so the leg's colour counts as background until a positive click lands on it."""
+    rng = np.random.default_rng(2)
+    rgb = np.full((96, 128, 3), 128, np.uint8)
+    body = np.zeros((96, 128), bool)
+    body[30:60, 20:50] = True
+    leg = np.zeros_like(body)
+    leg[60:70, 33:37] = True
+    rgb[body] = (200, 50, 40)
+    rgb[leg] = (40, 190, 60)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-8, 9, rgb.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:96, :128]
+    score = np.exp(-(((xx - 34.5) / 18.0) ** 4 + ((yy - 44.5) / 18.0) ** 4)).astype(np.float32)
+    without = refine_mask("colour-guided", rgb, score, [[34, 44]], [])
+    with_click = refine_mask("colour-guided", rgb, score, [[34, 44], [35, 66]], [])
+    assert without[leg].mean() < 0.5 < with_click[leg].mean()
+    assert with_click[body].mean() > 0.95
+
+
 def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
     rgb, _, _ = _two_regions()
     flat = np.full(rgb.shape[:2], 0.3, np.float32)
