@@ -392,6 +392,8 @@ def keep_instance_patches() -> None:
     SessionState.__setitem__ = setitem
 
 
+# -- Gradio's queue --------------------------------------------------------------------------
+
 #: Gradio's queue rebuilds a pandas summary of up to GRADIO_ANALYTICS_MAX_EVENTS past events
 #: (for its monitoring page, which this app does not open) after every event, in a worker
 #: thread holding the GIL: 1.3 ms with 50 events recorded, 6.7 ms with 10,000 (the default
