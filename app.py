@@ -104,6 +104,7 @@ def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Bloc
             for title, page in PAGES:
                 with gr.Tab(title, id=title.lower()):
                     page.build(ctx)
+    server.tune_queue_analytics()  # read by Gradio when the queue is made
     demo.queue(default_concurrency_limit=1, max_size=64)
     server.fair_queue(demo, trusted_proxies=trusted_proxies)
     outputs.keep(p for block in demo.blocks.values() for p in getattr(block, "keep_in_cache", ()))
@@ -121,7 +122,6 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
 
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
-    server.tune_queue_analytics()
     args = zero_gpu_args(parse_args(argv))
     try:
         engine, notice = load_engine(args)

@@ -188,11 +188,9 @@ def launch_in_process(checkpoint: str | None, engine=None):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app
     from cmp.device import tune_malloc
-    from demos import server
     from demos.common import Context
 
     tune_malloc()  # as app.main does first
-    server.tune_queue_analytics()
 
     notice = None
     if engine is None:
@@ -202,8 +200,7 @@ def launch_in_process(checkpoint: str | None, engine=None):
             print(f"notice: {notice}", file=sys.stderr)
     demo = app.build_app(Context(engine=engine, notice=notice))
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-                            max_file_size=app.MAX_FILE_SIZE, state_session_capacity=app.STATE_SESSIONS,
-                            ssr_mode=False)
+                            **app.launch_options("127.0.0.1"))  # the app's limits and Host/Origin guard
     return demo, url
 
 

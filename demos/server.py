@@ -402,8 +402,8 @@ QUEUE_ANALYTICS = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000", "GRADIO_ANALYTICS
 
 
 def tune_queue_analytics(environ=os.environ) -> None:
-    """Set :data:`QUEUE_ANALYTICS` where the environment does not; before the Blocks' queue
-    is created (Gradio reads them then)."""
+    """Set :data:`QUEUE_ANALYTICS` where the environment does not; ``app.build_app`` calls it
+    just before it makes the Blocks' queue (Gradio reads them then)."""
     for key, value in QUEUE_ANALYTICS.items():
         environ.setdefault(key, value)
 

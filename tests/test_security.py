@@ -422,7 +422,7 @@ def test_the_disk_quota_never_deletes_the_example_photos(tiny_engine, tmp_path):
     assert os.path.exists(copy)
 
 
-def test_gradios_queue_does_not_rebuild_its_summary_after_every_event(monkeypatch):
+def test_gradios_queue_does_not_rebuild_its_summary_after_every_event(monkeypatch, tiny_engine):
     """Gradio's queue summarises its past events with pandas after each event (GIL time
     growing with the events kept); the app's defaults make that once per 1,000 events and
     leave an operator's own setting alone."""
@@ -442,8 +442,10 @@ def test_gradios_queue_does_not_rebuild_its_summary_after_every_event(monkeypatc
     default.events_recorded = 1
     assert "f" in default.compute_analytics_summary(records)["functions"]
 
-    server.tune_queue_analytics()  # on os.environ, as app.main does
-    queue = gr.Blocks().queue()._queue
+    from app import build_app
+    from demos.common import Context
+
+    queue = build_app(Context(engine=tiny_engine))._queue  # the app sets them on os.environ itself
     assert queue.ANALYTICS_MAX_EVENTS == 2000
     queue.events_recorded = 999
     assert queue.compute_analytics_summary(records) == {"functions": {}}  # not rebuilt yet
