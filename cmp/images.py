@@ -87,8 +87,7 @@ def downscale(rgb: np.ndarray, max_side: int = MAX_SIDE,
         return rgb, None
     s = min(1.0, max_side / max(h, w))
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = resize_rgb(rgb, nw, nh) if s < 1 else rgb
-    return small, f"Image downscaled from {ow}x{oh} to {nw}x{nh} px (limit {max_side} px per side)."
+    return resize_rgb(rgb, nw, nh), f"Image downscaled from {ow}x{oh} to {nw}x{nh} px (limit {max_side} px per side)."
 
 
 def resize_rgb(rgb: np.ndarray, width: int, height: int, *, upscale: int = cv2.INTER_CUBIC) -> np.ndarray:

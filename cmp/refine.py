@@ -36,6 +36,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .images import resize_rgb
+
 REFINERS = ("guided", "superpixel", "grabcut", "grabcut-guided", "colour-guided")
 WORK_SIDE = 384
 #: Guided filter window radius (px at WORK_SIDE) and regularisation (score units^2).
@@ -177,6 +179,11 @@ def colour_blend(rgb: np.ndarray, score: np.ndarray, threshold: float = 0.5, pos
     return out.reshape(score.shape)
 
 
+def _snap(view: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The guided filter of a (soft or bool) mask with the view as guide, thresholded at 0.5."""
+    return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32)) > 0.5
+
+
 def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), negative=(), *,
                 box=None, threshold: float = 0.5) -> np.ndarray:
     """Edge-snapped (H, W) bool mask from the probe ``score`` (see the module docstring).
@@ -193,28 +200,26 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     k = min(1.0, WORK_SIDE / max(vh, vw))
     size = (max(1, round(vw * k)), max(1, round(vh * k)))
     if k < 1.0:
-        view = cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+        view = resize_rgb(view, *size)
         s = cv2.resize(s, size, interpolation=cv2.INTER_AREA)
     view = np.ascontiguousarray(view)
     pos = (np.asarray(positive, np.float64).reshape(-1, 2) - [x0, y0]) * k
     neg = (np.asarray(negative, np.float64).reshape(-1, 2) - [x0, y0]) * k
     if kind == "guided":
-        m = guided_filter(view.astype(np.float32) / 255.0, (s > threshold).astype(np.float32)) > 0.5
+        m = _snap(view, s > threshold)
     elif kind == "superpixel":
         m = _superpixel(view, s) > threshold
     elif kind == "grabcut":
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
-        blended = colour_blend(view, s, threshold, pos, neg)
-        m = guided_filter(view.astype(np.float32) / 255.0, (blended > threshold).astype(np.float32)) > 0.5
+        m = _snap(view, colour_blend(view, s, threshold, pos, neg) > threshold)
     else:
         vh2, vw2 = view.shape[:2]
         k2 = min(1.0, GRABCUT_SIDE / max(vh2, vw2))
         size2 = (max(1, round(vw2 * k2)), max(1, round(vh2 * k2)))
-        small = _grabcut(cv2.resize(view, size2, interpolation=cv2.INTER_AREA),
-                         cv2.resize(s, size2, interpolation=cv2.INTER_AREA), pos * k2, neg * k2, threshold)
-        coarse = cv2.resize(small.astype(np.float32), (vw2, vh2), interpolation=cv2.INTER_LINEAR)
-        m = guided_filter(view.astype(np.float32) / 255.0, coarse) > 0.5
+        small = _grabcut(resize_rgb(view, *size2), cv2.resize(s, size2, interpolation=cv2.INTER_AREA),
+                         pos * k2, neg * k2, threshold)
+        m = _snap(view, cv2.resize(small.astype(np.float32), (vw2, vh2), interpolation=cv2.INTER_LINEAR))
     if k < 1.0:
         m = cv2.resize(m.astype(np.uint8), (vw, vh), interpolation=cv2.INTER_NEAREST).astype(bool)
     out = np.zeros((h, w), bool)
