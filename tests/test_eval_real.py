@@ -1,6 +1,7 @@
 """Real evaluation sources (cmp.eval.real), the kind-of-motion rule and score refinement (cmp.refine)."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,28 @@ def test_training_and_evaluation_sources_stay_disjoint():
     assert all(real.emoji_split(int(c.shape.split("U+")[1], 16)) == "eval" for c in comps)
     eval_names = set(real.EVAL_SKIMAGE_PHOTOS) | set(real.EVAL_OPENCV_PHOTOS)
     assert all(c.background in eval_names and c.source in eval_names for c in comps)
+
+
+def test_the_tuning_set_uses_training_glyphs_and_photos_and_is_never_a_default_report():
+    """emoji-tune: the recipe of the emoji set on the training half of the glyphs and on
+    training photos only, so a setting can be chosen without any evaluation image; the
+    segmentation benchmark runs it only when asked."""
+    from cmp.cli.eval import add_segmentation
+    from cmp.eval import segmentation as S
+
+    tasks = argparse.ArgumentParser().add_subparsers()
+    add_segmentation(tasks)
+    parser = tasks.choices["segmentation"]
+    assert "emoji-tune" not in parser.parse_args([]).datasets
+    assert parser.parse_args(["--datasets", "emoji-tune"]).datasets == ["emoji-tune"]
+    assert real.SET_KINDS["emoji-tune"].startswith("composite (tuning set")
+    train_names = set(SKIMAGE_PHOTOS) | set(OPENCV_PHOTOS)
+    assert {n for n, _ in real.training_photos()} <= train_names
+    assert not train_names & (set(real.EVAL_SKIMAGE_PHOTOS) | set(real.EVAL_OPENCV_PHOTOS))
+    if not real.EMOJI_FONT.is_file():
+        pytest.skip("fonts-noto-color-emoji is not installed")
+    comps = S.load_set("emoji-tune", 6)
+    assert all(real.emoji_split(int(c.shape.split("U+")[1], 16)) == "train" for c in comps)
+    assert all(c.background in train_names and c.source in train_names for c in comps)
+    assert [c.seed for c in comps] == list(range(real.EMOJI_TUNE_SEED0, real.EMOJI_TUNE_SEED0 + 6))
+    assert not {c.seed for c in comps} & {c.seed for c in real.emoji_composites(6)}

