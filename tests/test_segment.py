@@ -10,7 +10,7 @@ from PIL import Image
 from cmp.cli import main as cli_main
 from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
-from cmp.eval.segmentation import click_ious, iou, iou_after, next_click, noc
+from cmp.eval.segmentation import MethodResult, click_ious, format_table, has_fall, iou, iou_after, next_click, noc
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
 from cmp.segment import (PROBE_MAGNITUDE, best_candidate, clean_mask, frame_pins, probe_flows, probe_sets,
@@ -294,6 +294,16 @@ def test_noc_and_iou_after():
     assert noc(ious, 0.85, 20) == 2 and noc(ious, 0.90, 20) == 4 and noc(ious, 0.95, 20) == 20
     assert iou_after(ious, 3) == 0.8 and iou_after(ious, 10) == 0.91
     assert iou(np.ones((2, 2), bool), np.zeros((2, 2), bool)) == 0.0
+
+
+def test_a_fall_is_a_click_after_which_the_iou_drops_by_more_than_a_fifth():
+    assert has_fall([0.5, 0.9, 0.65]) and has_fall([0.95, 0.1, 0.9])
+    assert not has_fall([0.5, 0.9, 0.75, 0.95]) and not has_fall([0.3]) and not has_fall([])
+    res = MethodResult("m", per_image=[[0.5, 0.9, 0.6], [0.2, 0.5, 0.8], [0.9, 0.4, 0.95]])
+    assert res.summary()["falls"] == 2
+    report = {"methods": {"m": res.summary()}, "seeds": [1, 3], "max_clicks": 20, "zoom": True, "threshold": 0.5}
+    header, row = format_table(report).splitlines()[1:3]
+    assert header.split()[6] == "falls" and row.split()[6] == "2"
 
 
 def test_click_simulation_with_an_oracle_reaches_iou_one():

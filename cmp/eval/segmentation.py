@@ -34,6 +34,10 @@ from .composites import EVAL_SEED_START, Composite, eval_composites
 MAX_CLICKS = 20
 IOU_THRESHOLDS = (0.85, 0.90)
 IOU_AT = (1, 3, 5)
+#: A click after which the IoU falls by more than this is a *fall* (a positive click that
+#: floods a look-alike region, a negative one that takes a part away); "falls" in a report
+#: counts the images that had at least one.
+FALL_IOU = 0.2
 
 #: A method maps (rgb, positive clicks, negative clicks) to an (H, W) bool mask.
 Method = Callable[[np.ndarray, list, list], np.ndarray]
@@ -105,6 +109,11 @@ def noc(ious: Sequence[float], threshold: float, max_clicks: int = MAX_CLICKS) -
     return max_clicks
 
 
+def has_fall(ious: Sequence[float], drop: float = FALL_IOU) -> bool:
+    """Whether the IoU ever fell by more than ``drop`` from one click to the next."""
+    return any(b < a - drop for a, b in zip(ious, ious[1:]))
+
+
 def iou_after(ious: Sequence[float], k: int) -> float:
     """IoU after k clicks; a run that stopped early keeps its last IoU."""
     if not ious:
@@ -155,6 +164,7 @@ class MethodResult:
             out[f"NoC@{round(t * 100)}"] = float(np.mean([noc(r, t, self.max_clicks) for r in runs]))
         for k in IOU_AT:
             out[f"IoU@{k}"] = float(np.mean([iou_after(r, k) for r in runs]))
+        out["falls"] = int(sum(has_fall(r) for r in runs))
         return out
 
     def curve(self) -> list[float]:
@@ -236,19 +246,20 @@ def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseli
 
 
 def format_table(report: dict) -> str:
-    cols = ["NoC@85", "NoC@90", "IoU@1", "IoU@3", "IoU@5", "images", "seconds"]
+    cols = ["NoC@85", "NoC@90", "IoU@1", "IoU@3", "IoU@5", "falls", "images", "seconds"]
     names = list(report["methods"])
     width = max(len("method"), *(len(n) for n in names))
     lines = [f"{'method':<{width}}  " + "  ".join(f"{c:>7}" for c in cols)]
     for n in names:
         s = report["methods"][n]
         cells = [f"{s[c]:7.2f}" if c.startswith("NoC") else f"{s[c]:7.3f}" if c.startswith("IoU")
-                 else f"{s[c]:>7}" for c in cols]
+                 else f"{s.get(c, '-'):>7}" for c in cols]
         lines.append(f"{n:<{width}}  " + "  ".join(cells))
     lines.insert(0, f"{report.get('dataset', 'composites')}: {report.get('kind', 'composite')}")
     lines.append(f"(seeds {report['seeds'][0]}-{report['seeds'][1]}, max {report['max_clicks']} clicks, "
                  f"zoom {'on' if report['zoom'] else 'off'}, frame pins "
-                 f"{'on' if report.get('pin_frame', False) else 'off'}, threshold {report['threshold']})")
+                 f"{'on' if report.get('pin_frame', False) else 'off'}, threshold {report['threshold']}; "
+                 f"falls: images whose IoU fell by more than {FALL_IOU} after a click)")
     return "\n".join(lines)
 
 
