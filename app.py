@@ -104,6 +104,7 @@ def build_app(ctx: Context, trusted_proxies: list[str] | None = None) -> gr.Bloc
             for title, page in PAGES:
                 with gr.Tab(title, id=title.lower()):
                     page.build(ctx)
+    server.limit_progress_targets(demo)
     server.tune_queue_analytics()  # read by Gradio when the queue is made
     demo.queue(default_concurrency_limit=1, max_size=64)
     server.fair_queue(demo, trusted_proxies=trusted_proxies)

@@ -234,3 +234,28 @@ def test_scene_motion_left_out_is_inferred_and_false_forces_objects(affinity_app
     np.testing.assert_allclose(_read_flo(flo), eng.flow_for(rgb, camera, scene_motion=True), atol=1e-5)
     _, flo = client.predict(handle_file(sample_images["photo"]), json.dumps(camera), False, api_name="/motion_flow")
     np.testing.assert_allclose(_read_flo(flo), eng.flow_for(rgb, camera, scene_motion=False), atol=1e-5)
+
+
+def test_every_event_has_at_most_one_progress_target(launched_app):
+    """Gradio's frontend pushes a loading status to every progress target of every event run
+    so far, twice per event; the app gives each event one (its first shown output) and an
+    event with hidden progress none. Read from the config the browser loads."""
+    import httpx
+
+    demo, url = launched_app
+    config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
+    kinds = {c["id"]: c["type"] for c in config["components"]}
+    by_elem = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c["props"].get("elem_id")}
+    deps = config["dependencies"]
+    assert deps and all(d["show_progress_on"] is not None and len(d["show_progress_on"]) <= 1 for d in deps)
+    for d in deps:
+        if d["show_progress"] == "hidden":
+            assert d["show_progress_on"] == []
+        elif d["show_progress_on"]:
+            (target,) = d["show_progress_on"]
+            assert target in d["outputs"] and kinds[target] != "state"
+            assert target == next(o for o in d["outputs"] if kinds[o] != "state")  # the first shown output
+    clicks = [d for d in deps if [by_elem["segment-canvas"], "select"] in d["targets"]]
+    uploads = [d for d in deps if [by_elem["segment-input"], "change"] in d["targets"]]
+    assert clicks and all(d["show_progress_on"] == [] for d in clicks)  # progress hidden on a click
+    assert uploads and all(d["show_progress_on"] == [by_elem["segment-canvas"]] for d in uploads)
