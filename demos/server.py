@@ -419,8 +419,9 @@ def limit_progress_targets(demo) -> None:
     target (by default: every output) of any event run in the session. Twice per event
     ("pending", "complete") it pushes each of those statuses to its component, and each
     push snapshots all of that component's props. Measured with Chromium's profiler
-    on Segment-page clicks after some Motion-page use, `update_loading_stati_state` took
-    20-27 ms of script per click with Gradio's default, 14-23 ms with this (README, latency).
+    on Segment-page clicks after some Motion-page use (a slow day of the 2-core VM),
+    `update_loading_stati_state` took 22-29 ms of script per click with Gradio's default and
+    19-21 ms with this; all script 66-85 against 56-70 ms (README, latency).
     The visible change: a progress overlay on an event's first output only.
     """
     from gradio.components import State
