@@ -109,10 +109,13 @@ def app_url(launched_app) -> str:
 
 @pytest.fixture(scope="session")
 def client(app_url):
-    """A ``gradio_client.Client`` on the launched app."""
+    """A ``gradio_client.Client`` on the launched app, with one TLS context for all its requests
+    (as the README advises: otherwise httpx loads the CA bundle for every request)."""
+    import ssl
+
     from gradio_client import Client
 
-    return Client(app_url, verbose=False)
+    return Client(app_url, verbose=False, ssl_verify=ssl.create_default_context())
 
 
 @pytest.fixture

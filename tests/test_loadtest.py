@@ -26,6 +26,27 @@ def test_three_sessions_in_parallel_no_failures_no_leaks(app_url, tiny_engine):
     assert len(tiny_engine.cache) <= tiny_engine.cache.max_entries
 
 
+def test_the_load_clients_share_one_tls_context_instead_of_loading_the_ca_bundle_per_request(
+        app_url, monkeypatch):
+    """gradio_client opens an httpx client per upload, prediction and download; without a
+    context given, httpx loads the CA bundle for each (~170 ms of CPU a request), and on one
+    machine that CPU is taken from the server the load test measures."""
+    import ssl
+
+    loads = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self, *args, **kwargs):
+        loads.append(args or kwargs)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    summary = loadtest.run(app_url, sessions=2, actions=3, video_every=0, timeout=120)
+    assert summary["failures"] == 0 and summary["requests"] == 6, summary["errors"]
+    assert loads == []
+    assert loadtest.TLS_CONTEXT.verify_mode == ssl.CERT_REQUIRED and loadtest.TLS_CONTEXT.check_hostname
+
+
 def test_a_server_that_is_down_counts_every_action_as_failed():
     import socket
     with socket.socket() as s:
