@@ -35,7 +35,8 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, check_clicks, segment, segment_candidates
+from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, mask_box, segment,
+                      segment_candidates)
 from .tracks import is_numbers, parse_json
 
 MAX_OBJECTS = 255  # label maps are 8-bit
@@ -194,13 +195,23 @@ def points_json(clicks) -> str:
 
 # -- model work (through cmp.lease.run_model) ---------------------------------------
 
-def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales):
+def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, around=None):
     return lease.run_model(segment_candidates, engine, rgb, positive, negative, threshold=float(threshold),
-                           pin_frame=bool(pin_frame), scales=scales)
+                           pin_frame=bool(pin_frame), scales=scales, around=around)
 
 
 def _as_candidate(c) -> dict:
-    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"]}
+    """A candidate as the state keeps it: its mask (RLE counts) and the mask's box, around
+    which the object's next click zooms (:func:`cmp.segment.zoom_box`)."""
+    box = mask_box(c.mask)
+    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"],
+            "box": None if box is None else [box.x0, box.y0, box.x1, box.y1]}
+
+
+def _around(candidate: dict) -> Box | None:
+    """The box of a kept candidate's mask (states saved before boxes were kept have none)."""
+    box = candidate.get("box")
+    return None if not box else Box(*box)
 
 
 def _one_scale(name: str) -> list:
@@ -213,7 +224,8 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
 
     The first click of an object is ambiguous (part, object or group?): all three candidates
     are computed and the most confident is chosen. Later clicks refine the reading already
-    chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask;
+    chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask,
+    zoomed around that candidate's mask so far (:func:`cmp.segment.zoom_box`);
     the other candidates keep their last masks until chosen (:func:`choose` recomputes them).
     After an undo (no candidates kept) all three are computed again.
     """
@@ -223,7 +235,8 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     cands = state.get("candidates") or []
     if len(state["clicks"]) > 1 and cands:
         k = state.get("chosen", 0) % len(cands)
-        (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]))
+        (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
+                             _around(cands[k]))
         cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
@@ -238,7 +251,8 @@ def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = 
     cands = state["candidates"]
     k = index % len(cands)
     pos, neg = split_clicks(state["clicks"])
-    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]))
+    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
+                         _around(cands[k]) if len(state["clicks"]) > 1 else None)
     return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
 
 

@@ -39,6 +39,14 @@ ZOOM_FACTOR = 4.0
 #: tighter than the object would cut it.
 ZOOM_MIN_FRACTION = 0.5
 ZOOM_MIN_SIDE = 64
+#: Later clicks on an object zoom on it as it is now (RITM's zoom-in): the crop's side is this
+#: many times the extent of the object's current mask and the clicks (at least the minimums
+#: above), centred on them. A click that would flood a look-alike background region then
+#: finds most of that region outside the crop, where everything is background.
+MASK_ZOOM_FACTOR = 1.4
+#: The mask-centred crop moves and grows in steps of 1/this of its side, so that the
+#: small changes of a mask from click to click keep the crop (and its cached encoding).
+MASK_ZOOM_STEPS = 4
 #: A crop covering at least this share of the image zooms in by under 1.33x (0.75 squared):
 #: the whole image is used instead, whose encoding the pages keep from the upload, rather
 #: than encoding one more view that is nearly the same.
@@ -200,8 +208,17 @@ class Box:
         return np.asarray(xy, dtype=np.float64).reshape(-1, 2) - [self.x0, self.y0]
 
 
+def mask_box(mask: np.ndarray) -> Box | None:
+    """The bounding box of a mask's pixels (None for an empty mask)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
 def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOOM_FACTOR,
-             min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE) -> Box | None:
+             min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE,
+             around: Box | None = None) -> Box | None:
     """Square crop around the clicks, side = factor x their extent (at least the minimum).
 
     Centred on the first point (the object's first click: every other click lies within the
@@ -210,15 +227,26 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
     the same) and shifted to stay inside the image; a side longer than an image
     dimension is clipped to that dimension. Returns None when the crop would cover
     :data:`ZOOM_MAX_AREA` of the image or more (zoom gains little: the whole image is used).
+
+    ``around``: the box of the object's current mask (a later click). The crop is then
+    :data:`MASK_ZOOM_FACTOR` x the extent of that box and the clicks, centred on them, in
+    steps of 1/:data:`MASK_ZOOM_STEPS` of its side.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0:
         return None
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    extent = float((hi - lo).max())
-    side = max(factor * extent, min_fraction * min(height, width), float(min_side))
-    side = int(np.ceil(side))
-    cx, cy = pts[0]
+    floor = max(min_fraction * min(height, width), float(min_side))
+    if around is not None:
+        lo = np.minimum(pts.min(axis=0), [around.x0, around.y0])
+        hi = np.maximum(pts.max(axis=0), [around.x1, around.y1])
+        side = max(MASK_ZOOM_FACTOR * float((hi - lo).max()), floor)
+        step = max(1, int(np.ceil(side / MASK_ZOOM_STEPS)))
+        side = step * int(np.ceil(side / step))
+        cx, cy = (np.round((lo + hi) / 2.0 / step) * step).tolist()
+    else:
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        side = int(np.ceil(max(factor * float((hi - lo).max()), floor)))
+        cx, cy = pts[0]
     boxes = []
     for c, n in ((cx, width), (cy, height)):
         s = min(side, n)
@@ -333,7 +361,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
-            refine: str | None = DEFAULT_REFINE) -> Segmentation:
+            refine: str | None = DEFAULT_REFINE, around: Box | None = None) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -342,7 +370,9 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     resolution; pixels outside the crop are background. With ``pin_frame`` the
     border of what the model sees is pinned still (:func:`frame_pins`) away
     from the positive clicks. ``refine`` snaps the thresholded score to the image's edges
-    (:func:`cmp.refine.refine_mask`; None = the plain threshold).
+    (:func:`cmp.refine.refine_mask`; None = the plain threshold). ``around``: the box of the
+    object's mask before this click (:func:`mask_box`), for a later click's zoom
+    (:func:`zoom_box`); None = zoom around the clicks alone.
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -352,7 +382,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
     box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction,
-                   min_side=zoom_min_side) if zoom else None
+                   min_side=zoom_min_side, around=around) if zoom else None
     view = rgb if box is None else np.ascontiguousarray(box.crop(rgb))
     vpos, vneg = (pos, neg) if box is None else (box.to_crop(pos), box.to_crop(neg))
     if pin_frame:
@@ -428,7 +458,8 @@ def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, del
 def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
                        threshold: float = DEFAULT_THRESHOLD, clean: bool = True, v: float = PROBE_MAGNITUDE,
                        pin_frame: bool = True,
-                       scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES) -> list[Candidate]:
+                       scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
+                       around: Box | None = None) -> list[Candidate]:
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:
@@ -437,7 +468,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     object crop on small images too); the image encoding of each view is cached by the
     engine, so repeating the clicks is cheap. Returns the candidates in the
     order of ``scales``; :func:`best_candidate` picks the most confident.
-    Without a positive click every candidate is empty with confidence 0.
+    Without a positive click every candidate is empty with confidence 0. ``around``: as
+    for :func:`segment` (a later click of the candidate's object).
     """
     out = []
     for name, fraction in scales:
@@ -445,10 +477,31 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                       clean=clean, v=v, zoom_min_fraction=ZOOM_MIN_FRACTION if fraction is None else float(fraction),
                       pin_frame=pin_frame,
                       zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
-                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)))
+                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around)
         out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
                              confidence=mask_confidence(res, threshold)))
     return out
+
+
+def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Segmentation:
+    """:func:`segment` for clicks in the order they were made, ``[(x, y, positive), ...]``, as
+    the pages answer them: each click after the first zooms around the mask the click before
+    it gave (``around``). ``recipe``: :func:`segment`'s keywords. Clicks before the first
+    positive one only add to the negatives (there is no object yet)."""
+    pos: list = []
+    neg: list = []
+    if not recipe.get("zoom", True):  # no crop to place: the order does not matter
+        for x, y, positive in clicks:
+            (pos if positive else neg).append((x, y))
+        return segment(engine, rgb, pos, neg, **recipe)
+    res = None
+    for x, y, positive in clicks:
+        (pos if positive else neg).append((x, y))
+        if pos:
+            res = segment(engine, rgb, pos, neg, around=None if res is None else mask_box(res.mask), **recipe)
+    if res is None:
+        return segment(engine, rgb, pos, neg, **recipe)
+    return res
 
 
 def best_candidate(candidates: Sequence[Candidate]) -> int:

@@ -10,11 +10,13 @@ from PIL import Image
 from cmp.cli import main as cli_main
 from cmp.engine import ImageHandle
 from cmp.eval.composites import EVAL_SEED_START, eval_composites, make_composite
-from cmp.eval.segmentation import MethodResult, click_ious, format_table, has_fall, iou, iou_after, next_click, noc
+from cmp.eval.segmentation import (MethodResult, click_ious, format_table, has_fall, iou, iou_after, model_method,
+                                   next_click, noc)
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
-from cmp.segment import (PROBE_MAGNITUDE, best_candidate, clean_mask, frame_pins, probe_flows, probe_sets,
-                         score_from_flows, segment, segment_candidates, zoom_box)
+from cmp.segment import (MASK_ZOOM_FACTOR, MASK_ZOOM_STEPS, PROBE_MAGNITUDE, Box, best_candidate, clean_mask,
+                         frame_pins, mask_box, probe_flows, probe_sets, score_from_flows, segment, segment_candidates,
+                         segment_clicks, zoom_box)
 from helpers import run_cli
 
 
@@ -181,6 +183,70 @@ def test_later_clicks_near_the_first_keep_its_crop_and_its_cached_encoding():
     assert all(np.array_equal(im, prop.images[0]) for im in prop.images)  # the same view each time
 
 
+def test_a_later_click_zooms_around_the_objects_mask():
+    """RITM's zoom-in: after the first click the crop is 1.4x the box of the object's mask and
+    the clicks, centred on them, and it moves in steps so a mask a pixel off keeps it."""
+    h, w = 600, 800
+    clicks = np.array([[300, 200], [320, 210]], float)
+    box = zoom_box(clicks, h, w, around=Box(250, 150, 420, 260))
+    assert box != zoom_box(clicks, h, w)  # no longer centred on the first click
+    assert box.width == box.height >= 0.5 * h  # never under the minimum (extent 170 x 1.4 = 238 < 300)
+    assert box.x0 <= 250 and box.y0 <= 150 and box.x1 >= 420 and box.y1 >= 260
+    step = box.width / MASK_ZOOM_STEPS
+    assert abs((box.x0 + box.x1) / 2 - 335) <= step and abs((box.y0 + box.y1) / 2 - 205) <= step
+    assert zoom_box(clicks, h, w, around=Box(251, 151, 421, 261)) == box  # same crop, same cached encoding
+    big = zoom_box(clicks, h, w, around=Box(200, 150, 450, 350))  # extent 250: 1.4x is above the minimum
+    assert MASK_ZOOM_FACTOR * 250 <= big.width <= MASK_ZOOM_FACTOR * 250 + big.width / MASK_ZOOM_STEPS
+    assert zoom_box(clicks, h, w, around=Box(100, 100, 500, 400)) is None  # 1.4x a large object: whole image
+    assert mask_box(np.zeros((4, 5), bool)) is None
+    m = np.zeros((40, 50), bool)
+    m[3:9, 10:21] = True
+    assert mask_box(m) == Box(10, 3, 21, 9)
+
+
+def _object_and_a_brighter_blob():
+    """A red object (120) and, away from it, a redder blob (255): a crop that takes in the blob
+    normalises the object's brightness score below the threshold (BrightnessPropagator)."""
+    rgb = _rgb(300, 400, seed=3)
+    rgb[..., 0] = 0
+    rgb[100:160, 120:200, 0] = 120
+    rgb[20:40, 20:40, 0] = 255
+    return rgb
+
+
+def test_segment_clicks_answers_each_click_around_the_mask_before_it():
+    rgb, e = _object_and_a_brighter_blob(), BrightnessPropagator()
+    clicks = [(130, 110, True), (300, 250, False), (190, 150, True)]
+    r1 = segment(e, rgb, [(130, 110)])
+    r2 = segment(e, rgb, [(130, 110)], [(300, 250)], around=mask_box(r1.mask))
+    r3 = segment(e, rgb, [(130, 110), (190, 150)], [(300, 250)], around=mask_box(r2.mask))
+    got = segment_clicks(e, rgb, clicks)
+    assert got.box == r3.box
+    np.testing.assert_array_equal(got.mask, r3.mask)
+    two = segment_clicks(e, rgb, [(130, 110, True), (190, 150, True)])
+    alone = segment(e, rgb, [(130, 110), (190, 150)])  # the same clicks without the history
+    assert two.box != alone.box  # the blob is outside the crop around the mask, inside the other
+    assert two.mask[100:160, 120:200].all() and not alone.mask[100:160, 120:200].any()
+    first_negative = segment_clicks(e, rgb, [(300, 250, False), (130, 110, True)])
+    np.testing.assert_array_equal(first_negative.mask, segment(e, rgb, [(130, 110)], [(300, 250)]).mask)
+    flat = segment_clicks(e, rgb, clicks, zoom=False)  # no crop: the order does not matter
+    np.testing.assert_array_equal(flat.mask, segment(e, rgb, [(130, 110), (190, 150)], [(300, 250)], zoom=False).mask)
+
+
+def test_the_evaluation_clicks_as_the_pages_do():
+    """The benchmark's method is called once per click, in order: a later click on the same
+    image zooms around the mask before it; another image starts afresh."""
+    rgb, e = _object_and_a_brighter_blob(), BrightnessPropagator()
+    run = model_method(e)
+    first = run(rgb, [[130, 110]], [])
+    later = run(rgb, [[130, 110], [190, 150]], [])
+    np.testing.assert_array_equal(later, segment(e, rgb, [(130, 110), (190, 150)], around=mask_box(first)).mask)
+    assert later[100:160, 120:200].all()
+    fresh = run(rgb.copy(), [[130, 110], [190, 150]], [])
+    np.testing.assert_array_equal(fresh, segment(e, rgb, [(130, 110), (190, 150)]).mask)
+    assert not fresh[100:160, 120:200].any()
+
+
 def test_zoom_box_is_none_when_the_crop_would_be_the_whole_image():
     assert zoom_box(np.array([[5, 5], [290, 190]], float), 200, 300) is None
 
@@ -338,6 +404,25 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
     ann = json.loads(coco.read_text())["annotations"][0]
     np.testing.assert_array_equal(rle_decode(ann["segmentation"]), m == 255)
 
+
+
+def test_cli_segment_answers_its_clicks_in_the_order_given(tmp_path, tiny_checkpoint):
+    """The flags are the clicks in order, positive and negative interleaved: the mask is the
+    one the page gives for that sequence (each click zooms around the mask before it)."""
+    from cmp.engine import Engine
+
+    rgb = _rgb(140, 220, seed=5)
+    img, out = tmp_path / "in.png", tmp_path / "mask.png"
+    Image.fromarray(rgb).save(img)
+    clicks = [(100, 60, True), (200, 120, False), (110, 80, True)]
+    flags = [a for x, y, p in clicks for a in ("--positive" if p else "--negative", f"{x},{y}")]
+    r = run_cli("segment", "--image", img, *flags, "--checkpoint", tiny_checkpoint, "--device", "cpu",
+                "--precision", "fp32", "--out", out, timeout=300)
+    assert r.returncode == 0, r.stderr
+    want = segment_clicks(Engine.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), rgb, clicks)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)) == 255, want.mask)
+    assert (f"zoom {want.box.width}x{want.box.height} at ({want.box.x0}, {want.box.y0})" if want.box
+            else "no zoom") in r.stdout
 
 
 def test_cli_segment_out_format_by_extension_and_candidates(tmp_path, tiny_checkpoint):

@@ -124,17 +124,19 @@ def test_an_encoding_evicted_inside_a_call_is_recomputed_once(tiny_engine, sampl
 
 def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one(monkeypatch):
     """Like SAM's multi-mask output for a lone click: the first click of an object computes
-    part, object and group; later clicks recompute only the reading chosen; choosing another
-    recomputes that one from all the clicks; after an undo all three come back."""
+    part, object and group; later clicks recompute only the reading chosen, zoomed around that
+    reading's mask so far; choosing another recomputes that one from all the clicks; after an
+    undo all three come back."""
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import CANDIDATE_SCALES
+    from cmp.segment import CANDIDATE_SCALES, Box
 
-    asked = []
+    asked, arounds = [], []
 
-    def fake(engine, rgb, pos, neg, threshold, pin_frame, scales):
+    def fake(engine, rgb, pos, neg, threshold, pin_frame, scales, around=None):
         asked.append([s[0] for s in scales])
+        arounds.append(around)
         out = []
         for s in scales:
             m = np.zeros((20, 30), bool)
@@ -148,15 +150,19 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     st = A.add_click(A.new_state((20, 30)), 5, 5, True)
     st, res = A.recompute(None, rgb, st)
     assert asked[-1] == names and res.name == names[-1]  # the most confident reading is chosen
+    assert arounds[-1] is None  # a first click zooms around itself
+    assert [c["box"] for c in st["candidates"]] == [[0, 0, 5, 3], [0, 0, 10, 3], [0, 0, 15, 3]]
     st, _ = A.choose(None, rgb, st, 0)
-    assert asked[-1] == [names[0]] and st["chosen"] == 0
+    assert asked[-1] == [names[0]] and st["chosen"] == 0 and arounds[-1] is None
     st, res = A.recompute(None, rgb, A.add_click(st, 8, 8, False), )
     assert asked[-1] == [names[0]] and res.name == names[0] and st["chosen"] == 0
+    assert arounds[-1] == Box(0, 0, 5, 3)  # the chosen reading's mask before this click
     assert A.decode(st, st["mask"]).sum() == 4 * 5  # two clicks: the refined mask, not the first click's
     st, _ = A.choose(None, rgb, st, 1)  # another reading: recomputed from both clicks
     assert asked[-1] == [names[1]] and A.decode(st, st["mask"]).sum() == 4 * 10
+    assert arounds[-1] == Box(0, 0, 10, 3)  # around that reading's last mask
     st, _ = A.recompute(None, rgb, A.undo(st))
-    assert asked[-1] == names
+    assert asked[-1] == names and arounds[-1] is None
 
 
 def test_the_one_photo_resize_averages_when_shrinking_and_keeps_the_array_at_its_size():

@@ -10,6 +10,16 @@ from . import CLIError
 from .options import add_image_flag, add_model_flags, numbers, output_path
 
 
+class _Click(argparse.Action):
+    """``--positive`` / ``--negative``: appended to their own list and, with their sign, to
+    ``clicks``, which keeps the order the flags were given in (later clicks zoom around the
+    mask of the clicks before them, as on the page)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), values])
+        namespace.clicks = [*(getattr(namespace, "clicks", None) or []), (*values, self.dest == "positive")]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from ..segment import DEFAULT_THRESHOLD
 
@@ -17,12 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "segment", help="cut out the object under a few clicks (mask PNG, COCO JSON or YOLO-seg .txt)",
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
-                    "repeat a flag per click, in click order. The mask has the size of IMG; --out's "
-                    "extension picks the format.")
+                    "repeat a flag per click, in click order (each click after the first zooms around "
+                    "the mask of the clicks before it, as on the Segment page). The mask has the size "
+                    "of IMG; --out's extension picks the format.")
     add_image_flag(p)
-    p.add_argument("--positive", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
+    p.add_argument("--positive", type=numbers("X,Y"), action=_Click, default=[], metavar="X,Y",
                    help="a click on the object; repeat for more (at least one)")
-    p.add_argument("--negative", type=numbers("X,Y"), action="append", default=[], metavar="X,Y",
+    p.add_argument("--negative", type=numbers("X,Y"), action=_Click, default=[], metavar="X,Y",
                    help="a click on the background; repeat for more")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask = normalised motion score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
@@ -47,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output by extension: .png (0/255 mask), .json (COCO: RLE + polygons), "
                         ".txt (YOLO-seg, with classes.txt beside it)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, clicks=[])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import Engine
     from ..images import load_image
     from ..annotate import check_points
-    from ..segment import best_candidate, segment, segment_candidates
+    from ..segment import best_candidate, segment_candidates, segment_clicks
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
@@ -88,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         note = "candidates " + ", ".join(f"{c.name}{'*' * (i == best)} {c.confidence:.2f}" for i, c in enumerate(cands))
         res = cands[best]
     else:
-        res = segment(engine, rgb, positive, negative, threshold=args.threshold, zoom=not args.no_zoom,
-                      clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+        res = segment_clicks(engine, rgb, args.clicks, threshold=args.threshold, zoom=not args.no_zoom,
+                             clean=not args.no_clean, pin_frame=not args.no_pin_frame)
         objects = [ObjectAnnotation(res.mask, category)]
     name = Path(args.image).name
     write_annotation(out, objects, file_name=name)

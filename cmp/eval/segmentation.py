@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..segment import DEFAULT_THRESHOLD, segment
+from ..segment import DEFAULT_THRESHOLD, mask_box, segment
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
 
@@ -123,23 +123,33 @@ def iou_after(ious: Sequence[float], k: int) -> float:
 
 # -- methods ----------------------------------------------------------------------
 
+def _clicking(engine, **recipe) -> Method:
+    """:func:`cmp.segment.segment` as the pages run it, click after click: a later click on
+    the same image zooms around the object's mask after the click before it (``around``).
+    :func:`click_ious` calls a method once per click, in order; an object's first click
+    (one point) starts afresh."""
+    last: dict = {}
+
+    def run(rgb, pos, neg):
+        later = len(pos) + len(neg) > 1 and last.get("image") is rgb
+        res = segment(engine, rgb, pos, neg, around=last.get("box") if later else None, **recipe)
+        last.update(image=rgb, box=mask_box(res.mask))
+        return res.mask
+    return run
+
+
 def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
                  pin_frame: bool = True) -> Method:
-    def run(rgb, pos, neg):
-        return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame).mask
-    return run
+    return _clicking(engine, threshold=threshold, zoom=zoom, pin_frame=pin_frame)
 
 
 def refine_methods(engine, kinds: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
                    pin_frame: bool = True) -> dict[str, Method]:
     """The model's recipe with each refinement of ``kinds`` (:mod:`cmp.refine`; "none" =
     the plain threshold), whatever the default is."""
-    def make(kind):
-        def run(rgb, pos, neg):
-            return segment(engine, rgb, pos, neg, threshold=threshold, zoom=zoom, pin_frame=pin_frame,
-                           refine=None if kind == "none" else kind).mask
-        return run
-    return {("cmp, plain threshold" if k == "none" else f"cmp + {k}"): make(k) for k in kinds}
+    return {("cmp, plain threshold" if k == "none" else f"cmp + {k}"):
+            _clicking(engine, threshold=threshold, zoom=zoom, pin_frame=pin_frame,
+                      refine=None if k == "none" else k) for k in kinds}
 
 
 def baseline_method(*, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, pin_frame: bool = True) -> Method:
