@@ -196,22 +196,24 @@ def points_json(clicks) -> str:
 # -- model work (through cmp.lease.run_model) ---------------------------------------
 
 def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, around=None):
+    """``around``: a kept candidate (its mask's box and its crop), or None."""
+    box, view = (None, None) if around is None else (_box(around.get("box")), _box(around.get("view")))
     return lease.run_model(segment_candidates, engine, rgb, positive, negative, threshold=float(threshold),
-                           pin_frame=bool(pin_frame), scales=scales, around=around)
+                           pin_frame=bool(pin_frame), scales=scales, around=box, keep=view)
 
 
 def _as_candidate(c) -> dict:
     """A candidate as the state keeps it: its mask (RLE counts) and the mask's box, around
     which the object's next click zooms (:func:`cmp.segment.zoom_box`)."""
-    box = mask_box(c.mask)
+    def corners(b):
+        return None if b is None else [b.x0, b.y0, b.x1, b.y1]
     return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"],
-            "box": None if box is None else [box.x0, box.y0, box.x1, box.y1]}
+            "box": corners(mask_box(c.mask)), "view": corners(c.box)}
 
 
-def _around(candidate: dict) -> Box | None:
-    """The box of a kept candidate's mask (states saved before boxes were kept have none)."""
-    box = candidate.get("box")
-    return None if not box else Box(*box)
+def _box(corners) -> Box | None:
+    """A kept box (states saved before boxes were kept have none)."""
+    return None if not corners else Box(*corners)
 
 
 def _one_scale(name: str) -> list:
@@ -236,7 +238,7 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     if len(state["clicks"]) > 1 and cands:
         k = state.get("chosen", 0) % len(cands)
         (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
-                             _around(cands[k]))
+                             cands[k])
         cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
@@ -252,7 +254,7 @@ def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = 
     k = index % len(cands)
     pos, neg = split_clicks(state["clicks"])
     (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
-                         _around(cands[k]) if len(state["clicks"]) > 1 else None)
+                         cands[k] if len(state["clicks"]) > 1 else None)
     return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
 
 

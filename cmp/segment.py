@@ -44,9 +44,11 @@ ZOOM_MIN_SIDE = 64
 #: above), centred on them. A click that would flood a look-alike background region then
 #: finds most of that region outside the crop, where everything is background.
 MASK_ZOOM_FACTOR = 1.4
-#: The mask-centred crop moves and grows in steps of 1/this of its side, so that the
-#: small changes of a mask from click to click keep the crop (and its cached encoding).
-MASK_ZOOM_STEPS = 4
+#: The crop of the click before is kept (with its cached encoding) while the object's mask and
+#: the clicks lie inside it, this share of its side away from its edges, and its side is
+#: within these bounds of the crop the click would get otherwise.
+MASK_ZOOM_KEEP_MARGIN = 0.05
+MASK_ZOOM_KEEP_SIDE = (0.9, 1.5)
 #: A crop covering at least this share of the image zooms in by under 1.33x (0.75 squared):
 #: the whole image is used instead, whose encoding the pages keep from the upload, rather
 #: than encoding one more view that is nearly the same.
@@ -197,6 +199,11 @@ class Box:
     def crop(self, a: np.ndarray) -> np.ndarray:
         return a[self.y0:self.y1, self.x0:self.x1]
 
+    def holds(self, xy: np.ndarray) -> bool:
+        """Whether every (x, y) point lies inside the box."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        return bool(((xy >= [self.x0, self.y0]) & (xy < [self.x1, self.y1])).all())
+
     def paste(self, part: np.ndarray, height: int, width: int, fill=0) -> np.ndarray:
         """Place a crop-sized array back into a full (height, width, ...) array."""
         out = np.full((height, width) + part.shape[2:], fill, dtype=part.dtype)
@@ -218,7 +225,7 @@ def mask_box(mask: np.ndarray) -> Box | None:
 
 def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOOM_FACTOR,
              min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE,
-             around: Box | None = None) -> Box | None:
+             around: Box | None = None, keep: Box | None = None) -> Box | None:
     """Square crop around the clicks, side = factor x their extent (at least the minimum).
 
     Centred on the first point (the object's first click: every other click lies within the
@@ -229,8 +236,10 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
     :data:`ZOOM_MAX_AREA` of the image or more (zoom gains little: the whole image is used).
 
     ``around``: the box of the object's current mask (a later click). The crop is then
-    :data:`MASK_ZOOM_FACTOR` x the extent of that box and the clicks, centred on them, in
-    steps of 1/:data:`MASK_ZOOM_STEPS` of its side.
+    :data:`MASK_ZOOM_FACTOR` x the extent of that box and the clicks, centred on them (so
+    they lie inside it with a sixth of its side to spare at least). ``keep``: the crop of the
+    click before, used again while it fits (:data:`MASK_ZOOM_KEEP_MARGIN`,
+    :data:`MASK_ZOOM_KEEP_SIDE`), so that small changes of the mask keep its cached encoding.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) == 0:
@@ -240,13 +249,31 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
         lo = np.minimum(pts.min(axis=0), [around.x0, around.y0])
         hi = np.maximum(pts.max(axis=0), [around.x1, around.y1])
         side = max(MASK_ZOOM_FACTOR * float((hi - lo).max()), floor)
-        step = max(1, int(np.ceil(side / MASK_ZOOM_STEPS)))
-        side = step * int(np.ceil(side / step))
-        cx, cy = (np.round((lo + hi) / 2.0 / step) * step).tolist()
+        if keep is not None and _fits(keep, lo, hi, side):
+            return keep
+        side = int(np.ceil(side))
+        cx, cy = ((lo + hi) / 2.0).tolist()
     else:
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         side = int(np.ceil(max(factor * float((hi - lo).max()), floor)))
         cx, cy = pts[0]
+    box = _square(cx, cy, side, height, width)
+    if box.width * box.height >= ZOOM_MAX_AREA * width * height:
+        return None
+    return box
+
+
+def _fits(crop: Box, lo: np.ndarray, hi: np.ndarray, side: float) -> bool:
+    """Whether a kept crop still suits content spanning lo..hi that would get a crop of ``side``."""
+    k = max(crop.width, crop.height)
+    if not MASK_ZOOM_KEEP_SIDE[0] * side <= k <= MASK_ZOOM_KEEP_SIDE[1] * side:
+        return False
+    m = MASK_ZOOM_KEEP_MARGIN * k
+    return bool(lo[0] >= crop.x0 + m and lo[1] >= crop.y0 + m and hi[0] <= crop.x1 - m and hi[1] <= crop.y1 - m)
+
+
+def _square(cx: float, cy: float, side: int, height: int, width: int) -> Box:
+    """The square of ``side`` centred on (cx, cy), shifted (and clipped) to stay inside the image."""
     boxes = []
     for c, n in ((cx, width), (cy, height)):
         s = min(side, n)
@@ -254,8 +281,6 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
         a = min(max(a, 0), n - s)
         boxes.append((a, a + s))
     (x0, x1), (y0, y1) = boxes
-    if (x1 - x0) * (y1 - y0) >= ZOOM_MAX_AREA * width * height:
-        return None
     return Box(x0, y0, x1, y1)
 
 
@@ -361,7 +386,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             threshold: float = DEFAULT_THRESHOLD, zoom: bool = True, clean: bool = True,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
-            refine: str | None = DEFAULT_REFINE, around: Box | None = None) -> Segmentation:
+            refine: str | None = DEFAULT_REFINE, around: Box | None = None,
+            keep: Box | None = None) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -372,7 +398,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     from the positive clicks. ``refine`` snaps the thresholded score to the image's edges
     (:func:`cmp.refine.refine_mask`; None = the plain threshold). ``around``: the box of the
     object's mask before this click (:func:`mask_box`), for a later click's zoom
-    (:func:`zoom_box`); None = zoom around the clicks alone.
+    (:func:`zoom_box`); None = zoom around the clicks alone. ``keep``: the crop that click
+    used (its encoding is reused while it fits).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -382,7 +409,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     if len(pos) == 0:
         return Segmentation(np.zeros((h, w), bool), np.zeros((h, w), np.float32), None)
     box = zoom_box(np.concatenate([pos, neg]), h, w, min_fraction=zoom_min_fraction,
-                   min_side=zoom_min_side, around=around) if zoom else None
+                   min_side=zoom_min_side, around=around, keep=keep) if zoom else None
     view = rgb if box is None else np.ascontiguousarray(box.crop(rgb))
     vpos, vneg = (pos, neg) if box is None else (box.to_crop(pos), box.to_crop(neg))
     if pin_frame:
@@ -459,7 +486,7 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                        threshold: float = DEFAULT_THRESHOLD, clean: bool = True, v: float = PROBE_MAGNITUDE,
                        pin_frame: bool = True,
                        scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
-                       around: Box | None = None) -> list[Candidate]:
+                       around: Box | None = None, keep: Box | None = None) -> list[Candidate]:
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:
@@ -468,8 +495,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     object crop on small images too); the image encoding of each view is cached by the
     engine, so repeating the clicks is cheap. Returns the candidates in the
     order of ``scales``; :func:`best_candidate` picks the most confident.
-    Without a positive click every candidate is empty with confidence 0. ``around``: as
-    for :func:`segment` (a later click of the candidate's object).
+    Without a positive click every candidate is empty with confidence 0. ``around`` and
+    ``keep``: as for :func:`segment` (a later click of the candidate's object).
     """
     out = []
     for name, fraction in scales:
@@ -477,7 +504,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                       clean=clean, v=v, zoom_min_fraction=ZOOM_MIN_FRACTION if fraction is None else float(fraction),
                       pin_frame=pin_frame,
                       zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
-                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around)
+                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around,
+                      keep=keep)
         out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
                              confidence=mask_confidence(res, threshold)))
     return out
@@ -498,7 +526,8 @@ def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Seg
     for x, y, positive in clicks:
         (pos if positive else neg).append((x, y))
         if pos:
-            res = segment(engine, rgb, pos, neg, around=None if res is None else mask_box(res.mask), **recipe)
+            res = segment(engine, rgb, pos, neg, around=None if res is None else mask_box(res.mask),
+                          keep=None if res is None else res.box, **recipe)
     if res is None:
         return segment(engine, rgb, pos, neg, **recipe)
     return res

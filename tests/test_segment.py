@@ -14,7 +14,7 @@ from cmp.eval.segmentation import (MethodResult, click_ious, format_table, has_f
                                    next_click, noc)
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
-from cmp.segment import (MASK_ZOOM_FACTOR, MASK_ZOOM_STEPS, PROBE_MAGNITUDE, Box, best_candidate, clean_mask,
+from cmp.segment import (MASK_ZOOM_FACTOR, PROBE_MAGNITUDE, Box, best_candidate, clean_mask,
                          frame_pins, mask_box, probe_flows, probe_sets, score_from_flows, segment, segment_candidates,
                          segment_clicks, zoom_box)
 from helpers import run_cli
@@ -185,19 +185,28 @@ def test_later_clicks_near_the_first_keep_its_crop_and_its_cached_encoding():
 
 def test_a_later_click_zooms_around_the_objects_mask():
     """RITM's zoom-in: after the first click the crop is 1.4x the box of the object's mask and
-    the clicks, centred on them, and it moves in steps so a mask a pixel off keeps it."""
+    the clicks, centred on them; the crop of the click before is kept while it still fits."""
     h, w = 600, 800
     clicks = np.array([[300, 200], [320, 210]], float)
     box = zoom_box(clicks, h, w, around=Box(250, 150, 420, 260))
     assert box != zoom_box(clicks, h, w)  # no longer centred on the first click
-    assert box.width == box.height >= 0.5 * h  # never under the minimum (extent 170 x 1.4 = 238 < 300)
-    assert box.x0 <= 250 and box.y0 <= 150 and box.x1 >= 420 and box.y1 >= 260
-    step = box.width / MASK_ZOOM_STEPS
-    assert abs((box.x0 + box.x1) / 2 - 335) <= step and abs((box.y0 + box.y1) / 2 - 205) <= step
-    assert zoom_box(clicks, h, w, around=Box(251, 151, 421, 261)) == box  # same crop, same cached encoding
+    assert box.width == box.height == 300  # never under the minimum (extent 170 x 1.4 = 238 < 0.5 x 600)
+    assert abs((box.x0 + box.x1) / 2 - 335) <= 1 and abs((box.y0 + box.y1) / 2 - 205) <= 1
+    assert zoom_box(clicks, h, w, around=Box(256, 156, 426, 266), keep=box) == box  # same crop, same encoding
+    assert zoom_box(clicks, h, w, around=Box(256, 156, 426, 266)) != box  # (without keep: re-centred)
+    moved = zoom_box(clicks, h, w, around=Box(250, 150, 480, 260), keep=box)  # the mask reaches its edge
+    assert moved != box and moved.x1 >= 480 + 0.05 * moved.width
     big = zoom_box(clicks, h, w, around=Box(200, 150, 450, 350))  # extent 250: 1.4x is above the minimum
-    assert MASK_ZOOM_FACTOR * 250 <= big.width <= MASK_ZOOM_FACTOR * 250 + big.width / MASK_ZOOM_STEPS
+    assert big.width == big.height == int(np.ceil(MASK_ZOOM_FACTOR * 250))
+    assert zoom_box(clicks, h, w, around=Box(200, 150, 450, 350), keep=box) == big  # outgrown: not kept
     assert zoom_box(clicks, h, w, around=Box(100, 100, 500, 400)) is None  # 1.4x a large object: whole image
+    rng = np.random.default_rng(0)  # the clicks are always inside the crop (the probes are placed in it)
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(40, 700, 2))
+        pts = np.stack([rng.integers(0, w, 3), rng.integers(0, h, 3)], 1).astype(float)
+        (x0, x1), (y0, y1) = sorted(rng.integers(0, w, 2)), sorted(rng.integers(0, h, 2))
+        b = zoom_box(pts, h, w, around=Box(int(x0), int(y0), int(x1) + 1, int(y1) + 1))
+        assert b is None or b.holds(pts)
     assert mask_box(np.zeros((4, 5), bool)) is None
     m = np.zeros((40, 50), bool)
     m[3:9, 10:21] = True

@@ -132,35 +132,39 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     import cmp.annotate as A
     from cmp.segment import CANDIDATE_SCALES, Box
 
-    asked, arounds = [], []
+    asked, arounds, keeps = [], [], []
 
-    def fake(engine, rgb, pos, neg, threshold, pin_frame, scales, around=None):
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
         asked.append([s[0] for s in scales])
         arounds.append(around)
+        keeps.append(keep)
         out = []
         for s in scales:
             m = np.zeros((20, 30), bool)
             m[:len(pos) + len(neg) + 2, :5 + CANDIDATE_SCALES.index(s) * 5] = True
-            out.append(SimpleNamespace(name=s[0], confidence=0.5 + 0.1 * CANDIDATE_SCALES.index(s), mask=m))
+            view = Box(0, 0, 10 + CANDIDATE_SCALES.index(s), 10 + CANDIDATE_SCALES.index(s))  # a crop per reading
+            out.append(SimpleNamespace(name=s[0], confidence=0.5 + 0.1 * CANDIDATE_SCALES.index(s), mask=m,
+                                       box=view))
         return out
 
-    monkeypatch.setattr(A, "_candidates", fake)
+    monkeypatch.setattr(A, "segment_candidates", fake)
     rgb = np.zeros((20, 30, 3), np.uint8)
     names = [s[0] for s in CANDIDATE_SCALES]
     st = A.add_click(A.new_state((20, 30)), 5, 5, True)
     st, res = A.recompute(None, rgb, st)
     assert asked[-1] == names and res.name == names[-1]  # the most confident reading is chosen
-    assert arounds[-1] is None  # a first click zooms around itself
+    assert arounds[-1] is None and keeps[-1] is None  # a first click zooms around itself
     assert [c["box"] for c in st["candidates"]] == [[0, 0, 5, 3], [0, 0, 10, 3], [0, 0, 15, 3]]
     st, _ = A.choose(None, rgb, st, 0)
     assert asked[-1] == [names[0]] and st["chosen"] == 0 and arounds[-1] is None
     st, res = A.recompute(None, rgb, A.add_click(st, 8, 8, False), )
     assert asked[-1] == [names[0]] and res.name == names[0] and st["chosen"] == 0
     assert arounds[-1] == Box(0, 0, 5, 3)  # the chosen reading's mask before this click
+    assert keeps[-1] == Box(0, 0, 10, 10)  # and its crop, kept while it fits
     assert A.decode(st, st["mask"]).sum() == 4 * 5  # two clicks: the refined mask, not the first click's
     st, _ = A.choose(None, rgb, st, 1)  # another reading: recomputed from both clicks
     assert asked[-1] == [names[1]] and A.decode(st, st["mask"]).sum() == 4 * 10
-    assert arounds[-1] == Box(0, 0, 10, 3)  # around that reading's last mask
+    assert arounds[-1] == Box(0, 0, 10, 3) and keeps[-1] == Box(0, 0, 11, 11)  # that reading's last mask
     st, _ = A.recompute(None, rgb, A.undo(st))
     assert asked[-1] == names and arounds[-1] is None
 

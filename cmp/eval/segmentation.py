@@ -132,8 +132,9 @@ def _clicking(engine, **recipe) -> Method:
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
-        res = segment(engine, rgb, pos, neg, around=last.get("box") if later else None, **recipe)
-        last.update(image=rgb, box=mask_box(res.mask))
+        res = segment(engine, rgb, pos, neg, around=last.get("box") if later else None,
+                      keep=last.get("view") if later else None, **recipe)
+        last.update(image=rgb, box=mask_box(res.mask), view=res.box)
         return res.mask
     return run
 
