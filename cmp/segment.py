@@ -237,7 +237,7 @@ def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOO
 
     ``around``: the box of the object's current mask (a later click). The crop is then
     :data:`MASK_ZOOM_FACTOR` x the extent of that box and the clicks, centred on them (so
-    they lie inside it with a sixth of its side to spare at least). ``keep``: the crop of the
+    they lie inside it with a seventh of its side to spare at least). ``keep``: the crop of the
     click before, used again while it fits (:data:`MASK_ZOOM_KEEP_MARGIN`,
     :data:`MASK_ZOOM_KEEP_SIDE`), so that small changes of the mask keep its cached encoding.
     """
