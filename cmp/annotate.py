@@ -11,7 +11,9 @@ a Python user keeps it in a variable)::
 
 Masks are compressed COCO RLE strings (a few kB), so finished objects never need the
 model again. The wire format of points (what ``/segment_mask`` takes) is
-``{"positive": [[x, y], ...], "negative": [[x, y], ...]}``: :func:`parse_points` reads it,
+``{"positive": [[x, y], ...], "negative": [[x, y], ...], "order": "pnp"}`` (``order``, optional:
+the clicks' signs in the order they were made; each later click then zooms around the mask
+before it, as on the page): :func:`read_points` (and :func:`parse_points`) read it,
 :func:`points_json` writes it, :func:`check_points` is the one validator the page,
 the HTTP API and ``python -m cmp segment`` share. Model work (:func:`recompute`,
 :func:`mask_from_points`, :func:`candidates_from_points`) goes through
@@ -36,11 +38,11 @@ from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
 from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, mask_box, segment,
-                      segment_candidates)
+                      segment_candidates, segment_clicks)
 from .tracks import is_numbers, parse_json
 
 MAX_OBJECTS = 255  # label maps are 8-bit
-POINTS_HELP = '{"positive": [[x, y]], "negative": [[x, y]]}'
+POINTS_HELP = '{"positive": [[x, y]], "negative": [[x, y]], "order": "pn"}'
 
 
 # -- the per-session state machine ------------------------------------------------
@@ -161,18 +163,18 @@ def check_points(positive, negative=(), height: int | None = None, width: int | 
     return positive, negative
 
 
-def parse_points(text: str | None, height: int | None = None,
-                 width: int | None = None) -> tuple[list[list[float]], list[list[float]]]:
-    """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative),
-    checked by :func:`check_points` (inside the image when its size is given)."""
+def read_points(text: str | None, height: int | None = None, width: int | None = None):
+    """A points JSON -> (positive, negative, clicks): the points checked by :func:`check_points`,
+    and with an ``order`` the same points as clicks in the order they were made,
+    ``[(x, y, positive), ...]`` (None without one: the points are then a set, with no history)."""
     if text is None or not str(text).strip():
         raise GuidanceError(f'give points as JSON: {POINTS_HELP}')
     data = parse_json(str(text), "points")
     if not isinstance(data, dict):
         raise GuidanceError('points JSON must be an object {"positive": [...], "negative": [...]}')
-    unknown = set(data) - {"positive", "negative"}
+    unknown = set(data) - {"positive", "negative", "order"}
     if unknown:
-        raise GuidanceError(f"unknown keys {sorted(unknown)}; use 'positive' and 'negative'")
+        raise GuidanceError(f"unknown keys {sorted(unknown)}; use 'positive', 'negative' and 'order'")
     out = []
     for key in ("positive", "negative"):
         items = data.get(key) or []
@@ -184,13 +186,31 @@ def parse_points(text: str | None, height: int | None = None,
                 raise GuidanceError(f"each {key} point must be [x, y] numbers; got {json.dumps(it)[:60]}")
             pts.append([float(it[0]), float(it[1])])
         out.append(pts)
-    return check_points(out[0], out[1], height, width)
+    pos, neg = check_points(out[0], out[1], height, width)
+    order = data.get("order")
+    if order is not None and (not isinstance(order, str) or set(order) - {"p", "n"}
+                              or order.count("p") != len(pos) or order.count("n") != len(neg)):
+        raise GuidanceError(f"'order' must be one letter per point in click order, p (positive) or n "
+                            f"(negative): {len(pos)} p and {len(neg)} n here")
+    if order is None:
+        return pos, neg, None
+    its = {"p": iter(pos), "n": iter(neg)}
+    return pos, neg, [(*next(its[c]), c == "p") for c in order]
+
+
+def parse_points(text: str | None, height: int | None = None,
+                 width: int | None = None) -> tuple[list[list[float]], list[list[float]]]:
+    """Points JSON ``{"positive": [[x, y], ...], "negative": [[x, y], ...]}`` -> (positive, negative),
+    checked by :func:`check_points` (inside the image when its size is given)."""
+    pos, neg, _ = read_points(text, height, width)
+    return pos, neg
 
 
 def points_json(clicks) -> str:
     pos, neg = split_clicks(clicks)
     r = lambda p: [round(p[0], 1), round(p[1], 1)]  # noqa: E731
-    return json.dumps({"positive": [r(p) for p in pos], "negative": [r(p) for p in neg]})
+    return json.dumps({"positive": [r(p) for p in pos], "negative": [r(p) for p in neg],
+                       "order": "".join("p" if c[2] else "n" for c in clicks)})
 
 
 # -- model work (through cmp.lease.run_model) ---------------------------------------
@@ -259,8 +279,12 @@ def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = 
 
 
 def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
-                     zoom: bool = True, pin_frame: bool = True):
-    """:func:`cmp.segment.segment` for checked points, under the GPU lease."""
+                     zoom: bool = True, pin_frame: bool = True, clicks=None):
+    """:func:`cmp.segment.segment` for checked points, under the GPU lease; given ``clicks``
+    (the same points in click order, :func:`read_points`), :func:`cmp.segment.segment_clicks`."""
+    if clicks:
+        return lease.run_model(segment_clicks, engine, rgb, clicks, threshold=float(threshold), zoom=bool(zoom),
+                               pin_frame=bool(pin_frame))
     return lease.run_model(segment, engine, rgb, positive, negative, threshold=float(threshold), zoom=bool(zoom),
                            pin_frame=bool(pin_frame))
 

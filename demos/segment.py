@@ -126,9 +126,10 @@ if (!window.__cmpSegmentKeys) {
 
 
 def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool,
-             pin_frame: bool = True, model: str | None = None):
+             pin_frame: bool = True, model: str | None = None, clicks=None):
     """:func:`cmp.annotate.mask_from_points` on ``model``'s engine."""
-    return annotate.mask_from_points(ctx.engine_for(model), rgb, positive, negative, threshold, zoom, pin_frame)
+    return annotate.mask_from_points(ctx.engine_for(model), rgb, positive, negative, threshold, zoom, pin_frame,
+                                     clicks)
 
 
 def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, pin_frame: bool = True,
@@ -342,7 +343,7 @@ def build(ctx: Context) -> None:
         """
         rgb, _ = _image(image)
         model = checkpoint or model
-        pos, neg = parse_points(points_text, *rgb.shape[:2])
+        pos, neg, clicks = annotate.read_points(points_text, *rgb.shape[:2])
         thr = DEFAULT_THRESHOLD if thr is None else thr
         pf = True if pf is None else pf
         name = Path(image).name if isinstance(image, str) else "image.png"
@@ -352,7 +353,7 @@ def build(ctx: Context) -> None:
             objs = [ObjectAnnotation(c.mask, candidate=c.name, confidence=c.confidence) for c in results]
             return str(save_mask_png(temp_path(".png"), results[best].mask)), \
                 coco_with_candidates(objs, best, file_name=name)
-        res = mask_for(ctx, rgb, pos, neg, thr, True if zm is None else zm, pf, model)
+        res = mask_for(ctx, rgb, pos, neg, thr, True if zm is None else zm, pf, model, clicks)
         return str(save_mask_png(temp_path(".png"), res.mask)), coco_dict([res.mask], file_name=name)
 
     # -- wiring ----------------------------------------------------------------

@@ -54,6 +54,9 @@ def check_animate_this_object(pg, image_path: str, click_pixel) -> dict:
     status = pg.locator("#segment-status")
     status.get_by_text(re.compile(r"Object 1: 0 clicks")).wait_for(timeout=TIMEOUT_MS)
     img = "#segment-canvas img"
+    # the status line can come before the canvas has loaded the photo (seen once under load)
+    pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth === 120; }",
+                         arg=img, timeout=TIMEOUT_MS)
     before = pg.get_attribute(img, "src") or ""
     click_pixel(pg, img, 60, 45)
     status.get_by_text(re.compile(r"mask [\d,]+ px")).wait_for(timeout=TIMEOUT_MS)

@@ -38,6 +38,24 @@ def test_segment_mask_endpoint_returns_binary_mask_and_coco(client, image_path, 
     assert ann["area"] == int((m == 255).sum())
 
 
+def test_segment_mask_with_an_order_answers_the_clicks_as_the_page_does(client, image_path, tiny_engine):
+    """With "order" (what the page's points JSON now carries), each later click zooms around the
+    mask before it, as on the page; without it the points are a set, answered at once."""
+    from conftest import TEST_MAX_SIDE
+
+    from cmp.segment import segment, segment_clicks
+    from demos.common import read_image
+
+    pts = {"positive": [[60, 40], [75, 50]], "negative": [[120, 80]], "order": "pnp"}
+    rgb, _ = read_image(image_path, TEST_MAX_SIDE)
+    png, _ = _call(client, image_path, pts)
+    want = segment_clicks(tiny_engine, rgb, [(60, 40, True), (120, 80, False), (75, 50, True)])
+    np.testing.assert_array_equal(np.asarray(Image.open(png)) == 255, want.mask)
+    png, _ = _call(client, image_path, {"positive": pts["positive"], "negative": pts["negative"]})
+    np.testing.assert_array_equal(np.asarray(Image.open(png)) == 255,
+                                  segment(tiny_engine, rgb, pts["positive"], pts["negative"]).mask)
+
+
 @pytest.mark.parametrize("pin_frame", [True, False])
 def test_segment_mask_endpoint_passes_frame_pins_to_the_library(client, image_path, pin_frame, monkeypatch):
     # The app runs in this process: a spy on the use case's segment() sees what the endpoint asked for.
@@ -65,6 +83,9 @@ def test_segment_mask_endpoint_passes_frame_pins_to_the_library(client, image_pa
     ({"negative": [[5, 5]]}, "positive"),
     ({"positive": [[1, 2, 3]]}, "[x, y]"),
     ({"pos": [[1, 2]]}, "unknown keys"),
+    ({"positive": [[60, 40]], "negative": [[5, 5]], "order": "pp"}, "one letter per point"),
+    ({"positive": [[60, 40]], "order": "x"}, "one letter per point"),
+    ({"positive": [[60, 40]], "order": 1}, "one letter per point"),
 ])
 def test_segment_mask_bad_input_is_a_one_line_error(client, image_path, pts, message):
     with pytest.raises(Exception) as info:

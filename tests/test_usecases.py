@@ -51,8 +51,13 @@ def test_state_machine_round_trip_without_gradio():
     st = annotate.new_state((40, 60))
     st = annotate.add_click(st, 10, 12, True, now=100.0)
     st = annotate.add_click(st, 50, 30, False, now=101.0)
-    assert json.loads(annotate.points_json(st["clicks"])) == {"positive": [[10.0, 12.0]], "negative": [[50.0, 30.0]]}
-    assert annotate.parse_points(annotate.points_json(st["clicks"]), 40, 60) == ([[10.0, 12.0]], [[50.0, 30.0]])
+    three = annotate.add_click(st, 20, 15, True, now=102.0)["clicks"]
+    assert json.loads(annotate.points_json(three)) == {"positive": [[10.0, 12.0], [20.0, 15.0]],
+                                                       "negative": [[50.0, 30.0]], "order": "pnp"}
+    text = annotate.points_json(three)
+    assert annotate.parse_points(text, 40, 60) == ([[10.0, 12.0], [20.0, 15.0]], [[50.0, 30.0]])
+    assert annotate.read_points(text, 40, 60)[2] == [(10.0, 12.0, True), (50.0, 30.0, False), (20.0, 15.0, True)]
+    assert annotate.read_points('{"positive": [[10, 12]], "negative": [[50, 30]]}', 40, 60)[2] is None  # a set
     mask = np.zeros((40, 60), bool)
     mask[5:20, 5:20] = True
     from cmp.masks import rle_encode
