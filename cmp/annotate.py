@@ -37,8 +37,8 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, mask_box, segment,
-                      segment_candidates, segment_clicks)
+from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, segment, segment_candidates,
+                      segment_clicks, zoom_history)
 from .tracks import is_numbers, parse_json
 
 MAX_OBJECTS = 255  # label maps are 8-bit
@@ -215,25 +215,19 @@ def points_json(clicks) -> str:
 
 # -- model work (through cmp.lease.run_model) ---------------------------------------
 
-def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, around=None):
-    """``around``: a kept candidate (its mask's box and its crop), or None."""
-    box, view = (None, None) if around is None else (_box(around.get("box")), _box(around.get("view")))
+def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, previous=None):
+    """``previous``: the kept candidate this click follows (a later click), or None."""
+    history = {} if previous is None else {k: None if not previous.get(k) else Box(*previous[k])
+                                           for k in ("around", "keep")}  # none kept by older states
     return lease.run_model(segment_candidates, engine, rgb, positive, negative, threshold=float(threshold),
-                           pin_frame=bool(pin_frame), scales=scales, around=box, keep=view)
+                           pin_frame=bool(pin_frame), scales=scales, **history)
 
 
 def _as_candidate(c) -> dict:
-    """A candidate as the state keeps it: its mask (RLE counts) and the mask's box, around
-    which the object's next click zooms (:func:`cmp.segment.zoom_box`)."""
-    def corners(b):
-        return None if b is None else [b.x0, b.y0, b.x1, b.y1]
-    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"],
-            "box": corners(mask_box(c.mask)), "view": corners(c.box)}
-
-
-def _box(corners) -> Box | None:
-    """A kept box (states saved before boxes were kept have none)."""
-    return None if not corners else Box(*corners)
+    """A candidate as the state keeps it: its mask (RLE counts), and what the object's next
+    click zooms around (:func:`cmp.segment.zoom_history`) as [x0, y0, x1, y1] boxes."""
+    history = {k: None if b is None else [b.x0, b.y0, b.x1, b.y1] for k, b in zoom_history(c).items()}
+    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"], **history}
 
 
 def _one_scale(name: str) -> list:

@@ -199,11 +199,6 @@ class Box:
     def crop(self, a: np.ndarray) -> np.ndarray:
         return a[self.y0:self.y1, self.x0:self.x1]
 
-    def holds(self, xy: np.ndarray) -> bool:
-        """Whether every (x, y) point lies inside the box."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        return bool(((xy >= [self.x0, self.y0]) & (xy < [self.x1, self.y1])).all())
-
     def paste(self, part: np.ndarray, height: int, width: int, fill=0) -> np.ndarray:
         """Place a crop-sized array back into a full (height, width, ...) array."""
         out = np.full((height, width) + part.shape[2:], fill, dtype=part.dtype)
@@ -511,6 +506,14 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     return out
 
 
+def zoom_history(previous: Segmentation | None) -> dict:
+    """:func:`segment`'s ``around`` and ``keep`` for the object's click after ``previous``
+    (its mask's box, its crop); none for a first click."""
+    if previous is None:
+        return {"around": None, "keep": None}
+    return {"around": mask_box(previous.mask), "keep": previous.box}
+
+
 def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Segmentation:
     """:func:`segment` for clicks in the order they were made, ``[(x, y, positive), ...]``, as
     the pages answer them: each click after the first zooms around the mask the click before
@@ -526,8 +529,7 @@ def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Seg
     for x, y, positive in clicks:
         (pos if positive else neg).append((x, y))
         if pos:
-            res = segment(engine, rgb, pos, neg, around=None if res is None else mask_box(res.mask),
-                          keep=None if res is None else res.box, **recipe)
+            res = segment(engine, rgb, pos, neg, **zoom_history(res), **recipe)
     if res is None:
         return segment(engine, rgb, pos, neg, **recipe)
     return res

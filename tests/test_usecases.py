@@ -159,7 +159,7 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     st, res = A.recompute(None, rgb, st)
     assert asked[-1] == names and res.name == names[-1]  # the most confident reading is chosen
     assert arounds[-1] is None and keeps[-1] is None  # a first click zooms around itself
-    assert [c["box"] for c in st["candidates"]] == [[0, 0, 5, 3], [0, 0, 10, 3], [0, 0, 15, 3]]
+    assert [c["around"] for c in st["candidates"]] == [[0, 0, 5, 3], [0, 0, 10, 3], [0, 0, 15, 3]]
     st, _ = A.choose(None, rgb, st, 0)
     assert asked[-1] == [names[0]] and st["chosen"] == 0 and arounds[-1] is None
     st, res = A.recompute(None, rgb, A.add_click(st, 8, 8, False), )

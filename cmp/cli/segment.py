@@ -11,13 +11,11 @@ from .options import add_image_flag, add_model_flags, numbers, output_path
 
 
 class _Click(argparse.Action):
-    """``--positive`` / ``--negative``: appended to their own list and, with their sign, to
-    ``clicks``, which keeps the order the flags were given in (later clicks zoom around the
-    mask of the clicks before them, as on the page)."""
+    """``--positive`` / ``--negative``: one list of clicks ``(x, y, positive)`` in the order the
+    flags were given (later clicks zoom around the mask of the clicks before them, as on the page)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), values])
-        namespace.clicks = [*(getattr(namespace, "clicks", None) or []), (*values, self.dest == "positive")]
+        namespace.clicks = [*(getattr(namespace, "clicks", None) or []), (*values, self.const)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the mask of the clicks before it, as on the Segment page). The mask has the size "
                     "of IMG; --out's extension picks the format.")
     add_image_flag(p)
-    p.add_argument("--positive", type=numbers("X,Y"), action=_Click, default=[], metavar="X,Y",
+    p.add_argument("--positive", dest="clicks", const=True, type=numbers("X,Y"), action=_Click, default=[],
+                   metavar="X,Y",
                    help="a click on the object; repeat for more (at least one)")
-    p.add_argument("--negative", type=numbers("X,Y"), action=_Click, default=[], metavar="X,Y",
+    p.add_argument("--negative", dest="clicks", const=False, type=numbers("X,Y"), action=_Click, default=[],
+                   metavar="X,Y",
                    help="a click on the background; repeat for more")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask = normalised motion score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output by extension: .png (0/255 mask), .json (COCO: RLE + polygons), "
                         ".txt (YOLO-seg, with classes.txt beside it)")
-    p.set_defaults(func=run, clicks=[])
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     out = output_path(args.out, (".png", ".json", ".txt"))
     if args.coco:
         output_path(args.coco, flag="--coco")
+    from ..annotate import split_clicks
     from ..annotations import AnnotationError, ObjectAnnotation, class_name, coco_dataset, write_annotation
     from ..segment import check_threshold
     try:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_zoom and (args.candidates or args.all_candidates):
         raise CLIError("--no-zoom does not combine with --candidates (the candidates are three zoom scales)")
     check_threshold(args.threshold)
-    positive, negative = args.positive, args.negative
+    positive, negative = split_clicks(args.clicks)
     if not positive:
         raise CLIError("give at least one --positive X,Y click on the object")
 

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..segment import DEFAULT_THRESHOLD, mask_box, segment
+from ..segment import DEFAULT_THRESHOLD, segment, zoom_history
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
 
@@ -132,9 +132,8 @@ def _clicking(engine, **recipe) -> Method:
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
-        res = segment(engine, rgb, pos, neg, around=last.get("box") if later else None,
-                      keep=last.get("view") if later else None, **recipe)
-        last.update(image=rgb, box=mask_box(res.mask), view=res.box)
+        res = segment(engine, rgb, pos, neg, **zoom_history(last.get("result") if later else None), **recipe)
+        last.update(image=rgb, result=res)
         return res.mask
     return run
 
