@@ -73,6 +73,10 @@ def _src(pg, sel: str) -> str:
 
 _CHANGED = ("([s, old]) => { const i = document.querySelector(s);"
             " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }")
+# The page has finished a click: its canvases show Gradio's files again, not the data URLs a
+# direct click paints first (demos.direct), so the next click starts from a settled page.
+_SETTLED = ("sels => sels.every(s => { const i = document.querySelector(s);"
+            " return !i || !i.src.startsWith('data:'); })")
 
 # In the page: from the click's pointerdown (its event timestamp) until the frame in which
 # the watched <img> first shows a new, decoded image (a MutationObserver sees the new src
@@ -140,7 +144,9 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
             old = _src(pg, canvas)
             click_pixel(pg, canvas, x, y)  # start: the canvas shows the pending point
             pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
+            pg.wait_for_function(_SETTLED, arg=[canvas, flow], polling="raf")
             inside, outside = _timedclick_pixel(pg, canvas, x + dx, y + dy, flow)
+            pg.wait_for_function(_SETTLED, arg=[canvas, flow], polling="raf")
             arrow_s.append(inside)
             arrow_pw.append(outside)
             arrows.append([x, y, dx, dy])
@@ -159,6 +165,7 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
         for i in range(clicks + 1):
             x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
             inside, outside = _timedclick_pixel(pg, sc, x, y, sc)
+            pg.wait_for_function(_SETTLED, arg=[sc], polling="raf")
             seg_s.append(inside)
             seg_pw.append(outside)
             seg_points.append([x, y])

@@ -28,7 +28,10 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
     import spaces  # type: ignore
 
     gpu = spaces.GPU
+    ZERO_GPU = True
 except Exception:  # noqa: BLE001 - absent package or unsupported platform
+    ZERO_GPU = False
+
     def gpu(fn=None, **_kw):
         return fn if fn is not None else (lambda f: f)
 

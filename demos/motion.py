@@ -35,7 +35,7 @@ from cmp.masks import rle_decode, rle_encode, save_mask_png
 from cmp.tracks import (SAME_POINT_PX, Guidance, add_click, add_path_click, finish_path,  # noqa: F401
                         end_arrows, guidance_json, new_state, parse_guidance, parse_motion, undo)
 
-from . import overlays
+from . import direct, overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image,
                      temp_path, user_errors, validated)
 
@@ -61,6 +61,9 @@ if (!window.cmpEnterFinishes) {
   });
 }
 """
+#: What a direct click reads from the page (demos.direct): setting -> (selector, how).
+DIRECT_SETTINGS = {"pin": ("#motion-pin-mode input", "checked"), "path": ("#motion-path-mode input", "checked"),
+                   "view": ("#motion-view input", "radio"), "scene": ("#motion-scene input", "checked")}
 REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
                "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
@@ -127,6 +130,7 @@ def flow_for(ctx: Context, rgb: np.ndarray, points, scene_motion: bool | None = 
 def build(ctx: Context) -> None:
     state = gr.State(new_state(), time_to_live=STATE_TTL_S)
     last_frames = gr.State(None, time_to_live=STATE_TTL_S)  # path of the last clip's frames (.npy)
+    shown_image = gr.State(None, time_to_live=STATE_TTL_S)  # the upload on the canvas, for direct clicks
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -151,6 +155,7 @@ def build(ctx: Context) -> None:
                 clear_btn = gr.Button("Clear", size="sm", elem_id="motion-clear")
             gr.Markdown(HINT)
             gr.HTML("", js_on_load=ENTER_FINISHES, elem_id="motion-keys", container=False, padding=False)
+            bridge = direct.bridge("motion", "motion-canvas", DIRECT_SETTINGS, lambda *a: direct_click(*a))
         with gr.Column(scale=2):
             flow_view = fast_preview(gr.Image(format="png", interactive=False, label="Predicted flow", height=420,
                                               elem_id="motion-flow", buttons=["download", "fullscreen"]))
@@ -232,7 +237,7 @@ def build(ctx: Context) -> None:
     @user_errors
     def on_image(path, region_path=None, model=""):
         if not path:
-            return overlays.placeholder(), new_state(), "", "", None, None
+            return overlays.placeholder(), new_state(), "", "", None, None, None
         rgb, msg = _image(path)
         lease.run_model(ctx.engine_for(model).set_image, rgb)  # encode now so the first arrow is quick
         h, w = rgb.shape[:2]
@@ -241,7 +246,7 @@ def build(ctx: Context) -> None:
         if region_path:  # e.g. Segment's "Animate this object" sets the image and the region at once
             st["region"] = region_rle(region_path, rgb)
         canvas_value = {"background": rgb, "layers": [], "composite": rgb}
-        return draw_state(rgb, st), st, state_json(st), text, None, canvas_value
+        return draw_state(rgb, st), st, state_json(st), text, None, canvas_value, path
 
     @user_errors
     def on_brush(path, value):
@@ -284,20 +289,52 @@ def build(ctx: Context) -> None:
             return draw_state(overlays.draw_flow_arrows(rgb, flow), st)
         return flow_color_view(flow)
 
-    @user_errors
-    def on_click(path, st, pin, evt: gr.SelectData, path_on=False, mode=VIEW_COLOR, scene_motion=None, model=""):
-        """One event per click: the canvas, and on an arrow's end click also the flow (no chained
-        second event); outputs that did not change are skipped."""
-        if not path:
-            gr.Warning("Upload an image or pick an example first, then click on it.")
-            return gr.skip()
-        rgb, _ = _image(path)
-        x, y = click_xy(evt, rgb.shape)
+    def _apply_click(path, rgb, st, x, y, pin, path_on, mode, scene_motion, model):
+        """A click's state and outputs: the canvas, the state, its JSON (skipped when unchanged)
+        and, on an arrow's end click, the flow."""
         before = state_json(st)
         st = add_path_click(st, x, y) if path_on and not pin else add_click(st, x, y, bool(pin))
         text = state_json(st)
         return (draw_state(rgb, st), st, gr.skip() if text == before else text,
                 _flow(path, rgb, st, mode, scene_motion, model))
+
+    @user_errors
+    def on_click(path, st, pin, evt: gr.SelectData, path_on=False, mode=VIEW_COLOR, scene_motion=None, model=""):
+        """One event per click (the page's script sends clicks directly; this is its fallback and
+        what keyboard use reaches): the canvas, and on an arrow's end click also the flow."""
+        if not path:
+            gr.Warning("Upload an image or pick an example first, then click on it.")
+            return gr.skip()
+        rgb, _ = _image(path)
+        x, y = click_xy(evt, rgb.shape)
+        return _apply_click(path, rgb, st, x, y, pin, path_on, mode, scene_motion, model)
+
+    def direct_click(session, x, y, s):
+        """A click sent by the page's script (:mod:`demos.direct`): the session's state updated,
+        the images to paint, the confirming event's outputs; None leaves it to ``on_click``."""
+        path = session.get(shown_image)
+        if not path:
+            return None
+        rgb, _ = _image(path)
+        if not (0 <= x < rgb.shape[1] and 0 <= y < rgb.shape[0]):
+            return None
+        pin, path_on = params.flag(s.get("pin"), "pin"), params.flag(s.get("path"), "path")
+        mode = params.choice(s.get("view"), "view", (VIEW_COLOR, VIEW_ARROWS))
+        scene_motion = True if params.flag(s.get("scene"), "scene_motion", default=False) else None
+        shown, st, text, flow = _apply_click(path, rgb, session.get(state), float(x), float(y), pin, path_on, mode,
+                                             scene_motion, session.get(ctx.model))
+        session.set(state, st)
+        return {"motion-canvas": (canvas, shown), "motion-flow": (flow_view, flow)}, (shown, text, flow)
+
+    @user_errors
+    def confirm_click(result, path, st, mode, scene_motion, model=""):
+        """The direct click's outputs for Gradio's view of the page (recomputed if they expired)."""
+        if result is not None:
+            return result
+        if not path:
+            return gr.skip(), gr.skip(), gr.skip()
+        rgb, _ = _image(path)
+        return draw_state(rgb, st), state_json(st), _flow(path, rgb, st, mode, scene_motion, model)
 
     @user_errors
     def on_edit(path, st, mode, scene_motion, model, action):
@@ -397,13 +434,14 @@ def build(ctx: Context) -> None:
     settings = [frames, fps, strength, timing, loop, scene]
     flow_args = dict(fn=show_flow, inputs=[src, state, view, scene, ctx.model], outputs=[flow_view],
                      api_visibility="private", **model)
-    src.change(on_image, [src, region, ctx.model], [canvas, state, guide, note, flow_view, brush],
+    src.change(on_image, [src, region, ctx.model], [canvas, state, guide, note, flow_view, brush, shown_image],
                api_visibility="private", **model)
     brush_btn.click(on_brush, [src, brush], [region], api_visibility="private")
     region.change(on_region, [src, state, region], shown, api_visibility="private").then(**flow_args)
     flow_inputs = [view, scene, ctx.model]
     canvas.select(on_click, [src, state, pin_mode, path_mode, *flow_inputs], [*shown, flow_view],
                   api_visibility="private", show_progress="hidden", **model)
+    direct.confirm(bridge, "motion", confirm_click, [src, state, *flow_inputs], [canvas, guide, flow_view], **model)
     for btn, action in ((undo_btn, "undo"), (clear_btn, "clear"), (finish_btn, "finish")):
         btn.click(lambda p, s, m, sm, mo, a=action: on_edit(p, s, m, sm, mo, a), [src, state, *flow_inputs],
                   [*shown, flow_view], api_visibility="private", **model)

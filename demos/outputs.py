@@ -222,6 +222,35 @@ def temp_dir() -> str:
 PREVIEW_FORMATS = {"exact": ("PNG", {"compress_level": 1}), "photo": ("JPEG", {"quality": 95, "subsampling": 0})}
 
 
+_encoded: list = []  # the last few (array, kind, bytes): a preview pushed early is encoded once
+
+
+def encode_preview(value, kind: str = "exact") -> bytes:
+    """``value`` ((H, W, 3) uint8 array) encoded as :data:`PREVIEW_FORMATS` says for ``kind``.
+    The same array object asked again (a click's image pushed early by :mod:`demos.preview`,
+    then returned to Gradio) is encoded once."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    with _encoded_lock:
+        for arr, k, data in _encoded:
+            if arr is value and k == kind:
+                return data
+    fmt, options = PREVIEW_FORMATS[kind]
+    buf = BytesIO()
+    Image.fromarray(np.ascontiguousarray(value, dtype=np.uint8)).save(buf, fmt, **options)
+    data = buf.getvalue()
+    with _encoded_lock:
+        _encoded.append((value, kind, data))  # holds the array, so its id cannot be reused meanwhile
+        del _encoded[:-4]
+    return data
+
+
+_encoded_lock = threading.Lock()
+
+
 def fast_preview(comp, kind: str = "exact"):
     """Let the image component ``comp`` encode numpy previews quickly (see :data:`PREVIEW_FORMATS`).
 
@@ -232,22 +261,17 @@ def fast_preview(comp, kind: str = "exact"):
     images and None go through Gradio's own path.
     """
     import hashlib
-    from io import BytesIO
 
     import numpy as np
     from gradio.data_classes import ImageData
-    from PIL import Image
 
-    fmt, options = PREVIEW_FORMATS[kind]
-    ext = "png" if fmt == "PNG" else "jpg"
+    ext = "png" if PREVIEW_FORMATS[kind][0] == "PNG" else "jpg"
     original = comp.postprocess
 
     def postprocess(value):
         if not isinstance(value, np.ndarray):
             return original(value)
-        buf = BytesIO()
-        Image.fromarray(np.ascontiguousarray(value, dtype=np.uint8)).save(buf, fmt, **options)
-        data = buf.getvalue()
+        data = encode_preview(value, kind)
         folder = os.path.join(comp.GRADIO_CACHE, hashlib.blake2b(data, digest_size=16).hexdigest())
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"image.{ext}")
@@ -257,4 +281,5 @@ def fast_preview(comp, kind: str = "exact"):
         return ImageData(path=path, orig_name=f"image.{ext}")
 
     comp.postprocess = postprocess
+    comp._cmp_preview_kind = kind  # what demos.preview encodes an early copy as
     return comp

@@ -30,7 +30,7 @@ from cmp.guidance import GuidanceError
 from cmp.masks import save_mask_png
 from cmp.segment import CANDIDATE_SCALES, DEFAULT_THRESHOLD, best_candidate, check_threshold
 
-from . import evidence, overlays
+from . import direct, evidence, overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image, temp_dir,
                      temp_path, user_errors, validated)
 
@@ -46,6 +46,9 @@ SHORTCUTS = (("p", "positive clicks", "#segment-mode input[type=radio]:0"),
              ("Enter", "next object", "#segment-next"),
              ("c", "next candidate mask", "#segment-next-candidate"),
              ("e", "export", "#segment-export"))
+#: What a direct click reads from the page (demos.direct): setting -> (selector, how).
+DIRECT_SETTINGS = {"mode": ("#segment-mode input", "radio"), "threshold": ("#segment-threshold input[type=number]", "value"),
+                   "pin": ("#segment-pin input", "checked"), "label": ("#segment-class textarea, #segment-class input", "value")}
 #: Finished objects cycle through these (RGB); the object being edited is drawn in CURRENT_COLOR.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127), (214, 39, 40)]
@@ -144,6 +147,7 @@ def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold:
 def build(ctx: Context) -> None:
     state = gr.State(new_state(), time_to_live=STATE_TTL_S)
     ev_open = gr.State(False, time_to_live=STATE_TTL_S)  # whether the evidence accordion is open
+    shown_image = gr.State(None, time_to_live=STATE_TTL_S)  # the upload on the canvas, for direct clicks
 
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -170,6 +174,7 @@ def build(ctx: Context) -> None:
                 export_btn = gr.Button("Export PNG + COCO + YOLO", size="sm", elem_id="segment-export")
                 animate_btn = gr.Button("Animate this object", size="sm", elem_id="segment-animate")
             gr.HTML(shortcuts_markdown(), js_on_load=shortcuts_js(), elem_id="segment-keys")
+            bridge = direct.bridge("segment", "segment-canvas", DIRECT_SETTINGS, lambda *a: direct_click(*a))
             with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence") as ev_box:
                 gr.Markdown("Left: the four probe flows of the view the model saw (colour wheel: hue = "
                             "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
@@ -234,7 +239,7 @@ def build(ctx: Context) -> None:
     def on_image(path, model=""):
         if not path:
             return overlays.placeholder(), new_state(), "", "", "", None, gr.update(choices=[], value=None), None, \
-                None, ""
+                None, "", None
         rgb, msg = _image(path)
         # encode now: the first click is quicker, and the "group" candidate uses this whole-image encoding
         lease.run_model(ctx.engine_for(model).set_image, rgb)
@@ -242,7 +247,7 @@ def build(ctx: Context) -> None:
         st = new_state((h, w))
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
         return rgb, st, status(st), points_json([]), text, None, gr.update(choices=[], value=None), None, None, \
-            speed_table(st)
+            speed_table(st), path
 
     @user_errors
     def on_click(path, st, md, thr, pf, lab, evt: gr.SelectData, model="", ev=True):  # Gradio puts evt in its place
@@ -250,11 +255,43 @@ def build(ctx: Context) -> None:
             gr.Warning("Upload an image or pick an example first, then click on it.")
             return gr.skip()
         rgb, _ = _image(path)
+        x, y = click_xy(evt, rgb.shape)
+        return _apply_click(rgb, st, x, y, md, thr, pf, lab, model, ev)
+
+    def _apply_click(rgb, st, x, y, md, thr, pf, lab, model, ev):
         if st.get("size") != list(rgb.shape[:2]):
             st = new_state(rgb.shape[:2])
-        x, y = click_xy(evt, rgb.shape)
         st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf, model)
         return _show(rgb, st, res, thr, lab, ev)
+
+    def direct_click(session, x, y, s):
+        """A click sent by the page's script (:mod:`demos.direct`): the session's state updated,
+        the canvas to paint, the confirming event's outputs; None leaves it to ``on_click``."""
+        path = session.get(shown_image)
+        if not path:
+            return None
+        rgb, _ = _image(path)
+        if not (0 <= x < rgb.shape[1] and 0 <= y < rgb.shape[0]):
+            return None
+        md = params.choice(s.get("mode"), "mode", (POSITIVE, NEGATIVE))
+        thr = check_threshold(float(str(s.get("threshold"))))  # the slider's box holds text
+        pf = params.flag(s.get("pin"), "pin_frame")
+        lab = params.text(s.get("label"), "class", MAX_CLASS_CHARS)
+        out = _apply_click(rgb, session.get(state), float(x), float(y), md, thr, pf, lab, session.get(ctx.model),
+                           session.get(ev_open))
+        session.set(state, out[1])
+        return {"segment-canvas": (canvas, out[0])}, (out[0], *out[2:])
+
+    @user_errors
+    def confirm_click(result, path, st, thr, pf, lab, ev):
+        """The direct click's outputs for Gradio's view of the page (redrawn if they expired)."""
+        if result is not None:
+            return result
+        if not path:
+            return (gr.skip(),) * 7
+        rgb, _ = _image(path)
+        out = _show(rgb, st, None, thr, lab, ev)
+        return (out[0], *out[2:])
 
     @user_errors
     def on_settings(path, st, thr, pf, lab, ev, model=""):
@@ -359,11 +396,14 @@ def build(ctx: Context) -> None:
     # -- wiring ----------------------------------------------------------------
     model = dict(concurrency_id=MODEL_GROUP)
     shown = [canvas, state, status_md, points, cands, ev_flows, ev_score, speed]
-    src.change(on_image, [src, ctx.model], [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed],
+    src.change(on_image, [src, ctx.model],
+               [canvas, state, status_md, points, note, files, cands, ev_flows, ev_score, speed, shown_image],
                api_visibility="private", **model)
     settings = [src, state, threshold, pin, label, ev_open, ctx.model]
     canvas.select(on_click, [src, state, mode, threshold, pin, label, ctx.model, ev_open], shown,
                   api_visibility="private", show_progress="hidden", **model)
+    direct.confirm(bridge, "segment", confirm_click, [src, state, threshold, pin, label, ev_open],
+                   [s for s in shown if s is not state], **model)
     # the evidence views are drawn only while open: opening draws them for the current clicks
     ev_box.expand(lambda: True, None, [ev_open], api_visibility="private", queue=False) \
         .then(on_evidence, settings, shown, api_visibility="private", **model)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 
+from benchmarks.browser import wait_src_change
+
 TIMEOUT_MS = 120_000
 CANVAS = "#motion-canvas img"
 
 
 def _wait_src_change(pg, selector: str, old: str) -> str:
-    pg.wait_for_function("([s, old]) => { const i = document.querySelector(s);"
-                         " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }",
-                         arg=[selector, old], timeout=TIMEOUT_MS)
-    return pg.get_attribute(selector, "src") or ""
+    return wait_src_change(pg, selector, old, timeout=TIMEOUT_MS)
 
 
 def check_three_point_path(pg, image_path: str, click_pixel, pixel) -> dict:

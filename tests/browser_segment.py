@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from benchmarks.browser import wait_src_change
+
 #: Generous: a click runs the model on a shared, busy CPU.
 TIMEOUT_MS = 120_000
 
@@ -42,9 +44,7 @@ def check_segment_page(page, base_url: str, example_path: str) -> dict:
     px, py = _image_pixel_to_page(page, img, nat_w / 2, nat_h / 2)
     page.mouse.click(px, py)
     status.get_by_text(re.compile(r"1 click \(1 \+.*mask [\d,]+ px")).wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_function(
-        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src && i.src !== old; }",
-        arg=[img, before], timeout=TIMEOUT_MS)
+    wait_src_change(page, img, before, timeout=TIMEOUT_MS)
     text = status.inner_text()
     area = int(re.search(r"mask ([\d,]+) px", text).group(1).replace(",", ""))
     assert area > 0, f"a positive click gave an empty mask: {text!r}"

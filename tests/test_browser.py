@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.browser import click_pixel, natural_size  # noqa: F401 - shared with benchmarks.latency; other browser modules import them from here
+from benchmarks.browser import click_pixel, natural_size, wait_src_change  # noqa: F401 - shared with benchmarks.latency; other browser modules import them from here
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -69,13 +69,6 @@ def pixel(pg, selector: str, x: int, y: int) -> list[int]:
 
 def img_src(pg, selector: str) -> str:
     return pg.get_attribute(selector, "src") or ""
-
-
-def wait_src_change(pg, selector: str, old: str) -> str:
-    pg.wait_for_function("([s, old]) => { const i = document.querySelector(s);"
-                         " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }",
-                         arg=[selector, old])
-    return img_src(pg, selector)
 
 
 def wait_natural_width(pg, selector: str, width: int) -> None:
@@ -136,6 +129,52 @@ def test_arrow_flow_and_video_in_the_browser(page, sample_images):
     page.wait_for_function("s => document.querySelector(s) && document.querySelector(s).value.includes('arrows')",
                            arg="#motion-json textarea")
     sync_api.expect(box).to_have_value(json.dumps({"arrows": [], "pins": []}))
+
+
+# Records every src an <img> shows, in order, from now on (a MutationObserver in the page).
+_RECORD_SRCS = """s => { window.__srcs = window.__srcs || {}; const seen = window.__srcs[s] = [];
+  new MutationObserver(() => { const i = document.querySelector(s);
+    if (i && i.src && seen[seen.length - 1] !== i.src) seen.push(i.src); })
+  .observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']}); }"""
+# The bytes behind an <img>'s src (a data URL or a file), as a hex string.
+_BYTES = """async u => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))
+  .map(b => b.toString(16).padStart(2, '0')).join('')"""
+
+
+def test_a_canvas_click_is_painted_directly_then_confirmed_by_gradio(page, sample_images):
+    """demos.direct: the click's images come first as data URLs from the click's own request
+    (no Gradio event before them), then Gradio's files with the very same bytes; the state is
+    the session's (the guidance JSON, undo)."""
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.set_input_files("#motion-input input[type=file]", sample_images["photo"])
+    wait_natural_width(page, CANVAS, 120)
+    src = img_src(page, CANVAS)
+    for x, y in ((90, 70), (90, 70), (30, 40)):  # a pin (the same point twice), then an arrow's start
+        click_pixel(page, CANVAS, x, y)
+        src = wait_src_change(page, CANVAS, src)
+    # the flow view shows the pin's (still) flow: from now on it has an image to paint into
+    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 120; }",
+                           arg=FLOW)
+    for sel in (CANVAS, FLOW):
+        page.evaluate(_RECORD_SRCS, sel)
+    del requests[:]
+    click_pixel(page, CANVAS, 70, 50)  # the arrow's end
+    wait_src_change(page, CANVAS, src)
+    page.wait_for_function("s => window.__srcs[s].some(u => !u.startsWith('data:'))", arg=FLOW)
+    for sel, mime in ((CANVAS, "data:image/jpeg;base64,"), (FLOW, "data:image/png;base64,")):
+        first, *later = page.evaluate("s => window.__srcs[s]", sel)
+        assert first.startswith(mime), (sel, first[:40])
+        assert later and not later[-1].startswith("data:")
+        assert page.evaluate(_BYTES, first) == page.evaluate(_BYTES, later[-1]), sel  # the same pixels
+    calls = [u for u in requests if "/component_server" in u or "/queue/join" in u]
+    assert calls and "/component_server" in calls[0], calls  # the click's own request came first
+
+    page.get_by_text("Guidance as JSON").click()
+    box = page.locator("#motion-json textarea")
+    sync_api.expect(box).to_have_value(json.dumps({"arrows": [[30.0, 40.0, 40.0, 10.0]], "pins": [[90.0, 70.0]]}))
+    page.click("#motion-undo")  # a Gradio event sees the state the direct clicks wrote
+    sync_api.expect(box).to_have_value(json.dumps({"arrows": [], "pins": [[90.0, 70.0]]}))
 
 
 def test_segment_page_click_gives_a_mask(page, app_url, sample_images):

@@ -1,0 +1,78 @@
+"""Direct canvas clicks (demos.direct) through their raw HTTP door: what a caller who is not
+the page's script can and cannot do with ``/component_server``'s ``direct_click``.
+The browser side (the click painted first, Gradio's files with the same bytes) is in
+tests/test_browser.py."""
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from demos import direct
+
+
+def _bridge_id(url: str, elem_id: str) -> int:
+    config = httpx.get(f"{url}config").json()
+    return next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id)
+
+
+def _post(url: str, component_id: int, data, session: str):
+    return httpx.post(f"{url}gradio_api/component_server",
+                      json={"data": data, "component_id": component_id, "fn_name": "direct_click",
+                            "session_hash": session}, timeout=30)
+
+
+@pytest.mark.parametrize("page", ["motion", "segment"])
+def test_a_direct_click_of_an_unknown_session_or_of_bad_shape_does_nothing(app_url, page):
+    cid = _bridge_id(app_url, f"{page}-direct")
+    ok = {"page": page, "x": 10, "y": 10, "settings": {}}
+    cases = [(ok, "no-such-session"),  # a session without an image: nothing to click on
+             ({**ok, "page": "other"}, "s"), ({**ok, "x": "10"}, "s"), ({**ok, "x": 1.5}, "s"),
+             ({**ok, "settings": []}, "s"), ([1, 2], "s"), (None, "s")]
+    for data, session in cases:
+        r = _post(app_url, cid, data, session)
+        assert r.status_code == 200 and r.json() == {}, (data, session, r.text)
+
+
+def test_only_real_direct_clicks_are_served(app_url):
+    """Other names on the component are not callable; an unknown component is refused."""
+    cid = _bridge_id(app_url, "motion-direct")
+    r = httpx.post(f"{app_url}gradio_api/component_server",
+                   json={"data": None, "component_id": cid, "fn_name": "preprocess", "session_hash": "s"})
+    assert r.status_code == 404
+
+
+def test_a_click_that_fails_is_handed_back_and_a_fault_is_logged(caplog):
+    """A user error (bad setting) or a fault gives None: the page re-sends the click to Gradio's
+    own event, which shows the message; a fault is also logged."""
+    def bad_setting(session, x, y, s):
+        raise ValueError("threshold must be between 0 and 1")
+
+    def fault(session, x, y, s):
+        raise KeyError("bug")
+
+    assert direct._run(bad_setting, None, 1, 1, {}) is None
+    assert not caplog.records
+    assert direct._run(fault, None, 1, 1, {}) is None
+    assert "direct click failed" in caplog.text
+    assert direct._run(lambda *a: ({}, (1,)), None, 1, 1, {}) == ({}, (1,))
+
+
+def test_data_urls_carry_the_components_own_preview_bytes():
+    """The data URL is the very bytes Gradio's file will hold (one encoding, shared)."""
+    import base64
+
+    import gradio as gr
+
+    from demos.outputs import encode_preview, fast_preview
+
+    img = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    photo = fast_preview(gr.Image(), "photo")
+    exact = fast_preview(gr.Image(format="png"))
+    for comp, kind, mime in ((photo, "photo", "image/jpeg"), (exact, "exact", "image/png")):
+        url = direct.data_url(comp, img)
+        head, data = url.split(",", 1)
+        assert head == f"data:{mime};base64"
+        assert base64.b64decode(data) == encode_preview(img, kind)
+    assert direct.data_url(gr.Image(), img) is None  # not a fast-preview component
+    assert direct.data_url(photo, None) is None
