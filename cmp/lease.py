@@ -18,6 +18,7 @@ here: pass the engine's pool reference instead and resolve it inside :func:`_lea
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, TypeVar
 
 from .engine import ImageNotCached
@@ -28,12 +29,14 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op decorator everywhere else
     import spaces  # type: ignore
 
     gpu = spaces.GPU
-    ZERO_GPU = True
 except Exception:  # noqa: BLE001 - absent package or unsupported platform
-    ZERO_GPU = False
-
     def gpu(fn=None, **_kw):
         return fn if fn is not None else (lambda f: f)
+
+
+#: On ZeroGPU (the Space sets SPACES_ZERO_GPU) a model call needs a lease that only a queued
+#: Gradio event can take, so the pages' direct clicks (demos.direct) step aside there.
+ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
 @gpu
