@@ -215,11 +215,13 @@ def temp_dir() -> str:
     return tempfile.mkdtemp(prefix="cmp-", dir=_prepare())
 
 
-#: How previews are encoded (PIL format, options): "exact" keeps every pixel (PNG at the
-#: fastest zlib level: 3x quicker than Gradio's default level, ~10 % larger), "photo" is a
-#: JPEG without chroma subsampling (a 512 px photo in ~1.5 ms instead of ~40 ms as Gradio's
-#: default WebP; thin coloured lines keep their colour). See the README's latency breakdown.
-PREVIEW_FORMATS = {"exact": ("PNG", {"compress_level": 1}), "photo": ("JPEG", {"quality": 95, "subsampling": 0})}
+#: How previews are encoded: "exact" keeps every pixel (PNG at the fastest zlib level with the
+#: "up" filter on every row, by OpenCV: 5.6 ms for a 512 px colour wheel against 11 ms by PIL
+#: at level 1 and ~30 ms at Gradio's default level, and 10 % smaller), "photo" is a JPEG
+#: without chroma subsampling (a 512 px photo in ~1.5 ms instead of ~40 ms as Gradio's default
+#: WebP; thin coloured lines keep their colour). See the README's latency breakdown.
+PREVIEW_FORMATS = {"exact": ("png", "OpenCV", {"level": 1, "filter": "up"}),
+                   "photo": ("jpg", "PIL", {"quality": 95, "subsampling": 0})}
 
 
 _encoded: list = []  # the last few (array, kind, bytes): a preview pushed early is encoded once
@@ -238,10 +240,22 @@ def encode_preview(value, kind: str = "exact") -> bytes:
         for arr, k, data in _encoded:
             if arr is value and k == kind:
                 return data
-    fmt, options = PREVIEW_FORMATS[kind]
-    buf = BytesIO()
-    Image.fromarray(np.ascontiguousarray(value, dtype=np.uint8)).save(buf, fmt, **options)
-    data = buf.getvalue()
+    ext, library, options = PREVIEW_FORMATS[kind]
+    rgb = np.ascontiguousarray(value, dtype=np.uint8)
+    if library == "OpenCV":
+        import cv2
+
+        swap = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
+        bgr = cv2.cvtColor(rgb, swap[rgb.shape[2]]) if rgb.ndim == 3 else rgb
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, options["level"],
+                                             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+        if not ok:
+            raise ValueError("could not encode the preview")
+        data = buf.tobytes()
+    else:
+        buf = BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", **options)
+        data = buf.getvalue()
     with _encoded_lock:
         _encoded.append((value, kind, data))  # holds the array, so its id cannot be reused meanwhile
         del _encoded[:-4]
@@ -265,7 +279,7 @@ def fast_preview(comp, kind: str = "exact"):
     import numpy as np
     from gradio.data_classes import ImageData
 
-    ext = "png" if PREVIEW_FORMATS[kind][0] == "PNG" else "jpg"
+    ext = PREVIEW_FORMATS[kind][0]
     original = comp.postprocess
 
     def postprocess(value):

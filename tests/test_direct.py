@@ -76,3 +76,18 @@ def test_data_urls_carry_the_components_own_preview_bytes():
         assert base64.b64decode(data) == encode_preview(img, kind)
     assert direct.data_url(gr.Image(), img) is None  # not a fast-preview component
     assert direct.data_url(photo, None) is None
+
+
+@pytest.mark.parametrize("shape", [(20, 30, 3), (64, 64), (7, 5, 4)])
+def test_exact_previews_keep_every_pixel(shape):
+    """The flow view's colours are the model's: "exact" previews decode to the very array."""
+    import io
+
+    from PIL import Image
+
+    from demos.outputs import encode_preview
+
+    img = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    data = encode_preview(img, "exact")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
