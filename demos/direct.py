@@ -14,10 +14,15 @@ event that sends the same outputs the old click event sent (the images from
 :data:`_results`, encoded once), so Gradio's own view of every component is the page's.
 
 Whenever the direct answer is not a result (no image yet, a user error, a setting the
-server does not accept, another direct click of the session still running, ZeroGPU,
-whose lease only a queued event can take), the script hands the click to Gradio's
-``select`` event, which shows errors and warnings as before. Keyboard and API use never
-come here.
+server does not accept, another direct click of the session still running,
+:data:`MAX_RUNNING` direct clicks of all sessions running, so that under load clicks take
+the queue's fair order; ZeroGPU, whose lease only a queued event can take), the script
+hands the click to Gradio's ``select`` event, which shows errors and warnings as before.
+Keyboard and API use never come here. The script sends one click at a time, in order.
+
+Known limit: a queued event of the same session that starts while a direct click runs
+(a button pressed within the click's ~50 ms) reads the state from before the click, and
+the later of the two writes wins.
 """
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ from .outputs import encode_preview
 #: The last direct result of each (session, page), for the confirming event; bounded.
 _results: TTLCache = TTLCache(maxsize=32, ttl=60)
 _busy: set = set()  # (session, page) with a direct click running
+#: Direct clicks running at once (all sessions); more go through Gradio's queue.
+MAX_RUNNING = 2
 _lock = threading.Lock()
 _log = logging.getLogger(__name__)
 _MIME = {"exact": "image/png", "photo": "image/jpeg"}
@@ -148,10 +155,8 @@ def bridge(page: str, canvas_id: str, settings: dict[str, tuple[str, str]],
         if not (isinstance(x, int) and isinstance(y, int)):
             return {}
         key = (session, page)
-        with _lock:
-            if key in _busy:
-                return {}
-            _busy.add(key)
+        if not _claim(key):
+            return {}
         try:
             got = await asyncio.to_thread(_run, click, Session(state), x, y, data["settings"])
         finally:
@@ -184,6 +189,17 @@ def confirm(html: gr.HTML, page: str, fn: Callable[..., tuple], inputs: list, ou
         return fn(result, *args)
 
     html.change(on_confirm, inputs, outputs, api_visibility="private", show_progress="hidden", **event)
+
+
+def _claim(key) -> bool:
+    """Whether a direct click for ``key`` (session, page) may run now: one per session and page,
+    :data:`MAX_RUNNING` in all. Past that the page sends the click through Gradio's queue,
+    whose fair order then holds under load (a direct click does not queue)."""
+    with _lock:
+        if key in _busy or len(_busy) >= MAX_RUNNING:
+            return False
+        _busy.add(key)
+        return True
 
 
 def _run(click, session, x, y, settings):

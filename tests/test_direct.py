@@ -91,3 +91,14 @@ def test_exact_previews_keep_every_pixel(shape):
     data = encode_preview(img, "exact")
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
+
+
+def test_direct_clicks_run_one_per_session_and_few_in_all(monkeypatch):
+    """Past the cap a click takes Gradio's queue (fair order under load) instead of running beside it."""
+    monkeypatch.setattr(direct, "_busy", set())
+    assert direct._claim(("a", "motion"))
+    assert not direct._claim(("a", "motion"))  # the same session's click still running
+    assert direct._claim(("a", "segment"))  # its other page is its own
+    assert direct.MAX_RUNNING == 2 and not direct._claim(("b", "motion"))  # two running in all
+    direct._busy.discard(("a", "motion"))
+    assert direct._claim(("b", "motion"))
