@@ -31,6 +31,7 @@ import numpy as np
 from . import animate
 from .flow import resize_flow
 from .guidance import GuidanceError
+from .images import encode_png
 from .masks import rle_encode
 from .tracks import Guidance, end_arrows, guidance_sets, parse_json, parse_motion
 
@@ -205,11 +206,6 @@ def from_inputs(rgb: np.ndarray, guidance: Guidance, *, region=None, checkpoint:
 
 # -- frames as files ---------------------------------------------------------------
 
-def _png(frame: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OSError("could not encode a PNG frame")
-    return buf.tobytes()
 
 
 def frame_names(n: int) -> list[str]:
@@ -223,7 +219,7 @@ def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, f in zip(frame_names(len(frames)), frames):
-        (folder / name).write_bytes(_png(f))
+        (folder / name).write_bytes(encode_png(f))
         paths.append(folder / name)
     return paths
 
@@ -233,7 +229,7 @@ def zip_frames(path: str | os.PathLike, frames: np.ndarray) -> Path:
     path = Path(path)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
         for name, f in zip(frame_names(len(frames)), frames):
-            z.writestr(name, _png(f))
+            z.writestr(name, encode_png(f))
     return path
 
 
