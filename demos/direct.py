@@ -65,6 +65,16 @@ class Session:
         self.state[comp._id] = value
 
 
+def clicked_image(session: Session, shown: gr.State, read: Callable, x: int, y: int):
+    """(path, rgb) of the upload the session's canvas shows (``shown``, a ``gr.State`` holding
+    its path; ``read(path) -> (rgb, note)``) when pixel (x, y) lies on it, else None."""
+    path = session.get(shown)
+    if not path:
+        return None
+    rgb, _ = read(path)
+    return (path, rgb) if 0 <= x < rgb.shape[1] and 0 <= y < rgb.shape[0] else None
+
+
 def data_url(comp, value) -> str | None:
     """``value`` (a numpy image shown by ``comp``, a :func:`demos.outputs.fast_preview`
     component) as a data URL in the component's own preview format; None for anything else."""

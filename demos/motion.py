@@ -312,12 +312,10 @@ def build(ctx: Context) -> None:
     def direct_click(session, x, y, s):
         """A click sent by the page's script (:mod:`demos.direct`): the session's state updated,
         the images to paint, the confirming event's outputs; None leaves it to ``on_click``."""
-        path = session.get(shown_image)
-        if not path:
+        got = direct.clicked_image(session, shown_image, _image, x, y)
+        if got is None:
             return None
-        rgb, _ = _image(path)
-        if not (0 <= x < rgb.shape[1] and 0 <= y < rgb.shape[0]):
-            return None
+        path, rgb = got
         pin, path_on = params.flag(s.get("pin"), "pin"), params.flag(s.get("path"), "path")
         mode = params.choice(s.get("view"), "view", (VIEW_COLOR, VIEW_ARROWS))
         scene_motion = True if params.flag(s.get("scene"), "scene_motion", default=False) else None

@@ -267,12 +267,10 @@ def build(ctx: Context) -> None:
     def direct_click(session, x, y, s):
         """A click sent by the page's script (:mod:`demos.direct`): the session's state updated,
         the canvas to paint, the confirming event's outputs; None leaves it to ``on_click``."""
-        path = session.get(shown_image)
-        if not path:
+        got = direct.clicked_image(session, shown_image, _image, x, y)
+        if got is None:
             return None
-        rgb, _ = _image(path)
-        if not (0 <= x < rgb.shape[1] and 0 <= y < rgb.shape[0]):
-            return None
+        rgb = got[1]
         md = params.choice(s.get("mode"), "mode", (POSITIVE, NEGATIVE))
         thr = check_threshold(float(str(s.get("threshold"))))  # the slider's box holds text
         pf = params.flag(s.get("pin"), "pin_frame")
