@@ -131,16 +131,23 @@ document.addEventListener('click', (e) => {
     button.dispatchEvent(again);
   };
   // one click at a time, in order: a click made while the last one is answered waits for it
-  queue = queue.then(() => server.direct_click({page, x, y, settings}).then((res) => {
+  const run = async () => {
+    let res = null;
+    try { res = await server.direct_click({page, x, y, settings}); } catch (err) { res = null; }
     if (!res || !res.images) { resend(); return; }
     const painted = [];
     for (const [id, url] of Object.entries(res.images)) {
       const shown = document.querySelector('#' + id + ' img');
-      if (shown && url.startsWith('data:image/')) { shown.src = url; painted.push(shown.decode().catch(() => null)); }
+      if (shown && typeof url === 'string' && url.startsWith('data:image/')) {
+        shown.src = url;
+        painted.push(shown.decode().catch(() => null));
+      }
     }
     // Gradio's event (and its bookkeeping) only once the new pixels are on screen
-    Promise.all(painted).then(() => requestAnimationFrame(() => setTimeout(() => trigger('change'), 0)));
-  }).catch(resend));
+    await Promise.all(painted);
+    requestAnimationFrame(() => setTimeout(() => trigger('change'), 0));
+  };
+  queue = queue.then(run).catch(() => null);  // a failure never stops the clicks after it
 }, {capture: true});
 """
 
@@ -156,7 +163,10 @@ def bridge(page: str, canvas_id: str, settings: dict[str, tuple[str, str]],
     the outputs of the confirming event), or None to leave the click to Gradio's own event.
     """
     async def direct_click(data, request: gr.Request):
-        body = await request.json()  # the raw request; Starlette keeps its parsed body
+        try:
+            body = await request.json()  # the raw request; Starlette keeps its parsed body
+        except (ValueError, RuntimeError):  # a form body (the binary variant of the route)
+            return {}
         session, state = _session_of(body)
         if (session is None or lease.ZERO_GPU or not isinstance(data, dict) or data.get("page") != page
                 or not isinstance(data.get("settings"), dict)):

@@ -102,3 +102,14 @@ def test_direct_clicks_run_one_per_session_and_few_in_all(monkeypatch):
     assert direct.MAX_RUNNING == 2 and not direct._claim(("b", "motion"))  # two running in all
     direct._busy.discard(("a", "motion"))
     assert direct._claim(("b", "motion"))
+
+
+def test_a_form_body_is_refused_quietly(app_url):
+    """The route's binary (multipart) variant carries no JSON: nothing is done, no error page."""
+    cid = _bridge_id(app_url, "segment-direct")
+    r = httpx.post(f"{app_url}gradio_api/component_server",
+                   data={"component_id": str(cid), "fn_name": "direct_click", "session_hash": "s", "data": "{}"},
+                   files={"binary": ("b.bin", b"\0" * 10)}, timeout=30)
+    assert r.status_code in (200, 400, 422), r.text
+    if r.status_code == 200:
+        assert r.json() == {}
