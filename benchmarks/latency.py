@@ -280,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import app
     from benchmarks.loadtest import launch_in_process
+    from cmp.device import tune_malloc, tune_onednn
 
+    tune_malloc()  # as app.main does, before the model first runs
+    tune_onednn()
     engine, notice = app.load_engine(app.parse_args(["--checkpoint", a.checkpoint]))
     if notice:
         print(f"notice: {notice}", file=sys.stderr)

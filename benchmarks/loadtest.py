@@ -196,10 +196,11 @@ def launch_in_process(checkpoint: str | None, engine=None):
     """Start the app as ``app.main`` would, on a free loopback port in this process; returns (demo, url)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app
-    from cmp.device import tune_malloc
+    from cmp.device import tune_malloc, tune_onednn
     from demos.common import Context
 
     tune_malloc()  # as app.main does first
+    tune_onednn()
 
     notice = None
     if engine is None:
@@ -207,6 +208,7 @@ def launch_in_process(checkpoint: str | None, engine=None):
         engine, notice = app.load_engine(args)
         if notice:
             print(f"notice: {notice}", file=sys.stderr)
+    app.warm_up_in_background(engine)  # as app.main does
     demo = app.build_app(Context(engine=engine, notice=notice))
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
                             **app.launch_options("127.0.0.1"))  # the app's limits and Host/Origin guard

@@ -15,7 +15,7 @@ import hashlib
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from cachetools import LRUCache
 
 from .checkpoints import LoadedCheckpoint, load_checkpoint
 from .device import Runtime
-from .geometry import ImageTransform
+from .geometry import MIN_MODEL_SIDE, PAD_MULTIPLE, ImageTransform
 from .guidance import as_points, encode_sparse, guidance_pixels, infer_scene_motion, validate_points
 from .images import check_rgb
 from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
@@ -193,6 +193,27 @@ class Engine:
             feats = self._encode_image(x)
             self.cache.put(key, feats)
         return handle
+
+    def warm_up(self, stop: Callable[[], bool] | None = None) -> int:
+        """Encode a blank input once at every model input size images can have (81 at 384 px:
+        each aspect ratio pads to one of them), so no user's first image of a new size pays for
+        building its convolutions (1.3-2x an encoding on a CPU; see
+        :data:`cmp.device.ONEDNN_CACHE_CAPACITY`). The feature cache is not touched. Takes the
+        lock per size, so a click waits at most one encoding; ``stop()`` true ends it early.
+        CPUs only (elsewhere nothing to do); returns the number of sizes encoded."""
+        if self.device.type != "cpu":
+            return 0
+        sides = range(MIN_MODEL_SIDE, self.side + 1, PAD_MULTIPLE)
+        sizes = sorted({(a, self.side) for a in sides} | {(self.side, a) for a in sides}, reverse=True)
+        done = 0
+        for h, w in sizes:
+            if stop is not None and stop():
+                break
+            x = self._image_tensor(np.zeros((h, w, 3), np.uint8))
+            with self._lock, torch.inference_mode():
+                self._encode_image(x)
+            done += 1
+        return done
 
     def _encode_image(self, x: torch.Tensor) -> Features:
         """``model.encode_image`` on the encoder chosen at construction (:attr:`frozen`); a model

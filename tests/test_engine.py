@@ -297,3 +297,30 @@ def test_engine_animation_and_proxy_tasks_refuse_a_non_rgb_array_alike(engine, b
     with pytest.raises(ValueError) as e_task:
         check_image(bad)
     assert str(e_engine.value) == str(e_anim.value) == str(e_task.value) == want
+
+
+def test_warm_up_encodes_every_input_size_once_and_caches_nothing(engine):
+    """Every model input size an image can pad to is encoded once; the feature cache is untouched."""
+    seen = []
+    encode = engine._encode_image
+    engine._encode_image = lambda x: (seen.append(tuple(x.shape[2:])), encode(x))[1]
+    try:
+        before = len(engine.cache)
+        n = engine.warm_up()
+    finally:
+        engine._encode_image = encode
+    rng = np.random.default_rng(0)
+    sizes = {ImageTransform(int(h), int(w), engine.side).model_size
+             for h, w in rng.integers(8, 600, (400, 2)) if max(h, w) / min(h, w) <= engine.side // 8}
+    assert n == len(seen) == len(set(seen)) and sizes <= set(seen), sorted(sizes - set(seen))
+    assert len(engine.cache) == before
+    assert engine.warm_up(stop=lambda: True) == 0  # asked to stop: nothing more
+
+
+def test_tune_onednn_sets_the_cache_capacity_unless_the_environment_does(monkeypatch):
+    from cmp.device import ONEDNN_CACHE_CAPACITY, tune_onednn
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert tune_onednn() and os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(ONEDNN_CACHE_CAPACITY)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "77")
+    assert not tune_onednn() and os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "77"

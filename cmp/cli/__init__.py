@@ -46,13 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..checkpoints import CheckpointError
-    from ..device import tune_malloc
+    from ..device import tune_malloc, tune_onednn
     from ..geometry import ImageSizeError
     from ..guidance import GuidanceError
     from ..images import ImageError
 
     args = build_parser().parse_args(argv)
     tune_malloc()  # as the app does: numpy temporaries from the heap, not fresh pages each time
+    tune_onednn()  # and oneDNN keeps the convolutions of every image size it has built
     try:
         return int(args.func(args) or 0)
     except (CLIError, CheckpointError, ImageError, ImageSizeError, GuidanceError, ValueError, OSError) as exc:
