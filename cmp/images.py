@@ -134,7 +134,8 @@ def encode_png(image: np.ndarray) -> bytes:
     a = np.ascontiguousarray(image, dtype=np.uint8)
     if a.ndim == 3:
         a = cv2.cvtColor(a, {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}[a.shape[2]])
-    ok, buf = cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+    ok, buf = cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                       cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
     if not ok:
         raise ValueError(f"could not encode a {a.shape} image as PNG")
     return buf.tobytes()

@@ -83,7 +83,8 @@ def data_url(comp, value) -> str | None:
     kind = getattr(comp, "_cmp_preview_kind", None)
     if kind is None or not isinstance(value, np.ndarray):
         return None
-    return f"data:{_MIME[kind]};base64,{base64.b64encode(encode_preview(value, kind)).decode('ascii')}"
+    data = encode_preview(value, kind, remember=True)  # Gradio's file of the same array reuses these bytes
+    return f"data:{_MIME[kind]};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _session_of(body) -> tuple[str | None, Any]:

@@ -224,13 +224,15 @@ def temp_dir() -> str:
 PREVIEW_FORMATS = {"exact": ("png", None), "photo": ("jpg", {"quality": 95, "subsampling": 0})}
 
 
-_encoded: list = []  # the last few (array, kind, bytes): a preview pushed early is encoded once
+_encoded: list = []  # the last few remembered (array, kind, bytes)
 
 
-def encode_preview(value, kind: str = "exact") -> bytes:
+def encode_preview(value, kind: str = "exact", *, remember: bool = False) -> bytes:
     """``value`` ((H, W, 3) uint8 array) encoded as :data:`PREVIEW_FORMATS` says for ``kind``.
-    The same array object asked again (a click's image pushed early by :mod:`demos.preview`,
-    then returned to Gradio) is encoded once."""
+    With ``remember`` the bytes are kept for that very array object (the last four), so it is
+    encoded once when it is asked for again: a direct click's images (:mod:`demos.direct`) go
+    out as data URLs, then the same arrays through Gradio. Only arrays handed over that way
+    are remembered (none that their owner may still change)."""
     from io import BytesIO
 
     import numpy as np
@@ -247,9 +249,10 @@ def encode_preview(value, kind: str = "exact") -> bytes:
         buf = BytesIO()
         Image.fromarray(np.ascontiguousarray(value, dtype=np.uint8)).save(buf, "JPEG", **options)
         data = buf.getvalue()
-    with _encoded_lock:
-        _encoded.append((value, kind, data))  # holds the array, so its id cannot be reused meanwhile
-        del _encoded[:-4]
+    if remember:
+        with _encoded_lock:
+            _encoded.append((value, kind, data))  # holds the array, so its id cannot be reused meanwhile
+            del _encoded[:-4]
     return data
 
 
@@ -286,5 +289,5 @@ def fast_preview(comp, kind: str = "exact"):
         return ImageData(path=path, orig_name=f"image.{ext}")
 
     comp.postprocess = postprocess
-    comp._cmp_preview_kind = kind  # what demos.preview encodes an early copy as
+    comp._cmp_preview_kind = kind  # what demos.direct encodes a direct click's image as
     return comp

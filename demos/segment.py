@@ -47,8 +47,10 @@ SHORTCUTS = (("p", "positive clicks", "#segment-mode input[type=radio]:0"),
              ("c", "next candidate mask", "#segment-next-candidate"),
              ("e", "export", "#segment-export"))
 #: What a direct click reads from the page (demos.direct): setting -> (selector, how).
-DIRECT_SETTINGS = {"mode": ("#segment-mode input", "radio"), "threshold": ("#segment-threshold input[type=number]", "value"),
-                   "pin": ("#segment-pin input", "checked"), "label": ("#segment-class textarea, #segment-class input", "value")}
+DIRECT_SETTINGS = {"mode": ("#segment-mode input", "radio"),
+                   "threshold": ("#segment-threshold input[type=number]", "value"),
+                   "pin": ("#segment-pin input", "checked"),
+                   "label": ("#segment-class textarea, #segment-class input", "value")}
 #: Finished objects cycle through these (RGB); the object being edited is drawn in CURRENT_COLOR.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127), (214, 39, 40)]

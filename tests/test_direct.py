@@ -113,3 +113,17 @@ def test_a_form_body_is_refused_quietly(app_url):
     assert r.status_code in (200, 400, 422), r.text
     if r.status_code == 200:
         assert r.json() == {}
+
+
+def test_only_handed_over_previews_are_remembered():
+    """An array encoded for a direct click is encoded once; any other array is encoded afresh
+    each time, so one changed in place by its owner never gets stale bytes."""
+    from demos.outputs import encode_preview
+
+    img = np.zeros((16, 16, 3), np.uint8)
+    first = encode_preview(img, "exact")
+    img[:] = 255  # changed in place
+    assert encode_preview(img, "exact") != first
+    handed = np.zeros((16, 16, 3), np.uint8)
+    sent = encode_preview(handed, "exact", remember=True)
+    assert encode_preview(handed, "exact") is sent  # the same bytes, not encoded again
