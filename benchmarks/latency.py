@@ -151,9 +151,9 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
             arrow_pw.append(outside)
             arrows.append([x, y, dx, dy])
             if len(arrows) % 8 == 0:  # stay well under the point limit: start afresh
-                pg.click("#motion-clear")
-                pg.wait_for_function("s => { const i = document.querySelector(s); return !i || !i.src; }",
-                                     arg=flow)
+                old = _src(pg, flow)
+                pg.click("#motion-clear")  # the flow view shows its hint again
+                pg.wait_for_function(_CHANGED, arg=[flow, old], polling="raf")
         arrow_s, arrow_pw = arrow_s[1:], arrow_pw[1:]
 
         pg.click("button[role=tab]:has-text('Segment')")

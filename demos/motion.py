@@ -64,6 +64,7 @@ if (!window.cmpEnterFinishes) {
 #: What a direct click reads from the page (demos.direct): setting -> (selector, how).
 DIRECT_SETTINGS = {"pin": ("#motion-pin-mode input", "checked"), "path": ("#motion-path-mode input", "checked"),
                    "view": ("#motion-view input", "radio"), "scene": ("#motion-scene input", "checked")}
+FLOW_HINT = "Add an arrow: its flow shows here"
 REGION_INFO = ("White = may move; everything else stays exactly still. Upload a mask, or use the Segment "
                "page's **Animate this object**.")
 SCENE_LABEL = "Whole scene moves (camera motion)"
@@ -104,6 +105,12 @@ def flow_color_view(flow: np.ndarray) -> np.ndarray:
     color = flow_to_color(flow, top if top > 0 else None)  # a still flow (pins only) is all white
     size = int(np.clip(min(flow.shape[:2]) // 4, 48, 160))
     return overlays.paste_corner(color, overlays.wheel_legend(top, size))
+
+
+def flow_placeholder(rgb: np.ndarray) -> np.ndarray:
+    """The flow view before the first arrow (or after the last is undone): a hint the size of
+    the image. Being an image, it is also what a direct click paints the first flow into."""
+    return overlays.placeholder(rgb.shape[1], rgb.shape[0], FLOW_HINT)
 
 
 def unset_checkbox(box: gr.Checkbox) -> gr.Checkbox:
@@ -246,7 +253,7 @@ def build(ctx: Context) -> None:
         if region_path:  # e.g. Segment's "Animate this object" sets the image and the region at once
             st["region"] = region_rle(region_path, rgb)
         canvas_value = {"background": rgb, "layers": [], "composite": rgb}
-        return draw_state(rgb, st), st, state_json(st), text, None, canvas_value, path
+        return draw_state(rgb, st), st, state_json(st), text, flow_placeholder(rgb), canvas_value, path
 
     @user_errors
     def on_brush(path, value):
@@ -277,13 +284,14 @@ def build(ctx: Context) -> None:
 
     def _flow(path, rgb, st, mode, scene_motion, model):
         """The flow view for a state: unchanged (skipped) while an arrow or a path is being drawn,
-        empty without guidance, else the session model's flow as a colour wheel or arrows."""
+        a hint the size of the image without guidance, else the session model's flow as a colour
+        wheel or arrows."""
         if not path or st.get("pending") is not None or st.get("path"):
             return gr.skip()
         points = end_arrows(Guidance(st.get("points", []), st.get("tracks", []))).tolist()  # the state, not its JSON
-        if not points:
-            return None
         rgb = _image(path)[0] if rgb is None else rgb
+        if not points:
+            return flow_placeholder(rgb)
         flow = flow_for(ctx, rgb, points, scene_motion, model)
         if mode == VIEW_ARROWS:
             return draw_state(overlays.draw_flow_arrows(rgb, flow), st)

@@ -207,11 +207,13 @@ def paste_corner(img: np.ndarray, inset: np.ndarray, margin: int | None = None) 
     return out
 
 
-def placeholder(width: int = 640, height: int = 400) -> np.ndarray:
-    """The canvas before an upload: clicking it explains what to do."""
+def placeholder(width: int = 640, height: int = 400, text: str = "Upload an image or pick an example") -> np.ndarray:
+    """A grey picture with a hint across the middle three quarters: the canvas before an upload
+    (clicking it explains what to do), the flow view before the first arrow."""
     img = np.full((height, width, 3), 236, np.uint8)
-    text = "Upload an image or pick an example"
-    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
-    cv2.putText(img, text, ((width - tw) // 2, (height + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                (90, 90, 90), 2, cv2.LINE_AA)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = 0.75 * width / cv2.getTextSize(text, font, 1.0, 2)[0][0]
+    thick = max(1, round(2.5 * scale))
+    (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+    cv2.putText(img, text, ((width - tw) // 2, (height + th) // 2), font, scale, (90, 90, 90), thick, cv2.LINE_AA)
     return img

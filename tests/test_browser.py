@@ -98,16 +98,16 @@ def test_arrow_flow_and_video_in_the_browser(page, sample_images):
     assert (w, h) == (320, 213)
 
     src0 = img_src(page, CANVAS)
+    wait_natural_width(page, FLOW, 320)  # the flow view's hint, the size of the photo
+    hint = img_src(page, FLOW)
     click_pixel(page, CANVAS, 100, 110)  # start
     src1 = wait_src_change(page, CANVAS, src0)
     click_pixel(page, CANVAS, 180, 90)  # end: the arrow is drawn and the flow recomputed
     wait_src_change(page, CANVAS, src1)
     r, g, b = pixel(page, CANVAS, 140, 100)  # middle of the arrow shaft
     assert r > 150 and r > g + 60 and r > b + 60, (r, g, b)
-    page.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 320; }",
-                           arg=FLOW)
-
-    flow_src = img_src(page, FLOW)
+    flow_src = wait_src_change(page, FLOW, hint)
+    assert natural_size(page, FLOW) == (320, 213)
     page.locator("#motion-view").get_by_text("Arrows").click()
     wait_src_change(page, FLOW, flow_src)
 
@@ -149,18 +149,19 @@ def test_a_canvas_click_is_painted_directly_then_confirmed_by_gradio(page, sampl
     page.on("request", lambda r: requests.append(r.url))
     page.set_input_files("#motion-input input[type=file]", sample_images["photo"])
     wait_natural_width(page, CANVAS, 120)
-    src = img_src(page, CANVAS)
-    for x, y in ((90, 70), (90, 70), (30, 40)):  # a pin (the same point twice), then an arrow's start
-        click_pixel(page, CANVAS, x, y)
-        src = wait_src_change(page, CANVAS, src)
-    # the flow view shows the pin's (still) flow: from now on it has an image to paint into
+    # before any arrow the flow view shows a hint the size of the photo: the first flow is painted into it
     page.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 120; }",
                            arg=FLOW)
+    hint = pixel(page, FLOW, 3, 3)
+    assert hint == [236, 236, 236], hint
+    src = img_src(page, CANVAS)
+    click_pixel(page, CANVAS, 30, 40)  # the first arrow's start
+    src = wait_src_change(page, CANVAS, src)
     for sel in (CANVAS, FLOW):
         page.evaluate(_RECORD_SRCS, sel)
     del requests[:]
-    click_pixel(page, CANVAS, 70, 50)  # the arrow's end
-    wait_src_change(page, CANVAS, src)
+    click_pixel(page, CANVAS, 70, 50)  # its end
+    src = wait_src_change(page, CANVAS, src)
     page.wait_for_function("s => window.__srcs[s].some(u => !u.startsWith('data:'))", arg=FLOW)
     for sel, mime in ((CANVAS, "data:image/jpeg;base64,"), (FLOW, "data:image/png;base64,")):
         first, *later = page.evaluate("s => window.__srcs[s]", sel)
@@ -170,11 +171,14 @@ def test_a_canvas_click_is_painted_directly_then_confirmed_by_gradio(page, sampl
     calls = [u for u in requests if "/component_server" in u or "/queue/join" in u]
     assert calls and "/component_server" in calls[0], calls  # the click's own request came first
 
+    for _ in range(2):  # a pin: the same point twice
+        click_pixel(page, CANVAS, 90, 70)
+        src = wait_src_change(page, CANVAS, src)
     page.get_by_text("Guidance as JSON").click()
     box = page.locator("#motion-json textarea")
     sync_api.expect(box).to_have_value(json.dumps({"arrows": [[30.0, 40.0, 40.0, 10.0]], "pins": [[90.0, 70.0]]}))
     page.click("#motion-undo")  # a Gradio event sees the state the direct clicks wrote
-    sync_api.expect(box).to_have_value(json.dumps({"arrows": [], "pins": [[90.0, 70.0]]}))
+    sync_api.expect(box).to_have_value(json.dumps({"arrows": [[30.0, 40.0, 40.0, 10.0]], "pins": []}))
 
 
 def test_segment_page_click_gives_a_mask(page, app_url, sample_images):
@@ -213,14 +217,14 @@ def test_whole_scene_toggle_pans_everything_in_the_browser(browser, affinity_app
         pg.wait_for_selector("#motion-canvas img")
         pg.set_input_files("#motion-input input[type=file]", sample_images["photo"])  # 120x90
         wait_natural_width(pg, CANVAS, 120)
+        wait_natural_width(pg, FLOW, 120)  # the flow view's hint
+        hint = img_src(pg, FLOW)
         src0 = img_src(pg, CANVAS)
         click_pixel(pg, CANVAS, 30, 45)
         src1 = wait_src_change(pg, CANVAS, src0)
         click_pixel(pg, CANVAS, 45, 45)  # an arrow of (15, 0)
         wait_src_change(pg, CANVAS, src1)
-        pg.wait_for_function("s => { const i = document.querySelector(s); return i && i.naturalWidth === 120; }",
-                             arg=FLOW)
-        before = img_src(pg, FLOW)
+        before = wait_src_change(pg, FLOW, hint)
         pg.locator("#motion-scene").get_by_text("Whole scene moves").click()
         wait_src_change(pg, FLOW, before)
         # the legend sits in the top-right corner; everywhere else the colour of a (15, 0) motion
@@ -278,6 +282,8 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
 
         pg.set_input_files("#motion-input input[type=file]", sample_images["photo"])  # 120x90
         wait_natural_width(pg, CANVAS, 120)
+        wait_natural_width(pg, FLOW, 120)  # the flow view's hint, until there is a flow
+        hint = img_src(pg, FLOW)
         pg.get_by_text("Guidance as JSON").click()
         box = pg.locator("#motion-json textarea")
         # The box mounts when its accordion opens and then takes the page's JSON: typing before
@@ -293,7 +299,7 @@ def test_model_picker_switches_the_sessions_model(browser, hub_app, hub_online, 
         sync_api.expect(box).to_have_value(json.dumps(guidance))
         pg.get_by_text("Use this JSON").click()
         try:
-            wait_natural_width(pg, FLOW, 120)
+            wait_src_change(pg, FLOW, hint)
         except sync_api.TimeoutError:  # say what the page held (a rare hang on a slow machine, cause unknown)
             pytest.fail(f"no flow after 'Use this JSON'; the JSON box holds {box.input_value()!r}, the flow view "
                         f"{pg.evaluate('() => !!document.querySelector(' + repr(FLOW) + ')')}")
