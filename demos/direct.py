@@ -40,11 +40,12 @@ from cachetools import TTLCache
 from cmp import lease
 
 from .common import USER_ERRORS
-
 from .outputs import encode_preview
 
-#: The last direct result of each (session, page), for the confirming event; bounded.
-_results: TTLCache = TTLCache(maxsize=32, ttl=60)
+#: The last direct result of each (session, page), for the confirming event, which takes it
+#: within a frame or two. Bounded in count and age: a client that never confirms holds at most
+#: this many results' images (a confirm that finds none recomputes its outputs).
+_results: TTLCache = TTLCache(maxsize=8, ttl=15)
 _busy: set = set()  # (session, page) with a direct click running
 #: Direct clicks running at once (all sessions); more go through Gradio's queue.
 MAX_RUNNING = 2
