@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.browser import click_pixel, natural_size, screen_point
+from benchmarks.browser import click_pixel, natural_size, screen_point, wait_src_change
 
 CHROMIUM = "/usr/bin/chromium"
 TARGETS_MS = {"arrow": 80.0, "segment": 100.0}
@@ -73,10 +73,6 @@ def _src(pg, sel: str) -> str:
 
 _CHANGED = ("([s, old]) => { const i = document.querySelector(s);"
             " return i && i.src && i.src !== old && i.complete && i.naturalWidth > 0; }")
-# The page has finished a click: its canvases show Gradio's files again, not the data URLs a
-# direct click paints first (demos.direct), so the next click starts from a settled page.
-_SETTLED = ("sels => sels.every(s => { const i = document.querySelector(s);"
-            " return !i || !i.src.startsWith('data:'); })")
 
 # In the page: from the click's pointerdown (its event timestamp) until the frame in which
 # the watched <img> first shows a new, decoded image (a MutationObserver sees the new src
@@ -141,12 +137,15 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
         for _ in range(clicks + 1):  # the first arrow warms up (it is not counted)
             x, y = float(rng.integers(40, 472)), float(rng.integers(40, 472))
             dx, dy = float(rng.integers(-30, 30)), float(rng.integers(-30, 30))
+            # each click waits until the page has finished the one before (wait_src_change: Gradio's
+            # file shown, not the data URL a direct click paints first)
             old = _src(pg, canvas)
             click_pixel(pg, canvas, x, y)  # start: the canvas shows the pending point
-            pg.wait_for_function(_CHANGED, arg=[canvas, old], polling="raf")
-            pg.wait_for_function(_SETTLED, arg=[canvas, flow], polling="raf")
+            started = wait_src_change(pg, canvas, old)
+            before = _src(pg, flow)
             inside, outside = _timedclick_pixel(pg, canvas, x + dx, y + dy, flow)
-            pg.wait_for_function(_SETTLED, arg=[canvas, flow], polling="raf")
+            wait_src_change(pg, flow, before)
+            wait_src_change(pg, canvas, started)
             arrow_s.append(inside)
             arrow_pw.append(outside)
             arrows.append([x, y, dx, dy])
@@ -164,8 +163,9 @@ def browser_clicks(url: str, image: Path, clicks: int, rng: np.random.Generator)
                              arg=sc)
         for i in range(clicks + 1):
             x, y = float(rng.integers(200, 310)), float(rng.integers(120, 260))  # on the astronaut
+            before = _src(pg, sc)
             inside, outside = _timedclick_pixel(pg, sc, x, y, sc)
-            pg.wait_for_function(_SETTLED, arg=[sc], polling="raf")
+            wait_src_change(pg, sc, before)
             seg_s.append(inside)
             seg_pw.append(outside)
             seg_points.append([x, y])

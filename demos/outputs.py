@@ -225,6 +225,7 @@ PREVIEW_FORMATS = {"exact": ("png", None), "photo": ("jpg", {"quality": 95, "sub
 
 
 _encoded: list = []  # the last few remembered (array, kind, bytes)
+_encoded_lock = threading.Lock()
 
 
 def encode_preview(value, kind: str = "exact", *, remember: bool = False) -> bytes:
@@ -255,8 +256,6 @@ def encode_preview(value, kind: str = "exact", *, remember: bool = False) -> byt
             del _encoded[:-4]
     return data
 
-
-_encoded_lock = threading.Lock()
 
 
 def fast_preview(comp, kind: str = "exact"):
