@@ -16,8 +16,8 @@ edges:
   it is low and at negative clicks, "probably" in between.
 * ``grabcut-guided``: GrabCut at :data:`GRABCUT_SIDE` px (a quarter of the work), its
   mask then snapped to the full-resolution edges by the guided filter.
-* ``colour-guided``: GrabCut's colour models without its graph cut, then the guided
-  filter. Colour histograms of the object and of the background are counted from the
+* ``colour-guided``: GrabCut's colour models without its graph cut, then a lighter
+  guided filter (:data:`COLOUR_SNAP_RADIUS`, :data:`COLOUR_SNAP_EPS`). Colour histograms of the object and of the background are counted from the
   score itself (each pixel weighted by how far its score is past 0.5 on either side)
   and from the clicks (the pixels around a positive click count as object, around a
   negative one as background, :data:`COLOUR_CLICK_WEIGHT` times over);
@@ -61,6 +61,11 @@ COLOUR_WEIGHT = 0.7
 #: object, of a negative click as background.
 COLOUR_CLICK_RADIUS = 3
 COLOUR_CLICK_WEIGHT = 20.0
+#: The guided filter after the colour blend is lighter than ``guided``'s: the colour term has
+#: already moved the border onto the object's colour, and a wide window (r 8, eps 1e-2) then
+#: rounded thin parts (antennae, leaf tips) away again (model card, "A lighter edge snap").
+COLOUR_SNAP_RADIUS = 4
+COLOUR_SNAP_EPS = 1e-3
 
 
 def _box_filter(a: np.ndarray, r: int) -> np.ndarray:
@@ -179,9 +184,9 @@ def colour_blend(rgb: np.ndarray, score: np.ndarray, threshold: float = 0.5, pos
     return out.reshape(score.shape)
 
 
-def _snap(view: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _snap(view: np.ndarray, mask: np.ndarray, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> np.ndarray:
     """The guided filter of a (soft or bool) mask with the view as guide, thresholded at 0.5."""
-    return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32)) > 0.5
+    return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32), radius, eps) > 0.5
 
 
 def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), negative=(), *,
@@ -212,7 +217,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     elif kind == "grabcut":
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
-        m = _snap(view, colour_blend(view, s, threshold, pos, neg) > threshold)
+        m = _snap(view, colour_blend(view, s, threshold, pos, neg) > threshold, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
     else:
         vh2, vw2 = view.shape[:2]
         k2 = min(1.0, GRABCUT_SIDE / max(vh2, vw2))
