@@ -8,7 +8,7 @@ held-out seeds of :mod:`cmp.eval.composites` (synthetic, the training
 generator's distribution). The click is the RITM first click (the interior
 point farthest from the object's border). Rows: the default single mask
 (:func:`cmp.segment.segment`), each candidate, the most confident one (what the
-page selects and ``--candidates`` writes) and the best one in hindsight (the
+page selects and ``python -m cmp segment`` writes) and the best one in hindsight (the
 oracle SAM-style papers report).
 """
 from __future__ import annotations

@@ -514,25 +514,45 @@ def zoom_history(previous: Segmentation | None) -> dict:
     return {"around": mask_box(previous.mask), "keep": previous.box}
 
 
+def _replay(clicks):
+    """(positive, negative) after each click of ``[(x, y, positive), ...]`` that has a positive
+    one so far (the clicks before the first positive one only add to the negatives)."""
+    pos: list = []
+    neg: list = []
+    for x, y, positive in clicks:
+        (pos if positive else neg).append((x, y))
+        if pos:
+            yield list(pos), list(neg)
+
+
 def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Segmentation:
     """:func:`segment` for clicks in the order they were made, ``[(x, y, positive), ...]``, as
     the pages answer them: each click after the first zooms around the mask the click before
     it gave (``around``). ``recipe``: :func:`segment`'s keywords. Clicks before the first
     positive one only add to the negatives (there is no object yet)."""
-    pos: list = []
-    neg: list = []
-    if not recipe.get("zoom", True):  # no crop to place: the order does not matter
-        for x, y, positive in clicks:
-            (pos if positive else neg).append((x, y))
+    pos = [(x, y) for x, y, p in clicks if p]
+    neg = [(x, y) for x, y, p in clicks if not p]
+    if not recipe.get("zoom", True) or not pos:  # no crop to place: the order does not matter
         return segment(engine, rgb, pos, neg, **recipe)
     res = None
-    for x, y, positive in clicks:
-        (pos if positive else neg).append((x, y))
-        if pos:
-            res = segment(engine, rgb, pos, neg, **zoom_history(res), **recipe)
-    if res is None:
-        return segment(engine, rgb, pos, neg, **recipe)
+    for p, n in _replay(clicks):
+        res = segment(engine, rgb, p, n, **zoom_history(res), **recipe)
     return res
+
+
+def candidate_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> list[Candidate]:
+    """:func:`segment_candidates` for clicks in the order they were made, as the Segment page
+    answers them: each click after the first zooms around the most confident candidate of the
+    click before it (the one the page shows). Returns the last click's candidates; ``recipe``:
+    :func:`segment_candidates`' keywords."""
+    pos = [(x, y) for x, y, p in clicks if p]
+    if not pos:
+        return segment_candidates(engine, rgb, [], [(x, y) for x, y, _ in clicks], **recipe)
+    kept, cands = None, []
+    for p, n in _replay(clicks):
+        cands = segment_candidates(engine, rgb, p, n, **zoom_history(kept), **recipe)
+        kept = cands[best_candidate(cands)]
+    return cands
 
 
 def best_candidate(candidates: Sequence[Candidate]) -> int:

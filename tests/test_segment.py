@@ -14,9 +14,9 @@ from cmp.eval.segmentation import (MethodResult, click_ious, format_table, has_f
                                    next_click, noc)
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
-from cmp.segment import (MASK_ZOOM_FACTOR, PROBE_MAGNITUDE, Box, best_candidate, clean_mask,
+from cmp.segment import (MASK_ZOOM_FACTOR, PROBE_MAGNITUDE, Box, best_candidate, candidate_clicks, clean_mask,
                          frame_pins, mask_box, probe_flows, probe_sets, score_from_flows, segment, segment_candidates,
-                         segment_clicks, zoom_box)
+                         segment_clicks, zoom_box, zoom_history)
 from helpers import run_cli
 
 
@@ -417,7 +417,8 @@ def test_cli_segment_writes_a_binary_mask_of_the_image_size(tmp_path, tiny_check
 
 def test_cli_segment_answers_its_clicks_in_the_order_given(tmp_path, tiny_checkpoint):
     """The flags are the clicks in order, positive and negative interleaved: the mask is the
-    one the page gives for that sequence (each click zooms around the mask before it)."""
+    one the page gives for that sequence (the most confident candidate, each click zooming
+    around the one shown before it); ``--object-scale`` gives the object-scale mask alone."""
     from cmp.engine import Engine
 
     rgb = _rgb(140, 220, seed=5)
@@ -425,13 +426,42 @@ def test_cli_segment_answers_its_clicks_in_the_order_given(tmp_path, tiny_checkp
     Image.fromarray(rgb).save(img)
     clicks = [(100, 60, True), (200, 120, False), (110, 80, True)]
     flags = [a for x, y, p in clicks for a in ("--positive" if p else "--negative", f"{x},{y}")]
-    r = run_cli("segment", "--image", img, *flags, "--checkpoint", tiny_checkpoint, "--device", "cpu",
-                "--precision", "fp32", "--out", out, timeout=300)
-    assert r.returncode == 0, r.stderr
-    want = segment_clicks(Engine.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32"), rgb, clicks)
-    np.testing.assert_array_equal(np.asarray(Image.open(out)) == 255, want.mask)
-    assert (f"zoom {want.box.width}x{want.box.height} at ({want.box.x0}, {want.box.y0})" if want.box
-            else "no zoom") in r.stdout
+    base = ["segment", "--image", img, *flags, "--checkpoint", tiny_checkpoint, "--device", "cpu",
+            "--precision", "fp32", "--out", out]
+    engine = Engine.from_checkpoint(tiny_checkpoint, device="cpu", precision="fp32")
+    cands = candidate_clicks(engine, rgb, clicks)
+    best = cands[best_candidate(cands)]
+    for extra, want in (([], best), (["--object-scale"], segment_clicks(engine, rgb, clicks))):
+        r = run_cli(*base, *extra, timeout=300)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(np.asarray(Image.open(out)) == 255, want.mask)
+        assert (f"zoom {want.box.width}x{want.box.height} at ({want.box.x0}, {want.box.y0})" if want.box
+                else "no zoom") in r.stdout
+        assert ("candidates part" in r.stdout) is (not extra)
+    r = run_cli(*base, "--object-scale", "--all-candidates")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--object-scale" in r.stderr
+
+
+def test_candidate_clicks_follow_the_shown_candidate_from_click_to_click():
+    """Each click after the first zooms around the most confident candidate of the click before
+    it, as the Segment page does; the last click's three candidates come back."""
+    eng = BrightnessPropagator()
+    rgb = np.random.default_rng(3).integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    rgb[40:100, 50:130, 0] = 220  # a red object: the mask the later clicks zoom around
+    clicks = [(80, 60, True), (10, 10, False), (90, 70, True)]
+    got = candidate_clicks(eng, rgb, clicks)
+    first = segment_candidates(eng, rgb, [(80, 60)], [])
+    second = segment_candidates(eng, rgb, [(80, 60)], [(10, 10)], **zoom_history(first[best_candidate(first)]))
+    want = segment_candidates(eng, rgb, [(80, 60), (90, 70)], [(10, 10)],
+                              **zoom_history(second[best_candidate(second)]))
+    assert [c.name for c in got] == ["part", "object", "group"]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.mask, w.mask)
+        assert g.box == w.box and g.confidence == w.confidence
+    afresh = segment_candidates(eng, rgb, [(80, 60), (90, 70)], [(10, 10)])  # what forgetting the order gives
+    assert any(a.box != g.box for a, g in zip(afresh, got))
+    only_negative = candidate_clicks(eng, rgb, [(10, 10, False)])
+    assert len(only_negative) == 3 and not any(c.mask.any() for c in only_negative)
 
 
 def test_cli_segment_out_format_by_extension_and_candidates(tmp_path, tiny_checkpoint):
@@ -488,10 +518,18 @@ def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
     assert code == 0
     rep = json.loads(out)
     assert rep["seeds"] == [EVAL_SEED_START, EVAL_SEED_START]
-    assert len(rep["methods"]) == 2
+    assert len(rep["methods"]) == 3 and "cmp, most confident of 3" in rep["methods"]
     for s in rep["methods"].values():
         assert 1 <= s["NoC@85"] <= 5 and 1 <= s["NoC@90"] <= 5
         assert 0.0 <= s["IoU@1"] <= 1.0 and len(s["curve"]) == 5
+    base = ["eval", "segmentation", "--datasets", "composites", "--checkpoint", str(tiny_checkpoint), "--device",
+            "cpu", "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"]
+    assert cli_main([*base, "--no-zoom"]) == 0  # no candidates without zoom: the model and the baseline
+    rows = list(json.loads(capsys.readouterr().out)["methods"])
+    assert len(rows) == 2 and rows[-1] == "geodesic baseline" and "cmp, most confident of 3" not in rows
+    assert cli_main([*base, "--no-zoom", "--methods", "candidates"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-zoom" in err
 
 
 def test_segment_refines_by_default_and_refine_none_is_the_plain_threshold():

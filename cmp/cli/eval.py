@@ -168,9 +168,13 @@ def add_segmentation(tasks) -> None:
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
                         "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
-    q.add_argument("--methods", type=_csv(str, ("model", "baseline")), default=["model", "baseline"],
-                   help="comma-separated, from model,baseline (default both; without 'model' no "
-                        "checkpoint is loaded)")
+    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "baseline")),
+                   default=None,
+                   help="comma-separated, from model,candidates,baseline (default all three; with --no-zoom "
+                        "model,baseline): 'model' is "
+                        "the object-scale mask at every click, 'candidates' the most confident of the part / "
+                        "object / group candidates (the Segment page and `python -m cmp segment`); without "
+                        "either no checkpoint is loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask threshold on the normalised score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
@@ -195,12 +199,23 @@ def run_segmentation(args) -> int:
 
     from ..eval.real import SourceUnavailable
 
-    engine, info = _load_engine(args) if "model" in args.methods else (None, {})
-    extra = S.refine_methods(engine, args.refine) if engine is not None and args.refine else {}
+    if args.methods is None:
+        args.methods = ["model", "baseline"] if args.no_zoom else ["model", "candidates", "baseline"]
+    if args.no_zoom and "candidates" in args.methods:
+        raise CLIError("--no-zoom does not combine with the candidates method (three zoom scales)")
+    uses_model = "model" in args.methods or "candidates" in args.methods
+    engine, info = _load_engine(args) if uses_model else (None, {})
+    extra = {}
+    if "candidates" in args.methods:
+        extra["cmp, most confident of 3"] = S.candidates_method(engine, threshold=args.threshold,
+                                                                pin_frame=not args.no_pin_frame)
+    if engine is not None and args.refine:
+        extra.update(S.refine_methods(engine, args.refine))
+    model_row = engine if "model" in args.methods else None
     reports, tables = {}, []
     for name in args.datasets:
         try:
-            rep = S.run(engine, n_images=args.n_images, max_clicks=args.max_clicks,
+            rep = S.run(model_row, n_images=args.n_images, max_clicks=args.max_clicks,
                         baseline="baseline" in args.methods, zoom=not args.no_zoom,
                         threshold=args.threshold, pin_frame=not args.no_pin_frame, progress=_log,
                         dataset=name, extra=extra)

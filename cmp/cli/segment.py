@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
                     "repeat a flag per click, in click order (each click after the first zooms around "
-                    "the mask of the clicks before it, as on the Segment page). The mask has the size "
-                    "of IMG; --out's extension picks the format.")
+                    "the mask of the clicks before it, as on the Segment page). Like the page, it makes "
+                    "part / object / group candidate masks (zoom at three scales) and writes the most "
+                    "confident one. The mask has the size of IMG; --out's extension picks the format.")
     add_image_flag(p)
     p.add_argument("--positive", dest="clicks", const=True, type=numbers("X,Y"), action=_Click, default=[],
                    metavar="X,Y",
@@ -38,15 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask = normalised motion score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
     p.add_argument("--no-zoom", action="store_true",
-                   help="run on the whole image instead of a crop around the clicks")
+                   help="one mask, on the whole image instead of a crop around the clicks")
     p.add_argument("--no-clean", action="store_true",
                    help="skip the clean-up (small holes, islands away from the positive clicks)")
     p.add_argument("--no-pin-frame", action="store_true",
                    help="do not pin the border of the view still (use when the object fills the frame)")
     add_model_flags(p)
+    p.add_argument("--object-scale", action="store_true",
+                   help="write the object-scale mask alone (one view per click instead of three; the "
+                        "default before 2026-12-02)")
     p.add_argument("--candidates", action="store_true",
-                   help="make part / object / group candidate masks (zoom at three scales) and write the "
-                        "most confident one")
+                   help="write the most confident of the part / object / group candidates (the default)")
     p.add_argument("--all-candidates", action="store_true",
                    help="like --candidates, but write all three in the order part, object, group (PNG: "
                         "FILE_1.png .. FILE_3.png and a label map as FILE; COCO/YOLO: one annotation per "
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--class: {e}") from None
     if args.no_zoom and (args.candidates or args.all_candidates):
         raise CLIError("--no-zoom does not combine with --candidates (the candidates are three zoom scales)")
+    if args.object_scale and (args.candidates or args.all_candidates):
+        raise CLIError("--object-scale writes one mask; it does not combine with --candidates or --all-candidates")
     check_threshold(args.threshold)
     positive, negative = split_clicks(args.clicks)
     if not positive:
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import Engine
     from ..images import load_image
     from ..annotate import check_points
-    from ..segment import best_candidate, segment_candidates, segment_clicks
+    from ..segment import best_candidate, candidate_clicks, segment_clicks
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
@@ -91,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     check_points(positive, negative, h, w)  # the page's and the HTTP API's validator
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
     note = ""
-    if args.candidates or args.all_candidates:
-        cands = segment_candidates(engine, rgb, positive, negative, threshold=args.threshold,
-                                   clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+    if not (args.no_zoom or args.object_scale):
+        cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
+                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
         objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
