@@ -17,10 +17,11 @@ edges:
 * ``grabcut-guided``: GrabCut at :data:`GRABCUT_SIDE` px (a quarter of the work), its
   mask then snapped to the full-resolution edges by the guided filter.
 * ``colour-guided``: GrabCut's colour models without its graph cut, then a lighter
-  guided filter (:data:`COLOUR_SNAP_RADIUS`, :data:`COLOUR_SNAP_EPS`). Colour histograms of the object and of the background are counted from the
-  score itself (each pixel weighted by how far its score is past 0.5 on either side)
-  and from the clicks (the pixels around a positive click count as object, around a
-  negative one as background, :data:`COLOUR_CLICK_WEIGHT` times over);
+  guided filter (:data:`COLOUR_SNAP_RADIUS`, :data:`COLOUR_SNAP_EPS`). Colour histograms
+  of the object and of the background are counted from the score itself (each pixel
+  weighted by how far its score is past 0.5 on either side) and from the clicks (the
+  pixels around a positive click count as object, around a negative one as background,
+  :data:`COLOUR_CLICK_WEIGHT` times over);
   within :data:`COLOUR_BAND` px of the thresholded mask's border, the score is blended
   with the posterior "object" probability of each pixel's colour. A thin part the
   coarse score blurred away (a leg, a leaf tip) comes back when its colour is the

@@ -168,13 +168,11 @@ def add_segmentation(tasks) -> None:
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
                         "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
-    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "baseline")),
-                   default=None,
+    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "baseline")), default=None,
                    help="comma-separated, from model,candidates,baseline (default all three; with --no-zoom "
-                        "model,baseline): 'model' is "
-                        "the object-scale mask at every click, 'candidates' the most confident of the part / "
-                        "object / group candidates (the Segment page and `python -m cmp segment`); without "
-                        "either no checkpoint is loaded")
+                        "model,baseline): 'model' is the object-scale mask at every click, 'candidates' the "
+                        "most confident of the part / object / group candidates (the Segment page and "
+                        "`python -m cmp segment`); without either no checkpoint is loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask threshold on the normalised score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
