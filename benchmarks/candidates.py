@@ -1,11 +1,13 @@
 """Part / object / group candidates: IoU after one click, on a real photo and on our composites.
 
-    python -m benchmarks.candidates [--composites N]
+    python -m benchmarks.candidates [--composites N] [--objects] [--emoji N]
 
 Real: scikit-image's stereo motorcycle (Middlebury), the object mask cut from
 its true disparity (:func:`motorcycle_object`); our composites are the
 held-out seeds of :mod:`cmp.eval.composites` (synthetic, the training
-generator's distribution). The click is the RITM first click (the interior
+generator's distribution). ``--objects`` adds the 8 real objects of the same photo
+(``motorcycle-objects`` of :mod:`cmp.eval.segmentation`), ``--emoji N`` the first N emoji
+composites (evaluation glyphs on real photos never trained on). The click is the RITM first click (the interior
 point farthest from the object's border). Rows: the default single mask
 (:func:`cmp.segment.segment`), each candidate, the most confident one (what the
 page selects and ``python -m cmp segment`` writes) and the best one in hindsight (the
@@ -61,15 +63,23 @@ def one_click(method_default, method_candidates, rgb, gt) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--composites", type=int, default=10, help="held-out composites (0 = none)")
+    ap.add_argument("--objects", action="store_true",
+                    help="also the 8 real objects of the motorcycle photo (masks from its true disparity)")
+    ap.add_argument("--emoji", type=int, default=0, help="emoji composites on real photos (0 = none)")
     ap.add_argument("--checkpoint", default=None, help="model (default: the embedded one)")
     args = ap.parse_args(argv)
     from cmp.engine import Engine
     from cmp.eval.composites import eval_composites
     from cmp.eval.baselines import GeodesicPropagator
+    from cmp.eval.segmentation import load_set
     from cmp.segment import segment, segment_candidates
 
     engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": GeodesicPropagator()}
     sets = {"real: motorcycle": [motorcycle_object()]}
+    if args.objects:
+        sets["real: 8 motorcycle objects"] = [(c.rgb, c.mask) for c in load_set("motorcycle-objects", 8)]
+    if args.emoji:
+        sets[f"composite on real photos: {args.emoji} emoji"] = [(c.rgb, c.mask) for c in load_set("emoji", args.emoji)]
     if args.composites:
         sets[f"ours: {args.composites} composites"] = [(c.rgb, c.mask) for c in eval_composites(args.composites)]
     report = {}
