@@ -186,11 +186,9 @@ def bridge(page: str, canvas_id: str, settings: dict[str, tuple[str, str]],
                 _busy.discard(key)
         if got is None:
             return {}
-        images, result = got
+        urls, result = got
         with _lock:
             _results[key] = result
-        urls = {elem_id: url for elem_id, (comp, value) in images.items()
-                if (url := data_url(comp, value)) is not None}
         return {"images": urls}
 
     return gr.HTML("", js_on_load=_JS % {"page": json.dumps(page), "canvas": json.dumps(canvas_id),
@@ -225,8 +223,15 @@ def _claim(key) -> bool:
 
 
 def _run(click, session, x, y, settings):
+    """The page's click and its images' data URLs ({elem_id: url}, the confirming event's
+    outputs), in the worker thread: the encodings stay off the server's event loop."""
     try:
-        return click(session, x, y, settings)
+        got = click(session, x, y, settings)
+        if got is None:
+            return None
+        images, result = got
+        return {elem_id: url for elem_id, (comp, value) in images.items()
+                if (url := data_url(comp, value)) is not None}, result
     except USER_ERRORS:  # Gradio's own event runs the click again and shows the message
         return None
     except Exception:  # noqa: BLE001 - the same for a fault, which is logged here
