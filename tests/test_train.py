@@ -341,6 +341,21 @@ def test_emoji_prob_zero_keeps_every_seeded_scene():
         assert b["shapes"] == [0] * len(b["shapes"])
 
 
+def test_same_photo_cutouts_take_the_backgrounds_own_photo_unshifted():
+    """Two flat photos of different colours: with ``same_photo_prob`` 1 every cut-out is
+    the background's colour (another crop of its photo, no brightness shift), so the
+    first frame is one colour; at 0 some cut-out shows the other photo or a shift."""
+    photos = [np.full((300, 400, 3), (200, 40, 40), np.uint8), np.full((300, 400, 3), (40, 40, 200), np.uint8)]
+    mixed = False
+    for seed in range(6):
+        own = make_scene(seed, photos=photos, same_photo_prob=1.0)
+        assert own["labels"].max() >= 1
+        assert len(np.unique(own["image1"].reshape(-1, 3), axis=0)) == 1
+        other = make_scene(seed, photos=photos)
+        mixed |= len(np.unique(other["image1"].reshape(-1, 3), axis=0)) > 1
+    assert mixed
+
+
 def test_sampler_cuts_objects_from_training_glyphs_only():
     from cmp.scenes.emoji import emoji_silhouettes
     sils = _training_glyphs()

@@ -42,7 +42,7 @@ def _affine_flow(M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.ndarray] | None = None, *,
                max_objects: int = 3, static_bg_prob: float = 0.5, bg_shift: float = 10.0,
-               silhouettes=None, emoji_prob: float = 0.0) -> dict:
+               silhouettes=None, emoji_prob: float = 0.0, same_photo_prob: float = 0.0) -> dict:
     """One scene; ``bg_shift`` bounds the background's translation in px (a panning camera).
 
     ``silhouettes``: (code point, bool mask) pairs (``cmp.scenes.emoji.emoji_silhouettes``,
@@ -51,6 +51,12 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     as before the option existed (no extra random draws). ``shapes`` in the result: the
     code point of each cut-out's silhouette, 0 for a smooth shape.
 
+    ``same_photo_prob``: each cut-out takes its texture from another crop of the background's
+    own photo, without a brightness shift, with this probability. Such an object differs from
+    its surroundings only by what lies across its border, not by the statistics of a second
+    photo (colour cast, noise, brightness), as objects in one real photo do. At 0 a seed gives
+    the same scene as before the option existed.
+
     Returns image1, image2 (H, W, 3) uint8; flow (H, W, 2) float32 from
     image1 to image2 in px; valid (H, W) bool (all True: the flow is exact);
     masks (K, H, W) bool visible object masks in image1; labels (H, W) int32 (0 = background)."""
@@ -58,7 +64,8 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     if photos is None:
         photos = default_photos()
     H, W = size
-    bg = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, **_CROP)
+    bg_photo = int(rng.integers(len(photos)))
+    bg = fit_crop(photos[bg_photo], size, rng, **_CROP)
     if rng.random() < static_bg_prob:
         Mb = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     else:
@@ -70,7 +77,8 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     k_obj = int(rng.integers(1, max_objects + 1))
     order2, shapes = [], []
     for k in range(1, k_obj + 1):
-        tex, mask, cp = _cutout(size, photos, rng, silhouettes, emoji_prob)
+        same = same_photo_prob > 0 and rng.random() < same_photo_prob
+        tex, mask, cp = _cutout(size, photos, rng, silhouettes, emoji_prob, photo=bg_photo if same else None)
         shapes.append(cp)
         if mask.sum() < 64:
             continue
@@ -89,13 +97,17 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
 
 
 def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Generator, silhouettes=None,
-            emoji_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, int]:
+            emoji_prob: float = 0.0, photo: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """An object: a photo texture (brightness shifted a little, so it is not always the
-    background's statistics) and a shape (bool mask) to cut it with: a random smooth one,
-    or with probability ``emoji_prob`` one of ``silhouettes`` (then its code point, else 0)."""
+    background's statistics; given ``photo``, another crop of that photo, unshifted) and a
+    shape (bool mask) to cut it with: a random smooth one, or with probability
+    ``emoji_prob`` one of ``silhouettes`` (then its code point, else 0)."""
     H, W = size
-    tex = fit_crop(photos[int(rng.integers(len(photos)))], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
-    tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+    own = photo is not None
+    photo = int(rng.integers(len(photos))) if photo is None else photo
+    tex = fit_crop(photos[photo], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
+    if not own:
+        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
     if silhouettes and emoji_prob > 0 and rng.random() < emoji_prob:
         cp, sil = silhouettes[int(rng.integers(len(silhouettes)))]
         return tex, place_silhouette(sil, size, rng, extent=rng.uniform(0.35, 0.8) * min(H, W)), int(cp)
