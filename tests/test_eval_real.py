@@ -32,6 +32,25 @@ def test_disparity_objects_are_the_regions_inside_depth_edges():
     assert np.array_equal(objs[0], expect)
 
 
+def test_pasted_motorcycle_objects_keep_their_own_pixels_on_evaluation_photos():
+    """Each real object, under its disparity mask, on each background; outside the mask
+    the background, never the motorcycle photo; backgrounds are evaluation photos."""
+    assert set(real.PASTE_BACKGROUNDS) <= set(real.EVAL_OPENCV_PHOTOS)
+    if real.opencv_data_dir() is None:
+        pytest.skip("opencv-doc's sample photos are not installed")
+    objs, pasted = real.motorcycle_objects(), real.motorcycle_pasted()
+    k = len(real.PASTE_BACKGROUNDS)
+    assert len(pasted) == k * len(objs) >= 3 * k
+    assert real.SET_KINDS["motorcycle-pasted"].startswith("composite")
+    for i, c in enumerate(pasted):
+        obj = objs[i // k]
+        assert c.background == real.PASTE_BACKGROUNDS[i % k] and np.array_equal(c.mask, obj.mask)
+        assert np.array_equal(c.rgb[c.mask], obj.rgb[obj.mask])
+        outside = ~c.mask
+        assert np.abs(c.rgb[outside].astype(int) - obj.rgb[outside]).mean() > 20
+    assert [c.rgb.tobytes() for c in real.motorcycle_pasted()] == [c.rgb.tobytes() for c in pasted]
+
+
 def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():
     cps = range(0x1F400, 0x1F43D)
     splits = [real.emoji_split(cp) for cp in cps]

@@ -49,6 +49,8 @@ from .composites import Composite
 SET_KINDS = {
     "composites": "composite (random shapes cut from photos, some of them training photos)",
     "motorcycle-objects": "real (one real photo, masks from true disparity)",
+    "motorcycle-pasted": "composite (the motorcycle photo's real objects with their disparity masks, "
+                         "pasted onto three real photos never trained on)",
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
     "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
                   "for choosing settings, never reported as a result)",
@@ -140,6 +142,30 @@ def motorcycle_objects(long_side: int = 384) -> list[Composite]:
     for k, m in enumerate(disparity_objects(disp)):
         small = cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
         out.append(Composite(rgb, small, k, "stereo_motorcycle", "stereo_motorcycle", "disparity region"))
+    return out
+
+
+#: The real photos the motorcycle's objects are pasted onto (OpenCV's samples, evaluation only).
+PASTE_BACKGROUNDS = ("building.jpg", "home.jpg", "leuvenA.jpg")
+
+
+def motorcycle_pasted(long_side: int = 384) -> list[Composite]:
+    """Each real object of :func:`motorcycle_objects`, its own pixels under its disparity mask,
+    pasted where it stands onto each of :data:`PASTE_BACKGROUNDS`: real objects with real
+    borders on real photos, object-major order. Raises :class:`SourceUnavailable` without
+    OpenCV's sample photos."""
+    d = opencv_data_dir()
+    backs = [(n, read_photo(d / n)) for n in PASTE_BACKGROUNDS] if d is not None else []
+    if not backs or any(rgb is None for _n, rgb in backs):
+        raise SourceUnavailable("OpenCV's sample photos (opencv-doc) are not installed")
+    out = []
+    for obj in motorcycle_objects(long_side):
+        h, w = obj.mask.shape
+        for j, (name, bg) in enumerate(backs):
+            back = fit_crop(bg, (h, w), np.random.default_rng([obj.seed, j]))
+            rgb = np.where(obj.mask[..., None], obj.rgb, back).astype(np.uint8)
+            out.append(Composite(rgb, obj.mask, obj.seed * len(backs) + j, name, obj.source,
+                                 "motorcycle disparity region"))
     return out
 
 

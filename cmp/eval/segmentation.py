@@ -1,6 +1,7 @@
 """Interactive segmentation benchmark: the RITM click protocol on held-out images.
 
-Sets (:data:`SETS`): the project's own composites, real objects of a real photo,
+Sets (:data:`SETS`): the project's own composites, real objects of a real photo (also pasted
+onto other real photos),
 emoji silhouettes on real photos (:mod:`cmp.eval.real`); every report names its kind.
 
 Protocol (as RITM, Sofiiuk et al. 2022): the first click is at the interior
@@ -213,7 +214,7 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
 #: composites, real objects of the stereo motorcycle, emoji silhouettes on real photos.
-SETS = ("composites", "motorcycle-objects", "emoji")
+SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "emoji")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
 TUNING_SETS = ("emoji-tune",)
@@ -228,6 +229,8 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return eval_composites(n_images, start=start)
     if name == "motorcycle-objects":
         return real.motorcycle_objects()
+    if name == "motorcycle-pasted":
+        return real.motorcycle_pasted()
     if name == "emoji":
         return real.emoji_composites(n_images)
     if name == "emoji-tune":
