@@ -72,7 +72,7 @@ def register(sub) -> None:
     t.add_argument("--arch", choices=sorted(CONFIGS), help="architecture (default slim-affinity)")
     t.add_argument("--init", help="warm start: copy same-named, same-shaped tensors from this checkpoint")
     t.add_argument("--resume", help="continue this saved training state (a run's last.pt, e.g. "
-                                    "checkpoints/train-resume/last.pt) when OUT has no last.pt yet")
+                                    "train-resume/last.pt) when OUT has no last.pt yet")
     for name, typ in (("steps", int), ("batch", int), ("crop", int), ("lr", float), ("synth-prob", float),
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
                       ("threads", int), ("warmup", int), ("epe-weight", float),
