@@ -1,8 +1,8 @@
 """Interactive segmentation benchmark: the RITM click protocol on held-out images.
 
 Sets (:data:`SETS`): the project's own composites, real objects of a real photo (also pasted
-onto other real photos),
-emoji silhouettes on real photos (:mod:`cmp.eval.real`); every report names its kind.
+onto other real photos), emoji silhouettes on real photos (:mod:`cmp.eval.real`); every
+report names its kind.
 
 Protocol (as RITM, Sofiiuk et al. 2022): the first click is at the interior
 point of the object; every next click is at the interior point (maximum of
@@ -213,7 +213,8 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 
 
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
-#: composites, real objects of the stereo motorcycle, emoji silhouettes on real photos.
+#: composites, real objects of the stereo motorcycle (in their photo, and pasted onto three
+#: other real photos), emoji silhouettes on real photos.
 SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "emoji")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
