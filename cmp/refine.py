@@ -64,7 +64,7 @@ COLOUR_CLICK_RADIUS = 3
 COLOUR_CLICK_WEIGHT = 20.0
 #: The guided filter after the colour blend is lighter than ``guided``'s: the colour term has
 #: already moved the border onto the object's colour, and a wide window (r 8, eps 1e-2) then
-#: rounded thin parts (antennae, leaf tips) away again (model card, "A lighter edge snap").
+#: rounded thin parts (antennae, leaf tips) away again (checkpoints/cmp-slim-affinity-log.md, "A lighter edge snap").
 COLOUR_SNAP_RADIUS = 4
 COLOUR_SNAP_EPS = 1e-3
 
