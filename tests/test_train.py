@@ -356,6 +356,40 @@ def test_same_photo_cutouts_take_the_backgrounds_own_photo_unshifted():
     assert mixed
 
 
+def test_parts_cutouts_look_different_inside_and_move_as_one():
+    """Flat photos of three colours: with ``parts_prob`` 1 nearly every visible cut-out
+    shows more than one colour (its parts come from other crops, brightness-shifted), at 0
+    none does; either way every cut-out's flow is one affine motion, parts included. At 0
+    the seeded scenes are the ones made before the option existed."""
+    photos = [np.full((300, 400, 3), c, np.uint8) for c in ((200, 40, 40), (40, 200, 40), (40, 40, 200))]
+
+    def objects(sc):
+        for k in range(1, int(sc["labels"].max()) + 1):
+            m = sc["labels"] == k
+            if m.sum() >= 200:
+                yield m
+
+    def colours(sc, m):
+        return len(np.unique(sc["image1"][m], axis=0))
+
+    parted = plain = total = 0
+    for seed in range(8):
+        with_parts = make_scene(seed, photos=photos, parts_prob=1.0)
+        without = make_scene(seed, photos=photos, parts_prob=0.0)
+        assert np.array_equal(without["image1"], make_scene(seed, photos=photos)["image1"])
+        for m in objects(with_parts):
+            total += 1
+            parted += colours(with_parts, m) > 1
+            ys, xs = np.nonzero(m)
+            A = np.stack([xs, ys, np.ones_like(xs)], 1).astype(np.float64)
+            f = with_parts["flow"][m].astype(np.float64)
+            coef, *_ = np.linalg.lstsq(A, f, rcond=None)
+            assert np.abs(A @ coef - f).max() < 1e-2  # one motion for the whole object
+        plain += sum(colours(without, m) > 1 for m in objects(without))
+    assert total >= 8 and parted >= 0.8 * total
+    assert plain == 0
+
+
 def test_sampler_cuts_objects_from_training_glyphs_only():
     from cmp.scenes.emoji import emoji_silhouettes
     sils = _training_glyphs()

@@ -42,7 +42,8 @@ def _affine_flow(M: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.ndarray] | None = None, *,
                max_objects: int = 3, static_bg_prob: float = 0.5, bg_shift: float = 10.0,
-               silhouettes=None, emoji_prob: float = 0.0, same_photo_prob: float = 0.0) -> dict:
+               silhouettes=None, emoji_prob: float = 0.0, same_photo_prob: float = 0.0,
+               parts_prob: float = 0.0) -> dict:
     """One scene; ``bg_shift`` bounds the background's translation in px (a panning camera).
 
     ``silhouettes``: (code point, bool mask) pairs (``cmp.scenes.emoji.emoji_silhouettes``,
@@ -56,6 +57,12 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     its surroundings only by what lies across its border, not by the statistics of a second
     photo (colour cast, noise, brightness), as objects in one real photo do. At 0 a seed gives
     the same scene as before the option existed.
+
+    ``parts_prob``: each cut-out is textured in 2-4 parts (:func:`_parts_texture`), each from a
+    photo crop of its own, with this probability; it still moves by its one motion. Real
+    objects are like that (a pot and its leaves, a seat and a tank): parts that look different
+    and move together, which one-texture cut-outs never show. At 0 a seed gives the same
+    scene as before the option existed.
 
     Returns image1, image2 (H, W, 3) uint8; flow (H, W, 2) float32 from
     image1 to image2 in px; valid (H, W) bool (all True: the flow is exact);
@@ -80,6 +87,8 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
         same = same_photo_prob > 0 and rng.random() < same_photo_prob
         tex, mask, cp = _cutout(size, photos, rng, silhouettes, emoji_prob, photo=bg_photo if same else None)
         shapes.append(cp)
+        if parts_prob > 0 and rng.random() < parts_prob:
+            tex = _parts_texture(tex, mask, photos, rng)
         if mask.sum() < 64:
             continue
         ys, xs = np.nonzero(mask)
@@ -112,6 +121,29 @@ def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Gene
         cp, sil = silhouettes[int(rng.integers(len(silhouettes)))]
         return tex, place_silhouette(sil, size, rng, extent=rng.uniform(0.35, 0.8) * min(H, W)), int(cp)
     return tex, random_shape(rng, size, "radial", extent=rng.uniform(0.2, 0.6) * min(H, W)), 0
+
+
+def _parts_texture(tex: np.ndarray, mask: np.ndarray, photos: list[np.ndarray],
+                   rng: np.random.Generator) -> np.ndarray:
+    """``tex`` with the object (``mask``) cut into 2-4 parts, the Voronoi cells of points
+    drawn inside it; every part but the first takes another photo crop (brightness shifted
+    as :func:`_cutout`'s). A mask of fewer than 2 pixels comes back unchanged."""
+    ys, xs = np.nonzero(mask)
+    n = min(int(rng.integers(2, 5)), len(ys))
+    if n < 2:
+        return tex
+    pick = rng.choice(len(ys), size=n, replace=False)
+    H, W = mask.shape
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    d = [(xx - xs[j]) ** 2 + (yy - ys[j]) ** 2 for j in pick]
+    part = np.argmin(np.stack(d), axis=0)
+    out = tex.copy()
+    for k in range(1, n):
+        other = fit_crop(photos[int(rng.integers(len(photos)))], (H, W), rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
+        other = np.clip(other.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+        sel = part == k
+        out[sel] = other[sel]
+    return out
 
 
 def _scene(img1, img2, flow, labels, k_obj: int) -> dict:

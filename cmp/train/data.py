@@ -129,7 +129,7 @@ class MixedSampler:
     def __init__(self, pair_sets: list[PairSet], *, crop: int = 256, synth_prob: float = 0.5,
                  seed: int = 0, photos: list[np.ndarray] | None = None, scene_size=(288, 384),
                  pan_prob: float = 0.0, parallax_prob: float = 0.0, emoji_prob: float = 0.0,
-                 same_photo_prob: float = 0.0):
+                 same_photo_prob: float = 0.0, parts_prob: float = 0.0):
         self.sets = [s for s in pair_sets if min(s.images.shape[1:3]) >= crop]
         self.crop, self.seed, self.scene_size, self.pan_prob = crop, seed, scene_size, pan_prob
         self.parallax_prob = parallax_prob
@@ -139,6 +139,7 @@ class MixedSampler:
         self.emoji_prob = emoji_prob
         self.silhouettes = emoji_silhouettes("train") if emoji_prob > 0 else ()
         self.same_photo_prob = same_photo_prob
+        self.parts_prob = parts_prob
 
     def sample(self, i: int) -> Sample:
         rng = np.random.default_rng([self.seed, i])
@@ -153,6 +154,7 @@ class MixedSampler:
             else:
                 sc = make_scene(seed, self.scene_size, self.photos, silhouettes=self.silhouettes,
                                 emoji_prob=self.emoji_prob, same_photo_prob=self.same_photo_prob,
+                                parts_prob=self.parts_prob,
                                 **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
             img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
         else:

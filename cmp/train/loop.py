@@ -44,6 +44,7 @@ class TrainConfig:
     parallax_prob: float = 0.0  # share of synthetic scenes seen by a camera moving past layers at depth
     emoji_prob: float = 0.0  # share of synthetic cut-outs shaped as a training-half emoji silhouette
     same_photo_prob: float = 0.0  # share of synthetic cut-outs textured from the background's own photo
+    parts_prob: float = 0.0  # share of synthetic cut-outs textured in 2-4 parts, each from its own photo crop
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -221,7 +222,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     val_pairs = load_pairs(cfg.data, "val") if cfg.data else []
     sampler = MixedSampler(train_pairs, crop=cfg.crop, synth_prob=cfg.synth_prob, seed=cfg.seed * 1000 + rank,
                            pan_prob=cfg.pan_prob, parallax_prob=cfg.parallax_prob, emoji_prob=cfg.emoji_prob,
-                           same_photo_prob=cfg.same_photo_prob, photos=default_photos(cfg.photo_dir))
+                           same_photo_prob=cfg.same_photo_prob, parts_prob=cfg.parts_prob,
+                           photos=default_photos(cfg.photo_dir))
     val_batch = validation_set(val_pairs, crop=cfg.crop) if rank == 0 else None
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if rank == 0:
