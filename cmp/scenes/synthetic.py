@@ -105,6 +105,18 @@ def make_scene(seed: int, size: tuple[int, int] = (288, 384), photos: list[np.nd
     return {**_scene(img1, img2, flow, labels, k_obj), "shapes": shapes}
 
 
+def _texture(photos: list[np.ndarray], size: tuple[int, int], rng: np.random.Generator,
+             photo: int | None = None) -> np.ndarray:
+    """A 1-2x zoomed crop of a random photo, brightness shifted by up to +/-30 (so it is not
+    always the background's statistics); of ``photo`` if given, then unshifted."""
+    own = photo is not None
+    photo = int(rng.integers(len(photos))) if photo is None else photo
+    tex = fit_crop(photos[photo], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
+    if not own:
+        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+    return tex
+
+
 def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Generator, silhouettes=None,
             emoji_prob: float = 0.0, photo: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """An object: a photo texture (brightness shifted a little, so it is not always the
@@ -112,11 +124,7 @@ def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Gene
     shape (bool mask) to cut it with: a random smooth one, or with probability
     ``emoji_prob`` one of ``silhouettes`` (then its code point, else 0)."""
     H, W = size
-    own = photo is not None
-    photo = int(rng.integers(len(photos))) if photo is None else photo
-    tex = fit_crop(photos[photo], size, rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
-    if not own:
-        tex = np.clip(tex.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+    tex = _texture(photos, size, rng, photo)
     if silhouettes and emoji_prob > 0 and rng.random() < emoji_prob:
         cp, sil = silhouettes[int(rng.integers(len(silhouettes)))]
         return tex, place_silhouette(sil, size, rng, extent=rng.uniform(0.35, 0.8) * min(H, W)), int(cp)
@@ -126,8 +134,7 @@ def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Gene
 def _parts_texture(tex: np.ndarray, mask: np.ndarray, photos: list[np.ndarray],
                    rng: np.random.Generator) -> np.ndarray:
     """``tex`` with the object (``mask``) cut into 2-4 parts, the Voronoi cells of points
-    drawn inside it; every part but the first takes another photo crop (brightness shifted
-    as :func:`_cutout`'s). A mask of fewer than 2 pixels comes back unchanged."""
+    drawn inside it; every part but the first takes another photo crop (:func:`_texture`). A mask of fewer than 2 pixels comes back unchanged."""
     ys, xs = np.nonzero(mask)
     n = min(int(rng.integers(2, 5)), len(ys))
     if n < 2:
@@ -139,8 +146,7 @@ def _parts_texture(tex: np.ndarray, mask: np.ndarray, photos: list[np.ndarray],
     part = np.argmin(np.stack(d), axis=0)
     out = tex.copy()
     for k in range(1, n):
-        other = fit_crop(photos[int(rng.integers(len(photos)))], (H, W), rng, zoom=rng.uniform(1.0, 2.0), **_CROP)
-        other = np.clip(other.astype(np.int16) + int(rng.integers(-30, 31)), 0, 255).astype(np.uint8)
+        other = _texture(photos, (H, W), rng)
         sel = part == k
         out[sel] = other[sel]
     return out
