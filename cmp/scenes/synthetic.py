@@ -134,7 +134,8 @@ def _cutout(size: tuple[int, int], photos: list[np.ndarray], rng: np.random.Gene
 def _parts_texture(tex: np.ndarray, mask: np.ndarray, photos: list[np.ndarray],
                    rng: np.random.Generator) -> np.ndarray:
     """``tex`` with the object (``mask``) cut into 2-4 parts, the Voronoi cells of points
-    drawn inside it; every part but the first takes another photo crop (:func:`_texture`). A mask of fewer than 2 pixels comes back unchanged."""
+    drawn inside it; every part but the first takes another photo crop (:func:`_texture`).
+    A mask of fewer than 2 pixels comes back unchanged."""
     ys, xs = np.nonzero(mask)
     n = min(int(rng.integers(2, 5)), len(ys))
     if n < 2:
