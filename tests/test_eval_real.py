@@ -51,49 +51,6 @@ def test_pasted_motorcycle_objects_keep_their_own_pixels_on_evaluation_photos():
     assert [c.rgb.tobytes() for c in real.motorcycle_pasted()] == [c.rgb.tobytes() for c in pasted]
 
 
-
-def test_disparity_foreground_is_what_stands_in_front_of_a_bending_background():
-    """A cloth that tilts and a floor that bends towards the camera are background; two
-    thin leaves and a pot in front of them are the object, the cloth seen between the
-    leaves is not, and unknown pixels never are."""
-    h, w = 200, 240
-    yy, xx = np.mgrid[0:h, 0:w].astype(float)
-    disp = 40 + 0.03 * xx + 0.02 * yy                        # the cloth, tilted
-    floor = yy > 150
-    disp[floor] += 0.02 * (yy[floor] - 150) ** 2            # the floor, bending nearer
-    truth = np.zeros((h, w), bool)
-    truth[120:175, 95:145] = True                            # a pot on the floor
-    for x0, lean in ((105, -0.5), (135, 0.5)):               # two leaves out of the pot, 7 px wide
-        centre = (x0 + (120 - yy) * lean).round()
-        truth |= (yy <= 120) & (yy > 20) & (np.abs(xx - centre) <= 3)
-    disp = np.where(truth, disp + 15, disp).astype(np.float32)
-    disp[10:14, 200:230] = 0                                 # unknown specks in the cloth
-    fg = real.disparity_foreground(disp)
-    assert (fg & truth).sum() / (fg | truth).sum() > 0.9
-    assert not fg[60, 110:130].any()                         # cloth between the leaves
-    assert not fg[10:14, 200:230].any() and not fg[185:, :40].any()
-
-
-def test_the_aloe_is_a_real_plant_with_thin_leaves_in_its_photo_and_pasted():
-    """The aloe's mask covers the pot and the leaves, not the cloth around them; pasted,
-    it keeps its own pixels on each evaluation background; its files train nothing."""
-    assert not set(real.ALOE_FILES) & set(OPENCV_PHOTOS)
-    assert real.SET_KINDS["aloe-object"].startswith("real") and real.SET_KINDS["aloe-pasted"].startswith("composite")
-    if real.opencv_data_dir() is None or not (real.opencv_data_dir() / "aloeGT.png").is_file():
-        pytest.skip("opencv-doc's sample photos are not installed")
-    (obj,) = real.aloe_object()
-    h, w = obj.mask.shape
-    assert max(h, w) == 384 and obj.rgb.shape == (h, w, 3)
-    assert 0.15 < obj.mask.mean() < 0.4
-    assert obj.mask[int(0.85 * h), int(0.68 * w) - 20: int(0.68 * w) + 20].all()  # the pot
-    assert not obj.mask[:h // 4, :w // 8].any() and not obj.mask[:h // 4, -w // 8:].any()  # the cloth
-    assert real.thin_share(obj.mask) > 0.3                               # thin leaves
-    pasted = real.aloe_pasted()
-    assert [c.background for c in pasted] == list(real.PASTE_BACKGROUNDS)
-    for c in pasted:
-        assert np.array_equal(c.mask, obj.mask) and np.array_equal(c.rgb[c.mask], obj.rgb[obj.mask])
-        assert np.abs(c.rgb[~c.mask].astype(int) - obj.rgb[~c.mask]).mean() > 20
-
 def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():
     cps = range(0x1F400, 0x1F43D)
     splits = [real.emoji_split(cp) for cp in cps]

