@@ -9,7 +9,7 @@ from pathlib import Path
 from . import CLIError
 from .options import add_model_flags, output_path
 
-DEFAULT_PLOT = Path("checkpoints/eval/propagation.png")
+SHIPPED_PLOT = Path("checkpoints/eval/propagation.png")
 
 
 def _csv(kind, choices=None):
@@ -95,8 +95,9 @@ def add_propagation(tasks) -> None:
                    help="tiny subset (1 seed, 2 synthetic scenes, 1 video pair) for smoke tests")
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write results as JSON to PATH (or stdout without PATH, instead of the tables)")
-    q.add_argument("--plot", default=str(DEFAULT_PLOT), metavar="PATH",
-                   help=f"PNG of EPE vs N (default {DEFAULT_PLOT}; 'none' to skip)")
+    q.add_argument("--plot", default=None, metavar="PATH",
+                   help=f"PNG of EPE vs N (default none, so evaluating another checkpoint never overwrites "
+                        f"the embedded model's {SHIPPED_PLOT}; 'none' also skips it)")
     q.set_defaults(func=run_propagation)
 
 
