@@ -3,7 +3,7 @@
     python -m benchmarks.candidates [--composites N] [--objects] [--emoji N]
 
 Real: scikit-image's stereo motorcycle (Middlebury), the object mask cut from
-its true disparity (:func:`motorcycle_object`); our composites are the
+its true disparity (:func:`cmp.eval.real.motorcycle_whole`, at full size); our composites are the
 held-out seeds of :mod:`cmp.eval.composites` (synthetic, the training
 generator's distribution). ``--objects`` adds the 8 real objects of the same photo
 (``motorcycle-objects`` of :mod:`cmp.eval.segmentation`), ``--emoji N`` the first N emoji
@@ -19,31 +19,6 @@ import argparse
 import json
 
 import numpy as np
-from scipy import ndimage
-
-
-def motorcycle_object() -> tuple[np.ndarray, np.ndarray]:
-    """(rgb, mask) of the motorcycle: pixels nearer than the floor plane (fitted to the
-    bottom rows' disparity) and than the back wall, largest component."""
-    from skimage import data
-    rgb, _, disp = data.stereo_motorcycle()
-    ok = np.isfinite(disp)
-    d = np.where(ok, disp, 0.0)
-    yy, xx = np.mgrid[:d.shape[0], :d.shape[1]]
-    sel = (yy >= 380) & ok
-    a = np.stack([xx[sel], yy[sel], np.ones(sel.sum())], 1).astype(float)
-    b = d[sel]
-    for _ in range(10):  # trimmed least squares: the wheels touching the floor are outliers
-        p, *_ = np.linalg.lstsq(a, b, rcond=None)
-        r = np.abs(b - a @ p)
-        keep = r < max(1.0, 2.5 * float(np.median(r)))
-        a, b = a[keep], b[keep]
-    plane = p[0] * xx + p[1] * yy + p[2]
-    m = ndimage.binary_opening((d > np.maximum(plane + 3.0, 32.0)) & ok)
-    lab, _ = ndimage.label(m)
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return rgb, lab == sizes.argmax()
 
 
 def one_click(method_default, method_candidates, rgb, gt) -> dict:
@@ -75,7 +50,9 @@ def main(argv=None) -> int:
     from cmp.segment import segment, segment_candidates
 
     engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": GeodesicPropagator()}
-    sets = {"real: motorcycle": [motorcycle_object()]}
+    from cmp.eval.real import motorcycle_whole
+    whole = motorcycle_whole(None)[0]
+    sets = {"real: motorcycle": [(whole.rgb, whole.mask)]}
     if args.objects:
         sets["real: 8 motorcycle objects"] = [(c.rgb, c.mask) for c in load_set("motorcycle-objects", 8)]
     if args.emoji:

@@ -67,6 +67,32 @@ def test_pasted_motorcycle_objects_keep_their_own_pixels_on_evaluation_photos():
     assert [c.rgb.tobytes() for c in real.motorcycle_pasted()] == [c.rgb.tobytes() for c in pasted]
 
 
+
+def test_the_whole_motorcycle_is_one_object_with_its_thin_parts_in_its_photo_and_pasted():
+    """Its mask is the motorcycle's parts together (its two largest disparity regions, body and
+    front wheel, almost wholly inside), nothing of the floor or the shelves, with thin parts;
+    pasted, it keeps its own pixels on each evaluation background."""
+    from skimage import data
+
+    (whole,) = real.motorcycle_whole()
+    h, w = whole.mask.shape
+    assert max(h, w) == 384 and whole.rgb.shape == (h, w, 3) and real.is_real("motorcycle-whole")
+    assert 0.15 < whole.mask.mean() < 0.4
+    full = real.motorcycle_whole(None)[0].mask
+    _left, _right, disp = data.stereo_motorcycle()
+    parts = real.disparity_objects(disp)
+    assert (parts[0] & full).sum() > 0.9 * parts[0].sum()                # the body and rear wheel
+    assert not full[-20:].any() and not full[:60].any()                  # floor in front, shelves on top
+    assert real.thin_share(whole.mask) > 0.3
+    if real.opencv_data_dir() is None:
+        pytest.skip("opencv-doc's sample photos are not installed")
+    pasted = real.motorcycle_whole_pasted()
+    assert [c.background for c in pasted] == list(real.PASTE_BACKGROUNDS)
+    assert real.SET_KINDS["motorcycle-whole-pasted"].startswith("composite")
+    for c in pasted:
+        assert np.array_equal(c.mask, whole.mask) and np.array_equal(c.rgb[c.mask], whole.rgb[whole.mask])
+        assert np.abs(c.rgb[~c.mask].astype(int) - whole.rgb[~c.mask]).mean() > 20
+
 def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():
     cps = range(0x1F400, 0x1F43D)
     splits = [real.emoji_split(cp) for cp in cps]

@@ -214,8 +214,9 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
 #: composites, real objects of the stereo motorcycle (in their photo, and pasted onto three
-#: other real photos), emoji silhouettes on real photos.
-SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "emoji")
+#: other real photos), the whole motorcycle (the same two ways), emoji silhouettes on real photos.
+SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "motorcycle-whole", "motorcycle-whole-pasted",
+        "emoji")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
 TUNING_SETS = ("emoji-tune",)
@@ -232,6 +233,10 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return real.motorcycle_objects()
     if name == "motorcycle-pasted":
         return real.motorcycle_pasted()
+    if name == "motorcycle-whole":
+        return real.motorcycle_whole()
+    if name == "motorcycle-whole-pasted":
+        return real.motorcycle_whole_pasted()
     if name == "emoji":
         return real.emoji_composites(n_images)
     if name == "emoji-tune":
