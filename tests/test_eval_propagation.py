@@ -256,7 +256,6 @@ def test_cli_scene_mode_of_an_affinity_model_is_a_method_of_its_own(tmp_path, ca
         assert per["model-scene"][0] == pytest.approx(per["nearest"][0], abs=1e-3)
 
 
-
 def test_cli_writes_a_plot_only_when_asked(tmp_path, monkeypatch):
     """Evaluating some checkpoint must not overwrite the embedded model's plot in
     checkpoints/eval/: without --plot nothing is drawn; with it, exactly that file."""
@@ -267,6 +266,7 @@ def test_cli_writes_a_plot_only_when_asked(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.png"))
     assert main([*args, "--plot", "mine.png"]) == 0
     assert [p.name for p in tmp_path.rglob("*.png")] == ["mine.png"]
+
 
 def test_cli_skips_missing_video_data_and_rejects_bad_flags(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CMP_DATA_DIR", str(tmp_path / "nowhere"))
