@@ -27,6 +27,7 @@ from .geometry import MIN_MODEL_SIDE, PAD_MULTIPLE, ImageTransform
 from .guidance import as_points, encode_sparse, guidance_pixels, infer_scene_motion, validate_points
 from .images import check_rgb
 from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
+from .model.affinity import BLENDS
 from .model.frozen import FrozenEncoder
 
 #: What ``model.encode_image`` returns, for either network kind.
@@ -111,17 +112,23 @@ class Engine:
         flow = eng.propagate(h, arrows=[(120, 80, 15, 0)], pins=[(30, 200)])
 
     ``freeze`` (None = auto: bf16 on a CPU) encodes images with :class:`cmp.model.frozen.FrozenEncoder`.
+    ``motion_blend``: how a model that reads guidance as points combines it in
+    :meth:`propagate_batch` when the caller does not say (:data:`cmp.model.affinity.BLENDS`;
+    ``affine`` follows gradients between arrows, ``mean`` is what training optimises).
     """
 
     def __init__(self, model: CMPNetwork, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
                  name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20,
-                 freeze: bool | None = None):
+                 freeze: bool | None = None, motion_blend: str = "affine"):
         self.runtime = runtime or Runtime.create()
         self.model = model.eval().to(self.runtime.device)
         if self.runtime.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if motion_blend not in BLENDS:
+            raise ValueError(f"unknown blend {motion_blend!r}; choose one of {', '.join(BLENDS)}")
+        self.motion_blend = motion_blend
         self.side = int(side)
         self.name = name
         self.cache = FeatureCache(cache_entries, cache_bytes)
@@ -285,7 +292,7 @@ class Engine:
         return [bool(scene_motion)] * len(guidance_sets)
 
     def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray], *,
-                        scene_motion: bool | None = False) -> np.ndarray:
+                        scene_motion: bool | None = False, blend: str | None = None) -> np.ndarray:
         """Dense flow for G guidance sets sharing one cached image encoding.
 
         guidance_sets: G arrays of shape (N_g, 4) = (x, y, dx, dy) in image pixels.
@@ -293,12 +300,17 @@ class Engine:
         still unless it looks like a pin; False the object mode (what no arrow reaches
         stays still; the default here, as segmentation probes want); None infers the mode
         of each set from its guidance. Raises ValueError for True on a model without it.
+        ``blend``: how the guidance vectors combine (:data:`cmp.model.affinity.BLENDS`; None =
+        :attr:`motion_blend`; the segmentation probes ask for ``mean``); models that convolve
+        the guidance have one way only and ignore it.
         Returns (G, H, W, 2) float32 flow in image pixels.
         """
         if len(guidance_sets) == 0:
             raise ValueError("no guidance sets given")
         flags = self.scene_flags(handle, guidance_sets, scene_motion)
         decode_kw = {"still": [not f for f in flags]} if any(flags) else {}
+        if not self.model.convolves_guidance:
+            decode_kw["blend"] = self.motion_blend if blend is None else blend
         decode = self._decoder(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
@@ -335,6 +347,7 @@ class Engine:
         x = self._image_tensor(tf.apply_image(rgb)).expand(len(guidance_sets), -1, -1, -1)
         with self._lock, torch.inference_mode():
             with self.runtime.autocast():
-                out = self.model(x, sparse)
+                out = self.model(x, sparse) if self.model.convolves_guidance else \
+                    self.model(x, sparse, blend=self.motion_blend)
             flow = self.model.to_flow(out, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])

@@ -69,7 +69,7 @@ DEFAULT_REFINE: str | None = "colour-guided"
 class Propagator(Protocol):
     def set_image(self, rgb: np.ndarray) -> Any: ...
 
-    def propagate_batch(self, handle: Any, guidance_sets: Sequence[np.ndarray]) -> np.ndarray: ...
+    def propagate_batch(self, handle: Any, guidance_sets: Sequence[np.ndarray], *, blend: str) -> np.ndarray: ...
 
 
 # -- clicks ---------------------------------------------------------------------
@@ -126,10 +126,12 @@ def probe_flows(engine: Propagator, handle, positive, negative, v: float = PROBE
     """Run the 4 probes as one batch; returns (4, H, W, 2) float32 flow in image pixels.
 
     ``v`` is in model-input pixels and converted with the handle's transform,
-    so the network sees the same motion whatever the image size.
+    so the network sees the same motion whatever the image size. The probes take the plain
+    weighted mean of their vectors: a pixel follows the moving clicks or the still ones, and
+    an affine fit between the two would smear that choice into a ramp.
     """
     tf = handle.transform
-    return engine.propagate_batch(handle, probe_sets(positive, negative, v / tf.sx, v / tf.sy))
+    return engine.propagate_batch(handle, probe_sets(positive, negative, v / tf.sx, v / tf.sy), blend="mean")
 
 
 def score_from_flows(flows: np.ndarray) -> np.ndarray:

@@ -32,19 +32,21 @@ def sparse(points):
     return encode_sparse(np.asarray(points, float).reshape(-1, 4), (H, W))[None]
 
 
-def test_same_motion_everywhere_when_every_point_agrees():
+@pytest.mark.parametrize("blend", ["mean", "affine"])
+def test_same_motion_everywhere_when_every_point_agrees(blend):
     m = model()
     with torch.no_grad():
-        out = m.decode(halves(), sparse([[5, 5, 3.0, -2.0], [50, 40, 3.0, -2.0], [30, 60, 3.0, -2.0]]))
+        out = m.decode(halves(), sparse([[5, 5, 3.0, -2.0], [50, 40, 3.0, -2.0], [30, 60, 3.0, -2.0]]), blend=blend)
     flow = m.to_flow(out, (H, W))
     torch.testing.assert_close(flow[0, 0], torch.full((H, W), 3.0))
     torch.testing.assert_close(flow[0, 1], torch.full((H, W), -2.0))
 
 
-def test_motion_stays_inside_what_the_embedding_groups():
+@pytest.mark.parametrize("blend", ["mean", "affine"])
+def test_motion_stays_inside_what_the_embedding_groups(blend):
     m = model()
     with torch.no_grad():  # left point moves right, right point is pinned
-        flow = m.to_flow(m.decode(halves(), sparse([[8, 32, 6.0, 0.0], [56, 32, 0.0, 0.0]])), (H, W))
+        flow = m.to_flow(m.decode(halves(), sparse([[8, 32, 6.0, 0.0], [56, 32, 0.0, 0.0]]), blend=blend), (H, W))
     left, right = flow[0, 0, :, :28], flow[0, 0, :, 36:]
     assert left.min() > 5.9 and right.abs().max() < 0.1
 
@@ -241,8 +243,9 @@ def test_files_in_the_flat_config_layout_of_earlier_versions_still_load(tmp_path
 
 # -- guidance as points; probes sharing their weights ----------------------------------------
 
+@pytest.mark.parametrize("blend", ["mean", "affine"])
 @pytest.mark.parametrize("still_prior", [1, 2])
-def test_sets_decoded_together_equal_each_set_decoded_alone(still_prior):
+def test_sets_decoded_together_equal_each_set_decoded_alone(still_prior, blend):
     """The probes of a segmentation click share points and moving set, so the batch reuses
     their blend weights; every set must come out as it would alone (and as points, as a map)."""
     from dataclasses import replace
@@ -268,9 +271,59 @@ def test_sets_decoded_together_equal_each_set_decoded_alone(still_prior):
     sets += [other_movers, np.array([[20, 20, 1.0, 2.0]])]
     with torch.no_grad():
         together = m.decode_points(feats, [tuple(torch.from_numpy(a) for a in guidance_pixels(s, (H, W))) for s in sets],
-                                   (H, W))
-        alone = torch.cat([m.decode(feats, sparse(s)) for s in sets])
-        as_maps = m.decode(feats, torch.cat([sparse(s) for s in sets]))
+                                   (H, W), blend=blend)
+        alone = torch.cat([m.decode(feats, sparse(s), blend=blend) for s in sets])
+        as_maps = m.decode(feats, torch.cat([sparse(s) for s in sets]), blend=blend)
     torch.testing.assert_close(together, alone, rtol=0, atol=0)
     torch.testing.assert_close(as_maps, alone, rtol=0, atol=0)
     assert together[0].abs().max() > 0  # the probes move something
+
+
+# -- the affine blend ------------------------------------------------------------------------
+
+def _uniform(size=(H, W), d=8):
+    """Features that group nothing apart: every pixel looks the same."""
+    h, w = size[0] // 2, size[1] // 2
+    return AffinityFeatures(torch.zeros(1, d, h, w), torch.full((1, 1, h, w), -1e4), tuple(size))
+
+
+def _rotation(xs, ys, centre, deg=3.0):
+    """The motion of pixels (xs, ys) under a rotation by ``deg`` about ``centre``."""
+    t = np.deg2rad(deg)
+    x, y = xs - centre, ys - centre
+    return np.cos(t) * x - np.sin(t) * y - x, np.sin(t) * x + np.cos(t) * y - y
+
+
+def test_the_affine_blend_follows_a_rotation_that_the_mean_copies_in_patches():
+    """Five arrows drawn from one rotation on a 256 px image (the scale the app works at):
+    the affine fit between them gives back the rotation's field, the weighted mean copies
+    the nearest arrow (the model card's limit)."""
+    m, S = model(), 256
+    px, py = np.array([48.0, 208, 48, 208, 128]), np.array([48.0, 48, 208, 208, 128])
+    dx, dy = _rotation(px, py, (S - 1) / 2)
+    guidance = encode_sparse(np.stack([px, py, dx, dy], 1), (S, S))[None]
+    yy, xx = np.mgrid[0:S, 0:S].astype(float)
+    tx, ty = _rotation(xx, yy, (S - 1) / 2)
+    inside = (xx >= 48) & (xx <= 208) & (yy >= 48) & (yy <= 208)
+    err = {}
+    with torch.no_grad():
+        for blend in ("mean", "affine"):
+            f = m.to_flow(m.decode(_uniform((S, S)), guidance, still=False, blend=blend), (S, S))[0].numpy()
+            err[blend] = np.hypot(f[0] - tx, f[1] - ty)[inside].mean()
+    assert err["affine"] < 0.3 * err["mean"], err
+
+
+def test_the_affine_blend_stays_within_the_arrows_range():
+    """Far outside the arrows a fitted gradient would run away; the fit is kept within what
+    the arrows themselves say."""
+    m = model()
+    pts = np.array([[20, 30, 0.0, 0.0], [30, 30, 4.0, 0.0], [40, 30, 8.0, 0.0]])  # a steep ramp along x
+    with torch.no_grad():
+        f = m.to_flow(m.decode(_uniform(), sparse(pts), still=False, blend="affine"), (H, W))[0]
+    assert f[0].min() >= -1e-4 and f[0].max() <= 8 + 1e-4
+    assert f[0, 30, 25] < f[0, 30, 35]  # and between them it follows the ramp
+
+
+def test_an_unknown_blend_is_refused():
+    with pytest.raises(ValueError, match="unknown blend"):
+        model().decode(_uniform(), sparse([[8, 8, 1.0, 0.0]]), blend="median")

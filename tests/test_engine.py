@@ -50,6 +50,22 @@ PROBES = [np.array([[40.0, 30.0, dx, dy], [10.0, 50.0, 0.0, 0.0]])
           for dx, dy in ((9, 0), (-9, 0), (0, 9), (0, -9))]
 
 
+def test_the_motion_blend_is_chosen_once_and_a_call_may_ask_for_another():
+    """Arrows take the engine's blend (affine unless it was built otherwise); a call such as
+    the segmentation probes' may ask for the mean, and gets exactly a mean engine's answer."""
+    rgb = image(61, 97)
+    arrows = [np.array([[20.0, 10.0, 5.0, 0.0], [80.0, 15.0, -3.0, 2.0], [50.0, 50.0, 1.0, 4.0],
+                        [10.0, 55.0, 0.0, -2.0]])]
+    affine = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128)
+    mean = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128, motion_blend="mean")
+    assert affine.motion_blend == "affine"
+    h1, h2 = affine.set_image(rgb), mean.set_image(rgb)
+    np.testing.assert_array_equal(affine.propagate_batch(h1, arrows, blend="mean"), mean.propagate_batch(h2, arrows))
+    assert np.abs(affine.propagate_batch(h1, arrows) - mean.propagate_batch(h2, arrows)).max() > 0.1
+    with pytest.raises(ValueError, match="unknown blend"):
+        Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), motion_blend="median")
+
+
 def test_cached_equals_uncached(engine):
     rgb = image(61, 97)
     cached = engine.propagate_batch(engine.set_image(rgb), PROBES)

@@ -32,14 +32,15 @@ class BrightnessPropagator:
     """
 
     def __init__(self, side=64):
-        self.side, self.images, self.sets = side, [], []
+        self.side, self.images, self.sets, self.blends = side, [], [], []
 
     def set_image(self, rgb):
         self.images.append(rgb.copy())
         return ImageHandle(str(len(self.images) - 1), rgb.shape[0], rgb.shape[1], self.side)
 
-    def propagate_batch(self, handle, sets):
+    def propagate_batch(self, handle, sets, *, blend):
         self.sets.append([np.array(s) for s in sets])
+        self.blends.append(blend)
         red = self.images[int(handle.key)][..., 0].astype(np.float32)
         return np.stack([np.stack([red, np.zeros_like(red)], -1)] * len(sets))
 
@@ -53,7 +54,7 @@ def test_probes_batched_equal_separate_calls(tiny_engine):
     batched = probe_flows(tiny_engine, h, pos, neg)
     tf = h.transform
     sets = probe_sets(pos, neg, PROBE_MAGNITUDE / tf.sx, PROBE_MAGNITUDE / tf.sy)
-    separate = np.stack([tiny_engine.propagate_batch(h, [s])[0] for s in sets])
+    separate = np.stack([tiny_engine.propagate_batch(h, [s], blend="mean")[0] for s in sets])
     assert batched.shape == (4, 48, 72, 2)
     np.testing.assert_allclose(batched, separate, atol=1e-4)
     score = score_from_flows(batched)
@@ -69,6 +70,7 @@ def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
     motions = [tuple(np.round(tf.apply_vectors(s[:1, 2:])[0], 6)) for s in sets]
     v = PROBE_MAGNITUDE
     assert motions == [(v, 0.0), (-v, 0.0), (0.0, v), (0.0, -v)]
+    assert prop.blends == ["mean"]  # a pixel follows the moving click or the still one: no affine ramp
     for s in sets:  # the negative click is present in every set with zero motion
         assert s.shape == (2, 4)
         np.testing.assert_array_equal(s[1], [150, 80, 0, 0])

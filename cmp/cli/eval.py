@@ -84,7 +84,8 @@ def add_propagation(tasks) -> None:
     q.add_argument("--methods", type=_csv(str, METHODS), default=list(METHODS),
                    help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
                         "model's 'whole scene moves' mode, model-auto the mode inferred from the guidance "
-                        "(the app's default); without a model-* method no checkpoint "
+                        "(the app's default), model-auto-mean the same with the weighted mean of the arrows in "
+                        "place of the affine fit; without a model-* method no checkpoint "
                         "is loaded)")
     q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
                    help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
@@ -115,6 +116,7 @@ def run_propagation(args) -> int:
     info = {}
     if any(m.startswith("model") for m in args.methods):
         engine, info = _load_engine(args)
+        info["blend"] = engine.motion_blend
         if "model" in args.methods:
             methods["model"] = P.model_method(engine)
         if "model-scene" in args.methods:
@@ -122,11 +124,13 @@ def run_propagation(args) -> int:
                 methods["model-scene"] = P.model_method(engine, scene_motion=True)
             else:
                 _log(f"note: skipping model-scene: {engine.name} has no 'whole scene moves' mode")
-        if "model-auto" in args.methods:
+        for name, blend in (("model-auto", None), ("model-auto-mean", "mean")):
+            if name not in args.methods:
+                continue
             if engine.supports_scene_motion:
-                methods["model-auto"] = P.model_method(engine, scene_motion=None)
+                methods[name] = P.model_method(engine, scene_motion=None, blend=blend)
             else:
-                _log(f"note: skipping model-auto: {engine.name} has one mode only (model-auto = model)")
+                _log(f"note: skipping {name}: {engine.name} has one mode only ({name} = model)")
     baselines = P.baseline_methods()
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 

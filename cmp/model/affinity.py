@@ -38,6 +38,12 @@ option is left out: every pixel takes the blend of the guidance alone, so one ar
 the whole picture and arrows on near and far things give layered parallax. Pins (zero
 vectors) still hold what looks like them.
 
+At inference the engine may combine the vectors by a local affine fit instead of their
+mean (``blend="affine"``, :func:`local_affine`): each pixel fits ``v(p) = c + B (p - m)``
+to the guidance points with softened blend weights, so a few arrows on one surface give
+its gradient (a receding floor, a rotation) rather than patches of the nearest arrow.
+Training optimises the mean; with weights that pick one point the two agree.
+
 Motion therefore stays inside whatever the embedding groups together, which is
 what the self-supervised training teaches: pixels that moved together in the
 training flows get close embeddings. Everything image-dependent (``E`` and the
@@ -61,6 +67,15 @@ from .encoders import ResNetEncoder
 SPATIAL_UNIT = 64.0
 #: A guidance point "moves" when its vector is longer than this (model-input px).
 MOVING_PX = 0.5
+#: How guidance vectors are combined at a pixel: ``mean`` (the weighted mean, what training
+#: optimises) or ``affine`` (a weighted affine fit, see :func:`local_affine`).
+BLENDS = ("mean", "affine")
+#: The affine fit's weights: the blend's feature and spatial terms divided by these (softer
+#: than the blend's own, so a fit reaches the other points on the same surface), and the
+#: ridge on its gradient (in 1 / SPATIAL_UNIT^2). Chosen on our composites and the held-out
+#: training video; see "A local affine fit" in the model card's log.
+FIT_SOFTEN = (1.5, 4.0)
+FIT_RIDGE = 0.05
 
 
 def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, moving: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -72,6 +87,39 @@ def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, moving: torch.Tensor, H:
     pts = torch.stack([xs[moving].float(), ys[moving].float()], dim=1)
     rms = (pts - pts.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt()
     return rms / math.sqrt((H * H + W * W) / 12.0)
+
+
+def local_affine(fit: torch.Tensor, share: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor,
+                 size: tuple[int, int], grid: tuple[int, int], ridge: float = FIT_RIDGE) -> torch.Tensor:
+    """Moving least squares: at each of the h x w ``grid`` pixels, the affine motion field
+    ``v(p) = c + B (p - m)`` fitted to the K guidance vectors (``vec``, (K, 2), at rows ``ys``,
+    columns ``xs`` of an input of ``size``) with that pixel's weights (``fit``, (K, h*w), any
+    positive scale), ``ridge`` on ``B``; returns (2, h*w) = ``share`` (h*w) x the fit at the
+    pixel, each component kept within the guidance vectors' range.
+
+    Where the weights pick one point this is that point's vector (the mean blend); where
+    they reach several points of one surface it follows their gradient (a floor receding in
+    a stereo pair, a rotation or a zoom drawn with a few arrows) instead of copying the
+    nearest arrow. Moments in float64: a pixel's weights may all but vanish."""
+    H, W = size
+    h, w = grid
+    fit = fit.double()
+    fit = fit / fit.sum(0, keepdim=True).clamp_min(1e-300)
+    qx, qy, v = xs.double() / SPATIAL_UNIT, ys.double() / SPATIAL_UNIT, vec.double()
+    cols = [qx, qy, qx * qx, qx * qy, qy * qy, v[:, 0], v[:, 1], v[:, 0] * qx, v[:, 0] * qy, v[:, 1] * qx, v[:, 1] * qy]
+    mx, my, mxx, mxy, myy, vx, vy, vxqx, vxqy, vyqx, vyqy = torch.stack(cols, 1).t() @ fit      # each (h*w,)
+    cxx, cyy, cxy = mxx - mx * mx + ridge, myy - my * my + ridge, mxy - mx * my
+    det = cxx * cyy - cxy * cxy
+    py = (torch.arange(h, dtype=torch.float64, device=fit.device) * ((H - 1) / max(h - 1, 1)) / SPATIAL_UNIT)
+    px = (torch.arange(w, dtype=torch.float64, device=fit.device) * ((W - 1) / max(w - 1, 1)) / SPATIAL_UNIT)
+    dy = py[:, None].expand(h, w).reshape(-1) - my
+    dx = px[None, :].expand(h, w).reshape(-1) - mx
+    out = []
+    for c, sx, sy in ((vx, vxqx - vx * mx, vxqy - vx * my), (vy, vyqx - vy * mx, vyqy - vy * my)):
+        bx, by = (cyy * sx - cxy * sy) / det, (cxx * sy - cxy * sx) / det
+        out.append(c + bx * dx + by * dy)
+    flow = torch.stack(out).clamp(v.min(0).values[:, None], v.max(0).values[:, None])
+    return (flow * share.double()).float()
 
 
 class AffinityFeatures(NamedTuple):
@@ -153,8 +201,10 @@ class AffinityCMP(nn.Module):
         return ys, xs, sparse[:2, ys, xs].float().t()
 
     def _weights(self, embed: torch.Tensor, null: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                 moving: torch.Tensor, size: tuple[int, int], still: bool = True) -> torch.Tensor:
-        """(K, h*w) blend weights of K guidance points at (ys, xs) of an input of ``size``.
+                 moving: torch.Tensor, size: tuple[int, int], still: bool = True,
+                 soften: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+        """(K, h*w) blend weights of K guidance points at (ys, xs) of an input of ``size``;
+        ``soften`` divides the feature and the spatial term (the affine fit's weights).
 
         They depend on where the points are and which of them move (``moving``, a (K,) bool),
         never on the motion itself, so guidance sets that differ only in their vectors (the
@@ -174,7 +224,7 @@ class AffinityCMP(nn.Module):
         gx = torch.arange(w, device=embed.device, dtype=torch.float32) / sx if w > 1 else embed.new_zeros(1)
         dy2 = (gy[None, :] - ys.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, h)
         dx2 = (gx[None, :] - xs.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, w)
-        beta, alpha = F.softplus(self.log_beta), F.softplus(self.log_alpha)
+        beta, alpha = F.softplus(self.log_beta) / soften[0], F.softplus(self.log_alpha) / soften[1]
 
         def logits_at(a: torch.Tensor) -> torch.Tensor:
             """(K, hw) -beta |E(p) - e_i|^2 - a |p - q_i|^2 / unit^2; ``a`` scales the (K, h) and
@@ -196,17 +246,20 @@ class AffinityCMP(nn.Module):
         return logits.softmax(dim=0) * (1 - p_still)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
-               still: bool | Sequence[bool] = True) -> torch.Tensor:
+               still: bool | Sequence[bool] = True, blend: str = "mean") -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
 
         ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
         the "whole scene moves" mode (no pixel stays still unless it looks like a pin);
         a sequence of G flags sets the mode per guidance set (training mixes both).
+        ``blend``: one of :data:`BLENDS` (training uses ``mean``).
         """
-        return self.decode_points(feats, [self._points(s) for s in sparse], tuple(sparse.shape[-2:]), still=still)
+        return self.decode_points(feats, [self._points(s) for s in sparse], tuple(sparse.shape[-2:]),
+                                  still=still, blend=blend)
 
     def decode_points(self, feats: AffinityFeatures, points: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-                      size: tuple[int, int], *, still: bool | Sequence[bool] = True) -> torch.Tensor:
+                      size: tuple[int, int], *, still: bool | Sequence[bool] = True,
+                      blend: str = "mean") -> torch.Tensor:
         """:meth:`decode` for guidance given as G (rows, columns, (K, 2) motion) of an input of
         ``size`` (what the map would mark; :func:`cmp.guidance.guidance_pixels`), without the map.
 
@@ -214,6 +267,8 @@ class AffinityCMP(nn.Module):
         the same mode share one set of blend weights (the 4 probes of a segmentation
         click: a quarter of the work, the same numbers).
         """
+        if blend not in BLENDS:
+            raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLENDS)}")
         G = len(points)
         flags = [bool(still)] * G if isinstance(still, bool) else [bool(s) for s in still]
         if len(flags) != G:
@@ -232,15 +287,22 @@ class AffinityCMP(nn.Module):
                 shared = last is not None and last[0][:2] == (i, flags[g]) and all(
                     torch.equal(a, b) for a, b in zip(last[0][2:], (ys, xs, moving)))
                 if not shared:
-                    last = ((i, flags[g], ys, xs, moving), self._weights(embed, null, ys, xs, moving, size, flags[g]))
-                out.append((vec.t() @ last[1]).view(2, *embed.shape[1:]))
+                    weights = self._weights(embed, null, ys, xs, moving, size, flags[g])
+                    fit = (self._weights(embed, null, ys, xs, moving, size, False, FIT_SOFTEN)
+                           if blend == "affine" and len(ys) > 1 else None)
+                    last = ((i, flags[g], ys, xs, moving), weights, fit)
+                if last[2] is None:
+                    flow = vec.t() @ last[1]
+                else:
+                    flow = local_affine(last[2], last[1].sum(0), ys, xs, vec, size, tuple(embed.shape[1:]), FIT_RIDGE)
+                out.append(flow.view(2, *embed.shape[1:]))
         return torch.stack(out)
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""
         return F.interpolate(out.float(), size=size, mode="bilinear", align_corners=True)
 
-    def forward(self, image: torch.Tensor, sparse: torch.Tensor, still: bool | Sequence[bool] = True
-                ) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, sparse: torch.Tensor, still: bool | Sequence[bool] = True,
+                blend: str = "mean") -> torch.Tensor:
         """image (B, 3, H, W) normalised, sparse (B, 4, H, W) -> flow (B, 2, H/2, W/2)."""
-        return self.decode(self.encode_image(image), sparse, still=still)
+        return self.decode(self.encode_image(image), sparse, still=still, blend=blend)
