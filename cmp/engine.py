@@ -112,23 +112,24 @@ class Engine:
         flow = eng.propagate(h, arrows=[(120, 80, 15, 0)], pins=[(30, 200)])
 
     ``freeze`` (None = auto: bf16 on a CPU) encodes images with :class:`cmp.model.frozen.FrozenEncoder`.
-    ``motion_blend``: how a model that reads guidance as points combines it in
-    :meth:`propagate_batch` when the caller does not say (:data:`cmp.model.affinity.BLENDS`;
-    ``affine`` follows gradients between arrows, ``mean`` is what training optimises).
+    ``scene_blend``: how a model that reads guidance as points combines the arrows in its
+    "whole scene moves" mode when the caller does not say (:data:`cmp.model.affinity.BLENDS`:
+    ``affine`` follows gradients between arrows, such as a floor receding in depth; ``mean``
+    is what training optimises, and what objects on a still scene always take by default).
     """
 
     def __init__(self, model: CMPNetwork, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
                  name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20,
-                 freeze: bool | None = None, motion_blend: str = "affine"):
+                 freeze: bool | None = None, scene_blend: str = "affine"):
         self.runtime = runtime or Runtime.create()
         self.model = model.eval().to(self.runtime.device)
         if self.runtime.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
         for p in self.model.parameters():
             p.requires_grad_(False)
-        if motion_blend not in BLENDS:
-            raise ValueError(f"unknown blend {motion_blend!r}; choose one of {', '.join(BLENDS)}")
-        self.motion_blend = motion_blend
+        if scene_blend not in BLENDS:
+            raise ValueError(f"unknown blend {scene_blend!r}; choose one of {', '.join(BLENDS)}")
+        self.scene_blend = scene_blend
         self.side = int(side)
         self.name = name
         self.cache = FeatureCache(cache_entries, cache_bytes)
@@ -300,9 +301,10 @@ class Engine:
         still unless it looks like a pin; False the object mode (what no arrow reaches
         stays still; the default here, as segmentation probes want); None infers the mode
         of each set from its guidance. Raises ValueError for True on a model without it.
-        ``blend``: how the guidance vectors combine (:data:`cmp.model.affinity.BLENDS`; None =
-        :attr:`motion_blend`; the segmentation probes ask for ``mean``); models that convolve
-        the guidance have one way only and ignore it.
+        ``blend``: how the guidance vectors of every set combine (:data:`cmp.model.affinity.BLENDS`;
+        None = :attr:`scene_blend` for sets in the whole-scene mode, ``mean`` for the others;
+        the segmentation probes ask for ``mean``); models that convolve the guidance have one
+        way only and ignore it.
         Returns (G, H, W, 2) float32 flow in image pixels.
         """
         if len(guidance_sets) == 0:
@@ -310,7 +312,7 @@ class Engine:
         flags = self.scene_flags(handle, guidance_sets, scene_motion)
         decode_kw = {"still": [not f for f in flags]} if any(flags) else {}
         if not self.model.convolves_guidance:
-            decode_kw["blend"] = self.motion_blend if blend is None else blend
+            decode_kw["blend"] = [self.scene_blend if f else "mean" for f in flags] if blend is None else blend
         decode = self._decoder(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
@@ -347,7 +349,6 @@ class Engine:
         x = self._image_tensor(tf.apply_image(rgb)).expand(len(guidance_sets), -1, -1, -1)
         with self._lock, torch.inference_mode():
             with self.runtime.autocast():
-                out = self.model(x, sparse) if self.model.convolves_guidance else \
-                    self.model(x, sparse, blend=self.motion_blend)
+                out = self.model(x, sparse)
             flow = self.model.to_flow(out, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
         return np.stack([tf.unapply_flow(f) for f in flow])

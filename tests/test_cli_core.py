@@ -160,7 +160,7 @@ def test_bench_reports_every_path_for_both_models(files, capsys):
     rows = out["results"]
     assert rows[0]["model"].startswith("resnet50") and "(tiny)" in rows[1]["model"] and len(rows) == 2
     for r in rows:
-        times = [r[k] for k in ("set_image", "arrow_original", "arrow_cached", "segment_original",
+        times = [r[k] for k in ("set_image", "arrow_original", "arrow_cached", "scene_cached", "segment_original",
                                 "segment_cached", "segment_call")]
         assert all(t > 0 for t in times), r
         assert r["arrow_speedup"] == pytest.approx(r["arrow_original"] / r["arrow_cached"])

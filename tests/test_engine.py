@@ -50,20 +50,25 @@ PROBES = [np.array([[40.0, 30.0, dx, dy], [10.0, 50.0, 0.0, 0.0]])
           for dx, dy in ((9, 0), (-9, 0), (0, 9), (0, -9))]
 
 
-def test_the_motion_blend_is_chosen_once_and_a_call_may_ask_for_another():
-    """Arrows take the engine's blend (affine unless it was built otherwise); a call such as
-    the segmentation probes' may ask for the mean, and gets exactly a mean engine's answer."""
+def test_the_whole_scene_mode_fits_the_arrows_objects_take_their_mean_and_a_call_may_choose():
+    """Arrows in the whole-scene mode take the engine's scene blend (affine unless built
+    otherwise); objects on a still scene the weighted mean; a call may ask for either."""
     rgb = image(61, 97)
     arrows = [np.array([[20.0, 10.0, 5.0, 0.0], [80.0, 15.0, -3.0, 2.0], [50.0, 50.0, 1.0, 4.0],
                         [10.0, 55.0, 0.0, -2.0]])]
     affine = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128)
-    mean = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128, motion_blend="mean")
-    assert affine.motion_blend == "affine"
+    mean = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128, scene_blend="mean")
+    assert affine.scene_blend == "affine"
     h1, h2 = affine.set_image(rgb), mean.set_image(rgb)
-    np.testing.assert_array_equal(affine.propagate_batch(h1, arrows, blend="mean"), mean.propagate_batch(h2, arrows))
-    assert np.abs(affine.propagate_batch(h1, arrows) - mean.propagate_batch(h2, arrows)).max() > 0.1
+    for engine, h in ((affine, h1), (mean, h2)):  # objects: the mean, whatever the scene blend
+        np.testing.assert_array_equal(engine.propagate_batch(h, arrows), mean.propagate_batch(h2, arrows, blend="mean"))
+    scene_affine = affine.propagate_batch(h1, arrows, scene_motion=True)
+    np.testing.assert_array_equal(scene_affine, mean.propagate_batch(h2, arrows, scene_motion=True, blend="affine"))
+    np.testing.assert_array_equal(affine.propagate_batch(h1, arrows, scene_motion=True, blend="mean"),
+                                  mean.propagate_batch(h2, arrows, scene_motion=True))
+    assert np.abs(scene_affine - mean.propagate_batch(h2, arrows, scene_motion=True)).max() > 0.1
     with pytest.raises(ValueError, match="unknown blend"):
-        Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), motion_blend="median")
+        Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), scene_blend="median")
 
 
 def test_cached_equals_uncached(engine):

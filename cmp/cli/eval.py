@@ -85,7 +85,7 @@ def add_propagation(tasks) -> None:
                    help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
                         "model's 'whole scene moves' mode, model-auto the mode inferred from the guidance "
                         "(the app's default), model-auto-mean the same with the weighted mean of the arrows in "
-                        "place of the affine fit; without a model-* method no checkpoint "
+                        "place of the whole-scene mode's affine fit; without a model-* method no checkpoint "
                         "is loaded)")
     q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
                    help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
@@ -116,7 +116,7 @@ def run_propagation(args) -> int:
     info = {}
     if any(m.startswith("model") for m in args.methods):
         engine, info = _load_engine(args)
-        info["blend"] = engine.motion_blend
+        info["scene_blend"] = engine.scene_blend
         if "model" in args.methods:
             methods["model"] = P.model_method(engine)
         if "model-scene" in args.methods:

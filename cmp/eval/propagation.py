@@ -54,7 +54,7 @@ BASELINES = ("zero", "nearest", "rbf", "geodesic")
 #: "model-scene": the same model in its "whole scene moves" mode (models that have it);
 #: "model-auto": the mode inferred from the guidance (the default of the app and CLI);
 #: "model-auto-mean": the same with the blend training optimises (the weighted mean of the
-#: arrows) in place of the engine's default affine fit (:data:`cmp.model.affinity.BLENDS`).
+#: arrows) in place of the whole-scene mode's affine fit (:data:`cmp.model.affinity.BLENDS`).
 METHODS = ("model", "model-scene", "model-auto", "model-auto-mean", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).

@@ -70,11 +70,13 @@ MOVING_PX = 0.5
 #: How guidance vectors are combined at a pixel: ``mean`` (the weighted mean, what training
 #: optimises) or ``affine`` (a weighted affine fit, see :func:`local_affine`).
 BLENDS = ("mean", "affine")
-#: The affine fit's weights: the blend's feature and spatial terms divided by these (softer
-#: than the blend's own, so a fit reaches the other points on the same surface), and the
-#: ridge on its gradient (in 1 / SPATIAL_UNIT^2). Chosen on our composites and the held-out
-#: training video; see "A local affine fit" in the model card's log.
-FIT_SOFTEN = (1.5, 4.0)
+#: The affine fit's weights: the blend's feature and spatial terms divided by these (the
+#: spatial term softer than the blend's own, so a fit reaches the other points on the same
+#: surface), and the ridge on its gradient (in 1 / SPATIAL_UNIT^2). Chosen on tuning sets
+#: (our composites, the training videos, the held-out 20% of them): wider fits gain more on
+#: rigid composites and lose on real video with several moving things; see "A local affine
+#: fit of the arrows" in the model card's log.
+FIT_SOFTEN = (1.0, 2.0)
 FIT_RIDGE = 0.05
 
 
@@ -246,20 +248,20 @@ class AffinityCMP(nn.Module):
         return logits.softmax(dim=0) * (1 - p_still)
 
     def decode(self, feats: AffinityFeatures, sparse: torch.Tensor, *,
-               still: bool | Sequence[bool] = True, blend: str = "mean") -> torch.Tensor:
+               still: bool | Sequence[bool] = True, blend: str | Sequence[str] = "mean") -> torch.Tensor:
         """sparse: (G, 4, H, W) guidance maps -> flow (G, 2, H/2, W/2), fp32, input pixels.
 
         ``feats`` may hold one image (shared by all G sets) or G images. ``still=False``:
         the "whole scene moves" mode (no pixel stays still unless it looks like a pin);
         a sequence of G flags sets the mode per guidance set (training mixes both).
-        ``blend``: one of :data:`BLENDS` (training uses ``mean``).
+        ``blend``: one of :data:`BLENDS` (training uses ``mean``), or one per guidance set.
         """
         return self.decode_points(feats, [self._points(s) for s in sparse], tuple(sparse.shape[-2:]),
                                   still=still, blend=blend)
 
     def decode_points(self, feats: AffinityFeatures, points: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                       size: tuple[int, int], *, still: bool | Sequence[bool] = True,
-                      blend: str = "mean") -> torch.Tensor:
+                      blend: str | Sequence[str] = "mean") -> torch.Tensor:
         """:meth:`decode` for guidance given as G (rows, columns, (K, 2) motion) of an input of
         ``size`` (what the map would mark; :func:`cmp.guidance.guidance_pixels`), without the map.
 
@@ -267,14 +269,15 @@ class AffinityCMP(nn.Module):
         the same mode share one set of blend weights (the 4 probes of a segmentation
         click: a quarter of the work, the same numbers).
         """
-        if blend not in BLENDS:
-            raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLENDS)}")
         G = len(points)
         flags = [bool(still)] * G if isinstance(still, bool) else [bool(s) for s in still]
-        if len(flags) != G:
-            raise ValueError(f"{len(flags)} still flags for {G} guidance sets")
+        blends = [blend] * G if isinstance(blend, str) else list(blend)
+        if len(flags) != G or len(blends) != G:
+            raise ValueError(f"{len(flags)} still flags and {len(blends)} blends for {G} guidance sets")
+        for b in set(blends) - set(BLENDS):
+            raise ValueError(f"unknown blend {b!r}; choose one of {', '.join(BLENDS)}")
         n = feats.embed.shape[0]
-        out, last = [], None  # last: (image, mode, ys, xs, moving) and the weights computed for them
+        out, last = [], None  # last: (image, mode, blend, ys, xs, moving) and the weights computed for them
         with torch.autocast(device_type=feats.embed.device.type, enabled=False):
             for g, (ys, xs, vec) in enumerate(points):
                 i = g if n > 1 else 0
@@ -284,13 +287,13 @@ class AffinityCMP(nn.Module):
                     continue
                 vec = vec.float()
                 moving = vec.norm(dim=1) > MOVING_PX
-                shared = last is not None and last[0][:2] == (i, flags[g]) and all(
-                    torch.equal(a, b) for a, b in zip(last[0][2:], (ys, xs, moving)))
+                shared = last is not None and last[0][:3] == (i, flags[g], blends[g]) and all(
+                    torch.equal(a, b) for a, b in zip(last[0][3:], (ys, xs, moving)))
                 if not shared:
                     weights = self._weights(embed, null, ys, xs, moving, size, flags[g])
                     fit = (self._weights(embed, null, ys, xs, moving, size, False, FIT_SOFTEN)
-                           if blend == "affine" and len(ys) > 1 else None)
-                    last = ((i, flags[g], ys, xs, moving), weights, fit)
+                           if blends[g] == "affine" and len(ys) > 1 else None)
+                    last = ((i, flags[g], blends[g], ys, xs, moving), weights, fit)
                 if last[2] is None:
                     flow = vec.t() @ last[1]
                 else:
@@ -303,6 +306,6 @@ class AffinityCMP(nn.Module):
         return F.interpolate(out.float(), size=size, mode="bilinear", align_corners=True)
 
     def forward(self, image: torch.Tensor, sparse: torch.Tensor, still: bool | Sequence[bool] = True,
-                blend: str = "mean") -> torch.Tensor:
+                blend: str | Sequence[str] = "mean") -> torch.Tensor:
         """image (B, 3, H, W) normalised, sparse (B, 4, H, W) -> flow (B, 2, H/2, W/2)."""
         return self.decode(self.encode_image(image), sparse, still=still, blend=blend)
