@@ -91,13 +91,13 @@ def guidance_spread(ys: torch.Tensor, xs: torch.Tensor, moving: torch.Tensor, H:
     return rms / math.sqrt((H * H + W * W) / 12.0)
 
 
-def local_affine(fit: torch.Tensor, share: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor,
+def local_affine(fit: torch.Tensor, share: torch.Tensor | None, ys: torch.Tensor, xs: torch.Tensor, vec: torch.Tensor,
                  size: tuple[int, int], grid: tuple[int, int], ridge: float = FIT_RIDGE) -> torch.Tensor:
     """Moving least squares: at each of the h x w ``grid`` pixels, the affine motion field
     ``v(p) = c + B (p - m)`` fitted to the K guidance vectors (``vec``, (K, 2), at rows ``ys``,
     columns ``xs`` of an input of ``size``) with that pixel's weights (``fit``, (K, h*w), any
-    positive scale), ``ridge`` on ``B``; returns (2, h*w) = ``share`` (h*w) x the fit at the
-    pixel, each component kept within the guidance vectors' range.
+    positive scale), ``ridge`` on ``B``; returns (2, h*w) = ``share`` (h*w; None = 1) x the fit
+    at the pixel, each component kept within the guidance vectors' range.
 
     Where the weights pick one point this is that point's vector (the mean blend); where
     they reach several points of one surface it follows their gradient (a floor receding in
@@ -121,7 +121,7 @@ def local_affine(fit: torch.Tensor, share: torch.Tensor, ys: torch.Tensor, xs: t
         bx, by = (cyy * sx - cxy * sy) / det, (cxx * sy - cxy * sx) / det
         out.append(c + bx * dx + by * dy)
     flow = torch.stack(out).clamp(v.min(0).values[:, None], v.max(0).values[:, None])
-    return (flow * share.double()).float()
+    return (flow if share is None else flow * share.double()).float()
 
 
 class AffinityFeatures(NamedTuple):
@@ -202,15 +202,12 @@ class AffinityCMP(nn.Module):
         ys, xs = torch.nonzero(sparse[2] > 0, as_tuple=True)
         return ys, xs, sparse[:2, ys, xs].float().t()
 
-    def _weights(self, embed: torch.Tensor, null: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                 moving: torch.Tensor, size: tuple[int, int], still: bool = True,
-                 soften: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
-        """(K, h*w) blend weights of K guidance points at (ys, xs) of an input of ``size``;
-        ``soften`` divides the feature and the spatial term (the affine fit's weights).
-
-        They depend on where the points are and which of them move (``moving``, a (K,) bool),
-        never on the motion itself, so guidance sets that differ only in their vectors (the
-        segmentation probes) share them."""
+    @staticmethod
+    def _distances(embed: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                   size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the blend weights of K guidance points at (ys, xs) of an input of ``size`` are
+        made of: (K, h*w) squared embedding distances, (K, h) and (K, w) squared spatial
+        distances in SPATIAL_UNIT (both fits of a guidance set share them)."""
         D, h, w = embed.shape
         H, W = size
         # Embedding at each point, read bilinearly at its half-resolution position.
@@ -226,6 +223,20 @@ class AffinityCMP(nn.Module):
         gx = torch.arange(w, device=embed.device, dtype=torch.float32) / sx if w > 1 else embed.new_zeros(1)
         dy2 = (gy[None, :] - ys.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, h)
         dx2 = (gx[None, :] - xs.float()[:, None]) ** 2 / SPATIAL_UNIT ** 2     # (K, w)
+        return feat_d2, dy2, dx2
+
+    def _weights(self, dist: tuple[torch.Tensor, torch.Tensor, torch.Tensor], null: torch.Tensor,
+                 ys: torch.Tensor, xs: torch.Tensor, moving: torch.Tensor, size: tuple[int, int],
+                 still: bool = True, soften: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+        """(K, h*w) blend weights of K guidance points at (ys, xs) of an input of ``size``
+        from their :meth:`_distances`; ``soften`` divides the feature and the spatial term
+        (the affine fit's weights).
+
+        They depend on where the points are and which of them move (``moving``, a (K,) bool),
+        never on the motion itself, so guidance sets that differ only in their vectors (the
+        segmentation probes) share them."""
+        feat_d2, dy2, dx2 = dist
+        H, W = size
         beta, alpha = F.softplus(self.log_beta) / soften[0], F.softplus(self.log_alpha) / soften[1]
 
         def logits_at(a: torch.Tensor) -> torch.Tensor:
@@ -290,14 +301,18 @@ class AffinityCMP(nn.Module):
                 shared = last is not None and last[0][:3] == (i, flags[g], blends[g]) and all(
                     torch.equal(a, b) for a, b in zip(last[0][3:], (ys, xs, moving)))
                 if not shared:
-                    weights = self._weights(embed, null, ys, xs, moving, size, flags[g])
-                    fit = (self._weights(embed, null, ys, xs, moving, size, False, FIT_SOFTEN)
-                           if blends[g] == "affine" and len(ys) > 1 else None)
+                    dist = self._distances(embed, ys, xs, size)
+                    affine = blends[g] == "affine" and len(ys) > 1
+                    # the whole-scene mode's weights sum to 1 at every pixel: the fit needs no share
+                    weights = None if affine and not flags[g] else \
+                        self._weights(dist, null, ys, xs, moving, size, flags[g])
+                    fit = self._weights(dist, null, ys, xs, moving, size, False, FIT_SOFTEN) if affine else None
                     last = ((i, flags[g], blends[g], ys, xs, moving), weights, fit)
                 if last[2] is None:
                     flow = vec.t() @ last[1]
                 else:
-                    flow = local_affine(last[2], last[1].sum(0), ys, xs, vec, size, tuple(embed.shape[1:]), FIT_RIDGE)
+                    share = None if last[1] is None else last[1].sum(0)
+                    flow = local_affine(last[2], share, ys, xs, vec, size, tuple(embed.shape[1:]), FIT_RIDGE)
                 out.append(flow.view(2, *embed.shape[1:]))
         return torch.stack(out)
 
