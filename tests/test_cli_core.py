@@ -176,6 +176,20 @@ def test_bench_encodes_with_the_frozen_graph_in_bf16_unless_told_eager(files, ca
         assert [r["frozen_encoder"] for r in rows] == [False, frozen] * 2, rows  # fp32 stays eager
 
 
+@pytest.mark.parametrize("has_bf16,expected", [(False, ["fp32"]), (True, ["fp32", "bf16"])])
+def test_bench_times_fp32_and_the_cpus_own_precision_by_default(files, capsys, monkeypatch, has_bf16, expected):
+    """A CPU without bf16 instructions would only emulate bf16 (minutes for the ResNet-50):
+    the default then times fp32 alone, once."""
+    import cmp.device
+
+    monkeypatch.setattr(cmp.device, "cpu_has_bf16", lambda: has_bf16)
+    _, ckpt, _ = files
+    assert main(["bench", "--checkpoint", str(ckpt), "--size", "64", "--repeats", "1", "--device", "cpu",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["precision"] for r in rows] == expected * 2, rows
+
+
 @pytest.mark.parametrize("argv,says", [(["--repeats", "0"], "--repeats"), (["--size", "32"], "--size"),
                                        (["--precision", ","], "--precision")])
 def test_bench_refuses_bad_settings_in_one_line(capsys, argv, says):

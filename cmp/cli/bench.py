@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="default", metavar="REF",
                    help="checkpoint to time besides random ResNet-50 (default: the embedded model); "
                         "'none' times ResNet-50 only")
-    p.add_argument("--precision", default="fp32,bf16", help="comma-separated precisions (default fp32,bf16)")
+    p.add_argument("--precision", default="fp32,auto",
+                   help="comma-separated precisions, 'auto' = the device's own (default fp32,auto: fp32, and "
+                        "bf16 where the CPU has AMX/AVX512-BF16 or on CUDA; a CPU without them would only "
+                        "emulate bf16, slowly)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
     p.add_argument("--size", type=int, default=384, help="square test image side and model side, px (default 384)")
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--size must be between 64 and 2048 px")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions:
-        raise CLIError("--precision needs at least one of fp32, bf16, fp16")
+        raise CLIError("--precision needs at least one of fp32, bf16, fp16, auto")
 
     import torch
 
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import RESNET50, build_cmp
 
     runtimes = [Runtime.create(args.device, p) for p in precisions]  # validates before slow work
+    runtimes = list({(rt.device, rt.precision): rt for rt in runtimes}.values())  # "auto" may be fp32
     models = [("resnet50 (random)", build_cmp(RESNET50))]
     if args.checkpoint.lower() != "none":
         ck = load_checkpoint(args.checkpoint)
