@@ -39,7 +39,8 @@ the whole picture and arrows on near and far things give layered parallax. Pins 
 vectors) still hold what looks like them.
 
 At inference the engine may combine the vectors by a local affine fit instead of their
-mean (``blend="affine"``, :func:`local_affine`): each pixel fits ``v(p) = c + B (p - m)``
+mean (``blend="affine"``, :func:`local_affine`; its default in the whole-scene mode, while
+objects on a still scene keep the mean): each pixel fits ``v(p) = c + B (p - m)``
 to the guidance points with softened blend weights, so a few arrows on one surface give
 its gradient (a receding floor, a rotation) rather than patches of the nearest arrow.
 Training optimises the mean; with weights that pick one point the two agree.
