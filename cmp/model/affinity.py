@@ -55,7 +55,8 @@ distance matrix. Trained with the end-point error (no bins; see
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from functools import partial
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -290,7 +291,7 @@ class AffinityCMP(nn.Module):
         for b in set(blends) - set(BLENDS):
             raise ValueError(f"unknown blend {b!r}; choose one of {', '.join(BLENDS)}")
         n = feats.embed.shape[0]
-        out, last = [], None  # last: (image, mode, blend, ys, xs, moving) and the weights computed for them
+        out, last = [], None  # last: (image, mode, blend, ys, xs, moving) and the blend built for them
         with torch.autocast(device_type=feats.embed.device.type, enabled=False):
             for g, (ys, xs, vec) in enumerate(points):
                 i = g if n > 1 else 0
@@ -300,23 +301,27 @@ class AffinityCMP(nn.Module):
                     continue
                 vec = vec.float()
                 moving = vec.norm(dim=1) > MOVING_PX
-                shared = last is not None and last[0][:3] == (i, flags[g], blends[g]) and all(
-                    torch.equal(a, b) for a, b in zip(last[0][3:], (ys, xs, moving)))
+                key = (i, flags[g], blends[g], ys, xs, moving)
+                shared = last is not None and last[0][:3] == key[:3] and all(
+                    torch.equal(a, b) for a, b in zip(last[0][3:], key[3:]))
                 if not shared:
-                    dist = self._distances(embed, ys, xs, size)
-                    affine = blends[g] == "affine" and len(ys) > 1
-                    # the whole-scene mode's weights sum to 1 at every pixel: the fit needs no share
-                    weights = None if affine and not flags[g] else \
-                        self._weights(dist, null, ys, xs, moving, size, flags[g])
-                    fit = self._weights(dist, null, ys, xs, moving, size, False, FIT_SOFTEN) if affine else None
-                    last = ((i, flags[g], blends[g], ys, xs, moving), weights, fit)
-                if last[2] is None:
-                    flow = vec.t() @ last[1]
-                else:
-                    share = None if last[1] is None else last[1].sum(0)
-                    flow = local_affine(last[2], share, ys, xs, vec, size, tuple(embed.shape[1:]), FIT_RIDGE)
+                    last = (key, self._mixer(embed, null, ys, xs, moving, size, flags[g], blends[g]))
+                flow = last[1](vec)
                 out.append(flow.view(2, *embed.shape[1:]))
         return torch.stack(out)
+
+    def _mixer(self, embed: torch.Tensor, null: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+               moving: torch.Tensor, size: tuple[int, int], still: bool, blend: str) -> Callable:
+        """The blend of one guidance set's points as a function of their (K, 2) vectors -> (2, h*w)
+        flow; everything that does not depend on the vectors is computed here, once."""
+        dist = self._distances(embed, ys, xs, size)
+        if blend == "mean" or len(ys) < 2:
+            weights = self._weights(dist, null, ys, xs, moving, size, still)
+            return lambda vec: vec.t() @ weights
+        # the whole-scene mode's weights sum to 1 at every pixel: the fit needs no share
+        share = self._weights(dist, null, ys, xs, moving, size, still).sum(0) if still else None
+        fit = self._weights(dist, null, ys, xs, moving, size, False, FIT_SOFTEN)
+        return partial(local_affine, fit, share, ys, xs, size=size, grid=tuple(embed.shape[1:]), ridge=FIT_RIDGE)
 
     def to_flow(self, out: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Half-resolution flow -> (G, 2, H, W) float32 at ``size`` (align_corners=True)."""
