@@ -66,6 +66,7 @@ def register(subparsers) -> None:
     tasks.required = True
     add_propagation(tasks)
     add_segmentation(tasks)
+    add_compare(tasks)
 
 
 # -- propagation ------------------------------------------------------------
@@ -238,4 +239,42 @@ def run_segmentation(args) -> int:
     # one set: its report as before; several: {"sets": {name: report}}
     doc = next(iter(reports.values())) if len(args.datasets) == 1 else {"sets": reports}
     _report(args, doc, "\n".join(tables))
+    return 0
+
+
+# -- comparison -------------------------------------------------------------
+
+def add_compare(tasks) -> None:
+    q = tasks.add_parser(
+        "compare", help="two segmentation reports image by image: which differences exceed the noise",
+        description="Compare two `eval segmentation --json` reports of the same images (e.g. two checkpoints): "
+                    "per set and method, each image's clicks to 85/90 % IoU in B minus in A, the mean "
+                    "difference and a bootstrap 95% interval of it. An interval wholly above zero: B is worse; "
+                    "wholly below: B is better; otherwise the set shows no difference.")
+    q.add_argument("a", metavar="A.json", help="the reference report (e.g. the shipped model)")
+    q.add_argument("b", metavar="B.json", help="the report compared with it")
+    q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the differences as JSON to PATH (or stdout without PATH, instead of the table)")
+    q.set_defaults(func=run_compare)
+
+
+def run_compare(args) -> int:
+    from dataclasses import asdict
+
+    from ..eval.compare import ReportMismatch, compare, format_table
+
+    docs = []
+    for path in (args.a, args.b):
+        try:
+            docs.append(json.loads(Path(path).read_text()))
+        except OSError as exc:
+            raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except ValueError:
+            raise CLIError(f"{path} is not JSON") from None
+    try:
+        diffs = compare(*docs)
+    except ReportMismatch as exc:
+        raise CLIError(str(exc)) from None
+    doc = {"a": str(args.a), "b": str(args.b), "differences": [{**asdict(d), "verdict": d.verdict} for d in diffs]}
+    _report(args, doc, format_table(diffs, Path(args.a).stem, Path(args.b).stem) + "\n")
     return 0

@@ -189,6 +189,10 @@ class MethodResult:
         for k in IOU_AT:
             out[f"IoU@{k}"] = float(np.mean([iou_after(r, k) for r in runs]))
         out["falls"] = int(sum(has_fall(r) for r in runs))
+        # each image's clicks, in the set's order, so two reports can be compared image by image
+        # (:mod:`cmp.eval.compare`)
+        out["per_image"] = {f"NoC@{round(t * 100)}": [noc(r, t, self.max_clicks) for r in runs]
+                            for t in IOU_THRESHOLDS}
         return out
 
     def curve(self) -> list[float]:
@@ -273,7 +277,7 @@ def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseli
     results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
     seeds = [comps[0].seed, comps[-1].seed]
     return {"protocol": f"RITM clicks on {dataset}", "dataset": dataset, "kind": SET_KINDS[dataset],
-            "seeds": seeds, "max_clicks": max_clicks, **recipe,
+            "seeds": seeds, "image_ids": [c.seed for c in comps], "max_clicks": max_clicks, **recipe,
             "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
 
 

@@ -1,0 +1,93 @@
+"""Two segmentation reports compared image by image (cmp.eval.compare, `python -m cmp eval compare`)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cmp.cli import main as cli_main
+from cmp.eval.compare import ReportMismatch, compare, format_table, method_role, paired_interval
+
+
+def report(per_image: dict[str, dict[str, list[int]]], ids=None, dataset="emoji", kind="composite (x)") -> dict:
+    """A report as `eval segmentation --json` writes it, with only what a comparison reads."""
+    n = len(next(iter(next(iter(per_image.values())).values())))
+    return {"dataset": dataset, "kind": kind, "image_ids": list(range(n)) if ids is None else ids,
+            "methods": {m: {"NoC@85": float(np.mean(v["NoC@85"])), "per_image": v} for m, v in per_image.items()}}
+
+
+def test_a_shift_every_image_shares_is_told_from_one_the_noise_hides():
+    rng = np.random.default_rng(3)
+    a = rng.integers(1, 21, 40)
+    # every image one click worse: a clear loss, whatever the spread between images
+    mean, low, high = paired_interval(a, a + 1)
+    assert mean == low == high == 1.0
+    # the same mean difference, but from a few images that moved a lot either way: no verdict
+    b = a.copy()
+    b[:8] += np.array([12, -10, 11, -9, 10, -8, 9, -5])
+    mean, low, high = paired_interval(a, b)
+    assert mean == pytest.approx(10 / 40) and low < 0 < high
+    # a small shift shared by most images is seen even though the sets' own spread is large
+    c = a - (rng.random(40) < 0.7)
+    mean, low, high = paired_interval(a, c)
+    assert high < 0 and a.std() > 4
+
+
+def test_paired_interval_is_repeatable_and_refuses_unequal_lists():
+    a, b = [1, 5, 9, 20, 3, 3], [2, 4, 12, 20, 1, 3]
+    assert paired_interval(a, b) == paired_interval(a, b)
+    with pytest.raises(ReportMismatch):
+        paired_interval([1, 2, 3], [1, 2])
+
+
+def test_methods_are_matched_by_role_whatever_the_checkpoint():
+    assert method_role("cmp (cmp-slim-affinity)") == method_role("cmp (model.safetensors)") == "cmp"
+    assert method_role("cmp, most confident of 3") == "cmp, most confident of 3"
+    a = report({"cmp (shipped)": {"NoC@85": [3, 4, 5], "NoC@90": [4, 5, 6]}})
+    b = report({"cmp (run)": {"NoC@85": [4, 5, 6], "NoC@90": [4, 5, 6]}})
+    diffs = {d.metric: d for d in compare(a, b)}
+    assert diffs["NoC@85"].verdict == "worse" and diffs["NoC@85"].diff == 1.0
+    assert diffs["NoC@90"].verdict == "same" and diffs["NoC@90"].mean_a == 5.0
+    assert compare(b, a)[0].verdict == "better"
+    table = format_table(compare(a, b), "shipped", "run")
+    assert "B worse" in table and "no clear difference" in table and "shipped" in table
+
+
+def test_reports_of_other_images_or_without_per_image_results_are_refused():
+    a = report({"cmp (x)": {"NoC@85": [3, 4, 5]}})
+    with pytest.raises(ReportMismatch, match="other images"):
+        compare(a, report({"cmp (x)": {"NoC@85": [3, 4, 5]}}, ids=[7, 8, 9]))
+    old = {k: v for k, v in a.items() if k != "image_ids"}
+    with pytest.raises(ReportMismatch, match="image_ids"):
+        compare(old, a)
+    with pytest.raises(ReportMismatch, match="share no set"):
+        compare(a, report({"cmp (x)": {"NoC@85": [3, 4, 5]}}, dataset="composites"))
+
+
+def test_cli_compares_two_reports_of_the_evaluation_and_says_why_it_cannot(tmp_path, capsys):
+    a = {"sets": {"emoji": report({"cmp (a)": {"NoC@85": [2, 3, 20, 4], "NoC@90": [3, 3, 20, 6]}})}}
+    b = {"sets": {"emoji": report({"cmp (b)": {"NoC@85": [3, 4, 20, 5], "NoC@90": [3, 3, 20, 6]}})}}
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    assert cli_main(["eval", "compare", str(pa), str(pb), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    by_metric = {d["metric"]: d for d in doc["differences"]}
+    assert by_metric["NoC@85"]["diff"] == pytest.approx(0.75) and by_metric["NoC@90"]["verdict"] == "same"
+    (tmp_path / "bad.json").write_text("{not json")
+    assert cli_main(["eval", "compare", str(pa), str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not JSON" in err
+
+
+def test_the_evaluation_keeps_each_images_clicks_for_a_comparison(capsys):
+    code = cli_main(["eval", "segmentation", "--methods", "baseline", "--datasets", "composites",
+                     "--n-images", "2", "--max-clicks", "5", "--json"])
+    assert code == 0
+    rep = json.loads(capsys.readouterr().out)
+    row = rep["methods"]["geodesic baseline"]
+    assert len(rep["image_ids"]) == 2 and rep["image_ids"][0] == rep["seeds"][0]
+    assert np.mean(row["per_image"]["NoC@85"]) == pytest.approx(row["NoC@85"])
+    assert all(1 <= n <= 5 for n in row["per_image"]["NoC@90"])
+    assert all(d.verdict == "same" and d.diff == 0 for d in compare(rep, rep))
