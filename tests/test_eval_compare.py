@@ -91,3 +91,62 @@ def test_the_evaluation_keeps_each_images_clicks_for_a_comparison(capsys):
     assert np.mean(row["per_image"]["NoC@85"]) == pytest.approx(row["NoC@85"])
     assert all(1 <= n <= 5 for n in row["per_image"]["NoC@90"])
     assert all(d.verdict == "same" and d.diff == 0 for d in compare(rep, rep))
+
+
+def propagation_report(per_case: dict[str, list[list[float]]], points=(3, 10), ids=None, sampling="random") -> dict:
+    """A report as `eval propagation --json` writes it, with only what a comparison reads."""
+    n = len(next(iter(per_case.values())))
+    return {"points": list(points), "datasets": {"motorcycle": {
+        "kind": "real (stereo)", "case_ids": [f"motorcycle/seed{i}" for i in range(n)] if ids is None else ids,
+        "per_case": {sampling: per_case}}}}
+
+
+def test_propagation_reports_are_compared_case_by_case_for_the_models_methods():
+    base = [[6.0, 3.0], [7.0, 3.5], [5.0, 2.5], [8.0, 4.0]]
+    a = propagation_report({"model-auto": base, "geodesic": base})
+    # every case worse by 1 px at 3 points, and the same at 10 points
+    b = propagation_report({"model-auto": [[x + 1, y] for x, y in base], "geodesic": [[9, 9]] * 4})
+    diffs = {(d.method, d.metric): d for d in compare(a, b)}
+    assert set(diffs) == {("model-auto", "EPE@3 random"), ("model-auto", "EPE@10 random")}, "baselines skipped"
+    assert diffs["model-auto", "EPE@3 random"].verdict == "worse" and diffs["model-auto", "EPE@3 random"].cases == 4
+    assert diffs["model-auto", "EPE@10 random"].verdict == "same"
+    assert compare(b, a)[0].verdict == "better"
+    only = compare(a, b, methods=["geodesic"], points=[10])
+    assert [(d.method, d.metric, d.mean_b) for d in only] == [("geodesic", "EPE@10 random", 9.0)]
+    assert "EPE@10 random" in format_table(only)
+
+
+def test_propagation_reports_of_other_cases_or_kinds_are_refused():
+    a = propagation_report({"model-auto": [[1.0, 2.0]] * 3})
+    with pytest.raises(ReportMismatch, match="other images or cases"):
+        compare(a, propagation_report({"model-auto": [[1.0, 2.0]] * 3}, ids=["x", "y", "z"]))
+    with pytest.raises(ReportMismatch, match="two kinds|segmentation and the other"):
+        compare(a, report({"cmp (x)": {"NoC@85": [3, 4, 5]}}))
+    with pytest.raises(ReportMismatch, match="share no set"):
+        compare(a, a, methods=["no-such-method"])
+
+
+def test_the_propagation_benchmark_keeps_each_cases_error(tmp_path, capsys, tiny_checkpoint):
+    paths = []
+    for name, methods in (("a", "model,nearest"), ("b", "model,rbf,nearest")):
+        path = tmp_path / f"{name}.json"
+        assert cli_main(["eval", "propagation", "--checkpoint", tiny_checkpoint, "--device", "cpu",
+                         "--precision", "fp32", "--datasets", "motorcycle", "--points", "1,3", "--seeds", "2",
+                         "--methods", methods, "--json", str(path), "--plot", "none"]) == 0
+        paths.append(path)
+    capsys.readouterr()
+    rep = json.loads(paths[0].read_text())
+    moto = rep["datasets"]["motorcycle"]
+    assert moto["case_ids"] == ["motorcycle/seed0", "motorcycle/seed1"]
+    for sampling, per in moto["per_case"].items():
+        for method, cases in per.items():
+            assert np.asarray(cases).shape == (2, 2)
+            assert np.mean(cases, axis=0) == pytest.approx(moto["epe"][sampling][method], abs=1e-3)
+    # the same model and points: no difference anywhere; "nearest" is compared when asked for
+    assert cli_main(["eval", "compare", str(paths[0]), str(paths[1]), "--method", "model", "--method", "nearest",
+                     "--points", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {d["method"] for d in doc["differences"]} == {"model", "nearest"}
+    assert all(d["diff"] == 0 and d["verdict"] == "same" and d["metric"].startswith("EPE@3") for d in doc["differences"])
+    assert cli_main(["eval", "compare", str(paths[0]), str(paths[1]), "--points", "three"]) == 2
+    assert "--points takes whole numbers" in capsys.readouterr().err

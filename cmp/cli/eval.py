@@ -246,13 +246,21 @@ def run_segmentation(args) -> int:
 
 def add_compare(tasks) -> None:
     q = tasks.add_parser(
-        "compare", help="two segmentation reports image by image: which differences exceed the noise",
-        description="Compare two `eval segmentation --json` reports of the same images (e.g. two checkpoints): "
-                    "per set and method, each image's clicks to 85/90 % IoU in B minus in A, the mean "
-                    "difference and a bootstrap 95% interval of it. An interval wholly above zero: B is worse; "
-                    "wholly below: B is better; otherwise the set shows no difference.")
+        "compare", help="two evaluation reports case by case: which differences exceed the noise",
+        description="Compare two `eval segmentation --json` reports of the same images, or two `eval "
+                    "propagation --json` reports of the same cases (e.g. two checkpoints): per set and method, "
+                    "each image's clicks to 85/90 % IoU (or each case's end-point error at each number of "
+                    "points) in B minus in A, the mean difference and a bootstrap 95% interval of it. An "
+                    "interval wholly above zero: B is worse; wholly below: B is better; otherwise the set shows "
+                    "no difference.")
     q.add_argument("a", metavar="A.json", help="the reference report (e.g. the shipped model)")
     q.add_argument("b", metavar="B.json", help="the report compared with it")
+    q.add_argument("--method", action="append", default=None, metavar="NAME",
+                   help="only this method, repeatable (segmentation: cmp, 'cmp, most confident of 3', ...; "
+                        "propagation: model-auto, ...; default every segmentation method, every model method of "
+                        "propagation)")
+    q.add_argument("--points", default=None, metavar="N1,N2",
+                   help="propagation: only these numbers of guidance points (default all in both reports)")
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the differences as JSON to PATH (or stdout without PATH, instead of the table)")
     q.set_defaults(func=run_compare)
@@ -271,8 +279,13 @@ def run_compare(args) -> int:
             raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
         except ValueError:
             raise CLIError(f"{path} is not JSON") from None
+    methods = args.method
     try:
-        diffs = compare(*docs)
+        points = [int(n) for n in args.points.split(",") if n.strip()] if args.points else None
+    except ValueError:
+        raise CLIError(f"--points takes whole numbers separated by commas; got {args.points!r}") from None
+    try:
+        diffs = compare(*docs, methods=methods, points=points)
     except ReportMismatch as exc:
         raise CLIError(str(exc)) from None
     doc = {"a": str(args.a), "b": str(args.b), "differences": [{**asdict(d), "verdict": d.verdict} for d in diffs]}

@@ -1,4 +1,4 @@
-"""Two segmentation reports compared image by image: is a difference more than the set's noise?
+"""Two evaluation reports compared case by case: is a difference more than the set's noise?
 
 A set's mean NoC moves by a click or more between two checkpoints that are equally good: 30
 images whose NoC ranges from 1 to 20 give a standard error of about one click. Two reports of
@@ -7,9 +7,14 @@ compared per image instead: the difference B - A of each image's clicks, its mea
 bootstrap 95% confidence interval of that mean (:func:`scipy.stats.bootstrap`, percentile
 method, a fixed seed). An interval that lies wholly above zero says B needs more clicks (worse),
 wholly below zero fewer (better); one that contains zero, no difference the set can show.
+Two ``python -m cmp eval propagation --json`` reports are compared the same way per case (a
+pair and a seed of guidance points, ``case_ids``), on each case's end-point error at each
+number of points: higher is worse there too.
 
-Methods are matched by role: ``cmp (<checkpoint>)`` is the model whatever its checkpoint's
-name; other methods (``cmp, most confident of 3``, the baseline) by name. Never imports Gradio.
+Segmentation methods are matched by role: ``cmp (<checkpoint>)`` is the model whatever its
+checkpoint's name; other methods (``cmp, most confident of 3``, the baseline) by name.
+Propagation methods by name, the model's (``model*``) by default: the baselines do not
+depend on the checkpoint. Never imports Gradio.
 """
 from __future__ import annotations
 
@@ -25,18 +30,19 @@ CONFIDENCE = 0.95
 
 
 class ReportMismatch(ValueError):
-    """The two reports cannot be compared image by image."""
+    """The two reports cannot be compared case by case."""
 
 
 @dataclass(frozen=True)
 class Difference:
-    """B - A for one set, method and metric: the means, the mean difference and its interval."""
+    """B - A for one set, method and metric: the means, the mean difference and its interval
+    over ``cases`` images (segmentation) or cases (propagation)."""
 
     dataset: str
     kind: str
     method: str
     metric: str
-    images: int
+    cases: int
     mean_a: float
     mean_b: float
     diff: float
@@ -45,7 +51,7 @@ class Difference:
 
     @property
     def verdict(self) -> str:
-        """"worse" / "better" (fewer clicks is better) when the interval excludes zero, else "same"."""
+        """"worse" / "better" (fewer clicks, a lower EPE is better) when the interval excludes zero, else "same"."""
         if self.low > 0:
             return "worse"
         if self.high < 0:
@@ -84,44 +90,86 @@ def _sets(doc: dict) -> dict:
     raise ReportMismatch("not a segmentation report (no 'methods' or 'sets')")
 
 
-def compare(doc_a: dict, doc_b: dict) -> list[Difference]:
-    """Every set, method (by role) and per-image metric the two reports share, B - A.
+def is_propagation(doc: dict) -> bool:
+    """Whether ``doc`` is a propagation report (else a segmentation report is expected)."""
+    return "points" in doc and "datasets" in doc
 
-    Raises :class:`ReportMismatch` when a shared set was run on other images, when the
-    reports have no per-image numbers (written before they were kept), or share nothing.
+
+def compare(doc_a: dict, doc_b: dict, *, methods=None, points=None) -> list[Difference]:
+    """Every set, method and per-case metric the two reports share, B - A.
+
+    ``methods``: only these (segmentation: by role; propagation: by name; default every
+    segmentation method and every ``model*`` propagation method); ``points``: only these
+    numbers of guidance points (propagation). Raises :class:`ReportMismatch` when the reports
+    are of two kinds, when a shared set was run on other images or cases, when the reports
+    have no per-case numbers (written before they were kept), or share nothing.
     """
+    if is_propagation(doc_a) != is_propagation(doc_b):
+        raise ReportMismatch("one report is of segmentation and the other of propagation")
+    if is_propagation(doc_a):
+        out = _propagation(doc_a, doc_b, methods, points)
+    else:
+        out = _segmentation(doc_a, doc_b, methods)
+    if not out:
+        raise ReportMismatch("the reports share no set and method with per-case results")
+    return out
+
+
+def _same_cases(name: str, ids_a, ids_b, what: str) -> None:
+    if ids_a is None or ids_b is None:
+        raise ReportMismatch(f"{name}: a report without {what} (written before per-case results were kept); "
+                             "run the evaluation again")
+    if ids_a != ids_b:
+        raise ReportMismatch(f"{name}: the reports were run on other images or cases ({len(ids_a)} and "
+                             f"{len(ids_b)}; use the same --n-images, --seeds and sources)")
+
+
+def _segmentation(doc_a: dict, doc_b: dict, methods) -> list[Difference]:
     sets_a, sets_b = _sets(doc_a), _sets(doc_b)
     out = []
     for name in (n for n in sets_a if n in sets_b):
         ra, rb = sets_a[name], sets_b[name]
-        ids_a, ids_b = ra.get("image_ids"), rb.get("image_ids")
-        if ids_a is None or ids_b is None:
-            raise ReportMismatch(f"{name}: a report without image_ids (written before per-image results were "
-                                 "kept); run the evaluation again")
-        if ids_a != ids_b:
-            raise ReportMismatch(f"{name}: the reports were run on other images ({len(ids_a)} and {len(ids_b)}; "
-                                 "use the same --n-images)")
+        _same_cases(name, ra.get("image_ids"), rb.get("image_ids"), "image_ids")
         ma = {method_role(k): v for k, v in ra["methods"].items()}
         mb = {method_role(k): v for k, v in rb["methods"].items()}
-        for role in (r for r in ma if r in mb):
+        for role in (r for r in ma if r in mb and (methods is None or r in methods)):
             pa, pb = ma[role].get("per_image", {}), mb[role].get("per_image", {})
             for metric in (m for m in pa if m in pb):
-                diff, low, high = paired_interval(pa[metric], pb[metric])
-                out.append(Difference(name, ra.get("kind", ""), role, metric, len(pa[metric]),
-                                      float(np.mean(pa[metric])), float(np.mean(pb[metric])), diff, low, high))
-    if not out:
-        raise ReportMismatch("the reports share no set and method with per-image results")
+                out.append(_difference(name, ra.get("kind", ""), role, metric, pa[metric], pb[metric]))
     return out
 
 
+def _propagation(doc_a: dict, doc_b: dict, methods, points) -> list[Difference]:
+    out = []
+    for name in (n for n in doc_a["datasets"] if n in doc_b["datasets"]):
+        ra, rb = doc_a["datasets"][name], doc_b["datasets"][name]
+        _same_cases(name, ra.get("case_ids"), rb.get("case_ids"), "case_ids")
+        ca, cb = ra.get("per_case", {}), rb.get("per_case", {})
+        for sampling in (s for s in ca if s in cb):
+            shared = [m for m in ca[sampling] if m in cb[sampling]]
+            for method in (m for m in shared if (m in methods if methods is not None else m.startswith("model"))):
+                va, vb = np.asarray(ca[sampling][method], float), np.asarray(cb[sampling][method], float)
+                for n in (n for n in doc_a["points"] if n in doc_b["points"] and (points is None or n in points)):
+                    ia, ib = doc_a["points"].index(n), doc_b["points"].index(n)
+                    out.append(_difference(name, ra.get("kind", ""), method, f"EPE@{n} {sampling}",
+                                           va[:, ia], vb[:, ib]))
+    return out
+
+
+def _difference(name: str, kind: str, method: str, metric: str, a, b) -> Difference:
+    diff, low, high = paired_interval(a, b)
+    return Difference(name, kind, method, metric, len(a), float(np.mean(a)), float(np.mean(b)), diff, low, high)
+
+
 def format_table(diffs: list[Difference], label_a: str = "A", label_b: str = "B") -> str:
-    head = f"{'set':<24} {'kind':<9} {'method':<26} {'metric':<7} {'n':>3} {label_a[:9]:>9} {label_b[:9]:>9} " \
+    width = max([7, *(len(d.metric) for d in diffs)])
+    head = f"{'set':<24} {'kind':<9} {'method':<26} {'metric':<{width}} {'n':>3} {label_a[:9]:>9} {label_b[:9]:>9} " \
            f"{'B - A':>6}  {'95% interval':<16} verdict"
     lines = [head]
     for d in diffs:
-        lines.append(f"{d.dataset:<24} {d.kind.split(' ')[0]:<9} {d.method[:26]:<26} {d.metric:<7} {d.images:>3} "
+        lines.append(f"{d.dataset:<24} {d.kind.split(' ')[0]:<9} {d.method[:26]:<26} {d.metric:<{width}} {d.cases:>3} "
                      f"{d.mean_a:9.2f} {d.mean_b:9.2f} {d.diff:+6.2f}  [{d.low:+6.2f}, {d.high:+6.2f}] "
                      f"{'B ' + d.verdict if d.verdict != 'same' else 'no clear difference'}")
-    lines.append(f"(per-image clicks, B - A; {round(CONFIDENCE * 100)}% bootstrap interval of the mean, "
-                 f"{N_RESAMPLES} resamples, seed {SEED}; fewer clicks is better)")
+    lines.append(f"(B - A per image (NoC: clicks) or per case (EPE: px); {round(CONFIDENCE * 100)}% bootstrap "
+                 f"interval of the mean, {N_RESAMPLES} resamples, seed {SEED}; lower is better)")
     return "\n".join(lines)

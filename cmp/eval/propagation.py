@@ -349,10 +349,18 @@ def model_method(engine, scene_motion: bool | None = False, blend: str | None = 
 
 @dataclass
 class DatasetResult:
-    """EPE means per sampling and method, aligned with ``points``."""
+    """EPE means per sampling and method, aligned with ``points``; ``per_case`` the EPE of
+    each case (a pair and a seed, in ``case_ids`` order) the means were taken over, so two
+    reports can be compared case by case (:mod:`cmp.eval.compare`)."""
 
     pairs: list[str]
     epe: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    per_case: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+    case_ids: list[str] = field(default_factory=list)
+
+
+def _rounded(cases: dict[str, dict[str, list[list[float]]]]) -> dict[str, dict[str, list[list[float]]]]:
+    return {s: {m: np.asarray(v, float).round(4).tolist() for m, v in per.items()} for s, per in cases.items()}
 
 
 def _kind(name: str) -> str:
@@ -371,18 +379,21 @@ class Results:
 
     def to_dict(self) -> dict:
         return {"points": self.points, "seeds": self.seeds, "methods": self.methods,
-                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": _kind(k)} for k, v in self.datasets.items()},
+                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": _kind(k), "case_ids": v.case_ids,
+                              "per_case": _rounded(v.per_case)} for k, v in self.datasets.items()},
                 "skipped": self.skipped, "info": self.info,
                 "units": f"EPE, pixels at {EVAL_WIDTH} px width"}
 
 
-def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points: Sequence[int] = POINTS,
-                   seeds: int = 5, samplings: Sequence[str] = SAMPLINGS) -> dict[str, dict[str, list[float]]]:
-    """Mean EPE over pairs and seeds: {sampling: {method: [EPE for each N in points]}}."""
+def evaluate_cases(pairs: Sequence[Pair], methods: dict[str, Method], *, points: Sequence[int] = POINTS,
+                   seeds: int = 5, samplings: Sequence[str] = SAMPLINGS
+                   ) -> tuple[list[str], dict[str, dict[str, list[list[float]]]]]:
+    """The EPE of every case (a pair and a seed): ``(case_ids, {sampling: {method: [[EPE for
+    each N in points] for each case]}})``, cases in the order pair, then seed."""
     points = sorted(int(n) for n in points)
     nmax = max(points)
-    total = {s: {m: np.zeros(len(points)) for m in methods} for s in samplings}
-    count = 0
+    cases = {s: {m: [] for m in methods} for s in samplings}
+    ids = []
     for pi, pair in enumerate(pairs):
         predictors = {m: bind(pair.image) for m, bind in methods.items()}
         for seed in range(seeds):
@@ -392,9 +403,21 @@ def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points:
                 sets = [order[:n] for n in points]
                 for m, predict in predictors.items():
                     flows = predict(sets)
-                    total[sampling][m] += [endpoint_error(f, pair.flow, pair.valid) for f in flows]
-            count += 1
-    return {s: {m: (v / max(count, 1)).round(4).tolist() for m, v in per.items()} for s, per in total.items()}
+                    cases[sampling][m].append([float(endpoint_error(f, pair.flow, pair.valid)) for f in flows])
+            ids.append(f"{pair.name}/seed{seed}")
+    return ids, cases
+
+
+def case_means(cases: dict[str, dict[str, list[list[float]]]]) -> dict[str, dict[str, list[float]]]:
+    """{sampling: {method: [mean EPE over cases for each N]}} of :func:`evaluate_cases`' cases."""
+    return {s: {m: np.asarray(v, float).mean(0).round(4).tolist() for m, v in per.items()}
+            for s, per in cases.items()}
+
+
+def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points: Sequence[int] = POINTS,
+                   seeds: int = 5, samplings: Sequence[str] = SAMPLINGS) -> dict[str, dict[str, list[float]]]:
+    """Mean EPE over pairs and seeds: {sampling: {method: [EPE for each N in points]}}."""
+    return case_means(evaluate_cases(pairs, methods, points=points, seeds=seeds, samplings=samplings)[1])
 
 
 def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = None, *,
@@ -411,9 +434,8 @@ def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = 
             log(f"note: skipping dataset {name}: {exc}")
             continue
         log(f"{name}: {len(pairs)} pair(s) x {seeds} seed(s) x {len(samplings)} sampling(s)")
-        res.datasets[name] = DatasetResult(
-            [p.name for p in pairs],
-            evaluate_pairs(pairs, methods, points=res.points, seeds=seeds, samplings=samplings))
+        ids, cases = evaluate_cases(pairs, methods, points=res.points, seeds=seeds, samplings=samplings)
+        res.datasets[name] = DatasetResult([p.name for p in pairs], case_means(cases), cases, ids)
     return res
 
 
