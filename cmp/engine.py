@@ -29,11 +29,31 @@ from .images import check_rgb
 from .model import AffinityFeatures, CMPNetwork, ImageFeatures, normalize_image
 from .model.affinity import BLENDS
 from .model.frozen import FrozenEncoder
+from .refine import GuidedFilter
 
 #: What ``model.encode_image`` returns, for either network kind.
 Features = ImageFeatures | AffinityFeatures
 
 DEFAULT_SIDE = 384
+#: The motion's edges follow the image's: the flow is guided-filtered (He et al.) with the
+#: model's view of the image as guide, radius (px at the model's side) and eps (colour units
+#: in [0, 1], squared). The embedding is coarser than the image, so the blend mixes the two
+#: sides of a depth border; chosen on the tuning sets (checkpoints/cmp-slim-affinity-log.md,
+#: "Motion edges that follow the image").
+FLOW_EDGE_RADIUS = 8
+FLOW_EDGE_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    """One image in the cache: the network's features and the edge filter of the model's
+    view of it (the resized image without padding)."""
+
+    feats: Features
+    edges: GuidedFilter
+
+    def nbytes(self) -> int:
+        return self.feats.nbytes() + self.edges.nbytes()
 
 
 class ImageNotCached(KeyError):
@@ -116,11 +136,15 @@ class Engine:
     "whole scene moves" mode when the caller does not say (:data:`cmp.model.affinity.BLENDS`:
     ``affine`` follows gradients between arrows, such as a floor receding in depth; ``mean``
     is what training optimises, and what objects on a still scene always take by default).
+    ``flow_edges``: snap motion to the image's edges (:data:`FLOW_EDGE_RADIUS`) unless a call
+    says otherwise; False gives the network's flow as it is; None (default) snaps for models
+    that read the guidance as points (the embedded one, where it was measured) and not for
+    the original's convolutional decoder (never measured with it).
     """
 
     def __init__(self, model: CMPNetwork, runtime: Runtime | None = None, *, side: int = DEFAULT_SIDE,
                  name: str = "custom", cache_entries: int = 16, cache_bytes: int = 512 * 2**20,
-                 freeze: bool | None = None, scene_blend: str = "affine"):
+                 freeze: bool | None = None, scene_blend: str = "affine", flow_edges: bool | None = None):
         self.runtime = runtime or Runtime.create()
         self.model = model.eval().to(self.runtime.device)
         if self.runtime.device.type == "cpu":
@@ -130,6 +154,7 @@ class Engine:
         if scene_blend not in BLENDS:
             raise ValueError(f"unknown blend {scene_blend!r}; choose one of {', '.join(BLENDS)}")
         self.scene_blend = scene_blend
+        self.flow_edges = not self.model.convolves_guidance if flow_edges is None else bool(flow_edges)
         self.side = int(side)
         self.name = name
         self.cache = FeatureCache(cache_entries, cache_bytes)
@@ -196,10 +221,12 @@ class Engine:
             if key in self.cache:
                 self.cache.get(key)
                 return handle
-        x = self._image_tensor(tf.apply_image(rgb))
+        view = tf.apply_image(rgb)
+        x = self._image_tensor(view)
+        edges = self._edge_filter(view, tf)
         with self._lock, torch.inference_mode():
             feats = self._encode_image(x)
-            self.cache.put(key, feats)
+            self.cache.put(key, CachedImage(feats, edges))
         return handle
 
     def warm_up(self, stop: Callable[[], bool] | None = None) -> int:
@@ -293,7 +320,8 @@ class Engine:
         return [bool(scene_motion)] * len(guidance_sets)
 
     def propagate_batch(self, handle: ImageHandle, guidance_sets: Sequence[np.ndarray], *,
-                        scene_motion: bool | None = False, blend: str | None = None) -> np.ndarray:
+                        scene_motion: bool | None = False, blend: str | None = None,
+                        edges: bool | None = None) -> np.ndarray:
         """Dense flow for G guidance sets sharing one cached image encoding.
 
         guidance_sets: G arrays of shape (N_g, 4) = (x, y, dx, dy) in image pixels.
@@ -304,7 +332,8 @@ class Engine:
         ``blend``: how the guidance vectors of every set combine (:data:`cmp.model.affinity.BLENDS`;
         None = :attr:`scene_blend` for sets in the whole-scene mode, ``mean`` for the others;
         the segmentation probes ask for ``mean``); models that convolve the guidance have one
-        way only and ignore it.
+        way only and ignore it. ``edges``: snap the flow to the image's edges (None = the
+        engine's ``flow_edges``; the segmentation probes ask for False).
         Returns (G, H, W, 2) float32 flow in image pixels.
         """
         if len(guidance_sets) == 0:
@@ -316,14 +345,29 @@ class Engine:
         decode = self._decoder(handle, guidance_sets)
         tf = handle.transform
         with self._lock, torch.inference_mode():
-            feats = self.cache.get(handle.key)
-            if feats is None:
+            entry = self.cache.get(handle.key)
+            if entry is None:
                 raise ImageNotCached(handle.key)
             with self.runtime.autocast():
-                out = decode(feats, **decode_kw)
+                out = decode(entry.feats, **decode_kw)
             flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
+        return self._to_image(flow, tf, entry.edges if (self.flow_edges if edges is None else edges) else None)
+
+    @staticmethod
+    def _to_image(flow: np.ndarray, tf: ImageTransform, edges: GuidedFilter | None) -> np.ndarray:
+        """(G, H, W, 2) model-input flows -> the caller's pixels, snapped to the image's edges
+        by ``edges`` (None = as the network gave them)."""
+        if edges is not None:
+            ih, iw = tf.inner_size
+            flow = [edges(f[:ih, :iw]) for f in flow]
         return np.stack([tf.unapply_flow(f) for f in flow])
+
+    @staticmethod
+    def _edge_filter(view: np.ndarray, tf: ImageTransform) -> GuidedFilter:
+        """The edge snap's filter for the model's view of an image (its padding left out)."""
+        ih, iw = tf.inner_size
+        return GuidedFilter(view[:ih, :iw].astype(np.float32) / 255.0, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS)
 
     def propagate(self, handle: ImageHandle, arrows: Iterable[Sequence[float]] = (),
                   pins: Iterable[Sequence[float]] = (), *, scene_motion: bool | None = None) -> np.ndarray:
@@ -340,15 +384,19 @@ class Engine:
         return self.propagate(self.set_image(rgb), arrows, pins, scene_motion=scene_motion)
 
     # -- reference path (benchmarks and tests) ---------------------------------
-    def propagate_uncached(self, rgb: np.ndarray, guidance_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """The original per-click pipeline: the whole network on the image repeated G times."""
+    def propagate_uncached(self, rgb: np.ndarray, guidance_sets: Sequence[np.ndarray], *,
+                           edges: bool | None = None) -> np.ndarray:
+        """The original per-click pipeline: the whole network on the image repeated G times
+        (``edges`` as for :meth:`propagate_batch`)."""
         rgb = check_rgb(rgb)
         tf = ImageTransform(rgb.shape[0], rgb.shape[1], self.side)
         handle = ImageHandle("uncached", rgb.shape[0], rgb.shape[1], self.side)
         sparse = self._sparse_batch(handle, guidance_sets)
-        x = self._image_tensor(tf.apply_image(rgb)).expand(len(guidance_sets), -1, -1, -1)
+        view = tf.apply_image(rgb)
+        x = self._image_tensor(view).expand(len(guidance_sets), -1, -1, -1)
         with self._lock, torch.inference_mode():
             with self.runtime.autocast():
                 out = self.model(x, sparse)
             flow = self.model.to_flow(out, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
-        return np.stack([tf.unapply_flow(f) for f in flow])
+        return self._to_image(flow, tf, self._edge_filter(view, tf) if (self.flow_edges if edges is None else edges)
+                              else None)

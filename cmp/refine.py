@@ -73,49 +73,70 @@ def _box_filter(a: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
 
 
-def _solve_sym3(m: dict, v: np.ndarray) -> np.ndarray:
-    """Per pixel, x with M x = v for a symmetric 3x3 M given by its upper entries ``m[(i, j)]``
-    (H, W each) and v (H, W, 3): the adjugate over the determinant, in float64 (one pass of
-    array arithmetic; ``np.linalg.solve`` on (H, W, 3, 3) took most of the filter's time)."""
-    a, b, c = (m[0, 0].astype(np.float64), m[0, 1].astype(np.float64), m[0, 2].astype(np.float64))
-    d, e, f = m[1, 1].astype(np.float64), m[1, 2].astype(np.float64), m[2, 2].astype(np.float64)
-    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d
-    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
-    inv_det = 1.0 / (a * c00 + b * c01 + c * c02)
-    v0, v1, v2 = (v[..., k].astype(np.float64) for k in range(3))
-    return np.stack([(c00 * v0 + c01 * v1 + c02 * v2) * inv_det,
-                     (c01 * v0 + c11 * v1 + c12 * v2) * inv_det,
-                     (c02 * v0 + c12 * v1 + c22 * v2) * inv_det], axis=-1).astype(np.float32)
+class GuidedFilter:
+    """Colour guided filter (He et al., 2010), fast variant (He and Sun, 2015): the linear
+    coefficients are fitted at 1/``subsample`` resolution and applied at full resolution.
+
+    The work that depends on the guide alone (its window means and the inverse of its window
+    covariance plus ``eps``) is done once here, so one guide can filter many sources (the
+    flows of every arrow update on one image). guide (H, W, 3) float32 in [0, 1]. The
+    arithmetic runs on whole planes (one per colour or coefficient): a per-pixel 3x3 product
+    through ``np.einsum`` took 10x as long.
+    """
+
+    def __init__(self, guide: np.ndarray, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS,
+                 subsample: int = GUIDED_SUBSAMPLE):
+        full = np.ascontiguousarray(guide, dtype=np.float32)
+        h, w = full.shape[:2]
+        self.size = (w, h)
+        if subsample > 1:
+            self.small = (max(1, w // subsample), max(1, h // subsample))
+            I = cv2.resize(full, self.small, interpolation=cv2.INTER_AREA)
+            self.r = max(1, radius // subsample)
+        else:
+            self.small, I, self.r = None, full, radius
+        self.full = cv2.split(full)
+        self.I = cv2.split(I)
+        self.mean_I = [_box_filter(c, self.r) for c in self.I]
+        m = {(i, j): (_box_filter(self.I[i] * self.I[j], self.r) - self.mean_I[i] * self.mean_I[j]
+                      + (eps if i == j else 0.0)).astype(np.float64) for i in range(3) for j in range(i, 3)}
+        # the inverse of the symmetric 3x3 window covariance: its adjugate over its determinant,
+        # in float64 (``np.linalg.inv`` on (H, W, 3, 3) took most of the filter's time)
+        a, b, c, d, e, f = m[0, 0], m[0, 1], m[0, 2], m[1, 1], m[1, 2], m[2, 2]
+        adj = [d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b]
+        inv_det = 1.0 / (a * adj[0] + b * adj[1] + c * adj[2])
+        c00, c01, c02, c11, c12, c22 = (x * inv_det for x in adj)
+        self.inv = [[x.astype(np.float32) for x in row] for row in ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (*self.full, *self.I, *self.mean_I, *(x for row in self.inv for x in row)))
+
+    def _one(self, p: np.ndarray) -> np.ndarray:
+        mean_p = _box_filter(p, self.r)
+        cov = [_box_filter(I * p, self.r) - mI * mean_p for I, mI in zip(self.I, self.mean_I)]
+        a = [row[0] * cov[0] + row[1] * cov[1] + row[2] * cov[2] for row in self.inv]
+        b = mean_p - a[0] * self.mean_I[0] - a[1] * self.mean_I[1] - a[2] * self.mean_I[2]
+        coef = _box_filter(cv2.merge([*a, b]), self.r)  # the four planes' window means in one pass
+        if self.small is not None:
+            coef = cv2.resize(coef, self.size, interpolation=cv2.INTER_LINEAR)
+        a0, a1, a2, mean_b = cv2.split(coef)
+        return a0 * self.full[0] + a1 * self.full[1] + a2 * self.full[2] + mean_b
+
+    def __call__(self, src: np.ndarray) -> np.ndarray:
+        """src (H, W) or (H, W, K) float32, each channel filtered alone; the same shape back."""
+        p = np.asarray(src, np.float32)
+        if self.small is not None:
+            p = cv2.resize(p, self.small, interpolation=cv2.INTER_AREA)
+        if src.ndim == 2:
+            return self._one(p)
+        return np.stack([self._one(c) for c in cv2.split(p)], -1)
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = GUIDED_RADIUS,
                   eps: float = GUIDED_EPS, subsample: int = GUIDED_SUBSAMPLE) -> np.ndarray:
-    """Colour guided filter (He et al.), fast variant (He and Sun, 2015): the linear
-    coefficients are fitted at 1/``subsample`` resolution and applied at full resolution.
-
-    guide (H, W, 3) float32 in [0, 1]; src (H, W) float32; returns (H, W) float32.
-    """
-    h, w = src.shape
-    I_full = guide.astype(np.float32)
-    if subsample > 1:
-        size = (max(1, w // subsample), max(1, h // subsample))
-        I = cv2.resize(I_full, size, interpolation=cv2.INTER_AREA)
-        p = cv2.resize(src.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        r = max(1, radius // subsample)
-    else:
-        I, p, r = I_full, src.astype(np.float32), radius
-    mean_I = _box_filter(I, r)
-    mean_p = _box_filter(p, r)
-    cov_Ip = _box_filter(I * p[..., None], r) - mean_I * mean_p[..., None]
-    cov = {(i, j): _box_filter(I[..., i] * I[..., j], r) - mean_I[..., i] * mean_I[..., j] + (eps if i == j else 0.0)
-           for i in range(3) for j in range(i, 3)}
-    a = _solve_sym3(cov, cov_Ip)
-    b = mean_p - (a * mean_I).sum(-1)
-    mean_a, mean_b = _box_filter(a, r), _box_filter(b, r)
-    if subsample > 1:
-        mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
-        mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
-    return (mean_a * I_full).sum(-1) + mean_b
+    """:class:`GuidedFilter` of one source: guide (H, W, 3) float32 in [0, 1]; src (H, W)
+    float32; returns (H, W) float32."""
+    return GuidedFilter(guide, radius, eps, subsample)(src)
 
 
 def _superpixel(rgb: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -69,7 +69,8 @@ DEFAULT_REFINE: str | None = "colour-guided"
 class Propagator(Protocol):
     def set_image(self, rgb: np.ndarray) -> Any: ...
 
-    def propagate_batch(self, handle: Any, guidance_sets: Sequence[np.ndarray], *, blend: str) -> np.ndarray: ...
+    def propagate_batch(self, handle: Any, guidance_sets: Sequence[np.ndarray], *, blend: str,
+                        edges: bool) -> np.ndarray: ...
 
 
 # -- clicks ---------------------------------------------------------------------
@@ -128,10 +129,12 @@ def probe_flows(engine: Propagator, handle, positive, negative, v: float = PROBE
     ``v`` is in model-input pixels and converted with the handle's transform,
     so the network sees the same motion whatever the image size. The probes take the plain
     weighted mean of their vectors: a pixel follows the moving clicks or the still ones, and
-    an affine fit between the two would smear that choice into a ramp.
+    an affine fit between the two would smear that choice into a ramp. They skip the flow's
+    edge snap (the mask's own refinement, :mod:`cmp.refine`, does that job).
     """
     tf = handle.transform
-    return engine.propagate_batch(handle, probe_sets(positive, negative, v / tf.sx, v / tf.sy), blend="mean")
+    return engine.propagate_batch(handle, probe_sets(positive, negative, v / tf.sx, v / tf.sy), blend="mean",
+                                  edges=False)
 
 
 def score_from_flows(flows: np.ndarray) -> np.ndarray:

@@ -80,6 +80,35 @@ def test_cached_equals_uncached(engine):
     torch.testing.assert_close(torch.from_numpy(cached), torch.from_numpy(uncached))
 
 
+def test_motion_is_snapped_to_the_images_edges_where_it_was_measured():
+    """The embedded kind (guidance read as points) snaps its flow to the image's edges by
+    default: the guided filter of the network's own flow, with the model's view of the image
+    as guide; a call or the engine can turn it off, and the original's convolutional decoder
+    (never measured with it) does not snap unless asked."""
+    from cmp.engine import FLOW_EDGE_EPS, FLOW_EDGE_RADIUS
+    from cmp.refine import GuidedFilter
+
+    rgb = image(96, 128, seed=4)  # 128 px wide at side 128: the model sees the image as it is
+    sets = [np.array([[30.0, 40.0, 6.0, -2.0], [100.0, 70.0, 0.0, 0.0]]),
+            np.array([[x, y, 4.0, 1.0] for x in (10.0, 60.0, 110.0) for y in (10.0, 80.0)])]
+    eng = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128)
+    h = eng.set_image(rgb)
+    raw = eng.propagate_batch(h, sets, scene_motion=None, edges=False)
+    snapped = eng.propagate_batch(h, sets, scene_motion=None)
+    want = GuidedFilter(rgb.astype(np.float32) / 255, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS)
+    for g in range(len(sets)):
+        np.testing.assert_allclose(snapped[g], want(raw[g]), atol=1e-5)
+    assert np.abs(snapped - raw).max() > 1e-3
+    np.testing.assert_array_equal(eng.propagate(h, arrows=[sets[0][0]], pins=[sets[0][1, :2]]), snapped[0])
+    off = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128, flow_edges=False)
+    np.testing.assert_array_equal(off.propagate_batch(off.set_image(rgb), sets, scene_motion=None), raw)
+    dec = Engine(tiny_model(), Runtime.create("cpu", "fp32"), side=128)
+    hd = dec.set_image(rgb)
+    assert not dec.flow_edges
+    np.testing.assert_array_equal(dec.propagate_batch(hd, sets), dec.propagate_batch(hd, sets, edges=False))
+    assert np.abs(dec.propagate_batch(hd, sets, edges=True) - dec.propagate_batch(hd, sets)).max() > 1e-4
+
+
 def test_four_sets_in_one_call_equal_four_calls(engine):
     rgb = image(70, 50, seed=1)
     h = engine.set_image(rgb)

@@ -233,6 +233,27 @@ def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
         refine_mask("blur", rgb, flat)
 
 
+def test_guided_filter_moves_a_soft_flow_step_onto_the_colour_edge_channel_by_channel():
+    """The motion's edge snap: a flow whose step sits 3 px off the colour edge, softly (as the
+    coarse embedding leaves it), comes back with its step on the edge, each channel as it
+    would alone, and a constant flow stays constant."""
+    from cmp.refine import GuidedFilter
+
+    rgb, truth, score = _two_regions()  # the colour edge between columns 47 and 48
+    flow = np.stack([6.0 * score, -2.0 * score], -1)  # (dx, dy) of the left region
+    snap = GuidedFilter(rgb.astype(np.float32) / 255, radius=8, eps=1e-3)
+    out = snap(flow)
+    assert out.shape == flow.shape and out.dtype == np.float32
+    for c, v in ((0, 6.0), (1, -2.0)):
+        np.testing.assert_allclose(out[..., c], snap(np.ascontiguousarray(flow[..., c])), atol=1e-6)
+        half_before = (np.abs(flow[..., c]) > abs(v) / 2).sum(1)  # columns past the step's middle
+        half_after = (np.abs(out[..., c]) > abs(v) / 2).sum(1)
+        assert (half_before == 51).all() and (half_after == 48).all()
+        steps, raw_steps = np.abs(np.diff(out[..., c], axis=1)), np.abs(np.diff(flow[..., c], axis=1))
+        assert (steps.argmax(1) == 47).all() and steps.max(1).min() > 2 * raw_steps.max()
+    np.testing.assert_allclose(snap(np.full_like(flow, 3.0)), 3.0, atol=1e-3)
+
+
 def test_scenes_and_composites_share_one_shape_and_photo_source():
     """Training scenes and evaluation composites draw from one ``random_shape`` and one
     ``photo``; a seed gives the same shape every time, and eval never imports train."""

@@ -32,15 +32,16 @@ class BrightnessPropagator:
     """
 
     def __init__(self, side=64):
-        self.side, self.images, self.sets, self.blends = side, [], [], []
+        self.side, self.images, self.sets, self.blends, self.edges = side, [], [], [], []
 
     def set_image(self, rgb):
         self.images.append(rgb.copy())
         return ImageHandle(str(len(self.images) - 1), rgb.shape[0], rgb.shape[1], self.side)
 
-    def propagate_batch(self, handle, sets, *, blend):
+    def propagate_batch(self, handle, sets, *, blend, edges=True):
         self.sets.append([np.array(s) for s in sets])
         self.blends.append(blend)
+        self.edges.append(edges)
         red = self.images[int(handle.key)][..., 0].astype(np.float32)
         return np.stack([np.stack([red, np.zeros_like(red)], -1)] * len(sets))
 
@@ -71,6 +72,7 @@ def test_probe_motion_is_v_in_model_pixels_and_negatives_are_pinned():
     v = PROBE_MAGNITUDE
     assert motions == [(v, 0.0), (-v, 0.0), (0.0, v), (0.0, -v)]
     assert prop.blends == ["mean"]  # a pixel follows the moving click or the still one: no affine ramp
+    assert prop.edges == [False]  # the mask's refinement follows the edges, not the probes' flow
     for s in sets:  # the negative click is present in every set with zero motion
         assert s.shape == (2, 4)
         np.testing.assert_array_equal(s[1], [150, 80, 0, 0])

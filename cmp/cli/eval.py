@@ -86,8 +86,8 @@ def add_propagation(tasks) -> None:
                    help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
                         "model's 'whole scene moves' mode, model-auto the mode inferred from the guidance "
                         "(the app's default), model-auto-mean the same with the weighted mean of the arrows in "
-                        "place of the whole-scene mode's affine fit; without a model-* method no checkpoint "
-                        "is loaded)")
+                        "place of the whole-scene mode's affine fit, model-auto-raw model-auto without the edge "
+                        "snap of the flow; without a model-* method no checkpoint is loaded)")
     q.add_argument("--sampling", type=_csv(str, SAMPLINGS), default=list(SAMPLINGS),
                    help=f"comma-separated, from {','.join(SAMPLINGS)} (default both)")
     q.add_argument("--points", type=_csv(int), default=list(POINTS),
@@ -125,11 +125,12 @@ def run_propagation(args) -> int:
                 methods["model-scene"] = P.model_method(engine, scene_motion=True)
             else:
                 _log(f"note: skipping model-scene: {engine.name} has no 'whole scene moves' mode")
-        for name, blend in (("model-auto", None), ("model-auto-mean", "mean")):
+        for name, blend, edges in (("model-auto", None, None), ("model-auto-mean", "mean", None),
+                                   ("model-auto-raw", None, False)):
             if name not in args.methods:
                 continue
             if engine.supports_scene_motion:
-                methods[name] = P.model_method(engine, scene_motion=None, blend=blend)
+                methods[name] = P.model_method(engine, scene_motion=None, blend=blend, edges=edges)
             else:
                 _log(f"note: skipping {name}: {engine.name} has one mode only ({name} = model)")
     baselines = P.baseline_methods()

@@ -54,8 +54,10 @@ BASELINES = ("zero", "nearest", "rbf", "geodesic")
 #: "model-scene": the same model in its "whole scene moves" mode (models that have it);
 #: "model-auto": the mode inferred from the guidance (the default of the app and CLI);
 #: "model-auto-mean": the same with the blend training optimises (the weighted mean of the
-#: arrows) in place of the whole-scene mode's affine fit (:data:`cmp.model.affinity.BLENDS`).
-METHODS = ("model", "model-scene", "model-auto", "model-auto-mean", *BASELINES)
+#: arrows) in place of the whole-scene mode's affine fit (:data:`cmp.model.affinity.BLENDS`);
+#: "model-auto-raw": "model-auto" without the edge snap of the flow (the network's flow as it
+#: is; :data:`cmp.engine.FLOW_EDGE_RADIUS`).
+METHODS = ("model", "model-scene", "model-auto", "model-auto-mean", "model-auto-raw", *BASELINES)
 
 #: Held-out synthetic scene seeds (never used for training).
 SYNTHETIC_SEED0 = HELDOUT_SEED_BASE
@@ -330,14 +332,17 @@ def baseline_methods() -> dict[str, Method]:
     return {"zero": zero, "nearest": nearest, "rbf": rbf, "geodesic": geodesic}
 
 
-def model_method(engine, scene_motion: bool | None = False, blend: str | None = None) -> Method:
+def model_method(engine, scene_motion: bool | None = False, blend: str | None = None,
+                 edges: bool | None = None) -> Method:
     """The CMP model through :meth:`cmp.engine.Engine.propagate_batch` (image encoded once);
     ``scene_motion``: True its "whole scene moves" mode, None the mode inferred from the
-    guidance, False the object mode; ``blend`` None the engine's own (engines without a
-    choice need not know either)."""
+    guidance, False the object mode; ``blend`` None the engine's own; ``edges`` None the
+    engine's own edge snap (engines without a choice need not know any of them)."""
     kw = {} if scene_motion is False else {"scene_motion": scene_motion}
     if blend is not None:
         kw["blend"] = blend
+    if edges is not None:
+        kw["edges"] = edges
 
     def bind(img):
         handle = engine.set_image(img)
