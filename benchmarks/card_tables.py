@@ -51,9 +51,9 @@ def segmentation_table(report: dict) -> str:
 def propagation_table(report: dict) -> str:
     """EPE at :data:`POINTS` points, random / watershed, per set and mode, from ``propagation.json``."""
     k = report["points"].index(POINTS)
-    lines = ["| set | kind | **model-auto (default)** | model-auto, mean blend | model (objects) | model-scene | geodesic "
-             "| auto / geodesic |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | kind | **model-auto (default)** | model-auto, no edge snap | model-auto, mean blend | model (objects) "
+             "| model-scene | geodesic | auto / geodesic |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, d in report["datasets"].items():
         e = d["epe"]
 
@@ -61,7 +61,8 @@ def propagation_table(report: dict) -> str:
             return f"{e['random'][method][k]:.2f} / {e['watershed'][method][k]:.2f}"
         ratio = [e[s]["model-auto"][k] / e[s]["geodesic"][k] for s in ("random", "watershed")]
         lines.append(f"| {name} ({len(d['pairs'])}) | {PROPAGATION_KINDS.get(name, d.get('kind', '?'))} | "
-                     f"**{both('model-auto')}** | {both('model-auto-mean')} | {both('model')} | {both('model-scene')} | "
+                     f"**{both('model-auto')}** | {both('model-auto-raw')} | {both('model-auto-mean')} | {both('model')} | "
+                     f"{both('model-scene')} | "
                      f"{both('geodesic')} | "
                      f"{ratio[0]:.2f} / {ratio[1]:.2f} |")
     return "\n".join(lines)
