@@ -116,11 +116,14 @@ class GuidedFilter:
         cov = [_box_filter(I * p, self.r) - mI * mean_p for I, mI in zip(self.I, self.mean_I)]
         a = [row[0] * cov[0] + row[1] * cov[1] + row[2] * cov[2] for row in self.inv]
         b = mean_p - a[0] * self.mean_I[0] - a[1] * self.mean_I[1] - a[2] * self.mean_I[2]
-        coef = _box_filter(cv2.merge([*a, b]), self.r)  # the four planes' window means in one pass
+        coef = [_box_filter(x, self.r) for x in (*a, b)]  # plane by plane: a merge and a split cost more
         if self.small is not None:
-            coef = cv2.resize(coef, self.size, interpolation=cv2.INTER_LINEAR)
-        a0, a1, a2, mean_b = cv2.split(coef)
-        return a0 * self.full[0] + a1 * self.full[1] + a2 * self.full[2] + mean_b
+            coef = [cv2.resize(x, self.size, interpolation=cv2.INTER_LINEAR) for x in coef]
+        out = coef[0] * self.full[0]
+        out += coef[1] * self.full[1]
+        out += coef[2] * self.full[2]
+        out += coef[3]
+        return out
 
     def __call__(self, src: np.ndarray) -> np.ndarray:
         """src (H, W) or (H, W, K) float32, each channel filtered alone; the same shape back."""

@@ -85,7 +85,7 @@ def test_motion_is_snapped_to_the_images_edges_where_it_was_measured():
     default: the guided filter of the network's own flow, with the model's view of the image
     as guide; a call or the engine can turn it off, and the original's convolutional decoder
     (never measured with it) does not snap unless asked."""
-    from cmp.engine import FLOW_EDGE_EPS, FLOW_EDGE_RADIUS
+    from cmp.engine import FLOW_EDGE_EPS, FLOW_EDGE_RADIUS, FLOW_EDGE_SUBSAMPLE
     from cmp.refine import GuidedFilter
 
     rgb = image(96, 128, seed=4)  # 128 px wide at side 128: the model sees the image as it is
@@ -95,7 +95,7 @@ def test_motion_is_snapped_to_the_images_edges_where_it_was_measured():
     h = eng.set_image(rgb)
     raw = eng.propagate_batch(h, sets, scene_motion=None, edges=False)
     snapped = eng.propagate_batch(h, sets, scene_motion=None)
-    want = GuidedFilter(rgb.astype(np.float32) / 255, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS)
+    want = GuidedFilter(rgb.astype(np.float32) / 255, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS, FLOW_EDGE_SUBSAMPLE)
     for g in range(len(sets)):
         np.testing.assert_allclose(snapped[g], want(raw[g]), atol=1e-5)
     assert np.abs(snapped - raw).max() > 1e-3
