@@ -46,16 +46,30 @@ FLOW_EDGE_EPS = 1e-3
 FLOW_EDGE_SUBSAMPLE = 4
 
 
-@dataclass(frozen=True)
+def edge_filter(view: np.ndarray) -> GuidedFilter:
+    """The edge snap's filter for the model's view of an image ((h, w, 3) uint8, no padding)."""
+    return GuidedFilter(view.astype(np.float32) / 255.0, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS, FLOW_EDGE_SUBSAMPLE)
+
+
+@dataclass
 class CachedImage:
-    """One image in the cache: the network's features and the edge filter of the model's
-    view of it (the resized image without padding)."""
+    """One image in the cache: the network's features and the model's view of the image
+    (resized, without padding), whose edge filter is built the first time a flow is snapped:
+    segmentation crops and models without the snap never pay for it. The cache is charged
+    for the filter from the start, so its byte bound holds either way."""
 
     feats: Features
-    edges: GuidedFilter
+    view: np.ndarray
+    _edges: GuidedFilter | None = None
+
+    def edges(self) -> GuidedFilter:
+        if self._edges is None:  # two threads may both build it: the same filter, no harm
+            self._edges = edge_filter(self.view)
+        return self._edges
 
     def nbytes(self) -> int:
-        return self.feats.nbytes() + self.edges.nbytes()
+        h, w = self.view.shape[:2]
+        return self.feats.nbytes() + self.view.nbytes + GuidedFilter.nbytes_for(h, w, FLOW_EDGE_SUBSAMPLE)
 
 
 class ImageNotCached(KeyError):
@@ -225,10 +239,10 @@ class Engine:
                 return handle
         view = tf.apply_image(rgb)
         x = self._image_tensor(view)
-        edges = self._edge_filter(view, tf)
+        ih, iw = tf.inner_size
         with self._lock, torch.inference_mode():
             feats = self._encode_image(x)
-            self.cache.put(key, CachedImage(feats, edges))
+            self.cache.put(key, CachedImage(feats, np.ascontiguousarray(view[:ih, :iw])))
         return handle
 
     def warm_up(self, stop: Callable[[], bool] | None = None) -> int:
@@ -354,7 +368,11 @@ class Engine:
                 out = decode(entry.feats, **decode_kw)
             flow = self.model.to_flow(out, tf.model_size)
             flow = flow.permute(0, 2, 3, 1).float().cpu().numpy()
-        return self._to_image(flow, tf, entry.edges if (self.flow_edges if edges is None else edges) else None)
+        return self._to_image(flow, tf, entry.edges() if self._snaps(edges) else None)
+
+    def _snaps(self, edges: bool | None) -> bool:
+        """Whether a call snaps its flow to the image's edges (``edges`` None: the engine's default)."""
+        return self.flow_edges if edges is None else bool(edges)
 
     @staticmethod
     def _to_image(flow: np.ndarray, tf: ImageTransform, edges: GuidedFilter | None) -> np.ndarray:
@@ -364,13 +382,6 @@ class Engine:
             ih, iw = tf.inner_size
             flow = [edges(f[:ih, :iw]) for f in flow]
         return np.stack([tf.unapply_flow(f) for f in flow])
-
-    @staticmethod
-    def _edge_filter(view: np.ndarray, tf: ImageTransform) -> GuidedFilter:
-        """The edge snap's filter for the model's view of an image (its padding left out)."""
-        ih, iw = tf.inner_size
-        return GuidedFilter(view[:ih, :iw].astype(np.float32) / 255.0, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS,
-                            FLOW_EDGE_SUBSAMPLE)
 
     def propagate(self, handle: ImageHandle, arrows: Iterable[Sequence[float]] = (),
                   pins: Iterable[Sequence[float]] = (), *, scene_motion: bool | None = None) -> np.ndarray:
@@ -401,5 +412,5 @@ class Engine:
             with self.runtime.autocast():
                 out = self.model(x, sparse)
             flow = self.model.to_flow(out, tf.model_size).permute(0, 2, 3, 1).float().cpu().numpy()
-        return self._to_image(flow, tf, self._edge_filter(view, tf) if (self.flow_edges if edges is None else edges)
-                              else None)
+        ih, iw = tf.inner_size
+        return self._to_image(flow, tf, edge_filter(view[:ih, :iw]) if self._snaps(edges) else None)

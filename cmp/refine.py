@@ -111,6 +111,13 @@ class GuidedFilter:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (*self.full, *self.I, *self.mean_I, *(x for row in self.inv for x in row)))
 
+    @staticmethod
+    def nbytes_for(height: int, width: int, subsample: int = GUIDED_SUBSAMPLE) -> int:
+        """What :meth:`nbytes` will be for a guide of ``height x width``, before it is built:
+        3 full-resolution planes, and 3 + 3 + 9 planes at 1/``subsample``, float32."""
+        h, w = (max(1, height // subsample), max(1, width // subsample)) if subsample > 1 else (height, width)
+        return 4 * (3 * height * width + 15 * h * w)
+
     def _one(self, p: np.ndarray) -> np.ndarray:
         mean_p = _box_filter(p, self.r)
         cov = [_box_filter(I * p, self.r) - mI * mean_p for I, mI in zip(self.I, self.mean_I)]

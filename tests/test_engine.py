@@ -94,7 +94,12 @@ def test_motion_is_snapped_to_the_images_edges_where_it_was_measured():
     eng = Engine(tiny_model(propagation="affinity"), Runtime.create("cpu", "fp32"), side=128)
     h = eng.set_image(rgb)
     raw = eng.propagate_batch(h, sets, scene_motion=None, edges=False)
+    entry = eng.cache.get(h.key)
+    assert entry._edges is None  # built on the first snapped flow only (segmentation crops never pay for it)
+    charged = entry.nbytes()
     snapped = eng.propagate_batch(h, sets, scene_motion=None)
+    assert entry._edges is not None and entry.nbytes() == charged  # the cache was charged for it from the start
+    assert charged == entry.feats.nbytes() + entry.view.nbytes + entry._edges.nbytes()
     want = GuidedFilter(rgb.astype(np.float32) / 255, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS, FLOW_EDGE_SUBSAMPLE)
     for g in range(len(sets)):
         np.testing.assert_allclose(snapped[g], want(raw[g]), atol=1e-5)
