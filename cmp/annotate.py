@@ -37,8 +37,8 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, segment, segment_candidates,
-                      segment_clicks, zoom_history)
+from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, scale_named, segment,
+                      segment_candidates, segment_clicks, zoom_history)
 from .tracks import is_numbers, parse_json
 
 MAX_OBJECTS = 255  # label maps are 8-bit
@@ -230,10 +230,6 @@ def _as_candidate(c) -> dict:
     return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"], **history}
 
 
-def _one_scale(name: str) -> list:
-    return [s for s in CANDIDATE_SCALES if s[0] == name]
-
-
 def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
     """State with the current object's candidates recomputed from its clicks, and the chosen
     :class:`cmp.segment.Segmentation` (None without a positive click).
@@ -251,7 +247,7 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     cands = state.get("candidates") or []
     if len(state["clicks"]) > 1 and cands:
         k = state.get("chosen", 0) % len(cands)
-        (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
+        (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
                              cands[k])
         cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
@@ -267,7 +263,7 @@ def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = 
     cands = state["candidates"]
     k = index % len(cands)
     pos, neg = split_clicks(state["clicks"])
-    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, _one_scale(cands[k]["name"]),
+    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
                          cands[k] if len(state["clicks"]) > 1 else None)
     return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
 

@@ -438,6 +438,13 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
 #: other thresholds.
 CANDIDATE_SCALES: tuple[tuple[str, float | None], ...] = (("part", 0.25), ("object", ZOOM_MIN_FRACTION),
                                                            ("group", None))
+
+
+def scale_named(name: str) -> list[tuple[str, float | None]]:
+    """The one entry of :data:`CANDIDATE_SCALES` called ``name`` (as ``segment_candidates``' scales)."""
+    return [s for s in CANDIDATE_SCALES if s[0] == name]
+
+
 #: Stability margin: confidence compares the masks at threshold +- this.
 STABILITY_DELTA = 0.15
 
@@ -546,10 +553,13 @@ def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Seg
 
 
 def candidate_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> list[Candidate]:
-    """:func:`segment_candidates` for clicks in the order they were made, as the Segment page
-    answers them: each click after the first zooms around the most confident candidate of the
-    click before it (the one the page shows). Returns the last click's candidates; ``recipe``:
-    :func:`segment_candidates`' keywords."""
+    """:func:`segment_candidates` for clicks in the order they were made, as ``python -m cmp
+    segment`` answers them: all three candidates at every click, each click after the first
+    zoomed around the most confident candidate of the click before it. Returns the last click's
+    candidates; ``recipe``: :func:`segment_candidates`' keywords. (The Segment page answers a
+    later click with the candidate it shows alone, at its scale, :func:`cmp.annotate.recompute`;
+    on the tuning sets the two rules are within half a click of each other, the log's "Two
+    rules for later clicks".)"""
     pos = [(x, y) for x, y, p in clicks if p]
     if not pos:
         return segment_candidates(engine, rgb, [], [(x, y) for x, y, _ in clicks], **recipe)

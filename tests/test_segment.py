@@ -446,6 +446,31 @@ def test_cli_segment_answers_its_clicks_in_the_order_given(tmp_path, tiny_checkp
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--object-scale" in r.stderr
 
 
+def test_the_page_method_of_the_benchmark_keeps_the_first_clicks_candidate():
+    """The benchmark's "page" method answers as the Segment page does: the most confident of the
+    three at the object's first click, then that candidate alone, at its scale, zoomed around
+    its mask; the every-click method may switch candidates."""
+    from cmp.eval.segmentation import candidates_method, page_method
+    from cmp.segment import scale_named
+
+    eng = BrightnessPropagator()
+    rgb = np.random.default_rng(3).integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    rgb[40:100, 50:130, 0] = 220
+    first = segment_candidates(eng, rgb, [(80, 60)], [])
+    chosen = first[best_candidate(first)]
+    (want,) = segment_candidates(eng, rgb, [(80, 60)], [(10, 10)], scales=scale_named(chosen.name),
+                                 **zoom_history(chosen))
+    page, every = page_method(eng), candidates_method(eng)
+    for method in (page, every):
+        np.testing.assert_array_equal(method(rgb, [(80, 60)], []), chosen.mask)
+    calls = len(eng.sets)
+    np.testing.assert_array_equal(page(rgb, [(80, 60)], [(10, 10)]), want.mask)
+    assert len(eng.sets) == calls + 1  # one candidate's probes, not three
+    again = segment_candidates(eng, rgb, [(80, 60)], [(10, 10)], **zoom_history(chosen))
+    np.testing.assert_array_equal(every(rgb, [(80, 60)], [(10, 10)]), again[best_candidate(again)].mask)
+    np.testing.assert_array_equal(page(rgb.copy(), [(80, 60)], []), chosen.mask)  # a new image starts afresh
+
+
 def test_candidate_clicks_follow_the_shown_candidate_from_click_to_click():
     """Each click after the first zooms around the most confident candidate of the click before
     it, as the Segment page does; the last click's three candidates come back."""
@@ -522,7 +547,8 @@ def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
     assert code == 0
     rep = json.loads(out)
     assert rep["seeds"] == [EVAL_SEED_START, EVAL_SEED_START]
-    assert len(rep["methods"]) == 3 and "cmp, most confident of 3" in rep["methods"]
+    assert len(rep["methods"]) == 4
+    assert {"cmp, most confident of 3", "cmp, the page's rule"} <= set(rep["methods"])
     for s in rep["methods"].values():
         assert 1 <= s["NoC@85"] <= 5 and 1 <= s["NoC@90"] <= 5
         assert 0.0 <= s["IoU@1"] <= 1.0 and len(s["curve"]) == 5

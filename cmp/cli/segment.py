@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "repeat a flag per click, in click order (each click after the first zooms around "
                     "the mask of the clicks before it, as on the Segment page). Like the page, it makes "
                     "part / object / group candidate masks (zoom at three scales) and writes the most "
-                    "confident one. The mask has the size of IMG; --out's extension picks the format.")
+                    "confident one; it makes all three at every click (the page, after an object's first "
+                    "click, recomputes only the one it shows). The mask has the size of IMG; --out's "
+                    "extension picks the format.")
     add_image_flag(p)
     p.add_argument("--positive", dest="clicks", const=True, type=numbers("X,Y"), action=_Click, default=[],
                    metavar="X,Y",

@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..segment import DEFAULT_THRESHOLD, best_candidate, segment, segment_candidates, zoom_history
+from ..segment import (DEFAULT_THRESHOLD, best_candidate, scale_named, segment, segment_candidates,
+                       zoom_history)
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
 
@@ -124,32 +125,43 @@ def iou_after(ious: Sequence[float], k: int) -> float:
 
 # -- methods ----------------------------------------------------------------------
 
-def _clicking(engine, candidates: bool = False, **recipe) -> Method:
+def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
     """:func:`cmp.segment.segment` as the pages run it, click after click: a later click on
     the same image zooms around the object's mask after the click before it (``around``).
     :func:`click_ious` calls a method once per click, in order; an object's first click
-    (one point) starts afresh. ``candidates``: the most confident of
-    :func:`cmp.segment.segment_candidates` at each click instead (the Segment page and the
-    CLI's default; the next click zooms around it)."""
+    (one point) starts afresh. ``candidates``: "every-click", the most confident of
+    :func:`cmp.segment.segment_candidates` at each click instead (``python -m cmp segment``'s
+    default; the next click zooms around it); "page", the Segment page's rule
+    (:func:`cmp.annotate.recompute`): the most confident of the three at the object's first
+    click, then that candidate alone, at its scale, for every later click."""
     last: dict = {}
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
         history = zoom_history(last.get("result") if later else None)
-        if candidates:
+        if candidates == "page" and later and last.get("chosen"):
+            (res,) = segment_candidates(engine, rgb, pos, neg, scales=scale_named(last["chosen"]), **history,
+                                        **recipe)
+        elif candidates:
             cands = segment_candidates(engine, rgb, pos, neg, **history, **recipe)
             res = cands[best_candidate(cands)]
         else:
             res = segment(engine, rgb, pos, neg, **history, **recipe)
-        last.update(image=rgb, result=res)
+        last.update(image=rgb, result=res, chosen=res.name if candidates == "page" and pos else None)
         return res.mask
     return run
 
 
 def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
-    """The most confident of the part / object / group candidates at every click (the Segment
-    page's choice and ``python -m cmp segment``'s default)."""
-    return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame)
+    """The most confident of the part / object / group candidates at every click
+    (``python -m cmp segment``'s default)."""
+    return _clicking(engine, candidates="every-click", threshold=threshold, pin_frame=pin_frame)
+
+
+def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
+    """The Segment page's rule: the most confident candidate at an object's first click, then
+    that one candidate, at its scale, at every later click (SAM answers later clicks with one mask)."""
+    return _clicking(engine, candidates="page", threshold=threshold, pin_frame=pin_frame)
 
 
 def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
