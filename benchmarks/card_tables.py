@@ -35,13 +35,13 @@ def _cell(m: dict, bold: bool = False) -> str:
 
 def segmentation_table(report: dict) -> str:
     """NoC@85 / NoC@90 (IoU after one click) per set and method, from ``segmentation.json``."""
-    lines = ["| set | kind | **most confident of 3 (CLI)** | object scale | plain threshold | "
-             "guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|"]
+    lines = ["| set | kind | **most confident of 3 (CLI)** | the page's rule | object scale | plain threshold | "
+             "guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|---|"]
     for name, kind in SEGMENTATION_ROWS.items():
         s = report["sets"][name]
         ms = s["methods"]
         model = next(k for k in ms if k.startswith("cmp ("))
-        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms[model]), _cell(ms["cmp, plain threshold"]),
+        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms["cmp, the page's rule"]), _cell(ms[model]), _cell(ms["cmp, plain threshold"]),
                  _cell(ms["cmp + guided"]), _cell(ms["geodesic baseline"])]
         count = s["seeds"][1] - s["seeds"][0] + 1
         lines.append(f"| {name} ({count}) | {kind} | " + " | ".join(cells) + " |")
