@@ -327,3 +327,22 @@ def test_the_affine_blend_stays_within_the_arrows_range():
 def test_an_unknown_blend_is_refused():
     with pytest.raises(ValueError, match="unknown blend"):
         model().decode(_uniform(), sparse([[8, 8, 1.0, 0.0]]), blend="median")
+
+
+def test_the_features_carry_each_pixels_squared_norm_and_the_blend_reads_it():
+    """encode_image (and the frozen encoder's rebuild) keep |E(p)|^2 per pixel with the features,
+    counted in their bytes; a blend with them gives the same flow as one that computes them."""
+    m = model(3).eval()
+    with torch.inference_mode():
+        feats = m.encode_image(torch.randn(1, 3, H, W))
+        flat = feats.embed.reshape(feats.embed.shape[1], -1)
+        assert torch.equal(feats.embed_sq[0], (flat * flat).sum(0, keepdim=True))
+        assert feats.nbytes() == sum(t.numel() * 4 for t in (feats.embed, feats.null, feats.embed_sq))
+        rebuilt = m.features_from_tensors(feats.tensors(), feats.size)
+        assert torch.equal(rebuilt.embed_sq, feats.embed_sq)
+        bare = AffinityFeatures(feats.embed, feats.null, feats.size)
+        s = sparse([(10, 20, 3.0, -2.0), (40, 30, 0.0, 0.0)])
+        for blend in ("mean", "affine"):
+            for still in (True, False):
+                assert torch.equal(m.decode(feats, s, still=still, blend=blend),
+                                   m.decode(bare, s, still=still, blend=blend))

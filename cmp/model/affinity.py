@@ -128,17 +128,29 @@ def local_affine(fit: torch.Tensor, share: torch.Tensor | None, ys: torch.Tensor
 
 
 class AffinityFeatures(NamedTuple):
-    """Per-image cache: embedding (1, D, H/2, W/2) fp32, null logits (1, 1, H/2, W/2), input size."""
+    """Per-image cache: embedding (B, D, H/2, W/2) fp32, null logits (B, 1, H/2, W/2), input size,
+    and (B, 1, H/2 * W/2) squared norms of the embedding at each pixel (:func:`affinity_features`
+    computes them once per image; None = each blend computes them)."""
 
     embed: torch.Tensor
     null: torch.Tensor
     size: tuple[int, int]
+    embed_sq: torch.Tensor | None = None
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
+        """What the encoder computes (and :mod:`cmp.model.frozen` traces); the norms follow from it."""
         return (self.embed, self.null)
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors())
+        extra = () if self.embed_sq is None else (self.embed_sq,)
+        return sum(t.numel() * t.element_size() for t in (*self.tensors(), *extra))
+
+
+def affinity_features(embed: torch.Tensor, null: torch.Tensor, size: Sequence[int]) -> AffinityFeatures:
+    """:class:`AffinityFeatures` with the squared norms every blend of the image reads (a third of
+    an arrow's distance work on a CPU, done once per image instead of per click)."""
+    flat = embed.reshape(embed.shape[0], embed.shape[1], -1)
+    return AffinityFeatures(embed, null, tuple(size), (flat * flat).sum(1, keepdim=True))
 
 
 def _cbr(cin: int, cout: int, k: int = 3) -> list[nn.Module]:
@@ -189,14 +201,14 @@ class AffinityCMP(nn.Module):
         x = (e2 + F.interpolate(self.embed4(enc.layer1), size=size2, mode="bilinear", align_corners=False)
              + F.interpolate(self.embed8(enc.code), size=size2, mode="bilinear", align_corners=False))
         out = self.embed_head(x).float()
-        return AffinityFeatures(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
+        return affinity_features(out[:, :-1], out[:, -1:], tuple(image.shape[-2:]))
 
     @staticmethod
     def features_from_tensors(tensors: Sequence[torch.Tensor], size: tuple[int, int]) -> AffinityFeatures:
         """:class:`AffinityFeatures` from its :meth:`~AffinityFeatures.tensors` and the input size
         (how :class:`cmp.model.frozen.FrozenEncoder` rebuilds them)."""
         embed, null = tensors
-        return AffinityFeatures(embed, null, tuple(size))
+        return affinity_features(embed, null, size)
 
     # -- per guidance set --------------------------------------------------------
     @staticmethod
@@ -206,11 +218,12 @@ class AffinityCMP(nn.Module):
         return ys, xs, sparse[:2, ys, xs].float().t()
 
     @staticmethod
-    def _distances(embed: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-                   size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _distances(embed: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, size: tuple[int, int],
+                   embed_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What the blend weights of K guidance points at (ys, xs) of an input of ``size`` are
         made of: (K, h*w) squared embedding distances, (K, h) and (K, w) squared spatial
-        distances in SPATIAL_UNIT (both fits of a guidance set share them)."""
+        distances in SPATIAL_UNIT (both fits of a guidance set share them). ``embed_sq``: the
+        (1, h*w) squared norms of ``embed``'s pixels, if the features hold them."""
         D, h, w = embed.shape
         H, W = size
         # Embedding at each point, read bilinearly at its half-resolution position.
@@ -220,7 +233,8 @@ class AffinityCMP(nn.Module):
         e_pts = F.grid_sample(embed[None], grid, mode="bilinear", align_corners=True)[0, :, 0].t()  # (K, D)
         flat = embed.reshape(D, -1)                                            # (D, hw)
         # |E(p) - e_i|^2 = |E(p)|^2 + |e_i|^2 - 2 e_i . E(p): the (K, hw) matrix in one addmm
-        feat_d2 = torch.addmm((flat * flat).sum(0, keepdim=True) + (e_pts * e_pts).sum(1, keepdim=True),
+        sq = (flat * flat).sum(0, keepdim=True) if embed_sq is None else embed_sq
+        feat_d2 = torch.addmm(sq + (e_pts * e_pts).sum(1, keepdim=True),
                               e_pts, flat, alpha=-2.0).clamp_min(0)
         gy = torch.arange(h, device=embed.device, dtype=torch.float32) / sy if h > 1 else embed.new_zeros(1)
         gx = torch.arange(w, device=embed.device, dtype=torch.float32) / sx if w > 1 else embed.new_zeros(1)
@@ -305,16 +319,18 @@ class AffinityCMP(nn.Module):
                 shared = last is not None and last[0][:3] == key[:3] and all(
                     torch.equal(a, b) for a, b in zip(last[0][3:], key[3:]))
                 if not shared:
-                    last = (key, self._mixer(embed, null, ys, xs, moving, size, flags[g], blends[g]))
+                    sq = None if feats.embed_sq is None else feats.embed_sq[i]
+                    last = (key, self._mixer(embed, null, ys, xs, moving, size, flags[g], blends[g], sq))
                 flow = last[1](vec)
                 out.append(flow.view(2, *embed.shape[1:]))
         return torch.stack(out)
 
     def _mixer(self, embed: torch.Tensor, null: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-               moving: torch.Tensor, size: tuple[int, int], still: bool, blend: str) -> Callable:
+               moving: torch.Tensor, size: tuple[int, int], still: bool, blend: str,
+               embed_sq: torch.Tensor | None = None) -> Callable:
         """The blend of one guidance set's points as a function of their (K, 2) vectors -> (2, h*w)
         flow; everything that does not depend on the vectors is computed here, once."""
-        dist = self._distances(embed, ys, xs, size)
+        dist = self._distances(embed, ys, xs, size, embed_sq)
         if blend == "mean" or len(ys) < 2:
             weights = self._weights(dist, null, ys, xs, moving, size, still)
             return lambda vec: vec.t() @ weights
