@@ -5,8 +5,7 @@ median of the clip's frames is its empty background; in a frame, what differs fr
 background by more than :data:`DIFF_THRESHOLD` (the largest channel difference, both
 blurred by 1 px) is what moves: opened, closed, holes filled, every component that is
 person-shaped (:data:`MIN_AREA` px or more, taller than wide, :data:`EDGE_MARGIN` px or more
-from the image border) is one
-object. Each object is shown in a square crop of its own frame, :data:`CROP_FACTOR` x its
+from the image border) is one object. Each object is shown in a square crop of its own frame, :data:`CROP_FACTOR` x its
 extent (at least :data:`MIN_CROP` px), at the video's own resolution: a real photo with a real
 person in real clutter, and the other people in the crop as background.
 
@@ -59,7 +58,8 @@ def read_clip(path) -> np.ndarray:
     return np.stack(frames)
 
 
-def moving_objects(frame: np.ndarray, background: np.ndarray, *, threshold: float = DIFF_THRESHOLD) -> list[np.ndarray]:
+def moving_objects(frame: np.ndarray, background: np.ndarray, *,
+                   threshold: float = DIFF_THRESHOLD) -> list[np.ndarray]:
     """Masks (H, W) bool of the person-shaped things in ``frame`` that are not ``background``
     (both (H, W, 3); see the module docstring), largest first."""
     blur = [cv2.GaussianBlur(np.asarray(a, np.float32), (0, 0), 1.0) for a in (frame, background)]
