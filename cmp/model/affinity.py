@@ -147,8 +147,8 @@ class AffinityFeatures(NamedTuple):
 
 
 def affinity_features(embed: torch.Tensor, null: torch.Tensor, size: Sequence[int]) -> AffinityFeatures:
-    """:class:`AffinityFeatures` with the squared norms every blend of the image reads (a third of
-    an arrow's distance work on a CPU, done once per image instead of per click)."""
+    """:class:`AffinityFeatures` with the squared norms every blend of the image reads, computed
+    once per image instead of per click (0.5-1 ms of a 384 px arrow on a 2-core CPU)."""
     flat = embed.reshape(embed.shape[0], embed.shape[1], -1)
     return AffinityFeatures(embed, null, tuple(size), (flat * flat).sum(1, keepdim=True))
 
