@@ -374,7 +374,7 @@ def test_people_tuning_set_is_real_held_out_frames_and_never_a_default_report():
     from cmp.cli.eval import add_segmentation
     from cmp.eval import people
     from cmp.eval import segmentation as S
-    from cmp.train.data import VAL_FRACTION
+    from cmp.scenes.video import VAL_FRACTION
 
     tasks = argparse.ArgumentParser().add_subparsers()
     add_segmentation(tasks)

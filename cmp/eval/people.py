@@ -24,7 +24,7 @@ import cv2
 from scipy import ndimage
 
 from ..scenes import SourceUnavailable
-from ..scenes.video import open_video
+from ..scenes.video import VAL_FRACTION, open_video
 from .composites import Composite
 
 CLIP = "vtest.avi"
@@ -98,7 +98,6 @@ def people_tuning(n: int) -> list[Composite]:
     held-out frames) gives its ``j % 3`` th largest person (or its largest), so neighbouring
     frames show different people. Raises :class:`SourceUnavailable` without ``opencv-doc``
     or with fewer than ``n`` objects."""
-    from ..train.data import VAL_FRACTION
     from .real import opencv_data_dir
 
     d = opencv_data_dir()

