@@ -315,19 +315,26 @@ def test_training_and_evaluation_sources_stay_disjoint():
     assert all(c.background in eval_names and c.source in eval_names for c in comps)
 
 
-def test_the_tuning_set_uses_training_glyphs_and_photos_and_is_never_a_default_report():
-    """emoji-tune: the recipe of the emoji set on the training half of the glyphs and on
-    training photos only, so a setting can be chosen without any evaluation image; the
-    segmentation benchmark runs it only when asked."""
+def _assert_tuning_set_runs_only_when_asked(name: str, kind: str) -> None:
+    """``eval segmentation`` runs the tuning set ``name`` only with ``--datasets``, and its kind
+    starts with ``kind``."""
     from cmp.cli.eval import add_segmentation
-    from cmp.eval import segmentation as S
 
     tasks = argparse.ArgumentParser().add_subparsers()
     add_segmentation(tasks)
     parser = tasks.choices["segmentation"]
-    assert "emoji-tune" not in parser.parse_args([]).datasets
-    assert parser.parse_args(["--datasets", "emoji-tune"]).datasets == ["emoji-tune"]
-    assert real.SET_KINDS["emoji-tune"].startswith("composite (tuning set")
+    assert name not in parser.parse_args([]).datasets
+    assert parser.parse_args(["--datasets", name]).datasets == [name]
+    assert real.SET_KINDS[name].startswith(kind)
+
+
+def test_the_tuning_set_uses_training_glyphs_and_photos_and_is_never_a_default_report():
+    """emoji-tune: the recipe of the emoji set on the training half of the glyphs and on
+    training photos only, so a setting can be chosen without any evaluation image; the
+    segmentation benchmark runs it only when asked."""
+    from cmp.eval import segmentation as S
+
+    _assert_tuning_set_runs_only_when_asked("emoji-tune", "composite (tuning set")
     train_names = set(SKIMAGE_PHOTOS) | set(OPENCV_PHOTOS)
     assert {n for n, _ in real.training_photos()} <= train_names
     assert not train_names & (set(real.EVAL_SKIMAGE_PHOTOS) | set(real.EVAL_OPENCV_PHOTOS))
@@ -371,17 +378,11 @@ def test_moving_objects_are_the_person_shaped_differences_from_the_background():
 def test_people_tuning_set_is_real_held_out_frames_and_never_a_default_report():
     """people-tune: people cut out of the last 20% of vtest.avi (the frames training holds out),
     each whole inside its crop, labelled real and a tuning set, run only when asked."""
-    from cmp.cli.eval import add_segmentation
     from cmp.eval import people
     from cmp.eval import segmentation as S
     from cmp.scenes.video import VAL_FRACTION
 
-    tasks = argparse.ArgumentParser().add_subparsers()
-    add_segmentation(tasks)
-    parser = tasks.choices["segmentation"]
-    assert "people-tune" not in parser.parse_args([]).datasets
-    assert parser.parse_args(["--datasets", "people-tune"]).datasets == ["people-tune"]
-    assert real.SET_KINDS["people-tune"].startswith("real (tuning set")
+    _assert_tuning_set_runs_only_when_asked("people-tune", "real (tuning set")
     d = real.opencv_data_dir()
     if d is None or not (d / people.CLIP).is_file():
         pytest.skip("opencv-doc's vtest.avi is not installed")
