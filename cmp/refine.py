@@ -105,18 +105,21 @@ class GuidedFilter:
         a, b, c, d, e, f = m[0, 0], m[0, 1], m[0, 2], m[1, 1], m[1, 2], m[2, 2]
         adj = [d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b]
         inv_det = 1.0 / (a * adj[0] + b * adj[1] + c * adj[2])
-        c00, c01, c02, c11, c12, c22 = (x * inv_det for x in adj)
-        self.inv = [[x.astype(np.float32) for x in row] for row in ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))]
+        # six distinct planes (the inverse is symmetric); the rows share them, not copies of them
+        c00, c01, c02, c11, c12, c22 = ((x * inv_det).astype(np.float32) for x in adj)
+        self.inv = [[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (*self.full, *self.I, *self.mean_I, *(x for row in self.inv for x in row)))
+        planes = {id(a): a for a in (*self.full, *self.I, *self.mean_I, *(x for row in self.inv for x in row))}
+        return sum(a.nbytes for a in planes.values())
 
     @staticmethod
     def nbytes_for(height: int, width: int, subsample: int = GUIDED_SUBSAMPLE) -> int:
         """What :meth:`nbytes` will be for a guide of ``height x width``, before it is built:
-        3 full-resolution planes, and 3 + 3 + 9 planes at 1/``subsample``, float32."""
+        3 full-resolution planes, and 3 + 3 + 6 planes at 1/``subsample``, float32 (the guide,
+        its window means, the six distinct entries of the symmetric inverse covariance)."""
         h, w = (max(1, height // subsample), max(1, width // subsample)) if subsample > 1 else (height, width)
-        return 4 * (3 * height * width + 15 * h * w)
+        return 4 * (3 * height * width + 12 * h * w)
 
     def _one(self, p: np.ndarray) -> np.ndarray:
         mean_p = _box_filter(p, self.r)

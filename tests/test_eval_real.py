@@ -254,6 +254,20 @@ def test_guided_filter_moves_a_soft_flow_step_onto_the_colour_edge_channel_by_ch
     np.testing.assert_allclose(snap(np.full_like(flow, 3.0)), 3.0, atol=1e-3)
 
 
+def test_guided_filter_counts_what_it_holds_and_holds_each_plane_once():
+    """The engine charges its cache ``GuidedFilter.nbytes_for`` before the filter exists: it
+    equals what the built filter holds, at both subsamplings, and the symmetric inverse
+    covariance is six planes shared by its rows, not nine copies."""
+    from cmp.refine import GuidedFilter
+
+    guide = np.random.default_rng(3).random((50, 70, 3), dtype=np.float32)
+    for sub in (1, 2):
+        snap = GuidedFilter(guide, radius=4, eps=1e-3, subsample=sub)
+        assert snap.nbytes() == GuidedFilter.nbytes_for(50, 70, sub)
+        assert len({id(x) for row in snap.inv for x in row}) == 6
+        assert all(snap.inv[i][j] is snap.inv[j][i] for i in range(3) for j in range(3))
+
+
 def test_scenes_and_composites_share_one_shape_and_photo_source():
     """Training scenes and evaluation composites draw from one ``random_shape`` and one
     ``photo``; a seed gives the same shape every time, and eval never imports train."""
