@@ -6,6 +6,7 @@ a Python user keeps it in a variable)::
     {"size": [h, w], "clicks": [[x, y, 1 | 0], ...],   # current object, 1 = positive
      "mask": RLE counts str | None,                     # current object's chosen mask
      "candidates": [{"name", "confidence", "mask"}], "chosen": int,
+     "answered": clicks the mask answers, "history": [what was shown before each of them],
      "t0": epoch s of the object's first click | None, "n_clicks": clicks made (undone ones too),
      "objects": [{"clicks", "mask", "label", "n_clicks", "seconds"}, ...]}   # finished objects
 
@@ -37,7 +38,7 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, scale_named, segment,
+from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, following, scale_named, segment,
                       segment_candidates, segment_clicks, zoom_history)
 from .tracks import is_numbers, parse_json
 
@@ -71,12 +72,15 @@ def undo(state: dict) -> dict:
     """Drop the last click; with no clicks, reopen the last finished object for editing."""
     clicks = [list(c) for c in state.get("clicks", [])]
     objects = list(state.get("objects", []))
+    history = list(state.get("history") or [])
+    if clicks and len(history) == len(clicks) == state.get("answered"):  # what was shown before the click
+        return {**state, "clicks": clicks[:-1], **history[-1], "history": history[:-1], "answered": len(clicks) - 1}
     if clicks:
-        return {**state, "clicks": clicks[:-1], "mask": None, "candidates": []}
+        return {**state, "clicks": clicks[:-1], "mask": None, "candidates": [], "history": [], "answered": 0}
     if objects:
         last = objects.pop()
         return {**state, "clicks": [list(c) for c in last["clicks"]], "mask": last["mask"], "objects": objects,
-                "candidates": [], "n_clicks": last.get("n_clicks"),
+                "candidates": [], "n_clicks": last.get("n_clicks"), "answered": len(last["clicks"]), "history": [],
                 "t0": None if last.get("seconds") is None else time.time() - last["seconds"]}
     return state
 
@@ -106,7 +110,7 @@ def finish_object(state: dict, label: str | None = None, now: float | None = Non
     obj = {"clicks": state["clicks"], "mask": state["mask"], "label": class_name(label),
            "n_clicks": state.get("n_clicks") or len(state["clicks"]), "seconds": seconds}
     return {**state, "clicks": [], "mask": None, "candidates": [], "chosen": 0, "t0": None, "n_clicks": 0,
-            "objects": list(state.get("objects", [])) + [obj]}
+            "answered": 0, "history": [], "objects": list(state.get("objects", [])) + [obj]}
 
 
 def decode(state: dict, counts: str) -> np.ndarray:
@@ -239,16 +243,28 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask,
     zoomed around that candidate's mask so far (:func:`cmp.segment.zoom_box`);
     the other candidates keep their last masks until chosen (:func:`choose` recomputes them).
-    After an undo (no candidates kept) all three are computed again.
+    A new click (one more than the mask answered) adds to the chosen mask or takes away from it
+    by its sign (:func:`cmp.segment.follow_click`), and what was shown before it is kept for
+    :func:`undo`; a call for the same clicks (a changed threshold or frame setting) reads them
+    afresh. After an undo with nothing kept all three are computed again.
     """
     pos, neg = split_clicks(state["clicks"])
+    n = len(state["clicks"])
+    clicked = n == int(state.get("answered") or 0) + 1
+    history = list(state.get("history") or []) if clicked else []
+    if clicked:
+        history.append({"candidates": state.get("candidates") or [], "chosen": state.get("chosen") or 0,
+                        "mask": state.get("mask")})
+    state = {**state, "answered": n, "history": history}
     if not pos:
         return set_candidates(state, []), None
     cands = state.get("candidates") or []
-    if len(state["clicks"]) > 1 and cands:
+    if n > 1 and cands:
         k = state.get("chosen", 0) % len(cands)
         (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
                              cands[k])
+        if clicked:
+            res = following(res, decode(state, cands[k]["mask"]), bool(state["clicks"][-1][2]))
         cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)

@@ -246,6 +246,50 @@ def test_segment_clicks_answers_each_click_around_the_mask_before_it():
     np.testing.assert_array_equal(flat.mask, segment(e, rgb, [(130, 110), (190, 150)], [(300, 250)], zoom=False).mask)
 
 
+def test_a_positive_click_only_adds_and_a_negative_click_only_takes_away():
+    """A later click is read with its sign (``follow_click``): the clicks read afresh may change
+    the mask far from where the click was made (here, a crop that takes in a redder blob, or
+    leaves it out, moves the threshold), but a positive click keeps what was there and a
+    negative one adds nothing; the page's rule, the command line's and the benchmark's alike."""
+    from cmp.eval.segmentation import candidates_method
+    from cmp.segment import follow_click
+
+    before, afresh = np.zeros((3, 4), bool), np.zeros((3, 4), bool)
+    before[:2, :2], afresh[1:, 1:] = True, True
+    np.testing.assert_array_equal(follow_click(None, afresh, False), afresh)  # an object's first click
+    np.testing.assert_array_equal(follow_click(before, afresh, True), before | afresh)
+    np.testing.assert_array_equal(follow_click(before, afresh, False), before & afresh)
+
+    e, rgb = BrightnessPropagator(), _object_and_a_brighter_blob()
+    first = segment(e, rgb, [(130, 110)])
+    assert first.mask[100:160, 120:200].all()  # the first crop leaves the blob out
+    # a positive click on the blob: its crop takes the blob in, and the object, read afresh, falls
+    # below the threshold; the click only adds the blob
+    alone = segment(e, rgb, [(130, 110), (30, 30)], around=mask_box(first.mask), keep=first.box)
+    assert alone.mask[20:40, 20:40].all() and not alone.mask[100:160, 120:200].any()
+    got = segment_clicks(e, rgb, [(130, 110, True), (30, 30, True)])
+    np.testing.assert_array_equal(got.mask, first.mask | alone.mask)
+    assert got.box == alone.box and got.score is not None
+    cands = candidate_clicks(e, rgb, [(130, 110, True), (30, 30, True)])
+    assert all(c.mask[100:160, 120:200].all() for c in cands)  # every reading keeps what the click before gave
+    bench = candidates_method(e)  # the benchmark, called once per click as the pages are, agrees
+    bench(rgb, [(130, 110)], [])
+    np.testing.assert_array_equal(bench(rgb, [(130, 110), (30, 30)], []), cands[best_candidate(cands)].mask)
+
+    # a negative click on a dim part of the object (red 110: below half the blob's 255, above half
+    # the body's 200): its crop leaves the blob out, and read afresh the dim part joins the mask
+    dim = np.zeros_like(rgb)
+    dim[100:160, 120:200, 0], dim[160:180, 120:200, 0], dim[30:45, 50:70, 0] = 200, 110, 255
+    clicks, plain = [(125, 105, True), (190, 170, False)], {"refine": None}
+    first = segment(e, dim, [(125, 105)], **plain)
+    assert first.mask[100:160, 120:200].all() and not first.mask[160:180, 120:200].any()
+    alone = segment(e, dim, [(125, 105)], [(190, 170)], around=mask_box(first.mask), keep=first.box, **plain)
+    assert alone.mask[160:180, 120:200].all()
+    got = segment_clicks(e, dim, clicks, **plain)
+    np.testing.assert_array_equal(got.mask, first.mask & alone.mask)  # the click adds nothing
+    assert got.mask[100:160, 120:200].all() and not got.mask[160:180, 120:200].any()
+
+
 def test_the_evaluation_clicks_as_the_pages_do():
     """The benchmark's method is called once per click, in order: a later click on the same
     image zooms around the mask before it; another image starts afresh."""

@@ -130,8 +130,9 @@ def test_an_encoding_evicted_inside_a_call_is_recomputed_once(tiny_engine, sampl
 def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one(monkeypatch):
     """Like SAM's multi-mask output for a lone click: the first click of an object computes
     part, object and group; later clicks recompute only the reading chosen, zoomed around that
-    reading's mask so far; choosing another recomputes that one from all the clicks; after an
-    undo all three come back."""
+    reading's mask so far, and take away from it (a negative click); choosing another recomputes
+    that one from all the clicks afresh; after an undo of a click with nothing kept all three
+    come back."""
     from types import SimpleNamespace
 
     import cmp.annotate as A
@@ -146,7 +147,7 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
         out = []
         for s in scales:
             m = np.zeros((20, 30), bool)
-            m[:len(pos) + len(neg) + 2, :5 + CANDIDATE_SCALES.index(s) * 5] = True
+            m[:len(pos) + len(neg) + 2, len(neg):5 + CANDIDATE_SCALES.index(s) * 5 + len(neg)] = True
             view = Box(0, 0, 10 + CANDIDATE_SCALES.index(s), 10 + CANDIDATE_SCALES.index(s))  # a crop per reading
             out.append(SimpleNamespace(name=s[0], confidence=0.5 + 0.1 * CANDIDATE_SCALES.index(s), mask=m,
                                        box=view))
@@ -166,12 +167,56 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     assert asked[-1] == [names[0]] and res.name == names[0] and st["chosen"] == 0
     assert arounds[-1] == Box(0, 0, 5, 3)  # the chosen reading's mask before this click
     assert keeps[-1] == Box(0, 0, 10, 10)  # and its crop, kept while it fits
-    assert A.decode(st, st["mask"]).sum() == 4 * 5  # two clicks: the refined mask, not the first click's
+    # two clicks: the reading afresh (rows 0-3, columns 1-5) and, the click being negative, only
+    # what it takes away from the mask before it (rows 0-2, columns 0-4): their intersection
+    assert A.decode(st, st["mask"]).sum() == 3 * 4
     st, _ = A.choose(None, rgb, st, 1)  # another reading: recomputed from both clicks
     assert asked[-1] == [names[1]] and A.decode(st, st["mask"]).sum() == 4 * 10
     assert arounds[-1] == Box(0, 0, 10, 3) and keeps[-1] == Box(0, 0, 11, 11)  # that reading's last mask
     st, _ = A.recompute(None, rgb, A.undo(st))
     assert asked[-1] == names and arounds[-1] is None
+
+
+def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkeypatch):
+    """On the page a new click adds to the chosen mask (positive) or takes away from it (negative);
+    undo shows again what was shown before the click, without the model; the same clicks at
+    another threshold are read afresh (and undo then reads the remaining clicks afresh too)."""
+    from types import SimpleNamespace
+
+    import cmp.annotate as A
+    from cmp.segment import CANDIDATE_SCALES, Box
+
+    calls = []
+
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+        calls.append(threshold)
+        out = []
+        for s in scales:  # read afresh, every reading is a band of columns that moves with the clicks
+            m = np.zeros((20, 30), bool)
+            m[:, 5 * len(pos):5 * len(pos) + 5 + len(neg)] = True
+            out.append(SimpleNamespace(name=s[0], confidence=0.5, mask=m, box=Box(0, 0, 30, 20)))
+        return out
+
+    monkeypatch.setattr(A, "segment_candidates", fake)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    st, _ = A.recompute(None, rgb, A.add_click(A.new_state((20, 30)), 6, 5, True))
+    one = A.decode(st, st["mask"])
+    assert one[:, 5:10].all() and one.sum() == 20 * 5
+    st, res = A.recompute(None, rgb, A.add_click(st, 12, 5, True))
+    two = A.decode(st, st["mask"])
+    np.testing.assert_array_equal(two, one | (np.arange(30) // 5 == 2)[None].repeat(20, 0))  # added, nothing lost
+    np.testing.assert_array_equal(res.mask, two)
+    st, _ = A.recompute(None, rgb, A.add_click(st, 11, 5, False))
+    three = A.decode(st, st["mask"])
+    assert three.sum() == 20 * 5 and three[:, 10:15].all()  # afresh columns 10-15 and the mask before: what both hold
+    n = len(calls)
+    back = A.undo(st)
+    assert len(calls) == n and back["mask"] == A.rle_encode(two)["counts"] and len(back["clicks"]) == 2
+    back = A.undo(back)
+    assert back["mask"] == A.rle_encode(one)["counts"] and len(back["clicks"]) == 1
+    st, _ = A.recompute(None, rgb, st, threshold=0.3)  # the same three clicks, another threshold: afresh
+    assert calls[-1] == 0.3 and A.decode(st, st["mask"])[:, 10:16].all() and A.decode(st, st["mask"]).sum() == 20 * 6
+    assert A.undo(st)["mask"] is None  # nothing kept from before the setting: the page reads the clicks again
 
 
 def test_the_one_photo_resize_averages_when_shrinking_and_keeps_the_array_at_its_size():

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..segment import (DEFAULT_THRESHOLD, best_candidate, scale_named, segment, segment_candidates,
+from ..segment import (DEFAULT_THRESHOLD, best_candidate, following, scale_named, segment, segment_candidates,
                        zoom_history)
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
@@ -138,7 +138,8 @@ def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
-        history = zoom_history(last.get("result") if later else None)
+        before = last.get("result") if later and last.get("positives") else None
+        history = zoom_history(before)
         if candidates == "page" and later and last.get("chosen"):
             (res,) = segment_candidates(engine, rgb, pos, neg, scales=scale_named(last["chosen"]), **history,
                                         **recipe)
@@ -147,7 +148,11 @@ def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
             res = cands[best_candidate(cands)]
         else:
             res = segment(engine, rgb, pos, neg, **history, **recipe)
-        last.update(image=rgb, result=res, chosen=res.name if candidates == "page" and pos else None)
+        if pos:  # the newest click is positive when it added to the positives
+            newest_positive = len(pos) > (last.get("positives", 0) if later else 0)
+            res = following(res, None if before is None else before.mask, newest_positive)
+        last.update(image=rgb, result=res, positives=len(pos),
+                    chosen=res.name if candidates == "page" and pos else None)
         return res.mask
     return run
 
