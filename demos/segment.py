@@ -37,7 +37,7 @@ from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, 
 POSITIVE, NEGATIVE = "Positive (object)", "Negative (background)"
 HINT = ("Click the object (positive) or the background (negative); the mask updates after every click. "
         "The first click gives three candidates (part / object / group, the most confident selected); "
-        "later clicks refine the one chosen. "
+        "later clicks refine the one chosen: a positive click only adds, a negative one only takes away. "
         "**Next object** keeps the mask and starts a new one.")
 #: Single-key shortcuts: key -> (what it does, the element it presses). Shown on the page.
 SHORTCUTS = (("p", "positive clicks", "#segment-mode input[type=radio]:0"),

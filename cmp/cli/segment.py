@@ -12,7 +12,8 @@ from .options import add_image_flag, add_model_flags, numbers, output_path
 
 class _Click(argparse.Action):
     """``--positive`` / ``--negative``: one list of clicks ``(x, y, positive)`` in the order the
-    flags were given (later clicks zoom around the mask of the clicks before them, as on the page)."""
+    flags were given (later clicks zoom around the mask of the clicks before them and add to it or
+    take away from it by their sign, as on the page)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         namespace.clicks = [*(getattr(namespace, "clicks", None) or []), (*values, self.const)]
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
                     "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
                     "repeat a flag per click, in click order (each click after the first zooms around "
-                    "the mask of the clicks before it, as on the Segment page). Like the page, it makes "
+                    "the mask of the clicks before it, and a positive click only adds to that mask, a "
+                    "negative one only takes away, as on the Segment page). Like the page, it makes "
                     "part / object / group candidate masks (zoom at three scales) and writes the most "
                     "confident one; it makes all three at every click (the page, after an object's first "
                     "click, recomputes only the one it shows). The mask has the size of IMG; --out's "
