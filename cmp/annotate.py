@@ -38,8 +38,8 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, check_clicks, following, scale_named, segment,
-                      segment_candidates, segment_clicks, zoom_history)
+from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, best_candidate, check_clicks, following, scale_named,
+                      segment, segment_candidates, segment_clicks, zoom_history)
 from .tracks import is_numbers, parse_json
 
 MAX_OBJECTS = 255  # label maps are 8-bit
@@ -268,7 +268,8 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
         cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
-    state = set_candidates(state, [_as_candidate(c) for c in results])
+    # chosen by their confidence as computed (the state keeps it rounded), as the CLI and API choose
+    state = set_candidates(state, [_as_candidate(c) for c in results], best_candidate(results))
     return state, results[state["chosen"]]
 
 

@@ -177,6 +177,30 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     assert asked[-1] == names and arounds[-1] is None
 
 
+def test_page_chooses_the_candidate_the_cli_and_api_choose_when_rounding_ties_them(monkeypatch):
+    """The state keeps each confidence rounded to 3 digits for display; the first click still
+    chooses by the confidences as computed, as :func:`cmp.segment.best_candidate` (the CLI, the
+    API and the benchmark) does, so two readings equal to 3 digits do not fall to the first one."""
+    from types import SimpleNamespace
+
+    import cmp.annotate as A
+    from cmp.segment import CANDIDATE_SCALES, best_candidate
+
+    confidences = (0.5, 0.94588, 0.94604)  # object and group both show as 0.946
+
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+        return [SimpleNamespace(name=s[0], confidence=confidences[CANDIDATE_SCALES.index(s)],
+                                mask=np.eye(20, 30, k=CANDIDATE_SCALES.index(s), dtype=bool), box=None)
+                for s in scales]
+
+    monkeypatch.setattr(A, "segment_candidates", fake)
+    st, res = A.recompute(None, np.zeros((20, 30, 3), np.uint8), A.add_click(A.new_state((20, 30)), 5, 5, True))
+    want = best_candidate(fake(None, None, [], [], threshold=0.5, pin_frame=True, scales=CANDIDATE_SCALES))
+    assert want == 2 and st["chosen"] == want and res.name == CANDIDATE_SCALES[want][0]
+    assert [c["confidence"] for c in st["candidates"]][1:] == [0.946, 0.946]
+    np.testing.assert_array_equal(A.decode(st, st["mask"]), np.eye(20, 30, k=2, dtype=bool))
+
+
 def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkeypatch):
     """On the page a new click adds to the chosen mask (positive) or takes away from it (negative);
     undo shows again what was shown before the click, without the model; the same clicks at
