@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..segment import (DEFAULT_THRESHOLD, best_candidate, following, scale_named, segment, segment_candidates,
+from .. import annotate
+from ..segment import (DEFAULT_THRESHOLD, best_candidate, following, segment, segment_candidates,
                        zoom_history)
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
@@ -125,25 +126,20 @@ def iou_after(ious: Sequence[float], k: int) -> float:
 
 # -- methods ----------------------------------------------------------------------
 
-def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
+def _clicking(engine, candidates: bool = False, **recipe) -> Method:
     """:func:`cmp.segment.segment` as the pages run it, click after click: a later click on
     the same image zooms around the object's mask after the click before it (``around``).
     :func:`click_ious` calls a method once per click, in order; an object's first click
-    (one point) starts afresh. ``candidates``: "every-click", the most confident of
+    (one point) starts afresh. ``candidates``: the most confident of
     :func:`cmp.segment.segment_candidates` at each click instead (``python -m cmp segment``'s
-    default; the next click zooms around it); "page", the Segment page's rule
-    (:func:`cmp.annotate.recompute`): the most confident of the three at the object's first
-    click, then that candidate alone, at its scale, for every later click."""
+    default; the next click zooms around it)."""
     last: dict = {}
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
         before = last.get("result") if later and last.get("positives") else None
         history = zoom_history(before)
-        if candidates == "page" and later and last.get("chosen"):
-            (res,) = segment_candidates(engine, rgb, pos, neg, scales=scale_named(last["chosen"]), **history,
-                                        **recipe)
-        elif candidates:
+        if candidates:
             cands = segment_candidates(engine, rgb, pos, neg, **history, **recipe)
             res = cands[best_candidate(cands)]
         else:
@@ -151,8 +147,7 @@ def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
         if pos:  # the newest click is positive when it added to the positives
             newest_positive = len(pos) > (last.get("positives", 0) if later else 0)
             res = following(res, None if before is None else before.mask, newest_positive)
-        last.update(image=rgb, result=res, positives=len(pos),
-                    chosen=res.name if candidates == "page" and pos else None)
+        last.update(image=rgb, result=res, positives=len(pos))
         return res.mask
     return run
 
@@ -160,13 +155,25 @@ def _clicking(engine, candidates: str | None = None, **recipe) -> Method:
 def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
     """The most confident of the part / object / group candidates at every click
     (``python -m cmp segment``'s default)."""
-    return _clicking(engine, candidates="every-click", threshold=threshold, pin_frame=pin_frame)
+    return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame)
 
 
 def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
-    """The Segment page's rule: the most confident candidate at an object's first click, then
-    that one candidate, at its scale, at every later click (SAM answers later clicks with one mask)."""
-    return _clicking(engine, candidates="page", threshold=threshold, pin_frame=pin_frame)
+    """The Segment page itself, click by click (:func:`cmp.annotate.add_click` and
+    :func:`cmp.annotate.recompute` on the page's state): the most confident candidate at an object's
+    first click, then that one candidate, at its scale, at every later click (SAM answers later
+    clicks with one mask), each click adding or taking away by its sign."""
+    last: dict = {}
+
+    def run(rgb, pos, neg):
+        later = len(pos) + len(neg) > 1 and last.get("image") is rgb
+        state = last["state"] if later else annotate.new_state(rgb.shape[:2])
+        positive = len(pos) > sum(1 for c in state["clicks"] if c[2])
+        x, y = pos[-1] if positive else neg[-1]
+        state, _ = annotate.recompute(engine, rgb, annotate.add_click(state, x, y, positive), threshold, pin_frame)
+        last.update(image=rgb, state=state)
+        return annotate.decode(state, state["mask"]) if state.get("mask") else np.zeros(rgb.shape[:2], bool)
+    return run
 
 
 def model_method(engine, *, threshold: float = DEFAULT_THRESHOLD, zoom: bool = True,
