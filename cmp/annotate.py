@@ -273,16 +273,34 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     return state, results[state["chosen"]]
 
 
+def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin_frame: bool):
+    """Candidate ``k`` read from all the object's clicks afresh, at its one scale."""
+    cands = state["candidates"]
+    pos, neg = split_clicks(state["clicks"])
+    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
+                         cands[k] if len(state["clicks"]) > 1 else None)
+    return res
+
+
 def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
            pin_frame: bool = True):
     """Choose candidate ``index`` (wrapping), recomputed from all the object's clicks at its
     one scale; returns the state and that candidate's result."""
     cands = state["candidates"]
     k = index % len(cands)
-    pos, neg = split_clicks(state["clicks"])
-    (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
-                         cands[k] if len(state["clicks"]) > 1 else None)
+    res = _reading(engine, rgb, state, k, threshold, pin_frame)
     return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
+
+
+def reading(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
+    """The chosen candidate read from the object's clicks (its score and probe flows: what the
+    page's evidence shows), the state left as it is: the mask shown may add up several clicks'
+    readings (:func:`cmp.segment.follow_click`), and looking at the evidence must not change it.
+    None without a candidate."""
+    cands = state.get("candidates") or []
+    if not cands or not any(c[2] for c in state.get("clicks") or []):
+        return None
+    return _reading(engine, rgb, state, state.get("chosen", 0) % len(cands), threshold, pin_frame)
 
 
 def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,

@@ -324,7 +324,8 @@ def build(ctx: Context) -> None:
         """The evidence of the chosen candidate (the accordion was just opened)."""
         if not path or not st.get("candidates"):
             return gr.skip()
-        return _choose(path, st, thr, pf, lab, ev, st.get("chosen", 0), model)
+        rgb, _ = _image(path)
+        return _show(rgb, st, annotate.reading(ctx.engine_for(model), rgb, st, thr, pf), thr, lab, ev)
 
     @user_errors
     def on_undo(path, st, thr, pf, lab, ev, model=""):
@@ -332,9 +333,10 @@ def build(ctx: Context) -> None:
             return gr.skip()
         rgb, _ = _image(path)
         st = undo(st)
-        res = None
         if st["mask"] is None:
             st, res = _recompute(rgb, st, thr, pf, model)
+        else:  # what was shown before the click is back; its evidence is drawn only while open
+            res = annotate.reading(ctx.engine_for(model), rgb, st, thr, pf) if ev else None
         return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors

@@ -243,6 +243,36 @@ def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkey
     assert A.undo(st)["mask"] is None  # nothing kept from before the setting: the page reads the clicks again
 
 
+def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_to(monkeypatch):
+    """The page's evidence (:func:`cmp.annotate.reading`) is the chosen candidate's reading of the
+    clicks, computed as choosing it would; unlike choosing, it leaves the state alone, so opening
+    the evidence after a few clicks keeps the mask they added up to."""
+    from types import SimpleNamespace
+
+    import cmp.annotate as A
+    from cmp.segment import Box
+
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+        m = np.zeros((20, 30), bool)
+        m[:, 5 * len(pos):5 * len(pos) + 5] = True  # read afresh, a band of columns that moves with the clicks
+        return [SimpleNamespace(name=s[0], confidence=0.5, mask=m, box=Box(0, 0, 30, 20), score=m * 1.0)
+                for s in scales]
+
+    monkeypatch.setattr(A, "segment_candidates", fake)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    st = A.new_state((20, 30))
+    assert A.reading(None, rgb, st) is None
+    st, _ = A.recompute(None, rgb, A.add_click(st, 6, 5, True))
+    st, _ = A.recompute(None, rgb, A.add_click(st, 12, 5, True))
+    before = dict(st)
+    res = A.reading(None, rgb, st)
+    assert st == before and A.decode(st, st["mask"])[:, 5:15].all()  # the two clicks' union, still shown
+    assert res.name == st["candidates"][st["chosen"]]["name"] and res.mask[:, 10:15].all() and res.mask.sum() == 100
+    chosen, again = A.choose(None, rgb, st, st["chosen"])
+    np.testing.assert_array_equal(again.mask, res.mask)  # the same reading choosing computes
+    assert chosen["mask"] != st["mask"]  # which, chosen again, replaces the mask: the evidence must not
+
+
 def test_the_one_photo_resize_averages_when_shrinking_and_keeps_the_array_at_its_size():
     from cmp.geometry import ImageTransform
     from cmp.images import resize_rgb
