@@ -181,7 +181,7 @@ def add_segmentation(tasks) -> None:
                    help="comma-separated, from model,candidates,page,baseline (default all four; with --no-zoom "
                         "model,baseline): 'model' is the object-scale mask at every click, 'candidates' the "
                         "most confident of the part / object / group candidates at every click "
-                        "(`python -m cmp segment`), 'page' the Segment page's rule (the most confident at an "
+                        "(`python -m cmp segment`), 'page' the Segment page's own code (the most confident at an "
                         "object's first click, then that candidate at its scale); without a model method no "
                         "checkpoint is loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
