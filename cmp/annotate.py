@@ -5,7 +5,7 @@ a Python user keeps it in a variable)::
 
     {"size": [h, w], "clicks": [[x, y, 1 | 0], ...],   # current object, 1 = positive
      "mask": RLE counts str | None,                     # current object's chosen mask
-     "candidates": [{"name", "confidence", "mask"}], "chosen": int,
+     "candidates": [{"name", "confidence", "mask", "clicks": how many clicks it answers}], "chosen": int,
      "answered": clicks the mask answers, "history": [what was shown before each of them],
      "t0": epoch s of the object's first click | None, "n_clicks": clicks made (undone ones too),
      "objects": [{"clicks", "mask", "label", "n_clicks", "seconds"}, ...]}   # finished objects
@@ -227,11 +227,13 @@ def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, p
                            pin_frame=bool(pin_frame), scales=scales, **history)
 
 
-def _as_candidate(c) -> dict:
-    """A candidate as the state keeps it: its mask (RLE counts), and what the object's next
-    click zooms around (:func:`cmp.segment.zoom_history`) as [x0, y0, x1, y1] boxes."""
+def _as_candidate(c, clicks: int) -> dict:
+    """A candidate as the state keeps it: its mask (RLE counts), how many of the object's clicks
+    that mask answers, and what the object's next click zooms around
+    (:func:`cmp.segment.zoom_history`) as [x0, y0, x1, y1] boxes."""
     history = {k: None if b is None else [b.x0, b.y0, b.x1, b.y1] for k, b in zoom_history(c).items()}
-    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"], **history}
+    return {"name": c.name, "confidence": round(c.confidence, 3), "mask": rle_encode(c.mask)["counts"],
+            "clicks": clicks, **history}
 
 
 def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
@@ -242,7 +244,8 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     are computed and the most confident is chosen. Later clicks refine the reading already
     chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask,
     zoomed around that candidate's mask so far (:func:`cmp.segment.zoom_box`);
-    the other candidates keep their last masks until chosen (:func:`choose` recomputes them).
+    the other candidates keep their last masks until chosen (:func:`choose` recomputes them;
+    each candidate records how many clicks its mask answers).
     A new click (one more than the mask answered) adds to the chosen mask or takes away from it
     by its sign (:func:`cmp.segment.follow_click`), and what was shown before it is kept for
     :func:`undo`; a call for the same clicks (a changed threshold or frame setting) reads them
@@ -265,11 +268,11 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
                              cands[k])
         if clicked:
             res = following(res, decode(state, cands[k]["mask"]), bool(state["clicks"][-1][2]))
-        cands = [*cands[:k], _as_candidate(res), *cands[k + 1:]]
+        cands = [*cands[:k], _as_candidate(res, n), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
     results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
     # chosen by their confidence as computed (the state keeps it rounded), as the CLI and API choose
-    state = set_candidates(state, [_as_candidate(c) for c in results], best_candidate(results))
+    state = set_candidates(state, [_as_candidate(c, n) for c in results], best_candidate(results))
     return state, results[state["chosen"]]
 
 
@@ -284,12 +287,17 @@ def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin
 
 def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
            pin_frame: bool = True):
-    """Choose candidate ``index`` (wrapping), recomputed from all the object's clicks at its
-    one scale; returns the state and that candidate's result."""
+    """Choose candidate ``index`` (wrapping); returns the state and that candidate's reading of
+    the clicks. A candidate whose mask answers every click so far (the one shown at the last
+    click, chosen again after a look at another) comes back as it was: its mask may add up
+    several clicks (:func:`cmp.segment.follow_click`), and switching must not lose it. Any
+    other is recomputed from all the object's clicks at its one scale."""
     cands = state["candidates"]
     k = index % len(cands)
     res = _reading(engine, rgb, state, k, threshold, pin_frame)
-    return set_candidates(state, [*cands[:k], _as_candidate(res), *cands[k + 1:]], k), res
+    if cands[k].get("clicks") == len(state["clicks"]):
+        return set_candidates(state, cands, k), res
+    return set_candidates(state, [*cands[:k], _as_candidate(res, len(state["clicks"])), *cands[k + 1:]], k), res
 
 
 def reading(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):

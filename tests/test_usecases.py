@@ -245,8 +245,8 @@ def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkey
 
 def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_to(monkeypatch):
     """The page's evidence (:func:`cmp.annotate.reading`) is the chosen candidate's reading of the
-    clicks, computed as choosing it would; unlike choosing, it leaves the state alone, so opening
-    the evidence after a few clicks keeps the mask they added up to."""
+    clicks, computed as choosing it would, and it leaves the state alone, so opening the evidence
+    after a few clicks keeps the mask they added up to."""
     from types import SimpleNamespace
 
     import cmp.annotate as A
@@ -268,9 +268,42 @@ def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_t
     res = A.reading(None, rgb, st)
     assert st == before and A.decode(st, st["mask"])[:, 5:15].all()  # the two clicks' union, still shown
     assert res.name == st["candidates"][st["chosen"]]["name"] and res.mask[:, 10:15].all() and res.mask.sum() == 100
-    chosen, again = A.choose(None, rgb, st, st["chosen"])
+    _, again = A.choose(None, rgb, st, st["chosen"])
     np.testing.assert_array_equal(again.mask, res.mask)  # the same reading choosing computes
-    assert chosen["mask"] != st["mask"]  # which, chosen again, replaces the mask: the evidence must not
+
+
+def test_switching_to_another_candidate_and_back_keeps_what_the_clicks_added_up_to(monkeypatch):
+    """After a few clicks the shown candidate's mask adds up their readings; looking at another
+    candidate reads that one from the clicks afresh, and coming back shows the added-up mask
+    again instead of a fresh reading (nothing the user built is lost by switching)."""
+    from types import SimpleNamespace
+
+    import cmp.annotate as A
+    from cmp.segment import CANDIDATE_SCALES, Box
+
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+        out = []
+        for s in scales:  # read afresh, a band of columns that moves with the clicks, one row band per reading
+            i = CANDIDATE_SCALES.index(s)
+            m = np.zeros((20, 30), bool)
+            m[5 * i:5 * i + 5, 5 * len(pos):5 * len(pos) + 5] = True
+            out.append(SimpleNamespace(name=s[0], confidence=0.5 + 0.1 * i, mask=m, box=Box(0, 0, 30, 20)))
+        return out
+
+    monkeypatch.setattr(A, "segment_candidates", fake)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    st, _ = A.recompute(None, rgb, A.add_click(A.new_state((20, 30)), 6, 5, True))
+    st, _ = A.recompute(None, rgb, A.add_click(st, 12, 5, True))
+    k = st["chosen"]
+    built = A.decode(st, st["mask"])
+    assert built.sum() == 50 and built[10:15, 5:15].all()  # the two clicks' readings, added up
+    other, res = A.choose(None, rgb, st, k + 1)
+    assert other["chosen"] == (k + 1) % 3 and A.decode(other, other["mask"]).sum() == 25  # read afresh
+    back, res = A.choose(None, rgb, other, k)
+    np.testing.assert_array_equal(A.decode(back, back["mask"]), built)
+    assert res.mask.sum() == 25  # the reading is still what the evidence draws
+    st, _ = A.recompute(None, rgb, back, threshold=0.3)  # a changed setting reads every candidate afresh
+    assert A.decode(st, st["mask"]).sum() == 25
 
 
 def test_the_one_photo_resize_averages_when_shrinking_and_keeps_the_array_at_its_size():
