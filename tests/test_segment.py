@@ -593,17 +593,57 @@ def test_cli_eval_segmentation_runs_on_a_tiny_subset(tiny_checkpoint, capsys):
     assert rep["seeds"] == [EVAL_SEED_START, EVAL_SEED_START]
     assert len(rep["methods"]) == 4
     assert {"cmp, most confident of 3", "cmp, the page's rule"} <= set(rep["methods"])
+    fc = rep["first_click"]  # with the candidates method, what the first click offered
+    assert list(fc["iou"]) == ["part", "object", "group"] and fc["images"] == 1
+    assert fc["most_confident"] == pytest.approx(rep["methods"]["cmp, most confident of 3"]["IoU@1"])
+    assert fc["best"] == pytest.approx(max(fc["iou"].values()))  # one image: the best candidate's IoU
     for s in rep["methods"].values():
         assert 1 <= s["NoC@85"] <= 5 and 1 <= s["NoC@90"] <= 5
         assert 0.0 <= s["IoU@1"] <= 1.0 and len(s["curve"]) == 5
     base = ["eval", "segmentation", "--datasets", "composites", "--checkpoint", str(tiny_checkpoint), "--device",
             "cpu", "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"]
     assert cli_main([*base, "--no-zoom"]) == 0  # no candidates without zoom: the model and the baseline
-    rows = list(json.loads(capsys.readouterr().out)["methods"])
+    rep = json.loads(capsys.readouterr().out)
+    rows = list(rep["methods"])
     assert len(rows) == 2 and rows[-1] == "geodesic baseline" and "cmp, most confident of 3" not in rows
+    assert "first_click" not in rep
     assert cli_main([*base, "--no-zoom", "--methods", "candidates"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--no-zoom" in err
+
+
+def test_first_click_reports_every_candidate_the_chosen_one_and_the_best_one():
+    """What an object's first click offers: each candidate's IoU, the most confident one's (what
+    the CLI and the page show) and the best one's, image by image as the protocol clicks."""
+    from cmp.eval.composites import Composite
+    from cmp.eval.segmentation import first_click, format_table, iou, next_click
+
+    eng = BrightnessPropagator()
+    comps = []
+    for k, (y0, x0) in enumerate(((40, 50), (120, 180))):
+        rgb = np.random.default_rng(k).integers(0, 60, (240, 320, 3), dtype=np.uint8)
+        rgb[y0:y0 + 60, x0:x0 + 80, 0] = 220
+        mask = np.zeros((240, 320), bool)
+        mask[y0:y0 + 60, x0:x0 + 110] = True  # the object: the red box and a dark part beside it
+        comps.append(Composite(rgb, mask, k, "noise", "red", "box"))
+    got = first_click(eng, comps)
+    per, picked = [], []
+    for c in comps:
+        x, y, _ = next_click(c.mask, np.zeros_like(c.mask))
+        cands = segment_candidates(eng, c.rgb, [(x, y)], [])
+        per.append([iou(m.mask, c.mask) for m in cands])
+        picked.append(per[-1][best_candidate(cands)])
+    per = np.array(per)
+    assert got["images"] == 2 and list(got["iou"]) == ["part", "object", "group"]
+    assert list(got["iou"].values()) == pytest.approx(per.mean(axis=0).tolist())
+    assert got["most_confident"] == pytest.approx(np.mean(picked))
+    assert got["best"] == pytest.approx(per.max(axis=1).mean()) and got["best"] >= got["most_confident"]
+    assert got["chosen_is_best"] == pytest.approx(np.mean(np.array(picked) >= per.max(axis=1)))
+    row = {"NoC@85": 1.0, "NoC@90": 2.0, "IoU@1": 0.5, "IoU@3": 0.9, "IoU@5": 0.9, "falls": 0, "images": 2,
+           "seconds": 0.1}
+    report = {"dataset": "composites", "kind": "composite", "methods": {"m": row}, "seeds": [0, 1],
+              "max_clicks": 20, "zoom": True, "threshold": 0.5, "first_click": got}
+    assert f"the best of them {got['best']:.3f}" in format_table(report)
 
 
 def test_segment_refines_by_default_and_refine_none_is_the_plain_threshold():

@@ -230,7 +230,8 @@ def run_segmentation(args) -> int:
             rep = S.run(model_row, n_images=args.n_images, max_clicks=args.max_clicks,
                         baseline="baseline" in args.methods, zoom=not args.no_zoom,
                         threshold=args.threshold, pin_frame=not args.no_pin_frame, progress=_log,
-                        dataset=name, extra=extra)
+                        dataset=name, extra=extra,
+                        candidates_of=engine if "candidates" in args.methods else None)
         except SourceUnavailable as exc:
             _log(f"note: skipping {name}: {exc}")
             continue

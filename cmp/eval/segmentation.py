@@ -277,13 +277,37 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
     raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS + TUNING_SETS)}")
 
 
+def first_click(engine, composites: Sequence[Composite], *, threshold: float = DEFAULT_THRESHOLD,
+                pin_frame: bool = True) -> dict:
+    """What an object's first click offers and what is chosen from it: mean IoU of each of
+    :func:`cmp.segment.segment_candidates`' candidates after the protocol's first click, of the
+    most confident one (:func:`cmp.segment.best_candidate`, what the CLI and the page choose) and
+    of the best one by IoU (what a perfect choice would give); ``chosen_is_best``: the share of
+    images where the two are the same candidate."""
+    per: list[list[float]] = []
+    chosen: list[int] = []
+    names: list[str] = []
+    for comp in composites:
+        x, y, _ = next_click(comp.mask, np.zeros_like(comp.mask))
+        cands = segment_candidates(engine, comp.rgb, [(x, y)], [], threshold=threshold, pin_frame=pin_frame)
+        names = [c.name for c in cands]
+        per.append([iou(c.mask, comp.mask) for c in cands])
+        chosen.append(best_candidate(cands))
+    ious = np.array(per)
+    picked = ious[np.arange(len(ious)), chosen]
+    return {"images": len(ious), "iou": {n: float(v) for n, v in zip(names, ious.mean(axis=0))},
+            "most_confident": float(picked.mean()), "best": float(ious.max(axis=1).mean()),
+            "chosen_is_best": float(np.mean(picked >= ious.max(axis=1)))}
+
+
 def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
         zoom: bool = True, threshold: float = DEFAULT_THRESHOLD, start: int = EVAL_SEED_START,
         pin_frame: bool = True, progress: Callable[[str], None] | None = None, dataset: str = "composites",
-        extra: dict[str, Method] | None = None) -> dict:
+        extra: dict[str, Method] | None = None, candidates_of=None) -> dict:
     """Benchmark the engine (if given) and the geodesic baseline on one set; a JSON-able dict.
 
-    ``extra``: more methods by name (e.g. refinements of the model's score).
+    ``extra``: more methods by name (e.g. refinements of the model's score). ``candidates_of``:
+    an engine whose first-click candidates are reported too (:func:`first_click`).
     """
     from .real import SET_KINDS
 
@@ -305,9 +329,12 @@ def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseli
     comps = load_set(dataset, n_images, start)
     results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
     seeds = [comps[0].seed, comps[-1].seed]
-    return {"protocol": f"RITM clicks on {dataset}", "dataset": dataset, "kind": SET_KINDS[dataset],
-            "seeds": seeds, "image_ids": [c.seed for c in comps], "max_clicks": max_clicks, **recipe,
-            "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
+    out = {"protocol": f"RITM clicks on {dataset}", "dataset": dataset, "kind": SET_KINDS[dataset],
+           "seeds": seeds, "image_ids": [c.seed for c in comps], "max_clicks": max_clicks, **recipe,
+           "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
+    if candidates_of is not None:
+        out["first_click"] = first_click(candidates_of, comps, threshold=threshold, pin_frame=pin_frame)
+    return out
 
 
 def format_table(report: dict) -> str:
@@ -321,6 +348,12 @@ def format_table(report: dict) -> str:
                  else f"{s.get(c, '-'):>7}" for c in cols]
         lines.append(f"{n:<{width}}  " + "  ".join(cells))
     lines.insert(0, f"{report.get('dataset', 'composites')}: {report.get('kind', 'composite')}")
+    fc = report.get("first_click")
+    if fc:
+        lines.append("first click, IoU of each candidate: "
+                     + ", ".join(f"{n} {v:.3f}" for n, v in fc["iou"].items())
+                     + f"; the most confident {fc['most_confident']:.3f}, the best of them {fc['best']:.3f} "
+                     f"(the same one on {100 * fc['chosen_is_best']:.0f}% of images)")
     lines.append(f"(seeds {report['seeds'][0]}-{report['seeds'][1]}, max {report['max_clicks']} clicks, "
                  f"zoom {'on' if report['zoom'] else 'off'}, frame pins "
                  f"{'on' if report.get('pin_frame', False) else 'off'}, threshold {report['threshold']}; "
