@@ -305,8 +305,8 @@ def reading(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THR
     page's evidence shows), the state left as it is: the mask shown may add up several clicks'
     readings (:func:`cmp.segment.follow_click`), and looking at the evidence must not change it.
     None without a candidate."""
-    cands = state.get("candidates") or []
-    if not cands or not any(c[2] for c in state.get("clicks") or []):
+    cands = state.get("candidates") or []  # none until a positive click (recompute keeps none without one)
+    if not cands:
         return None
     return _reading(engine, rgb, state, state.get("chosen", 0) % len(cands), threshold, pin_frame)
 
