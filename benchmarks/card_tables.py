@@ -1,4 +1,4 @@
-"""The model card's two evaluation tables, made from the embedded model's evaluation JSONs.
+"""The model card's evaluation tables, made from the embedded model's evaluation JSONs.
 
     python -m benchmarks.card_tables [EVAL_DIR]
 
@@ -48,6 +48,19 @@ def segmentation_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def first_click_table(report: dict) -> str:
+    """IoU after an object's first click of each candidate, of the most confident one and of the
+    best one, per set, from ``segmentation.json``'s ``first_click`` (the candidates method)."""
+    lines = ["| set | kind | part | object | group | most confident (shown) | best of three | the same one |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, kind in SEGMENTATION_ROWS.items():
+        f = report["sets"][name]["first_click"]
+        cells = [f"{f['iou'][c]:.3f}" for c in ("part", "object", "group")]
+        cells += [f"**{f['most_confident']:.3f}**", f"{f['best']:.3f}", f"{100 * f['chosen_is_best']:.0f}%"]
+        lines.append(f"| {name} ({f['images']}) | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def propagation_table(report: dict) -> str:
     """EPE at :data:`POINTS` points, random / watershed, per set and mode, from ``propagation.json``."""
     k = report["points"].index(POINTS)
@@ -68,10 +81,11 @@ def propagation_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def tables(eval_dir: str | Path) -> tuple[str, str]:
-    """(segmentation table, propagation table) of the JSONs in ``eval_dir``."""
+def tables(eval_dir: str | Path) -> tuple[str, str, str]:
+    """(segmentation, first click, propagation) tables of the JSONs in ``eval_dir``."""
     d = Path(eval_dir)
-    return (segmentation_table(json.loads((d / "segmentation.json").read_text())),
+    seg = json.loads((d / "segmentation.json").read_text())
+    return (segmentation_table(seg), first_click_table(seg),
             propagation_table(json.loads((d / "propagation.json").read_text())))
 
 
