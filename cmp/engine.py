@@ -285,6 +285,27 @@ class Engine:
         """Whether images are encoded by the frozen bf16 graph (:mod:`cmp.model.frozen`)."""
         return self._frozen is not None
 
+    def embedding(self, handle: ImageHandle):
+        """The model's per-pixel embedding of a cached image, for :mod:`cmp.walk`
+        (a :class:`cmp.walk.Embedding`), or None for a network without one (the original's
+        bin decoder). Raises :class:`ImageNotCached` when the handle's features were evicted."""
+        from .walk import Embedding
+
+        beta = getattr(self.model, "log_beta", None)
+        with self._lock:
+            entry = self.cache.get(handle.key)
+        if entry is None:
+            raise ImageNotCached(handle.key)
+        if beta is None or not isinstance(entry.feats, AffinityFeatures):
+            return None
+        values = entry.feats.embed[0].float().cpu().numpy()
+        (H, W), (ih, iw) = handle.transform.model_size, handle.transform.inner_size
+        h2, w2 = values.shape[1:]
+        # the embedding's rows and columns that the image covers (align_corners, as the blend reads it)
+        hh = min(h2, int(np.ceil((ih - 1) * (h2 - 1) / max(H - 1, 1))) + 1)
+        ww = min(w2, int(np.ceil((iw - 1) * (w2 - 1) / max(W - 1, 1))) + 1)
+        return Embedding(values, (hh, ww), float(torch.nn.functional.softplus(beta.detach().float())))
+
     def is_cached(self, handle: ImageHandle) -> bool:
         return handle.key in self.cache
 

@@ -29,6 +29,7 @@ from scipy import ndimage
 from . import params
 from .geometry import MIN_SIDE, ImageSizeError
 from .guidance import MAX_POINTS, GuidanceError, validate_points
+from .walk import walk_score
 
 #: Probe motion in model-input pixels (the reference demo's v = 30).
 PROBE_MAGNITUDE = 30.0
@@ -388,7 +389,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
             refine: str | None = DEFAULT_REFINE, around: Box | None = None,
-            keep: Box | None = None) -> Segmentation:
+            keep: Box | None = None, walk: bool = True) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -400,7 +401,11 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     (:func:`cmp.refine.refine_mask`; None = the plain threshold). ``around``: the box of the
     object's mask before this click (:func:`mask_box`), for a later click's zoom
     (:func:`zoom_box`); None = zoom around the clicks alone. ``keep``: the crop that click
-    used (its encoding is reused while it fits).
+    used (its encoding is reused while it fits). ``walk``: the score is the chance that a random
+    walk on the model's embedding reaches a positive click first (:func:`cmp.walk.walk_score`:
+    parts joined to the clicked one come along), for models with an embedding; False, or a
+    model without one: the probes' motion (:func:`score_from_flows`). The probes' flows are
+    returned either way (what the clicks move; the Segment page's evidence).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -416,8 +421,12 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     if pin_frame:
         pins = frame_pins(view.shape[0], view.shape[1], vpos, budget=MAX_POINTS - len(pos) - len(neg))
         vneg = np.concatenate([vneg, pins])
-    flows = probe_flows(engine, engine.set_image(view), vpos, vneg, v)
-    score = score_from_flows(flows)
+    handle = engine.set_image(view)
+    flows = probe_flows(engine, handle, vpos, vneg, v)
+    score = walk_score(engine, handle, vpos, vneg, first=len(pos) == 1 and len(neg) == 0,
+                       border=pin_frame) if walk else None
+    if score is None:  # no embedding to walk on (the original's decoder): what the probes move
+        score = score_from_flows(flows)
     if box is not None:
         score = box.paste(score, h, w, 0.0)
     mask = score > threshold
