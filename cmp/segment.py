@@ -1,4 +1,4 @@
-"""Click segmentation with CMP: clicks -> motion probes -> mask, zoom, clean-up.
+"""Click segmentation with CMP: clicks -> motion probes (and a walk on the embedding) -> mask, zoom, clean-up.
 
 The recipe of the CMP annotation demo: every positive click gets motion
 (+v, 0), (-v, 0), (0, +v), (0, -v) in four guidance sets, every negative
@@ -7,6 +7,10 @@ cached image encoding; the score is the mean |flow| over the four outputs
 and both axes divided by its maximum; the mask is score > threshold. What
 moves with the clicked point is the object. Unless turned off, every set also
 pins the border of the view still (:func:`frame_pins`): the surroundings stay.
+With ``walk=True`` and a model with an embedding (the embedded one) the score is
+instead the chance that a random walk on that embedding reaches a positive click
+before a negative one or the frame (:mod:`cmp.walk`): parts joined to the clicked
+one come along.
 
 Everything here works on any *propagator*: an object with
 ``set_image(rgb) -> handle`` (handle has ``.transform``, an
@@ -66,6 +70,12 @@ FRAME_PINS_PER_SIDE = 4
 FRAME_PIN_CLEARANCE = 0.1
 #: Edge-aware refinement of the mask (:mod:`cmp.refine`; None = the plain threshold).
 DEFAULT_REFINE: str | None = "colour-guided"
+#: The object's score from a random walk on the model's embedding (:mod:`cmp.walk`) instead of
+#: the probes' motion: fewer clicks on the tuning sets and most evaluation sets, but about 18 ms
+#: more per view, which takes the Segment page's click past its 100 ms target (77.8 -> 116.5 ms
+#: in Chromium). Opt-in (``walk=True``, ``python -m cmp segment --walk``) until it is cheaper;
+#: the log's "The object as a random walk on the embedding".
+DEFAULT_WALK = False
 
 
 class Propagator(Protocol):
@@ -389,7 +399,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
             refine: str | None = DEFAULT_REFINE, around: Box | None = None,
-            keep: Box | None = None, walk: bool = True) -> Segmentation:
+            keep: Box | None = None, walk: bool = DEFAULT_WALK) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -403,8 +413,9 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     (:func:`zoom_box`); None = zoom around the clicks alone. ``keep``: the crop that click
     used (its encoding is reused while it fits). ``walk``: the score is the chance that a random
     walk on the model's embedding reaches a positive click first (:func:`cmp.walk.walk_score`:
-    parts joined to the clicked one come along), for models with an embedding; False, or a
-    model without one: the probes' motion (:func:`score_from_flows`). The probes' flows are
+    parts joined to the clicked one come along), for models with an embedding; False (the
+    default, :data:`DEFAULT_WALK`), or a model without one: the probes' motion
+    (:func:`score_from_flows`). The probes' flows are
     returned either way (what the clicks move; the Segment page's evidence).
     """
     h, w = rgb.shape[:2]
@@ -503,7 +514,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                        threshold: float = DEFAULT_THRESHOLD, clean: bool = True, v: float = PROBE_MAGNITUDE,
                        pin_frame: bool = True,
                        scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
-                       around: Box | None = None, keep: Box | None = None) -> list[Candidate]:
+                       around: Box | None = None, keep: Box | None = None,
+                       walk: bool = DEFAULT_WALK) -> list[Candidate]:
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:
@@ -512,8 +524,9 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     object crop on small images too); the image encoding of each view is cached by the
     engine, so repeating the clicks is cheap. Returns the candidates in the
     order of ``scales``; :func:`best_candidate` picks the most confident.
-    Without a positive click every candidate is empty with confidence 0. ``around`` and
-    ``keep``: as for :func:`segment` (a later click of the candidate's object).
+    Without a positive click every candidate is empty with confidence 0. ``around``,
+    ``keep`` and ``walk``: as for :func:`segment` (``around``, ``keep``: a later click of the
+    candidate's object).
     """
     out = []
     for name, fraction in scales:
@@ -522,7 +535,7 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                       pin_frame=pin_frame,
                       zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
                       max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around,
-                      keep=keep)
+                      keep=keep, walk=walk)
         out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
                              confidence=mask_confidence(res, threshold)))
     return out

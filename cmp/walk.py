@@ -144,7 +144,7 @@ def walk_score(engine, handle, positive, negative, *, first: bool, border: bool 
     hh, ww = emb.inner
     grid = emb.values[:, :hh, :ww]
     if WALK_POOL > 1:
-        grid = F.avg_pool2d(torch.from_numpy(np.ascontiguousarray(grid))[None], WALK_POOL, ceil_mode=True)[0].numpy()
+        grid = F.avg_pool2d(torch.from_numpy(grid)[None], WALK_POOL, ceil_mode=True)[0].numpy()
     gh, gw = grid.shape[1:]
     H, W = tf.model_size
     # model-input pixel -> embedding pixel (align_corners: the blend's own reading) -> pooled cell

@@ -179,16 +179,13 @@ def build(ctx: Context) -> None:
             bridge = direct.bridge("segment", "segment-canvas", DIRECT_SETTINGS, lambda *a: direct_click(*a))
             with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence") as ev_box:
                 gr.Markdown("Left: the four probe flows of the view the model saw (colour wheel: hue = "
-                            "direction, saturation = speed): what moves with your clicks. Right: the score; the "
-                            "mask is where it passes the threshold (outline on the heat map, red line on the "
-                            "histogram). With a model that has an embedding (the embedded one) the score is the "
-                            "chance that a random walk on the embedding reaches a positive click before a negative "
-                            "one or the frame; otherwise the probes' mean magnitude.")
+                            "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
+                            "is where it passes the threshold (outline on the heat map, red line on the histogram).")
                 with gr.Row():
                     ev_flows = fast_preview(gr.Image(label="The four probe flows (colour wheel)", show_label=False,
                                                      format="png", interactive=False, height=300,
                                                      elem_id="segment-evidence-flows"))
-                    ev_score = fast_preview(gr.Image(label="The score and the threshold",
+                    ev_score = fast_preview(gr.Image(label="Motion-magnitude score and the threshold",
                                                      show_label=False, format="png", interactive=False, height=300,
                                                      elem_id="segment-evidence-score"))
             gr.Markdown(HINT)

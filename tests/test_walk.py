@@ -1,6 +1,8 @@
 """The click's object as a random walk on the model's embedding (cmp.walk) and its place in segment()."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -91,8 +93,8 @@ def test_segment_walks_on_an_affinity_model_and_keeps_the_probes_elsewhere(tiny_
     eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-walk")
     rgb = np.zeros((96, 128, 3), np.uint8)
     rgb[20:70, 30:90] = (200, 60, 40)
-    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)
-    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=False)
+    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=True)
+    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)  # the default: the probes
     assert walked.flows.shape == probed.flows.shape == (4, 96, 128, 2)  # the evidence: the probes' motion
     np.testing.assert_array_equal(walked.flows, probed.flows)
     np.testing.assert_allclose(probed.score, score_from_flows(probed.flows))
@@ -102,7 +104,7 @@ def test_segment_walks_on_an_affinity_model_and_keeps_the_probes_elsewhere(tiny_
     np.testing.assert_allclose(walked.score, walk_score(eng, h, np.array([[60, 45]]), pins, first=True))
     # the bin decoder has no embedding: its score stays the probes'
     assert tiny_engine.embedding(tiny_engine.set_image(rgb)) is None
-    plain = segment(tiny_engine, rgb, [(60, 45)], zoom=False, refine=None, clean=False)
+    plain = segment(tiny_engine, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=True)
     np.testing.assert_allclose(plain.score, score_from_flows(plain.flows))
 
 
@@ -121,3 +123,41 @@ def test_embedding_covers_the_image_and_needs_the_image_cached():
     eng.cache.clear()
     with pytest.raises(ImageNotCached):
         eng.embedding(h)
+
+
+def test_cli_segment_walk_writes_the_walks_mask_and_eval_measures_it(tmp_path):
+    """``--walk`` is the walk of ``candidate_clicks(..., walk=True)``, which differs from the
+    default probes on this image; ``eval segmentation --methods walk`` reports it under its own name."""
+    from PIL import Image
+
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import TINY_AFFINITY, build_cmp
+    from cmp.segment import best_candidate, candidate_clicks
+    from helpers import run_cli
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "aff.safetensors")
+    rgb = np.zeros((80, 120, 3), np.uint8)
+    rgb[15:65, 25:95] = (200, 60, 40)
+    rgb[30:50, 45:75] = (40, 160, 200)
+    img = tmp_path / "in.png"
+    Image.fromarray(rgb).save(img)
+    masks = {}
+    for flag in ((), ("--walk",)):
+        out = tmp_path / f"mask{len(flag)}.png"
+        r = run_cli("segment", "--image", img, "--positive", "60,40", "--checkpoint", ck, "--device", "cpu",
+                    "--precision", "fp32", "--out", out, *flag, timeout=300)
+        assert r.returncode == 0, r.stderr
+        masks[bool(flag)] = np.asarray(Image.open(out)) == 255
+    eng = Engine.from_checkpoint(str(ck), device="cpu", precision="fp32")
+    for walk in (False, True):
+        cands = candidate_clicks(eng, rgb, [(60, 40, True)], walk=walk)
+        np.testing.assert_array_equal(masks[walk], cands[best_candidate(cands)].mask)
+    assert not np.array_equal(masks[True], masks[False])
+    rep = tmp_path / "rep.json"
+    r = run_cli("eval", "segmentation", "--checkpoint", ck, "--device", "cpu", "--precision", "fp32",
+                "--datasets", "composites", "--n-images", "1", "--methods", "walk", "--max-clicks", "5",
+                "--json", rep, timeout=300)
+    assert r.returncode == 0, r.stderr
+    methods = json.loads(rep.read_text())["methods"]  # one set: its report alone
+    assert list(methods) == ["cmp, most confident of 3, walk"]

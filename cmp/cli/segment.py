@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="like --candidates, but write all three in the order part, object, group (PNG: "
                         "FILE_1.png .. FILE_3.png and a label map as FILE; COCO/YOLO: one annotation per "
                         "candidate, COCO with its confidence)")
+    p.add_argument("--walk", action="store_true",
+                   help="read the object as a random walk on the model's embedding (cmp.walk): fewer clicks "
+                        "on most of our sets, about 18 ms more per view; models without an embedding ignore it")
     p.add_argument("--class", dest="category", default="object", metavar="NAME",
                    help="class name for COCO categories and YOLO classes.txt (default: object)")
     p.add_argument("--coco", default=None, metavar="JSON",
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
-                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
         objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         res = cands[best]
     else:
         res = segment_clicks(engine, rgb, args.clicks, threshold=args.threshold, zoom=not args.no_zoom,
-                             clean=not args.no_clean, pin_frame=not args.no_pin_frame)
+                             clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
         objects = [ObjectAnnotation(res.mask, category)]
     name = Path(args.image).name
     write_annotation(out, objects, file_name=name)

@@ -152,10 +152,11 @@ def _clicking(engine, candidates: bool = False, **recipe) -> Method:
     return run
 
 
-def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
+def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True,
+                      walk: bool = False) -> Method:
     """The most confident of the part / object / group candidates at every click
-    (``python -m cmp segment``'s default)."""
-    return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame)
+    (``python -m cmp segment``'s default; ``walk``: with ``--walk``)."""
+    return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame, walk=walk)
 
 
 def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
