@@ -12,7 +12,9 @@ what an edge of the embedding cuts off does not. The walk runs on the embedding 
 caches (:meth:`cmp.engine.Engine.embedding`), pooled to a quarter of the model's input size.
 
 Settings chosen on the tuning sets and kept by a rule written before the evaluation sets
-were run (the model card's log, "The object as a random walk on the embedding"). Arrays:
+were run (the model card's log, "The object as a random walk on the embedding"). Opt-in
+(``cmp.segment.segment(..., walk=True)``, ``python -m cmp segment --walk``): it costs about
+18 ms per view, too much for the Segment page's click (:data:`cmp.segment.DEFAULT_WALK`). Arrays:
 scores (h, w) float32 in [0, 1] in the view's pixels; clicks (N, 2) (x, y) in its pixels.
 Never imports Gradio.
 """
