@@ -102,13 +102,18 @@ class ImageTransform:
         return dxy / np.array([self.sx, self.sy])
 
     # -- dense flow --------------------------------------------------------
-    def unapply_flow(self, flow: np.ndarray) -> np.ndarray:
-        """(H, W, 2) model-input flow -> (h, w, 2) float32 flow in user pixels."""
+    def unapply_map(self, a: np.ndarray) -> np.ndarray:
+        """(H, W) or (H, W, C) model-input map -> float32 in user pixels: the padding cropped,
+        the rest resized bilinearly (values unchanged; may share memory with ``a``)."""
         ih, iw = self.inner_size
-        f = np.ascontiguousarray(flow[:ih, :iw], dtype=np.float32)
+        f = np.ascontiguousarray(a[:ih, :iw], dtype=np.float32)
         if (ih, iw) != (self.height, self.width):
             f = cv2.resize(f, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        f = f.copy()
+        return f
+
+    def unapply_flow(self, flow: np.ndarray) -> np.ndarray:
+        """(H, W, 2) model-input flow -> (h, w, 2) float32 flow in user pixels."""
+        f = self.unapply_map(flow).copy()
         f[..., 0] /= self.sx
         f[..., 1] /= self.sy
         return f

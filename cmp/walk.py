@@ -23,8 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 
@@ -81,6 +79,9 @@ def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negati
     = sharpness x beta x 10 std sqrt(D) and its own weight floor) in about twice the time
     (28-31 ms against 14.5 for the solve on a 96 x 96 grid, this project's 2-core CPU), and
     a click has 50 ms."""
+    import scipy.sparse as sp  # here, not at import: 50 ms of every start-up, for an opt-in
+    import scipy.sparse.linalg as spla
+
     d, h, w = grid.shape
     n = h * w
     labels = np.full((h, w), -1, np.int8)  # -1 unknown, 0 background, 1 object
@@ -166,11 +167,6 @@ def walk_score(engine, handle, positive, negative, *, first: bool, border: bool 
         t = F.interpolate(t, scale_factor=WALK_POOL, mode="bilinear", align_corners=False)
     full = torch.zeros((1, 1, h2, w2))
     full[..., :hh, :ww] = t[..., :hh, :ww]
-    up = F.interpolate(full, size=(H, W), mode="bilinear", align_corners=True)[0, 0].numpy()
-    ih, iw = tf.inner_size
-    score = up[:ih, :iw]
-    if (ih, iw) != (tf.height, tf.width):
-        import cv2
-        score = cv2.resize(np.ascontiguousarray(score), (tf.width, tf.height), interpolation=cv2.INTER_LINEAR)
+    score = tf.unapply_map(F.interpolate(full, size=(H, W), mode="bilinear", align_corners=True)[0, 0].numpy())
     level = WALK_LEVEL_FIRST if first else WALK_LEVEL_LATER
     return np.clip(score * (0.5 / level), 0.0, 1.0).astype(np.float32)
