@@ -219,12 +219,13 @@ def points_json(clicks) -> str:
 
 # -- model work (through cmp.lease.run_model) ---------------------------------------
 
-def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, previous=None):
-    """``previous``: the kept candidate this click follows (a later click), or None."""
+def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, previous=None, evidence=True):
+    """``previous``: the kept candidate this click follows (a later click), or None; ``evidence``:
+    the probes' flows too (:func:`cmp.segment.segment`)."""
     history = {} if previous is None else {k: None if not previous.get(k) else Box(*previous[k])
                                            for k in ("around", "keep")}  # none kept by older states
     return lease.run_model(segment_candidates, engine, rgb, positive, negative, threshold=float(threshold),
-                           pin_frame=bool(pin_frame), scales=scales, **history)
+                           pin_frame=bool(pin_frame), scales=scales, evidence=bool(evidence), **history)
 
 
 def _as_candidate(c, clicks: int) -> dict:
@@ -236,7 +237,8 @@ def _as_candidate(c, clicks: int) -> dict:
             "clicks": clicks, **history}
 
 
-def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True):
+def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True,
+              evidence: bool = True):
     """State with the current object's candidates recomputed from its clicks, and the chosen
     :class:`cmp.segment.Segmentation` (None without a positive click).
 
@@ -249,7 +251,8 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     A new click (one more than the mask answered) adds to the chosen mask or takes away from it
     by its sign (:func:`cmp.segment.follow_click`), and what was shown before it is kept for
     :func:`undo`; a call for the same clicks (a changed threshold or frame setting) reads them
-    afresh. After an undo with nothing kept all three are computed again.
+    afresh. After an undo with nothing kept all three are computed again. ``evidence``: the
+    results carry the probes' flows (the page's evidence, when it is open).
     """
     pos, neg = split_clicks(state["clicks"])
     n = len(state["clicks"])
@@ -265,36 +268,37 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     if n > 1 and cands:
         k = state.get("chosen", 0) % len(cands)
         (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
-                             cands[k])
+                             cands[k], evidence)
         if clicked:
             res = following(res, decode(state, cands[k]["mask"]), bool(state["clicks"][-1][2]))
         cands = [*cands[:k], _as_candidate(res, n), *cands[k + 1:]]
         return set_candidates(state, cands, k), res
-    results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES)
+    results = _candidates(engine, rgb, pos, neg, threshold, pin_frame, CANDIDATE_SCALES, evidence=evidence)
     # chosen by their confidence as computed (the state keeps it rounded), as the CLI and API choose
     state = set_candidates(state, [_as_candidate(c, n) for c in results], best_candidate(results))
     return state, results[state["chosen"]]
 
 
-def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin_frame: bool):
+def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin_frame: bool, evidence: bool = True):
     """Candidate ``k`` read from all the object's clicks afresh, at its one scale."""
     cands = state["candidates"]
     pos, neg = split_clicks(state["clicks"])
     (res,) = _candidates(engine, rgb, pos, neg, threshold, pin_frame, scale_named(cands[k]["name"]),
-                         cands[k] if len(state["clicks"]) > 1 else None)
+                         cands[k] if len(state["clicks"]) > 1 else None, evidence)
     return res
 
 
 def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
-           pin_frame: bool = True):
+           pin_frame: bool = True, evidence: bool = True):
     """Choose candidate ``index`` (wrapping); returns the state and that candidate's reading of
     the clicks. A candidate whose mask answers every click so far (the one shown at the last
     click, chosen again after a look at another) comes back as it was: its mask may add up
     several clicks (:func:`cmp.segment.follow_click`), and switching must not lose it. Any
-    other is recomputed from all the object's clicks at its one scale."""
+    other is recomputed from all the object's clicks at its one scale. ``evidence``: as for
+    :func:`recompute`."""
     cands = state["candidates"]
     k = index % len(cands)
-    res = _reading(engine, rgb, state, k, threshold, pin_frame)
+    res = _reading(engine, rgb, state, k, threshold, pin_frame, evidence)
     if cands[k].get("clicks") == len(state["clicks"]):
         return set_candidates(state, cands, k), res
     return set_candidates(state, [*cands[:k], _as_candidate(res, len(state["clicks"])), *cands[k + 1:]], k), res
@@ -317,12 +321,12 @@ def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: 
     (the same points in click order, :func:`read_points`), :func:`cmp.segment.segment_clicks`."""
     if clicks:
         return lease.run_model(segment_clicks, engine, rgb, clicks, threshold=float(threshold), zoom=bool(zoom),
-                               pin_frame=bool(pin_frame))
+                               pin_frame=bool(pin_frame), evidence=False)
     return lease.run_model(segment, engine, rgb, positive, negative, threshold=float(threshold), zoom=bool(zoom),
-                           pin_frame=bool(pin_frame))
+                           pin_frame=bool(pin_frame), evidence=False)
 
 
 def candidates_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
                            pin_frame: bool = True, scales=CANDIDATE_SCALES):
     """:func:`cmp.segment.segment_candidates` for checked points, under the GPU lease."""
-    return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales)
+    return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, evidence=False)

@@ -61,6 +61,7 @@ class CachedImage:
     feats: Features
     view: np.ndarray
     _edges: GuidedFilter | None = None
+    _walk: object = None  # a cmp.walk.WalkGraph, built by Engine.walk_graph
 
     def edges(self) -> GuidedFilter:
         if self._edges is None:  # two threads may both build it: the same filter, no harm
@@ -69,7 +70,12 @@ class CachedImage:
 
     def nbytes(self) -> int:
         h, w = self.view.shape[:2]
-        return self.feats.nbytes() + self.view.nbytes + GuidedFilter.nbytes_for(h, w, FLOW_EDGE_SUBSAMPLE)
+        n = self.feats.nbytes() + self.view.nbytes + GuidedFilter.nbytes_for(h, w, FLOW_EDGE_SUBSAMPLE)
+        if isinstance(self.feats, AffinityFeatures):  # the walk's graph, charged before it is built
+            from .walk import WalkGraph
+
+            n += WalkGraph.nbytes_for(*self.feats.embed.shape[-2:])
+        return n
 
 
 class ImageNotCached(KeyError):
@@ -305,6 +311,24 @@ class Engine:
         hh = min(h2, int(np.ceil((ih - 1) * (h2 - 1) / max(H - 1, 1))) + 1)
         ww = min(w2, int(np.ceil((iw - 1) * (w2 - 1) / max(W - 1, 1))) + 1)
         return Embedding(values, (hh, ww), float(torch.nn.functional.softplus(beta.detach().float())))
+
+    def walk_graph(self, handle: ImageHandle):
+        """The random walk's graph of a cached image (a :class:`cmp.walk.WalkGraph`: the edge
+        weights of its pooled embedding), built the first time and kept with the image's
+        features, or None for a network without an embedding. Raises :class:`ImageNotCached`
+        when the handle's features were evicted."""
+        from .walk import walk_graph
+
+        with self._lock:
+            entry = self.cache.get(handle.key)
+        if entry is None:
+            raise ImageNotCached(handle.key)
+        if entry._walk is None:  # two threads may both build it: the same graph, no harm
+            emb = self.embedding(handle)
+            if emb is None:
+                return None
+            entry._walk = walk_graph(emb)
+        return entry._walk
 
     def is_cached(self, handle: ImageHandle) -> bool:
         return handle.key in self.cache

@@ -7,10 +7,11 @@ cached image encoding; the score is the mean |flow| over the four outputs
 and both axes divided by its maximum; the mask is score > threshold. What
 moves with the clicked point is the object. Unless turned off, every set also
 pins the border of the view still (:func:`frame_pins`): the surroundings stay.
-With ``walk=True`` and a model with an embedding (the embedded one) the score is
-instead the chance that a random walk on that embedding reaches a positive click
-before a negative one or the frame (:mod:`cmp.walk`): parts joined to the clicked
-one come along.
+With a model that has an embedding (the embedded one) the score is by default
+(``walk``, :data:`DEFAULT_WALK`) instead the chance that a random walk on that
+embedding reaches a positive click before a negative one or the frame
+(:mod:`cmp.walk`): parts joined to the clicked one come along. The probes then run
+only when their flows are asked for (``evidence``: the Segment page's evidence).
 
 Everything here works on any *propagator*: an object with
 ``set_image(rgb) -> handle`` (handle has ``.transform``, an
@@ -71,11 +72,11 @@ FRAME_PIN_CLEARANCE = 0.1
 #: Edge-aware refinement of the mask (:mod:`cmp.refine`; None = the plain threshold).
 DEFAULT_REFINE: str | None = "colour-guided"
 #: The object's score from a random walk on the model's embedding (:mod:`cmp.walk`) instead of
-#: the probes' motion: fewer clicks on the tuning sets and most evaluation sets, but about 18 ms
-#: more per view, which takes the Segment page's click past its 100 ms target (77.8 -> 116.5 ms
-#: in Chromium). Opt-in (``walk=True``, ``python -m cmp segment --walk``) until it is cheaper;
-#: the log's "The object as a random walk on the embedding".
-DEFAULT_WALK = False
+#: the probes' motion: fewer clicks on the tuning sets and most evaluation sets (the log's "The
+#: object as a random walk on the embedding"). The default since its solve reuses one symbolic
+#: factorization per grid shape and the probes run only for the page's evidence (the log's
+#: "The walk as the default"); ``walk=False``, ``python -m cmp segment --no-walk``: the probes.
+DEFAULT_WALK = True
 
 
 class Propagator(Protocol):
@@ -377,13 +378,16 @@ class Segmentation:
 
     flows: the 4 probe flows (4, h, w, 2) float32 of the view the model saw (the
     zoom crop, or the whole image), in pixels of that view; None without a
-    positive click. It is the evidence the score was made from.
+    positive click, or when the walk made the score and no evidence was asked for
+    (:func:`segment`'s ``evidence``). What the clicks move: the Segment page's evidence.
+    source: what made the score, ``"walk"`` (:mod:`cmp.walk`) or ``"probes"`` (the flows).
     """
 
     mask: np.ndarray
     score: np.ndarray
     box: Box | None
     flows: np.ndarray | None = None
+    source: str = "probes"
 
 
 def check_threshold(threshold) -> float:
@@ -399,7 +403,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
             refine: str | None = DEFAULT_REFINE, around: Box | None = None,
-            keep: Box | None = None, walk: bool = DEFAULT_WALK) -> Segmentation:
+            keep: Box | None = None, walk: bool = DEFAULT_WALK, evidence: bool = True) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -415,8 +419,10 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     walk on the model's embedding reaches a positive click first (:func:`cmp.walk.walk_score`:
     parts joined to the clicked one come along), for models with an embedding; False (the
     default, :data:`DEFAULT_WALK`), or a model without one: the probes' motion
-    (:func:`score_from_flows`). The probes' flows are
-    returned either way (what the clicks move; the Segment page's evidence).
+    (:func:`score_from_flows`). ``evidence``: the probes' flows are computed and returned
+    (what the clicks move; the Segment page's evidence) even when the walk gives the score;
+    False leaves ``flows`` None then (a third of a click's time: the CLI, the HTTP API and the
+    page with its evidence closed).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -433,9 +439,10 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
         pins = frame_pins(view.shape[0], view.shape[1], vpos, budget=MAX_POINTS - len(pos) - len(neg))
         vneg = np.concatenate([vneg, pins])
     handle = engine.set_image(view)
-    flows = probe_flows(engine, handle, vpos, vneg, v)
     score = walk_score(engine, handle, vpos, vneg, first=len(pos) == 1 and len(neg) == 0,
                        border=pin_frame) if walk else None
+    flows = probe_flows(engine, handle, vpos, vneg, v) if evidence or score is None else None
+    source = "probes" if score is None else "walk"
     if score is None:  # no embedding to walk on (the original's decoder): what the probes move
         score = score_from_flows(flows)
     if box is not None:
@@ -446,7 +453,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
         mask = refine_mask(refine, rgb, score, pos, neg, box=box, threshold=threshold)
     if clean:
         mask = clean_mask(mask, pos, neg)
-    return Segmentation(mask, score, box, flows)
+    return Segmentation(mask, score, box, flows, source)
 
 
 # -- part or whole: several candidate masks per click --------------------------------
@@ -515,7 +522,7 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                        pin_frame: bool = True,
                        scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
                        around: Box | None = None, keep: Box | None = None,
-                       walk: bool = DEFAULT_WALK) -> list[Candidate]:
+                       walk: bool = DEFAULT_WALK, evidence: bool = True) -> list[Candidate]:
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:
@@ -525,8 +532,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
     engine, so repeating the clicks is cheap. Returns the candidates in the
     order of ``scales``; :func:`best_candidate` picks the most confident.
     Without a positive click every candidate is empty with confidence 0. ``around``,
-    ``keep`` and ``walk``: as for :func:`segment` (``around``, ``keep``: a later click of the
-    candidate's object).
+    ``keep``, ``walk`` and ``evidence``: as for :func:`segment` (``around``, ``keep``: a later
+    click of the candidate's object).
     """
     out = []
     for name, fraction in scales:
@@ -535,8 +542,8 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                       pin_frame=pin_frame,
                       zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
                       max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around,
-                      keep=keep, walk=walk)
-        out.append(Candidate(res.mask, res.score, res.box, res.flows, name=name,
+                      keep=keep, walk=walk, evidence=evidence)
+        out.append(Candidate(res.mask, res.score, res.box, res.flows, res.source, name=name,
                              confidence=mask_confidence(res, threshold)))
     return out
 

@@ -9,22 +9,28 @@ to a neighbour with a probability that falls with their embedding distance, and 
 of a pixel is the chance that it reaches a positive click before a negative one or the
 view's border. Parts joined to the clicked one through similar neighbours come along;
 what an edge of the embedding cuts off does not. The walk runs on the embedding the engine
-caches (:meth:`cmp.engine.Engine.embedding`), pooled to a quarter of the model's input size.
+caches (:meth:`cmp.engine.Engine.embedding`), pooled to a quarter of the model's input size;
+its edge weights are computed once per image and kept beside its features
+(:meth:`cmp.engine.Engine.walk_graph`), and the sparse solve reuses one symbolic
+factorization per grid shape (:class:`_GridFactor`): about 8 ms per view on this project's
+2-core CPU.
 
 Settings chosen on the tuning sets and kept by a rule written before the evaluation sets
-were run (the model card's log, "The object as a random walk on the embedding"). Opt-in
-(``cmp.segment.segment(..., walk=True)``, ``python -m cmp segment --walk``): it costs about
-18 ms per view, too much for the Segment page's click (:data:`cmp.segment.DEFAULT_WALK`). Arrays:
+were run (the model card's log, "The object as a random walk on the embedding"); the default
+of :func:`cmp.segment.segment` since the solve became cheap enough for the Segment page's
+click (:data:`cmp.segment.DEFAULT_WALK`; the log's "The walk as the default"). Arrays:
 scores (h, w) float32 in [0, 1] in the view's pixels; clicks (N, 2) (x, y) in its pixels.
 Never imports Gradio.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cachetools import LRUCache
 
 #: The walk's edge weights are exp(-SHARPNESS x beta x |E(p) - E(q)|^2) between
 #: 4-neighbours, beta being the model's own feature weight (its blend's logits are
@@ -64,27 +70,101 @@ def _square(labels: np.ndarray, x: int, y: int, r: int, value: int) -> None:
     labels[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1] = value
 
 
-def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negative: np.ndarray, *,
-                     sharpness: float = WALK_SHARPNESS, border: bool = True,
-                     clearance: float = WALK_BORDER_CLEARANCE) -> np.ndarray:
-    """The chance (h, w) float32 that a walk from each cell of ``grid`` ((D, h, w) features)
-    reaches a positive seed before a negative one. Seeds are integer (x, y) cells; ``border``
-    makes the grid's border negative away from the positive seeds. Positive seeds are marked
-    last: a cell in both squares belongs to the click that says "object".
+@dataclass(frozen=True)
+class WalkGraph:
+    """The walk's grid of an image: the edge weights between 4-neighbours of the pooled
+    embedding, ``right`` (h, w - 1) between (y, x) and (y, x + 1), ``down`` (h - 1, w) between
+    (y, x) and (y + 1, x), float64; ``size`` (h2, w2) of the embedding it was pooled from and
+    ``inner`` (hh, ww) of that covering the image. It depends on the image alone, so the
+    engine keeps it beside the image's features (:meth:`cmp.engine.Engine.walk_graph`)."""
 
-    The chance is harmonic between the seeds: the Dirichlet problem L_uu x_u = -L_us x_s of the
-    graph Laplacian L over the unseeded cells u, solved by SuperLU in its symmetric mode
-    (:func:`scipy.sparse.linalg.splu`). The system is built for the unseeded cells directly:
-    :func:`skimage.segmentation.random_walker` gives the same chances (to 0.02, with ``beta``
-    = sharpness x beta x 10 std sqrt(D) and its own weight floor) in about twice the time
-    (28-31 ms against 14.5 for the solve on a 96 x 96 grid, this project's 2-core CPU), and
-    a click has 50 ms."""
-    import scipy.sparse as sp  # here, not at import: 50 ms of every start-up, for an opt-in
-    import scipy.sparse.linalg as spla
+    right: np.ndarray
+    down: np.ndarray
+    size: tuple[int, int]
+    inner: tuple[int, int]
 
-    d, h, w = grid.shape
-    n = h * w
-    labels = np.full((h, w), -1, np.int8)  # -1 unknown, 0 background, 1 object
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.right.shape[0], self.down.shape[1]
+
+    @staticmethod
+    def nbytes_for(h2: int, w2: int) -> int:
+        """Bytes of the graph of an embedding (h2, w2) (at most; the inner part is smaller)."""
+        gh, gw = -(-h2 // WALK_POOL), -(-w2 // WALK_POOL)
+        return 8 * (gh * (gw - 1) + (gh - 1) * gw)
+
+
+def edge_weights(grid: np.ndarray, beta: float, sharpness: float = WALK_SHARPNESS) -> tuple[np.ndarray, np.ndarray]:
+    """(right, down) weights exp(-sharpness x beta x |E(p) - E(q)|^2) + a floor of the features
+    ``grid`` (D, h, w); see :class:`WalkGraph`."""
+    g = grid.astype(np.float64, copy=False)
+    right = np.exp(-sharpness * beta * ((g[:, :, 1:] - g[:, :, :-1]) ** 2).sum(0)) + _EPS
+    down = np.exp(-sharpness * beta * ((g[:, 1:, :] - g[:, :-1, :]) ** 2).sum(0)) + _EPS
+    return right, down
+
+
+def walk_graph(emb: Embedding) -> WalkGraph:
+    """The walk's graph of an :class:`Embedding`: the part covering the image, average-pooled
+    by :data:`WALK_POOL`, its edge weights."""
+    hh, ww = emb.inner
+    grid = np.ascontiguousarray(emb.values[:, :hh, :ww])
+    if WALK_POOL > 1:
+        grid = F.avg_pool2d(torch.from_numpy(grid)[None], WALK_POOL, ceil_mode=True)[0].numpy()
+    right, down = edge_weights(grid, emb.beta)
+    return WalkGraph(right, down, tuple(emb.values.shape[1:]), (hh, ww))
+
+
+class _GridFactor:
+    """The LDL^T factorization (:mod:`qdldl`) of one grid shape's Dirichlet systems. Every
+    system of an h x w grid has the same sparsity: seeded cells keep their row, as 1 on the
+    diagonal and explicit zeros beside it, so the fill-reducing ordering and the symbolic
+    factorization are computed once per shape and each walk only refactors the numbers
+    (``update``): 6 ms on a 96 x 96 grid against 20 for SuperLU's whole factorization on the
+    unseeded cells alone (this project's 2-core CPU), the same chances. One walk at a time."""
+
+    def __init__(self, h: int, w: int):
+        import scipy.sparse as sp  # here, not at import: the walk's start-up cost is paid by its first use
+
+        n = h * w
+        idx = np.arange(n).reshape(h, w)
+        # the upper triangle: the diagonal, then each cell with its right and lower neighbour
+        rows = np.concatenate([np.arange(n), idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+        cols = np.concatenate([np.arange(n), idx[:, 1:].ravel(), idx[1:, :].ravel()])
+        order = sp.csc_matrix((np.arange(1, len(rows) + 1, dtype=np.float64), (rows, cols)), shape=(n, n))
+        self.n, self.indices, self.indptr = n, order.indices, order.indptr
+        self.take = order.data.astype(np.int64) - 1  # CSC position -> position in (diagonal, right, down)
+        self.solver = None
+        self.lock = threading.Lock()
+
+    def solve(self, values: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        import qdldl
+        import scipy.sparse as sp
+
+        a = sp.csc_matrix((values[self.take], self.indices, self.indptr), shape=(self.n, self.n))
+        with self.lock:
+            if self.solver is None:
+                self.solver = qdldl.Solver(a, upper=True)
+            else:
+                self.solver.update(a, upper=True)
+            return self.solver.solve(rhs)
+
+
+_FACTORS: LRUCache = LRUCache(8)
+_FACTORS_LOCK = threading.Lock()
+
+
+def _factor(h: int, w: int) -> _GridFactor:
+    with _FACTORS_LOCK:
+        f = _FACTORS.get((h, w))
+        if f is None:
+            f = _FACTORS[(h, w)] = _GridFactor(h, w)
+        return f
+
+
+def seed_labels(h: int, w: int, positive: np.ndarray, negative: np.ndarray, *, border: bool = True,
+                clearance: float = WALK_BORDER_CLEARANCE) -> np.ndarray:
+    """(h, w) int8: 1 a positive seed, 0 a negative one, -1 unseeded (see :func:`walk_probability`)."""
+    labels = np.full((h, w), -1, np.int8)
     if border:
         edge = np.zeros((h, w), bool)
         edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
@@ -96,59 +176,76 @@ def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negati
         _square(labels, int(x), int(y), WALK_NEGATIVE_RADIUS, 0)
     for x, y in positive:
         _square(labels, int(x), int(y), WALK_POSITIVE_RADIUS, 1)
+    return labels
+
+
+def solve_walk(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The chance (h, w) float32 that a walk from each cell reaches a cell labelled 1 before one
+    labelled 0 (:func:`seed_labels`), on the grid with edge weights ``right`` / ``down``.
+
+    The chance is harmonic between the seeds: the Dirichlet problem L_uu x_u = -L_us x_s of the
+    graph Laplacian L over the unseeded cells u, solved on the whole grid with each seeded cell's
+    row set to x_s (:class:`_GridFactor`). :func:`skimage.segmentation.random_walker` gives the
+    same chances (to 0.02, with ``beta`` = sharpness x beta x 10 std sqrt(D) and its own weight
+    floor) in about five times the time."""
+    h, w = labels.shape
     lab = labels.ravel()
     if not (lab == 1).any():
         return np.zeros((h, w), np.float32)
     if not (lab == 0).any():
         return np.ones((h, w), np.float32)
-    # 4-neighbour edges (i, j) and their weights
-    idx = np.arange(n).reshape(h, w)
-    g = grid.astype(np.float64, copy=False)
-    d2 = np.concatenate([((g[:, 1:, :] - g[:, :-1, :]) ** 2).sum(0).ravel(),
-                         ((g[:, :, 1:] - g[:, :, :-1]) ** 2).sum(0).ravel()])
-    i = np.concatenate([idx[1:, :].ravel(), idx[:, 1:].ravel()])
-    j = np.concatenate([idx[:-1, :].ravel(), idx[:, :-1].ravel()])
-    wt = np.exp(-sharpness * beta * d2) + _EPS
-    unknown = lab < 0
-    m = np.cumsum(unknown) - 1  # index of each unseeded cell among them
-    nu = int(unknown.sum())
-    if nu == 0:
+    unknown = labels < 0
+    if not unknown.any():
         return (labels == 1).astype(np.float32)
-    deg = np.bincount(i, wt, n) + np.bincount(j, wt, n)
-    both = unknown[i] & unknown[j]
-    rows = np.concatenate([m[i[both]], m[j[both]], np.arange(nu)])
-    cols = np.concatenate([m[j[both]], m[i[both]], np.arange(nu)])
-    a = sp.csc_matrix((np.concatenate([-wt[both], -wt[both], deg[unknown]]), (rows, cols)), shape=(nu, nu))
-    obj = (lab == 1).astype(np.float64)
-    rhs = np.zeros(nu)
-    for u, s in ((i, j), (j, i)):  # an unseeded cell next to a seeded one: its weight x the seed's value
-        cut = unknown[u] & ~unknown[s]
-        rhs += np.bincount(m[u[cut]], wt[cut] * obj[s[cut]], nu)
-    out = obj.copy()
-    # L_uu is symmetric positive definite: LU in SuperLU's symmetric mode (no row pivoting)
-    lu = spla.splu(a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    out[unknown] = lu.solve(rhs)
-    return np.clip(out, 0.0, 1.0).reshape(h, w).astype(np.float32)
+    obj = (labels == 1).astype(np.float64)
+    deg = np.zeros((h, w))
+    deg[:, 1:] += right
+    deg[:, :-1] += right
+    deg[1:, :] += down
+    deg[:-1, :] += down
+    # an unseeded cell next to a seeded one: the edge's weight x the seed's value, on the right-hand side
+    rhs = np.zeros((h, w))
+    rhs[:, 1:] += right * obj[:, :-1]
+    rhs[:, :-1] += right * obj[:, 1:]
+    rhs[1:, :] += down * obj[:-1, :]
+    rhs[:-1, :] += down * obj[1:, :]
+    rhs = np.where(unknown, rhs, obj)
+    diag = np.where(unknown, deg, 1.0)
+    off_right = -right * (unknown[:, 1:] & unknown[:, :-1])  # edges between unseeded cells only
+    off_down = -down * (unknown[1:, :] & unknown[:-1, :])
+    values = np.concatenate([diag.ravel(), off_right.ravel(), off_down.ravel()])
+    x = _factor(h, w).solve(values, rhs.ravel())
+    return np.clip(x, 0.0, 1.0).reshape(h, w).astype(np.float32)
+
+
+def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negative: np.ndarray, *,
+                     sharpness: float = WALK_SHARPNESS, border: bool = True,
+                     clearance: float = WALK_BORDER_CLEARANCE) -> np.ndarray:
+    """The chance (h, w) float32 that a walk from each cell of ``grid`` ((D, h, w) features)
+    reaches a positive seed before a negative one. Seeds are integer (x, y) cells; ``border``
+    makes the grid's border negative away from the positive seeds. Positive seeds are marked
+    last: a cell in both squares belongs to the click that says "object" (:func:`seed_labels`,
+    :func:`solve_walk`)."""
+    _, h, w = grid.shape
+    right, down = edge_weights(grid, beta, sharpness)
+    return solve_walk(right, down, seed_labels(h, w, positive, negative, border=border, clearance=clearance))
 
 
 def walk_score(engine, handle, positive, negative, *, first: bool, border: bool = True) -> np.ndarray | None:
     """The walk's score (h, w) float32 in [0, 1] in the pixels of the view ``handle`` holds
-    (see the module docstring), or None when ``engine`` has no embedding to walk on (the
-    original's decoder, a classical propagator): the caller keeps the probes' score then.
+    (see the module docstring), or None when ``engine`` has no embedding to walk on (no
+    ``walk_graph``, or None from it: the original's decoder, a classical propagator): the caller keeps the probes' score then.
     ``positive`` / ``negative``: (x, y) in the view's pixels, the frame's still points among
     the negatives; ``first``: the object's first click (the level :data:`WALK_LEVEL_FIRST`);
     ``border``: the view's border is background (as the frame's still points say)."""
-    embedding = getattr(engine, "embedding", None)
-    emb = embedding(handle) if embedding is not None else None
-    if emb is None:
+    graph_of = getattr(engine, "walk_graph", None)
+    graph = graph_of(handle) if graph_of is not None else None
+    if graph is None:
         return None
     tf = handle.transform
-    d, h2, w2 = emb.values.shape
-    hh, ww = emb.inner
-    grid = emb.values[:, :hh, :ww]
-    if WALK_POOL > 1:
-        grid = F.avg_pool2d(torch.from_numpy(grid)[None], WALK_POOL, ceil_mode=True)[0].numpy()
-    gh, gw = grid.shape[1:]
+    h2, w2 = graph.size
+    hh, ww = graph.inner
+    gh, gw = graph.shape
     H, W = tf.model_size
     # model-input pixel -> embedding pixel (align_corners: the blend's own reading) -> pooled cell
     sy, sx = (h2 - 1) / max(H - 1, 1) / WALK_POOL, (w2 - 1) / max(W - 1, 1) / WALK_POOL
@@ -161,7 +258,7 @@ def walk_score(engine, handle, positive, negative, *, first: bool, border: bool 
         return np.stack([np.clip(np.round(m[:, 0] * sx), 0, gw - 1),
                          np.clip(np.round(m[:, 1] * sy), 0, gh - 1)], 1).astype(np.int64)
 
-    p = walk_probability(grid, emb.beta, cells(positive), cells(negative), border=border)
+    p = solve_walk(graph.right, graph.down, seed_labels(gh, gw, cells(positive), cells(negative), border=border))
     t = torch.from_numpy(p)[None, None]
     if WALK_POOL > 1:
         t = F.interpolate(t, scale_factor=WALK_POOL, mode="bilinear", align_corners=False)

@@ -2,7 +2,7 @@
 
 - :func:`probe_flows_image`: the four probe flows (colour wheel, one shared
   scale) in a 2x2 grid, each labelled with the motion its click was given.
-- :func:`score_image`: the motion-magnitude score of the view as a heat map with
+- :func:`score_image`: the score of the view (the walk's chance, or the probes' motion) as a heat map with
   the threshold's outline, beside its histogram with the threshold line.
 
 Both take what :func:`cmp.segment.segment` returns for the view the model saw
@@ -19,6 +19,8 @@ from cmp.flow import flow_to_color
 #: Long side of one flow tile / of the heat map, in pixels.
 TILE = 160
 PROBE_LABELS = ("probe 1: right", "probe 2: left", "probe 3: down", "probe 4: up")
+#: The score image's caption by what made the score (:attr:`cmp.segment.Segmentation.source`).
+SCORE_LABELS = {"walk": "score = chance a walk reaches the object", "probes": "score = mean |probe flow| / max"}
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
 THRESHOLD_COLOR = (214, 39, 40)
@@ -49,9 +51,10 @@ def probe_flows_image(flows: np.ndarray) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def score_image(score: np.ndarray, threshold: float, bins: int = 40) -> np.ndarray:
+def score_image(score: np.ndarray, threshold: float, bins: int = 40, source: str = "probes") -> np.ndarray:
     """(h, w) score in [0, 1] -> (H, W, 3) uint8: heat map with the mask outline, and a histogram
-    of the score with the threshold as a vertical line (the mask is everything right of it)."""
+    of the score with the threshold as a vertical line (the mask is everything right of it);
+    ``source``: what made the score (its caption, :data:`SCORE_LABELS`)."""
     s = np.clip(np.asarray(score, dtype=np.float32), 0.0, 1.0)
     heat = cv2.applyColorMap((s * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
     heat = np.ascontiguousarray(_fit(heat))
@@ -63,7 +66,7 @@ def score_image(score: np.ndarray, threshold: float, bins: int = 40) -> np.ndarr
     pw, ph = PLOT_WIDTH, hh - 18
     canvas = Image.new("RGB", (heat.shape[1] + pw + 3 * pad, hh + label_h + 2 * pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    draw.text((pad, pad), "score = mean |probe flow| / max", fill=INK)
+    draw.text((pad, pad), SCORE_LABELS.get(source, "score"), fill=INK)
     canvas.paste(Image.fromarray(heat), (pad, pad + label_h))
     # Histogram on a log scale: the background's mass near 0 would flatten everything else.
     counts, _ = np.histogram(s, bins=bins, range=(0.0, 1.0))

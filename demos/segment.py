@@ -178,14 +178,17 @@ def build(ctx: Context) -> None:
             gr.HTML(shortcuts_markdown(), js_on_load=shortcuts_js(), elem_id="segment-keys")
             bridge = direct.bridge("segment", "segment-canvas", DIRECT_SETTINGS, lambda *a: direct_click(*a))
             with gr.Accordion("Evidence: what the mask came from", open=False, elem_id="segment-evidence") as ev_box:
-                gr.Markdown("Left: the four probe flows of the view the model saw (colour wheel: hue = "
-                            "direction, saturation = speed). Right: their mean magnitude, the score; the mask "
-                            "is where it passes the threshold (outline on the heat map, red line on the histogram).")
+                gr.Markdown("Left: the four probe flows of the view the model saw: what moves with the clicks "
+                            "(colour wheel: hue = direction, saturation = speed). Right: the score, the chance "
+                            "that a random walk on the model's embedding reaches a positive click before a "
+                            "negative one or the frame (a model without an embedding: the flows' mean "
+                            "magnitude); the mask is where it passes the threshold (outline on the heat map, "
+                            "red line on the histogram).")
                 with gr.Row():
                     ev_flows = fast_preview(gr.Image(label="The four probe flows (colour wheel)", show_label=False,
                                                      format="png", interactive=False, height=300,
                                                      elem_id="segment-evidence-flows"))
-                    ev_score = fast_preview(gr.Image(label="Motion-magnitude score and the threshold",
+                    ev_score = fast_preview(gr.Image(label="The score and the threshold",
                                                      show_label=False, format="png", interactive=False, height=300,
                                                      elem_id="segment-evidence-score"))
             gr.Markdown(HINT)
@@ -219,11 +222,12 @@ def build(ctx: Context) -> None:
         if res is None or res.flows is None:
             return None, None
         score = res.score if res.box is None else res.box.crop(res.score)
-        return evidence.probe_flows_image(res.flows), evidence.score_image(score, float(thr))
+        return evidence.probe_flows_image(res.flows), evidence.score_image(score, float(thr), source=res.source)
 
-    def _recompute(rgb, st, thr, pf, model=""):
-        """State with the current object's candidates recomputed from its clicks; also the chosen result."""
-        return annotate.recompute(ctx.engine_for(model), rgb, st, thr, pf)
+    def _recompute(rgb, st, thr, pf, model="", ev=True):
+        """State with the current object's candidates recomputed from its clicks; also the chosen result
+        (with the probes' flows only while the evidence is open)."""
+        return annotate.recompute(ctx.engine_for(model), rgb, st, thr, pf, evidence=bool(ev))
 
     def _show(rgb, st, res=None, thr=DEFAULT_THRESHOLD, lab=None, ev=True):
         """Every output of a click; the evidence views only while their accordion is open (drawing
@@ -263,7 +267,7 @@ def build(ctx: Context) -> None:
     def _apply_click(rgb, st, x, y, md, thr, pf, lab, model, ev):
         if st.get("size") != list(rgb.shape[:2]):
             st = new_state(rgb.shape[:2])
-        st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf, model)
+        st, res = _recompute(rgb, add_click(st, x, y, md != NEGATIVE), thr, pf, model, ev)
         return _show(rgb, st, res, thr, lab, ev)
 
     def direct_click(session, x, y, s):
@@ -298,12 +302,12 @@ def build(ctx: Context) -> None:
         if not path or not st.get("clicks"):
             return gr.skip()
         rgb, _ = _image(path)
-        st, res = _recompute(rgb, st, thr, pf, model)
+        st, res = _recompute(rgb, st, thr, pf, model, ev)
         return _show(rgb, st, res, thr, lab, ev)
 
     def _choose(path, st, thr, pf, lab, ev, index, model=""):
         rgb, _ = _image(path)
-        st, res = annotate.choose(ctx.engine_for(model), rgb, st, index, thr, pf)
+        st, res = annotate.choose(ctx.engine_for(model), rgb, st, index, thr, pf, evidence=bool(ev))
         return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors
@@ -334,7 +338,7 @@ def build(ctx: Context) -> None:
         rgb, _ = _image(path)
         st = undo(st)
         if st["mask"] is None:
-            st, res = _recompute(rgb, st, thr, pf, model)
+            st, res = _recompute(rgb, st, thr, pf, model, ev)
         else:  # what was shown before the click is back; its evidence is drawn only while open
             res = annotate.reading(ctx.engine_for(model), rgb, st, thr, pf) if ev else None
         return _show(rgb, st, res, thr, lab, ev)

@@ -99,7 +99,12 @@ def test_motion_is_snapped_to_the_images_edges_where_it_was_measured():
     charged = entry.nbytes()
     snapped = eng.propagate_batch(h, sets, scene_motion=None)
     assert entry._edges is not None and entry.nbytes() == charged  # the cache was charged for it from the start
-    assert charged == entry.feats.nbytes() + entry.view.nbytes + entry._edges.nbytes()
+    # the random walk's graph (cmp.walk) is charged from the start too
+    from cmp.walk import WalkGraph
+    graph = WalkGraph.nbytes_for(*entry.feats.embed.shape[-2:])
+    assert charged == entry.feats.nbytes() + entry.view.nbytes + entry._edges.nbytes() + graph
+    built = eng.walk_graph(h)
+    assert entry.nbytes() == charged and built.right.nbytes + built.down.nbytes <= graph
     want = GuidedFilter(rgb.astype(np.float32) / 255, FLOW_EDGE_RADIUS, FLOW_EDGE_EPS, FLOW_EDGE_SUBSAMPLE)
     for g in range(len(sets)):
         np.testing.assert_allclose(snapped[g], want(raw[g]), atol=1e-5)

@@ -140,7 +140,7 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
 
     asked, arounds, keeps = [], [], []
 
-    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
         asked.append([s[0] for s in scales])
         arounds.append(around)
         keeps.append(keep)
@@ -188,7 +188,7 @@ def test_page_chooses_the_candidate_the_cli_and_api_choose_when_rounding_ties_th
 
     confidences = (0.5, 0.94588, 0.94604)  # object and group both show as 0.946
 
-    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
         return [SimpleNamespace(name=s[0], confidence=confidences[CANDIDATE_SCALES.index(s)],
                                 mask=np.eye(20, 30, k=CANDIDATE_SCALES.index(s), dtype=bool), box=None)
                 for s in scales]
@@ -212,7 +212,7 @@ def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkey
 
     calls = []
 
-    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
         calls.append(threshold)
         out = []
         for s in scales:  # read afresh, every reading is a band of columns that moves with the clicks
@@ -252,7 +252,10 @@ def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_t
     import cmp.annotate as A
     from cmp.segment import Box
 
-    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+    asked = []
+
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
+        asked.append(evidence)
         m = np.zeros((20, 30), bool)
         m[:, 5 * len(pos):5 * len(pos) + 5] = True  # read afresh, a band of columns that moves with the clicks
         return [SimpleNamespace(name=s[0], confidence=0.5, mask=m, box=Box(0, 0, 30, 20), score=m * 1.0)
@@ -262,10 +265,12 @@ def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_t
     rgb = np.zeros((20, 30, 3), np.uint8)
     st = A.new_state((20, 30))
     assert A.reading(None, rgb, st) is None
-    st, _ = A.recompute(None, rgb, A.add_click(st, 6, 5, True))
-    st, _ = A.recompute(None, rgb, A.add_click(st, 12, 5, True))
+    st, _ = A.recompute(None, rgb, A.add_click(st, 6, 5, True), evidence=False)  # the evidence closed
+    st, _ = A.recompute(None, rgb, A.add_click(st, 12, 5, True), evidence=False)
+    assert asked == [False, False]  # no probe flows asked for while nobody looks at them
     before = dict(st)
     res = A.reading(None, rgb, st)
+    assert asked[-1] is True  # opening the evidence asks for them
     assert st == before and A.decode(st, st["mask"])[:, 5:15].all()  # the two clicks' union, still shown
     assert res.name == st["candidates"][st["chosen"]]["name"] and res.mask[:, 10:15].all() and res.mask.sum() == 100
     _, again = A.choose(None, rgb, st, st["chosen"])
@@ -281,7 +286,7 @@ def test_switching_to_another_candidate_and_back_keeps_what_the_clicks_added_up_
     import cmp.annotate as A
     from cmp.segment import CANDIDATE_SCALES, Box
 
-    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None):
+    def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
         out = []
         for s in scales:  # read afresh, a band of columns that moves with the clicks, one row band per reading
             i = CANDIDATE_SCALES.index(s)

@@ -9,8 +9,8 @@ import torch
 
 from cmp.engine import Engine, ImageHandle, ImageNotCached
 from cmp.segment import frame_pins, score_from_flows, segment
-from cmp.walk import (WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_NEGATIVE_RADIUS, Embedding, walk_probability,
-                      walk_score)
+from cmp.walk import (WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_NEGATIVE_RADIUS, WALK_POOL, Embedding, WalkGraph,
+                      walk_graph, walk_probability, walk_score)
 
 
 def _grid(features: np.ndarray) -> np.ndarray:
@@ -67,6 +67,9 @@ class _WalkEngine:
         v[0, :, (W // 2) // 2:] = 3.0
         return Embedding(v, (H // 2, W // 2), 1.0)
 
+    def walk_graph(self, handle):  # as Engine.walk_graph, without its cache
+        return walk_graph(self.embedding(handle))
+
 
 def test_walk_score_is_in_the_views_pixels_and_its_level_depends_on_the_click():
     h, w = 48, 64
@@ -93,10 +96,17 @@ def test_segment_walks_on_an_affinity_model_and_keeps_the_probes_elsewhere(tiny_
     eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-walk")
     rgb = np.zeros((96, 128, 3), np.uint8)
     rgb[20:70, 30:90] = (200, 60, 40)
-    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=True)
-    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)  # the default: the probes
+    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)  # the default: the walk
+    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=False)
     assert walked.flows.shape == probed.flows.shape == (4, 96, 128, 2)  # the evidence: the probes' motion
     np.testing.assert_array_equal(walked.flows, probed.flows)
+    # without the evidence the walk alone runs: the same score and mask, no flows
+    bare = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, evidence=False)
+    assert bare.flows is None
+    np.testing.assert_array_equal(bare.score, walked.score)
+    np.testing.assert_array_equal(bare.mask, walked.mask)
+    assert segment(eng, rgb, [(60, 45)], zoom=False, walk=False, evidence=False).flows is not None
+    assert (walked.source, bare.source, probed.source) == ("walk", "walk", "probes")  # the evidence's caption
     np.testing.assert_allclose(probed.score, score_from_flows(probed.flows))
     assert not np.allclose(walked.score, probed.score)
     h = eng.set_image(rgb)
@@ -104,8 +114,10 @@ def test_segment_walks_on_an_affinity_model_and_keeps_the_probes_elsewhere(tiny_
     np.testing.assert_allclose(walked.score, walk_score(eng, h, np.array([[60, 45]]), pins, first=True))
     # the bin decoder has no embedding: its score stays the probes'
     assert tiny_engine.embedding(tiny_engine.set_image(rgb)) is None
-    plain = segment(tiny_engine, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=True)
+    assert tiny_engine.walk_graph(tiny_engine.set_image(rgb)) is None
+    plain = segment(tiny_engine, rgb, [(60, 45)], zoom=False, refine=None, clean=False, evidence=False)
     np.testing.assert_allclose(plain.score, score_from_flows(plain.flows))
+    assert plain.source == "probes"
 
 
 def test_embedding_covers_the_image_and_needs_the_image_cached():
@@ -120,21 +132,58 @@ def test_embedding_covers_the_image_and_needs_the_image_cached():
     assert emb.values.shape[1:] == (H // 2, W // 2) and emb.beta > 0
     ih, iw = h.transform.inner_size
     assert emb.inner[1] == W // 2 and emb.inner[0] < H // 2 and emb.inner[0] >= ih // 2
+    graph = eng.walk_graph(h)  # built once, kept beside the features
+    assert eng.walk_graph(h) is graph
+    assert graph.size == emb.values.shape[1:] and graph.inner == emb.inner
+    assert graph.shape == (-(-emb.inner[0] // WALK_POOL), -(-emb.inner[1] // WALK_POOL))
+    assert graph.right.nbytes + graph.down.nbytes <= WalkGraph.nbytes_for(*graph.size)
     eng.cache.clear()
     with pytest.raises(ImageNotCached):
         eng.embedding(h)
+    with pytest.raises(ImageNotCached):
+        eng.walk_graph(h)
 
 
-def test_cli_segment_walk_writes_the_walks_mask_and_eval_measures_it(tmp_path):
-    """``--walk`` is the walk of ``candidate_clicks(..., walk=True)``, which differs from the
-    default probes on this image; ``eval segmentation --methods walk`` reports it under its own name."""
+def test_the_solve_reuses_its_factorization_and_matches_a_direct_solve():
+    """Every system of one grid shape shares a sparsity pattern, so one symbolic factorization is
+    refactored for new seeds and weights; each answer equals SuperLU's solve of the unseeded cells."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    from cmp.walk import edge_weights, seed_labels, solve_walk
+
+    rng = np.random.default_rng(3)
+    for _ in range(3):  # new weights and new seeds on the same 20 x 30 grid
+        right, down = edge_weights(rng.normal(size=(4, 20, 30)).astype(np.float32), float(rng.uniform(0.2, 2)))
+        pos, neg = rng.integers(2, 18, size=(2, 2)), rng.integers(2, 18, size=(3, 2))
+        labels = seed_labels(20, 30, pos, neg)
+        got = solve_walk(right, down, labels)
+        # the reference: the Laplacian built from the edge list, solved on the unseeded cells
+        idx = np.arange(600).reshape(20, 30)
+        i = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+        j = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+        wt = np.concatenate([right.ravel(), down.ravel()])
+        lap = sp.coo_matrix((np.concatenate([-wt, -wt]), (np.concatenate([i, j]), np.concatenate([j, i]))),
+                            shape=(600, 600)).tocsr()
+        lap = lap - sp.diags(np.asarray(lap.sum(1)).ravel())
+        u, lab = labels.ravel() < 0, labels.ravel()
+        x = (lab == 1).astype(float)
+        x[u] = spla.spsolve(lap[u][:, u].tocsc(), -lap[u][:, ~u] @ x[~u])
+        np.testing.assert_allclose(got.ravel(), x, atol=1e-5)
+
+
+def test_cli_segment_walks_by_default_and_no_walk_writes_the_probes_mask(tmp_path):
+    """The CLI's default is the walk of ``candidate_clicks(..., walk=True)``; ``--no-walk`` the
+    probes' (``walk=False``), which differ on this image; ``--walk`` says the default again.
+    ``eval segmentation --methods probes`` reports the probes under their own name."""
     from PIL import Image
 
     from cmp.checkpoints import save_checkpoint
     from cmp.model import TINY_AFFINITY, build_cmp
-    from cmp.segment import best_candidate, candidate_clicks
+    from cmp.segment import DEFAULT_WALK, best_candidate, candidate_clicks
     from helpers import run_cli
 
+    assert DEFAULT_WALK
     torch.manual_seed(0)
     ck = save_checkpoint(build_cmp(TINY_AFFINITY), tmp_path / "aff.safetensors")
     rgb = np.zeros((80, 120, 3), np.uint8)
@@ -143,21 +192,21 @@ def test_cli_segment_walk_writes_the_walks_mask_and_eval_measures_it(tmp_path):
     img = tmp_path / "in.png"
     Image.fromarray(rgb).save(img)
     masks = {}
-    for flag in ((), ("--walk",)):
-        out = tmp_path / f"mask{len(flag)}.png"
+    for name, flag in (("default", ()), ("walk", ("--walk",)), ("probes", ("--no-walk",))):
+        out = tmp_path / f"mask-{name}.png"
         r = run_cli("segment", "--image", img, "--positive", "60,40", "--checkpoint", ck, "--device", "cpu",
                     "--precision", "fp32", "--out", out, *flag, timeout=300)
         assert r.returncode == 0, r.stderr
-        masks[bool(flag)] = np.asarray(Image.open(out)) == 255
+        masks[name] = np.asarray(Image.open(out)) == 255
     eng = Engine.from_checkpoint(str(ck), device="cpu", precision="fp32")
-    for walk in (False, True):
+    for name, walk in (("default", True), ("walk", True), ("probes", False)):
         cands = candidate_clicks(eng, rgb, [(60, 40, True)], walk=walk)
-        np.testing.assert_array_equal(masks[walk], cands[best_candidate(cands)].mask)
-    assert not np.array_equal(masks[True], masks[False])
+        np.testing.assert_array_equal(masks[name], cands[best_candidate(cands)].mask)
+    assert not np.array_equal(masks["default"], masks["probes"])
     rep = tmp_path / "rep.json"
     r = run_cli("eval", "segmentation", "--checkpoint", ck, "--device", "cpu", "--precision", "fp32",
-                "--datasets", "composites", "--n-images", "1", "--methods", "walk", "--max-clicks", "5",
+                "--datasets", "composites", "--n-images", "1", "--methods", "probes", "--max-clicks", "5",
                 "--json", rep, timeout=300)
     assert r.returncode == 0, r.stderr
     methods = json.loads(rep.read_text())["methods"]  # one set: its report alone
-    assert list(methods) == ["cmp, most confident of 3, walk"]
+    assert list(methods) == ["cmp, most confident of 3, probes"]

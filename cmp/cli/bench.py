@@ -5,8 +5,10 @@ Speed targets live here, not in timed tests. "Original" is
 click runs the image 4 times, once per probe direction). "Cached" is
 ``set_image`` once, then ``propagate`` (an arrow update) or ``propagate_batch``
 with 4 probes (a segmentation click) on the cached features. "seg call" is a whole
-:func:`cmp.segment.segment` call for one positive click as the Segment page makes it (zoom
-crop already encoded, frame pins, mask clean-up), image hashing included.
+:func:`cmp.segment.segment` call for one positive click as the Segment page makes it with its
+evidence closed, the CLI and the HTTP API (zoom crop already encoded, frame pins, the random
+walk, mask clean-up), image hashing included; "+evidence" the same with the probes' flows too
+(the page with its evidence open).
 """
 from __future__ import annotations
 
@@ -89,7 +91,8 @@ def bench_engine(engine, rgb, repeats: int) -> dict:
     res["segment_original"] = _median_time(lambda: engine.propagate_uncached(rgb, probes, edges=False), repeats)
     res["segment_cached"] = _median_time(lambda: engine.propagate_batch(handle, probes, blend="mean", edges=False),
                                          repeats)
-    res["segment_call"] = _median_time(lambda: segment(engine, rgb, [(cx, cy)]), repeats)
+    res["segment_call"] = _median_time(lambda: segment(engine, rgb, [(cx, cy)], evidence=False), repeats)
+    res["segment_evidence"] = _median_time(lambda: segment(engine, rgb, [(cx, cy)]), repeats)
     res["arrow_speedup"] = res["arrow_original"] / res["arrow_cached"]
     res["segment_speedup"] = res["segment_original"] / res["segment_cached"]
     return res
@@ -137,19 +140,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"per-click latency, median of {args.repeats} after warm-up, {args.size}x{args.size} image, "
           f"torch {info['torch']}, {info['threads']} threads (ms)")
     head = ("model", "prec", "set_image", "arrow orig", "arrow cached", "x", "scene10 cached", "seg4 orig",
-            "seg4 cached", "x", "seg call")
+            "seg4 cached", "x", "seg call", "+evidence")
     table = [head]
     for r in rows:
         ms = lambda k: f"{1000 * r[k]:.0f}"  # noqa: E731
         precision = r["precision"] + " (frozen)" * r["frozen_encoder"]
         table.append((r["model"], precision, ms("set_image"), ms("arrow_original"), ms("arrow_cached"),
                       f"{r['arrow_speedup']:.1f}", ms("scene_cached"), ms("segment_original"), ms("segment_cached"),
-                      f"{r['segment_speedup']:.1f}", ms("segment_call")))
+                      f"{r['segment_speedup']:.1f}", ms("segment_call"), ms("segment_evidence")))
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     for t in table:
         print("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
     print("orig = whole network per click (seg4: image repeated 4x); cached = set_image once, then "
           "the per-guidance part (sparse encoder + decoder, or the affinity blend); x = speedup; "
           "scene10 = 10 spread, agreeing arrows (a camera move, the whole-scene mode's affine fit); "
-          "seg call = a whole Segment-page click (zoom crop cached, frame pins, clean-up)")
+          "seg call = a whole Segment-page click (zoom crop cached, frame pins, the walk, clean-up); "
+          "+evidence = the same with the probes' flows (the page's evidence open)")
     return 0

@@ -177,14 +177,14 @@ def add_segmentation(tasks) -> None:
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
                         "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
-    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "page", "walk", "baseline")), default=None,
-                   help="comma-separated, from model,candidates,page,walk,baseline (default model,candidates,"
+    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "page", "probes", "baseline")), default=None,
+                   help="comma-separated, from model,candidates,page,probes,baseline (default model,candidates,"
                         "page,baseline; with --no-zoom model,baseline): 'model' is the object-scale mask at every "
                         "click, 'candidates' the most confident of the part / object / group candidates at every "
                         "click (`python -m cmp segment`), 'page' the Segment page's own code (the most confident "
-                        "at an object's first click, then that candidate at its scale), 'walk' the candidates "
-                        "read as a random walk on the embedding (`python -m cmp segment --walk`); without a "
-                        "model method no checkpoint is loaded")
+                        "at an object's first click, then that candidate at its scale), 'probes' the candidates "
+                        "read from the probes' motion instead of the walk (`python -m cmp segment --no-walk`); "
+                        "without a model method no checkpoint is loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask threshold on the normalised score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
@@ -211,9 +211,9 @@ def run_segmentation(args) -> int:
 
     if args.methods is None:
         args.methods = ["model", "baseline"] if args.no_zoom else ["model", "candidates", "page", "baseline"]
-    if args.no_zoom and {"candidates", "page", "walk"} & set(args.methods):
-        raise CLIError("--no-zoom does not combine with the candidates, page or walk methods (three zoom scales)")
-    uses_model = bool({"model", "candidates", "page", "walk"} & set(args.methods))
+    if args.no_zoom and {"candidates", "page", "probes"} & set(args.methods):
+        raise CLIError("--no-zoom does not combine with the candidates, page or probes methods (three zoom scales)")
+    uses_model = bool({"model", "candidates", "page", "probes"} & set(args.methods))
     engine, info = _load_engine(args) if uses_model else (None, {})
     extra = {}
     if "candidates" in args.methods:
@@ -222,9 +222,9 @@ def run_segmentation(args) -> int:
     if "page" in args.methods:
         extra["cmp, the page's rule"] = S.page_method(engine, threshold=args.threshold,
                                                       pin_frame=not args.no_pin_frame)
-    if "walk" in args.methods:
-        extra["cmp, most confident of 3, walk"] = S.candidates_method(engine, threshold=args.threshold,
-                                                                      pin_frame=not args.no_pin_frame, walk=True)
+    if "probes" in args.methods:
+        extra["cmp, most confident of 3, probes"] = S.candidates_method(engine, threshold=args.threshold,
+                                                                        pin_frame=not args.no_pin_frame, walk=False)
     if engine is not None and args.refine:
         extra.update(S.refine_methods(engine, args.refine))
     model_row = engine if "model" in args.methods else None

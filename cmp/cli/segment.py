@@ -20,7 +20,7 @@ class _Click(argparse.Action):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..segment import DEFAULT_THRESHOLD
+    from ..segment import DEFAULT_THRESHOLD, DEFAULT_WALK
 
     p = sub.add_parser(
         "segment", help="cut out the object under a few clicks (mask PNG, COCO JSON or YOLO-seg .txt)",
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    metavar="X,Y",
                    help="a click on the background; repeat for more")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"mask = normalised motion score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
+                   help=f"mask = score > threshold, in (0, 1) (default {DEFAULT_THRESHOLD})")
     p.add_argument("--no-zoom", action="store_true",
                    help="one mask, on the whole image instead of a crop around the clicks")
     p.add_argument("--no-clean", action="store_true",
@@ -58,9 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="like --candidates, but write all three in the order part, object, group (PNG: "
                         "FILE_1.png .. FILE_3.png and a label map as FILE; COCO/YOLO: one annotation per "
                         "candidate, COCO with its confidence)")
-    p.add_argument("--walk", action="store_true",
-                   help="read the object as a random walk on the model's embedding (cmp.walk): fewer clicks "
-                        "on most of our sets, about 18 ms more per view; models without an embedding ignore it")
+    p.add_argument("--walk", action=argparse.BooleanOptionalAction, default=DEFAULT_WALK,
+                   help="read the object as a random walk on the model's embedding (cmp.walk; the default); "
+                        "--no-walk: from the probes' motion alone (the default before the walk). Models "
+                        "without an embedding always use the probes")
     p.add_argument("--class", dest="category", default="object", metavar="NAME",
                    help="class name for COCO categories and YOLO classes.txt (default: object)")
     p.add_argument("--coco", default=None, metavar="JSON",
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
-                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
+                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk, evidence=False)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
         objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         res = cands[best]
     else:
         res = segment_clicks(engine, rgb, args.clicks, threshold=args.threshold, zoom=not args.no_zoom,
-                             clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
+                             clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk, evidence=False)
         objects = [ObjectAnnotation(res.mask, category)]
     name = Path(args.image).name
     write_annotation(out, objects, file_name=name)

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from .. import annotate
-from ..segment import (DEFAULT_THRESHOLD, best_candidate, following, segment, segment_candidates,
+from ..segment import (DEFAULT_THRESHOLD, DEFAULT_WALK, best_candidate, following, segment, segment_candidates,
                        zoom_history)
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
@@ -132,8 +132,10 @@ def _clicking(engine, candidates: bool = False, **recipe) -> Method:
     :func:`click_ious` calls a method once per click, in order; an object's first click
     (one point) starts afresh. ``candidates``: the most confident of
     :func:`cmp.segment.segment_candidates` at each click instead (``python -m cmp segment``'s
-    default; the next click zooms around it)."""
+    default; the next click zooms around it). The probes' flows (the page's evidence) are not
+    computed when the walk gives the score."""
     last: dict = {}
+    recipe = {"evidence": False, **recipe}
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
@@ -153,9 +155,9 @@ def _clicking(engine, candidates: bool = False, **recipe) -> Method:
 
 
 def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True,
-                      walk: bool = False) -> Method:
+                      walk: bool = DEFAULT_WALK) -> Method:
     """The most confident of the part / object / group candidates at every click
-    (``python -m cmp segment``'s default; ``walk``: with ``--walk``)."""
+    (``python -m cmp segment``'s default; ``walk`` False: with ``--no-walk``, the probes)."""
     return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame, walk=walk)
 
 
@@ -171,7 +173,8 @@ def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool
         state = last["state"] if later else annotate.new_state(rgb.shape[:2])
         positive = len(pos) > sum(1 for c in state["clicks"] if c[2])
         x, y = pos[-1] if positive else neg[-1]
-        state, _ = annotate.recompute(engine, rgb, annotate.add_click(state, x, y, positive), threshold, pin_frame)
+        state, _ = annotate.recompute(engine, rgb, annotate.add_click(state, x, y, positive), threshold, pin_frame,
+                                      evidence=False)
         last.update(image=rgb, state=state)
         return annotate.decode(state, state["mask"]) if state.get("mask") else np.zeros(rgb.shape[:2], bool)
     return run
