@@ -3,11 +3,11 @@
     python -m benchmarks.card_tables [EVAL_DIR]
 
 ``EVAL_DIR`` (default ``checkpoints/eval``) holds ``segmentation.json`` (``python -m cmp eval
-segmentation --refine none,guided --json ...``) and ``propagation.json`` (``python -m cmp eval
-propagation --seeds 3 --json ...``). Paste the output into "Evaluation (this file with today's
-defaults)" of ``checkpoints/cmp-slim-affinity.md`` after a new evaluation; a test keeps the
-card and the committed JSONs in step. Every row says whether its set is real or a composite
-(:data:`cmp.eval.real.SET_KINDS`).
+segmentation --refine none,guided --methods model,candidates,page,probes,baseline --json ...``)
+and ``propagation.json`` (``python -m cmp eval propagation --seeds 3 --json ...``). Paste the
+output into "Evaluation (this file with today's defaults)" of ``checkpoints/cmp-slim-affinity.md``
+after a new evaluation; a test keeps the card and the committed JSONs in step. Every row says
+whether its set is real or a composite (:data:`cmp.eval.real.SET_KINDS`).
 """
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ def _cell(m: dict, bold: bool = False) -> str:
 
 def segmentation_table(report: dict) -> str:
     """NoC@85 / NoC@90 (IoU after one click) per set and method, from ``segmentation.json``."""
-    lines = ["| set | kind | **most confident of 3 (CLI)** | the page's rule | object scale | plain threshold | "
-             "guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | kind | **most confident of 3 (CLI)** | the page's rule | the probes (`--no-walk`) | object scale | "
+             "plain threshold | guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|---|---|"]
     for name, kind in SEGMENTATION_ROWS.items():
         s = report["sets"][name]
         ms = s["methods"]
         model = next(k for k in ms if k.startswith("cmp ("))
-        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms["cmp, the page's rule"]), _cell(ms[model]),
+        cells = [_cell(ms["cmp, most confident of 3"], True), _cell(ms["cmp, the page's rule"]),
+                 _cell(ms["cmp, most confident of 3, probes"]), _cell(ms[model]),
                  _cell(ms["cmp, plain threshold"]), _cell(ms["cmp + guided"]), _cell(ms["geodesic baseline"])]
         count = s["seeds"][1] - s["seeds"][0] + 1
         lines.append(f"| {name} ({count}) | {kind} | " + " | ".join(cells) + " |")

@@ -12,7 +12,7 @@ Debian's Chromium with Playwright:
   time runs until ``#segment-canvas img`` shows a new, decoded image.
 
 Beside each, the same guidance straight on the engine (``Engine.propagate`` on the
-cached handle; ``cmp.segment.segment`` for a click), so the page's own share is
+cached handle; ``cmp.segment.segment`` for a click, as the page runs it with its evidence closed), so the page's own share is
 visible. Then ``--sessions`` concurrent ``gradio_client`` sessions (the load test's
 arrow and segment actions, no video) give p50/p95 per request under load.
 
@@ -235,8 +235,9 @@ def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 
     for k in range(len(points)):
         pos = points[k - k % 4:k + 1]
         # once, first: as on the page, the part and object crops around new clicks are encoded anew
-        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [])))
-        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [])) for _ in range(repeats)))
+        # evidence=False: the page's evidence is closed during the clicks (no probe flows)
+        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [], evidence=False)))
+        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [], evidence=False)) for _ in range(repeats)))
     return {"arrow": _stats(arrow_s), "segment": _stats(seg_s), "segment_candidates": _stats(cand_s)}
 
 
