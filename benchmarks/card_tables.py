@@ -35,8 +35,9 @@ def _cell(m: dict, bold: bool = False) -> str:
 
 def segmentation_table(report: dict) -> str:
     """NoC@85 / NoC@90 (IoU after one click) per set and method, from ``segmentation.json``."""
-    lines = ["| set | kind | **most confident of 3 (CLI)** | the page's rule | the probes (`--no-walk`) | object scale | "
-             "plain threshold | guided refinement | geodesic, same recipe |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | kind | **most confident of 3 (CLI)** | the page's rule | the probes (`--no-walk`) | "
+             "object scale | plain threshold | guided refinement | geodesic, same recipe |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, kind in SEGMENTATION_ROWS.items():
         s = report["sets"][name]
         ms = s["methods"]

@@ -12,8 +12,8 @@ Debian's Chromium with Playwright:
   time runs until ``#segment-canvas img`` shows a new, decoded image.
 
 Beside each, the same guidance straight on the engine (``Engine.propagate`` on the
-cached handle; ``cmp.segment.segment`` for a click, as the page runs it with its evidence closed), so the page's own share is
-visible. Then ``--sessions`` concurrent ``gradio_client`` sessions (the load test's
+cached handle; ``cmp.segment.segment`` for a click, as the page runs it with its evidence
+closed), so the page's own share is visible. Then ``--sessions`` concurrent ``gradio_client`` sessions (the load test's
 arrow and segment actions, no video) give p50/p95 per request under load.
 
 **Gradio's floor**: a one-image Gradio app whose click handler only returns a stored

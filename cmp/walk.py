@@ -234,7 +234,8 @@ def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negati
 def walk_score(engine, handle, positive, negative, *, first: bool, border: bool = True) -> np.ndarray | None:
     """The walk's score (h, w) float32 in [0, 1] in the pixels of the view ``handle`` holds
     (see the module docstring), or None when ``engine`` has no embedding to walk on (no
-    ``walk_graph``, or None from it: the original's decoder, a classical propagator): the caller keeps the probes' score then.
+    ``walk_graph``, or None from it: the original's decoder, a classical propagator): the
+    caller keeps the probes' score then.
     ``positive`` / ``negative``: (x, y) in the view's pixels, the frame's still points among
     the negatives; ``first``: the object's first click (the level :data:`WALK_LEVEL_FIRST`);
     ``border``: the view's border is background (as the frame's still points say)."""

@@ -159,7 +159,7 @@ def build(ctx: Context) -> None:
                                max_length=MAX_CLASS_CHARS,
                                info="goes into COCO categories and the YOLO class index (classes.txt)")
             threshold = gr.Slider(0.05, 0.95, value=DEFAULT_THRESHOLD, step=0.05, label="Threshold",
-                                  info="mask = normalised motion > threshold", elem_id="segment-threshold")
+                                  info="mask = score > threshold (see Evidence)", elem_id="segment-threshold")
             pin = gr.Checkbox(True, label="Frame is background", elem_id="segment-pin",
                               info="the border of the view stays still; untick if the object runs off the edge")
         with gr.Column(scale=3):

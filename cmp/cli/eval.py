@@ -186,7 +186,7 @@ def add_segmentation(tasks) -> None:
                         "read from the probes' motion instead of the walk (`python -m cmp segment --no-walk`); "
                         "without a model method no checkpoint is loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"mask threshold on the normalised score (default {DEFAULT_THRESHOLD})")
+                   help=f"mask threshold on the score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
     q.add_argument("--no-pin-frame", action="store_true", help="do not pin the border of the view still")
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment", help="cut out the object under a few clicks (mask PNG, COCO JSON or YOLO-seg .txt)",
         description="Segment the object marked by positive clicks (and not by negative clicks) with "
-                    "CMP motion probes. Coordinates are (x, y) pixels of IMG (x = column, y = row); "
+                    "CMP (a random walk on its embedding; --no-walk: its motion probes). Coordinates "
+                    "are (x, y) pixels of IMG (x = column, y = row); "
                     "repeat a flag per click, in click order (each click after the first zooms around "
                     "the mask of the clicks before it, and a positive click only adds to that mask, a "
                     "negative one only takes away, as on the Segment page). Like the page, it makes "
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
-                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk, evidence=False)
+                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk,
+                                 evidence=False)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
         objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
