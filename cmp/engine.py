@@ -295,13 +295,20 @@ class Engine:
         """The model's per-pixel embedding of a cached image, for :mod:`cmp.walk`
         (a :class:`cmp.walk.Embedding`), or None for a network without one (the original's
         bin decoder). Raises :class:`ImageNotCached` when the handle's features were evicted."""
-        from .walk import Embedding
+        return self._embedding(self._entry(handle), handle)
 
-        beta = getattr(self.model, "log_beta", None)
+    def _entry(self, handle: ImageHandle) -> CachedImage:
+        """The handle's cache entry (now the most recently used); :class:`ImageNotCached` if evicted."""
         with self._lock:
             entry = self.cache.get(handle.key)
         if entry is None:
             raise ImageNotCached(handle.key)
+        return entry
+
+    def _embedding(self, entry: CachedImage, handle: ImageHandle):
+        from .walk import Embedding
+
+        beta = getattr(self.model, "log_beta", None)
         if beta is None or not isinstance(entry.feats, AffinityFeatures):
             return None
         values = entry.feats.embed[0].float().cpu().numpy()
@@ -319,12 +326,9 @@ class Engine:
         when the handle's features were evicted."""
         from .walk import walk_graph
 
-        with self._lock:
-            entry = self.cache.get(handle.key)
-        if entry is None:
-            raise ImageNotCached(handle.key)
+        entry = self._entry(handle)
         if entry._walk is None:  # two threads may both build it: the same graph, no harm
-            emb = self.embedding(handle)
+            emb = self._embedding(entry, handle)
             if emb is None:
                 return None
             entry._walk = walk_graph(emb)

@@ -1,4 +1,4 @@
-"""Click segmentation with CMP: clicks -> motion probes (and a walk on the embedding) -> mask, zoom, clean-up.
+"""Click segmentation with CMP: clicks -> a walk on the embedding (or motion probes) -> mask, zoom, clean-up.
 
 The recipe of the CMP annotation demo: every positive click gets motion
 (+v, 0), (-v, 0), (0, +v), (0, -v) in four guidance sets, every negative
@@ -417,8 +417,8 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     (:func:`zoom_box`); None = zoom around the clicks alone. ``keep``: the crop that click
     used (its encoding is reused while it fits). ``walk``: the score is the chance that a random
     walk on the model's embedding reaches a positive click first (:func:`cmp.walk.walk_score`:
-    parts joined to the clicked one come along), for models with an embedding; False (the
-    default, :data:`DEFAULT_WALK`), or a model without one: the probes' motion
+    parts joined to the clicked one come along), for models with an embedding (the default,
+    :data:`DEFAULT_WALK`); False, or a model without one: the probes' motion
     (:func:`score_from_flows`). ``evidence``: the probes' flows are computed and returned
     (what the clicks move; the Segment page's evidence) even when the walk gives the score;
     False leaves ``flows`` None then (a third of a click's time: the CLI, the HTTP API and the
@@ -543,7 +543,7 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                       zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
                       max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around,
                       keep=keep, walk=walk, evidence=evidence)
-        out.append(Candidate(res.mask, res.score, res.box, res.flows, res.source, name=name,
+        out.append(Candidate(**vars(res), name=name,
                              confidence=mask_confidence(res, threshold)))
     return out
 
