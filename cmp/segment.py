@@ -28,6 +28,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -500,12 +501,21 @@ def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, del
     if union == 0 or not res.mask.any():
         return 0.0
     stability = int((hi & lo).sum()) / union
-    m = res.mask
-    outline = m & ~ndimage.binary_erosion(m, border_value=1)
-    if res.box is None or not outline.any():
+    if res.box is None:
         return float(stability)
-    b, (h, w) = res.box, m.shape
-    cut = np.zeros_like(m)
+    # the outline, on the mask's bounding box and one pixel more (the same as on the whole
+    # image, in a fraction of its time): the image's own border does not cut a mask
+    m = res.mask
+    (h, w), (y0, y1), (x0, x1) = m.shape, _extent(m.any(1)), _extent(m.any(0))
+    y0, x0, y1, x1 = max(y0 - 1, 0), max(x0 - 1, 0), min(y1 + 1, h), min(x1 + 1, w)
+    part = np.ascontiguousarray(m[y0:y1, x0:x1])
+    inner = cv2.erode(part.view(np.uint8), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    outline = part & (inner == 0)
+    n = int(outline.sum())
+    if n == 0:
+        return float(stability)
+    b = res.box
+    cut = np.zeros((h, w), bool)
     if b.x0 > 0:
         cut[b.y0:b.y1, b.x0] = True
     if b.x1 < w:
@@ -514,7 +524,16 @@ def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, del
         cut[b.y0, b.x0:b.x1] = True
     if b.y1 < h:
         cut[b.y1 - 1, b.x0:b.x1] = True
-    return float(stability * (1.0 - (outline & cut).sum() / outline.sum()))
+    return float(stability * (1.0 - (outline & cut[y0:y1, x0:x1]).sum() / n))
+
+
+def _extent(rows: np.ndarray) -> tuple[int, int]:
+    """[first, last + 1) of the True entries of a 1-D array with at least one."""
+    idx = np.flatnonzero(rows)
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
 
 
 def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,

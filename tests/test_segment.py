@@ -141,6 +141,29 @@ def test_confidence_prefers_a_sharp_mask_that_the_crop_does_not_cut():
     assert mask_confidence(Segmentation(inside > 0.5, inside, cut)) < 0.9
 
 
+def test_confidence_share_of_the_outline_the_crop_cuts():
+    """The outline is the mask's pixels with a 4-neighbour outside it (the image's own border
+    does not count), and the confidence is the stability times the share of that outline not
+    on a crop edge that lies inside the image: counted by hand on small masks."""
+    from cmp.segment import Box, Segmentation, mask_confidence
+
+    score = np.zeros((30, 40), np.float32)
+    score[5:15, 0:12] = 1.0          # 10 x 12 block on the image's left border
+    mask = score > 0.5
+    # outline: top and bottom rows (12 each), the right column (8 between them); the left
+    # column lies on the image's border, so it is not outline: 32 pixels in all
+    right_cut = Box(0, 0, 12, 30)    # the crop's right edge (x = 11) runs along the block's side
+    assert mask_confidence(Segmentation(mask, score, right_cut)) == pytest.approx(1 - 10 / 32)
+    left_cut = Box(0, 0, 30, 30)     # its left edge is the image's border: it cuts nothing
+    assert mask_confidence(Segmentation(mask, score, left_cut)) == 1.0
+    ring = np.zeros((30, 40), np.float32)
+    ring[2:28, 2:38] = 1.0
+    ring[6:24, 6:34] = 0.0           # a hole: its rim is outline too
+    box = Box(2, 0, 40, 30)          # the left edge x = 2 is the ring's outer side: 26 of its pixels
+    outer, hole = 2 * 36 + 2 * 24, 2 * 28 + 2 * 18  # the hole's rim: its 4-neighbours, no corners
+    assert mask_confidence(Segmentation(ring > 0.5, ring, box)) == pytest.approx(1 - 26 / (outer + hole))
+
+
 def test_no_positive_click_gives_empty_mask(tiny_engine):
     res = segment(tiny_engine, _rgb(), [], [(5, 5)])
     assert not res.mask.any()
