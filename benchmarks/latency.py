@@ -235,9 +235,9 @@ def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 
     for k in range(len(points)):
         pos = points[k - k % 4:k + 1]
         # once, first: as on the page, the part and object crops around new clicks are encoded anew
-        # evidence=False: the page's evidence is closed during the clicks (no probe flows)
-        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [], evidence=False)))
-        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [], evidence=False)) for _ in range(repeats)))
+        # no evidence asked for: the page's evidence is closed during the clicks (no probe flows)
+        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [])))
+        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [])) for _ in range(repeats)))
     return {"arrow": _stats(arrow_s), "segment": _stats(seg_s), "segment_candidates": _stats(cand_s)}
 
 

@@ -219,7 +219,7 @@ def points_json(clicks) -> str:
 
 # -- model work (through cmp.lease.run_model) ---------------------------------------
 
-def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, previous=None, evidence=True):
+def _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, previous=None, evidence=False):
     """``previous``: the kept candidate this click follows (a later click), or None; ``evidence``:
     the probes' flows too (:func:`cmp.segment.segment`)."""
     history = {} if previous is None else {k: None if not previous.get(k) else Box(*previous[k])
@@ -238,7 +238,7 @@ def _as_candidate(c, clicks: int) -> dict:
 
 
 def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True,
-              evidence: bool = True):
+              evidence: bool = False):
     """State with the current object's candidates recomputed from its clicks, and the chosen
     :class:`cmp.segment.Segmentation` (None without a positive click).
 
@@ -279,7 +279,7 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     return state, results[state["chosen"]]
 
 
-def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin_frame: bool, evidence: bool = True):
+def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin_frame: bool, evidence: bool = False):
     """Candidate ``k`` read from all the object's clicks afresh, at its one scale."""
     cands = state["candidates"]
     pos, neg = split_clicks(state["clicks"])
@@ -289,7 +289,7 @@ def _reading(engine, rgb: np.ndarray, state: dict, k: int, threshold: float, pin
 
 
 def choose(engine, rgb: np.ndarray, state: dict, index: int, threshold: float = DEFAULT_THRESHOLD,
-           pin_frame: bool = True, evidence: bool = True):
+           pin_frame: bool = True, evidence: bool = False):
     """Choose candidate ``index`` (wrapping); returns the state and that candidate's reading of
     the clicks. A candidate whose mask answers every click so far (the one shown at the last
     click, chosen again after a look at another) comes back as it was: its mask may add up
@@ -312,7 +312,7 @@ def reading(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_THR
     cands = state.get("candidates") or []  # none until a positive click (recompute keeps none without one)
     if not cands:
         return None
-    return _reading(engine, rgb, state, state.get("chosen", 0) % len(cands), threshold, pin_frame)
+    return _reading(engine, rgb, state, state.get("chosen", 0) % len(cands), threshold, pin_frame, evidence=True)
 
 
 def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
@@ -321,12 +321,12 @@ def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: 
     (the same points in click order, :func:`read_points`), :func:`cmp.segment.segment_clicks`."""
     if clicks:
         return lease.run_model(segment_clicks, engine, rgb, clicks, threshold=float(threshold), zoom=bool(zoom),
-                               pin_frame=bool(pin_frame), evidence=False)
+                               pin_frame=bool(pin_frame))
     return lease.run_model(segment, engine, rgb, positive, negative, threshold=float(threshold), zoom=bool(zoom),
-                           pin_frame=bool(pin_frame), evidence=False)
+                           pin_frame=bool(pin_frame))
 
 
 def candidates_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
                            pin_frame: bool = True, scales=CANDIDATE_SCALES):
     """:func:`cmp.segment.segment_candidates` for checked points, under the GPU lease."""
-    return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales, evidence=False)
+    return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales)

@@ -404,7 +404,7 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
             v: float = PROBE_MAGNITUDE, zoom_min_fraction: float = ZOOM_MIN_FRACTION,
             pin_frame: bool = True, zoom_min_side: int = ZOOM_MIN_SIDE,
             refine: str | None = DEFAULT_REFINE, around: Box | None = None,
-            keep: Box | None = None, walk: bool = DEFAULT_WALK, evidence: bool = True) -> Segmentation:
+            keep: Box | None = None, walk: bool = DEFAULT_WALK, evidence: bool = False) -> Segmentation:
     """Mask of the object marked by clicks on an (H, W, 3) uint8 RGB image.
 
     positive / negative: [(x, y), ...] in image pixels, in click order.
@@ -421,9 +421,9 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     parts joined to the clicked one come along), for models with an embedding (the default,
     :data:`DEFAULT_WALK`); False, or a model without one: the probes' motion
     (:func:`score_from_flows`). ``evidence``: the probes' flows are computed and returned
-    (what the clicks move; the Segment page's evidence) even when the walk gives the score;
-    False leaves ``flows`` None then (a third of a click's time: the CLI, the HTTP API and the
-    page with its evidence closed).
+    (what the clicks move) even when the walk gives the score: only the Segment page asks,
+    while its evidence is open; without it ``flows`` is None then (the probes are a third of
+    a click's time).
     """
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:  # checked before zooming, so the message names the image, not the crop
@@ -541,7 +541,7 @@ def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(
                        pin_frame: bool = True,
                        scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
                        around: Box | None = None, keep: Box | None = None,
-                       walk: bool = DEFAULT_WALK, evidence: bool = True) -> list[Candidate]:
+                       walk: bool = DEFAULT_WALK, evidence: bool = False) -> list[Candidate]:
     """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
 
     Each candidate is :func:`segment` with zoom at another scale (``scales``:

@@ -112,7 +112,7 @@ def test_segment_pins_the_frame_of_the_view_still_within_the_point_limit():
 def test_candidates_see_three_scales_and_rank_by_confidence():
     eng = BrightnessPropagator()
     rgb = _rgb(120, 160, seed=4)
-    cands = segment_candidates(eng, rgb, [(80, 60)])
+    cands = segment_candidates(eng, rgb, [(80, 60)], evidence=True)
     assert [c.name for c in cands] == ["part", "object", "group"]
     part, obj, group = (c.box for c in cands)
     assert part.width < obj.width and group is None      # the model saw three different views

@@ -96,12 +96,12 @@ def test_segment_walks_on_an_affinity_model_and_keeps_the_probes_elsewhere(tiny_
     eng = Engine(build_cmp(TINY_AFFINITY), Runtime.create("cpu", "fp32"), side=128, name="tiny-affinity-walk")
     rgb = np.zeros((96, 128, 3), np.uint8)
     rgb[20:70, 30:90] = (200, 60, 40)
-    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)  # the default: the walk
-    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=False)
+    walked = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, evidence=True)  # the walk
+    probed = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, walk=False, evidence=True)
     assert walked.flows.shape == probed.flows.shape == (4, 96, 128, 2)  # the evidence: the probes' motion
     np.testing.assert_array_equal(walked.flows, probed.flows)
-    # without the evidence the walk alone runs: the same score and mask, no flows
-    bare = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False, evidence=False)
+    # by default (no evidence asked for) the walk alone runs: the same score and mask, no flows
+    bare = segment(eng, rgb, [(60, 45)], zoom=False, refine=None, clean=False)
     assert bare.flows is None
     np.testing.assert_array_equal(bare.score, walked.score)
     np.testing.assert_array_equal(bare.mask, walked.mask)

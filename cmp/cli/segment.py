@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
-                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk,
-                                 evidence=False)
+                                 clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
         best = best_candidate(cands)
         chosen = cands if args.all_candidates else [cands[best]]
         objects = [ObjectAnnotation(c.mask, category, candidate=c.name, confidence=c.confidence) for c in chosen]
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         res = cands[best]
     else:
         res = segment_clicks(engine, rgb, args.clicks, threshold=args.threshold, zoom=not args.no_zoom,
-                             clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk, evidence=False)
+                             clean=not args.no_clean, pin_frame=not args.no_pin_frame, walk=args.walk)
         objects = [ObjectAnnotation(res.mask, category)]
     name = Path(args.image).name
     write_annotation(out, objects, file_name=name)

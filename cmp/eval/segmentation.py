@@ -135,7 +135,6 @@ def _clicking(engine, candidates: bool = False, **recipe) -> Method:
     default; the next click zooms around it). The probes' flows (the page's evidence) are not
     computed when the walk gives the score."""
     last: dict = {}
-    recipe = {"evidence": False, **recipe}
 
     def run(rgb, pos, neg):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
@@ -173,8 +172,7 @@ def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool
         state = last["state"] if later else annotate.new_state(rgb.shape[:2])
         positive = len(pos) > sum(1 for c in state["clicks"] if c[2])
         x, y = pos[-1] if positive else neg[-1]
-        state, _ = annotate.recompute(engine, rgb, annotate.add_click(state, x, y, positive), threshold, pin_frame,
-                                      evidence=False)
+        state, _ = annotate.recompute(engine, rgb, annotate.add_click(state, x, y, positive), threshold, pin_frame)
         last.update(image=rgb, state=state)
         return annotate.decode(state, state["mask"]) if state.get("mask") else np.zeros(rgb.shape[:2], bool)
     return run
