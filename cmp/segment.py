@@ -514,17 +514,18 @@ def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, del
     n = int(outline.sum())
     if n == 0:
         return float(stability)
+    # the crop's edges that lie inside the image, drawn on the same box
     b = res.box
-    cut = np.zeros((h, w), bool)
-    if b.x0 > 0:
-        cut[b.y0:b.y1, b.x0] = True
-    if b.x1 < w:
-        cut[b.y0:b.y1, b.x1 - 1] = True
-    if b.y0 > 0:
-        cut[b.y0, b.x0:b.x1] = True
-    if b.y1 < h:
-        cut[b.y1 - 1, b.x0:b.x1] = True
-    return float(stability * (1.0 - (outline & cut[y0:y1, x0:x1]).sum() / n))
+    cut = np.zeros(part.shape, bool)
+    rows = slice(max(b.y0 - y0, 0), max(min(b.y1, y1) - y0, 0))
+    cols = slice(max(b.x0 - x0, 0), max(min(b.x1, x1) - x0, 0))
+    for inside, x in ((b.x0 > 0, b.x0), (b.x1 < w, b.x1 - 1)):
+        if inside and x0 <= x < x1:
+            cut[rows, x - x0] = True
+    for inside, y in ((b.y0 > 0, b.y0), (b.y1 < h, b.y1 - 1)):
+        if inside and y0 <= y < y1:
+            cut[y - y0, cols] = True
+    return float(stability * (1.0 - (outline & cut).sum() / n))
 
 
 def _extent(rows: np.ndarray) -> tuple[int, int]:
