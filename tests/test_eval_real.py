@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cmp.eval import real
+from cmp.eval.segmentation import iou
 from cmp.guidance import infer_scene_motion
 from cmp.refine import REFINERS, guided_filter, refine_mask
 from cmp.scenes.photos import OPENCV_PHOTOS, SKIMAGE_PHOTOS
@@ -91,6 +92,51 @@ def test_the_whole_motorcycle_is_one_object_with_its_thin_parts_in_its_photo_and
     for c in pasted:
         assert np.array_equal(c.mask, whole.mask) and np.array_equal(c.rgb[c.mask], whole.rgb[whole.mask])
         assert np.abs(c.rgb[~c.mask].astype(int) - whole.rgb[~c.mask]).mean() > 20
+
+
+def test_the_right_view_takes_the_nearer_label_and_gives_a_revealed_strip_to_what_lies_behind():
+    """A box at disparity 10 over a wall at 2 moves 10 px left in the right view; the 8 px the
+    right camera sees beside it belong to the wall, also when the box's silhouette has a mixed
+    pixel (disparity 6); a nearer box covers the first where both land."""
+    disp = np.full((6, 80), 2.0)
+    labels = np.zeros((6, 80), np.int32)
+    disp[:, 30:50], labels[:, 30:50] = 10.0, 1
+    disp[:, 50], labels[:, 50] = 6.0, 1                     # the silhouette's mixed pixel
+    out = real.right_view_labels(labels, disp)
+    expect = np.zeros(80, np.int32)
+    expect[20:40] = 1
+    assert (out == expect).all()
+    disp[:, 50], labels[:, 50] = 2.0, 0
+    disp[:, 55:65], labels[:, 55:65] = 20.0, 2              # nearer: lands on 35-44, over the first box
+    out = real.right_view_labels(labels, disp)
+    expect[35:45] = 2
+    assert (out == expect).all()
+
+
+def test_motorcycle_views_are_both_photos_of_the_pair_each_also_mirrored():
+    """Four real views of each object: the left photo's own (the motorcycle-objects set), the
+    right photo with the mask where the true disparity puts it, and both mirrored."""
+    from skimage import data
+
+    objs, views = real.motorcycle_objects(), real.motorcycle_views()
+    _left, right, disp = data.stereo_motorcycle()
+    assert len(views) == 4 * len(objs) and real.is_real("motorcycle-views")
+    s, seen = objs[0].mask.shape[1] / disp.shape[1], 0
+    for k, obj in enumerate(objs):
+        left, rview, lmir, rmir = views[4 * k:4 * k + 4]
+        assert np.array_equal(left.mask, obj.mask) and np.array_equal(left.rgb, obj.rgb)
+        assert np.array_equal(lmir.mask, left.mask[:, ::-1]) and np.array_equal(rmir.rgb, rview.rgb[:, ::-1])
+        assert np.abs(rview.rgb.astype(int) - left.rgb).mean() > 10          # another photo
+        d = float(np.nanmedian(np.where(np.isfinite(disp), disp, np.nan)[real.disparity_objects(disp)[k]])) * s
+        shifted = np.roll(left.mask, -round(d), axis=1)
+        if rview.mask.sum() > 0.7 * left.mask.sum():                     # not hidden by a nearer object
+            seen += 1
+            assert iou(rview.mask, shifted) > max(0.5, iou(rview.mask, left.mask) + 0.1), k
+    assert seen >= 6
+    (whole,) = real.motorcycle_whole()
+    wholes = real.motorcycle_whole_views()
+    assert len(wholes) == 4 and np.array_equal(wholes[0].mask, whole.mask)
+    assert 0.8 < wholes[1].mask.sum() / whole.mask.sum() < 1.25 and real.is_real("motorcycle-whole-views")
 
 
 def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():

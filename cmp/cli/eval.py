@@ -161,9 +161,9 @@ def add_segmentation(tasks) -> None:
         "segmentation", help="clicks to 85/90 % IoU (RITM protocol), model and geodesic baseline",
         description="Simulated clicks (RITM protocol: next click at the interior of the largest "
                     "error region) on held-out sets: the project's synthetic composites (seeds >= 10000), "
-                    "real objects of the stereo motorcycle (masks from true disparity), the same objects pasted onto "
-                    "three other real photos, the whole motorcycle (wheels, fork, mirrors: one object with thin parts) "
-                    "in its photo and pasted the same way, emoji silhouettes "
+                    "real objects of the stereo motorcycle (masks from true disparity) in its left photo, in both "
+                    "photos of the pair each also mirrored, and pasted onto three other real photos, the whole "
+                    "motorcycle (wheels, fork, mirrors: one object with thin parts) the same three ways, emoji silhouettes "
                     "on real photos never trained on. Each table says whether its set is real or composite. "
                     "Reports NoC@85, NoC@90 and IoU after 1/3/5 clicks for the model and for an "
                     "edge-aware geodesic propagator using the same 4-probe recipe.")

@@ -55,6 +55,9 @@ SET_KINDS = {
     "motorcycle-pasted": "composite (the motorcycle photo's real objects with their disparity masks, "
                          "pasted onto three real photos never trained on)",
     "motorcycle-whole": "real (the whole motorcycle in its photo, its mask from true disparity)",
+    "motorcycle-views": "real (the motorcycle-objects in both photos of the stereo pair, right-view masks warped "
+                        "by the true disparity, each also mirrored)",
+    "motorcycle-whole-views": "real (the whole motorcycle in both photos of the stereo pair, each also mirrored)",
     "motorcycle-whole-pasted": "composite (the whole motorcycle with its disparity mask, pasted onto three real "
                                "photos never trained on)",
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
@@ -137,6 +140,16 @@ def disparity_objects(disp: np.ndarray, *, jump: float = DISPARITY_JUMP, min_are
     return out
 
 
+def _shrink_any(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A full-size mask at ``size`` (w, h): every pixel it touches (the objects' masks)."""
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+
+
+def _shrink_half(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A full-size mask at ``size`` (w, h): every pixel it covers by more than half (the whole motorcycle)."""
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+
+
 def motorcycle_objects(long_side: int = 384) -> list[Composite]:
     """Real objects of the stereo motorcycle's left photo, at ``long_side`` px."""
     from skimage import data
@@ -148,13 +161,120 @@ def motorcycle_objects(long_side: int = 384) -> list[Composite]:
     rgb = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
     out = []
     for k, m in enumerate(disparity_objects(disp)):
-        small = cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        small = _shrink_any(m, size)
         out.append(Composite(rgb, small, k, "stereo_motorcycle", "stereo_motorcycle", "disparity region"))
     return out
 
 
 #: The real photos the motorcycle's objects are pasted onto (OpenCV's samples, evaluation only).
 PASTE_BACKGROUNDS = ("building.jpg", "home.jpg", "leuvenA.jpg")
+
+
+#: A pixel whose disparity lies between its two row neighbours' by more than this (px) on both
+#: sides is a silhouette's mixed pixel and is not warped into the right view.
+MIXED_PIXEL = 1.5
+
+
+def right_view_labels(labels: np.ndarray, disp: np.ndarray) -> np.ndarray:
+    """A left view's label map (H, W) int, 0 = no object, seen from the right camera of the pair.
+
+    Each left pixel with a known disparity d lands at x - d in the right view; where several
+    land on one pixel the nearest (largest d) wins. Right-view pixels no left pixel lands on
+    (a stretched surface, or what only the right camera sees beside a near object) take the
+    label of the farther of their row's two nearest landed pixels: a revealed strip belongs
+    to what lies behind, never to the near object beside it. Silhouette pixels whose disparity
+    lies between an object's and its background's (:data:`MIXED_PIXEL`) are not warped."""
+    h, w = labels.shape
+    out = np.zeros_like(labels)
+    valid = np.isfinite(disp) & (disp > 0)
+    # a silhouette's mixed pixels (a disparity between the object's and what lies behind it)
+    # would land in the revealed strip and pull it into the object: they are left out
+    known = np.where(valid, disp, 0).astype(np.float64)
+    lo = np.minimum(known[:, :-2], known[:, 2:])
+    hi = np.maximum(known[:, :-2], known[:, 2:])
+    mid = known[:, 1:-1]
+    valid[:, 1:-1] &= ~((mid > lo + MIXED_PIXEL) & (mid < hi - MIXED_PIXEL))
+    for y in range(h):
+        xs = np.flatnonzero(valid[y])
+        if not xs.size:
+            continue
+        d = disp[y, xs].astype(np.float64)
+        xr = np.rint(xs - d).astype(int)
+        ok = (xr >= 0) & (xr < w)
+        xs, d, xr = xs[ok], d[ok], xr[ok]
+        order = np.lexsort((d, xr))                      # by target, nearest last
+        xr, d, lab = xr[order], d[order], labels[y, xs[order]]
+        last = np.r_[xr[1:] != xr[:-1], True]
+        xr, d, lab = xr[last], d[last], lab[last]
+        if not xr.size:
+            continue
+        row_lab = np.zeros(w, labels.dtype)
+        row_d = np.full(w, np.nan)
+        row_lab[xr], row_d[xr] = lab, d
+        landed = np.zeros(w, bool)
+        landed[xr] = True
+        idx = np.arange(w)
+        left_i = np.maximum.accumulate(np.where(landed, idx, -1))
+        right_i = np.minimum.accumulate(np.where(landed, idx, w)[::-1])[::-1]
+        gap = ~landed
+        li, ri = left_i[gap], right_i[gap]
+        dl = np.where(li >= 0, row_d[np.clip(li, 0, w - 1)], np.inf)
+        dr = np.where(ri < w, row_d[np.clip(ri, 0, w - 1)], np.inf)
+        src = np.where(dl <= dr, li, ri)
+        row_lab[gap] = np.where((src >= 0) & (src < w), row_lab[np.clip(src, 0, w - 1)], 0)
+        out[y] = row_lab
+    return out
+
+
+def _mirrored(c: Composite, seed: int) -> Composite:
+    return Composite(np.ascontiguousarray(c.rgb[:, ::-1]), np.ascontiguousarray(c.mask[:, ::-1]), seed,
+                     c.background, c.source, c.shape + ", mirrored")
+
+
+def _both_views(left_masks: list[np.ndarray], long_side: int, shape: str, shrink) -> list[Composite]:
+    """Each full-size left-view mask in the left photo and, warped by the true disparity, in the
+    right photo, each also mirrored left to right: four real views of every object
+    (object-major: left, right, left mirrored, right mirrored); ``shrink(mask, size)`` makes a
+    full-size mask ``long_side`` px as the left view's own set does."""
+    from skimage import data
+
+    left, right, disp = data.stereo_motorcycle()
+    labels = np.zeros(disp.shape, np.int32)
+    for k, m in enumerate(left_masks):
+        labels[m & (labels == 0)] = k + 1
+    lab_r = right_view_labels(labels, disp)
+    h, w = disp.shape
+    s = long_side / max(h, w)
+    size = (round(w * s), round(h * s))
+    rgb_l, rgb_r = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (left, right))
+    out = []
+    for k, m in enumerate(left_masks):
+        m_r = ndimage.binary_fill_holes(ndimage.binary_closing(lab_r == k + 1, iterations=1))
+        for view, (rgb, full) in enumerate(((rgb_l, m), (rgb_r, m_r))):
+            small = shrink(full, size)
+            out.append(Composite(rgb, small, 4 * k + view, "stereo_motorcycle",
+                                 "stereo_motorcycle " + ("left" if view == 0 else "right"), shape))
+        out += [_mirrored(out[-2], 4 * k + 2), _mirrored(out[-1], 4 * k + 3)]
+    return out
+
+
+def motorcycle_views(long_side: int = 384) -> list[Composite]:
+    """The real objects of :func:`motorcycle_objects` in both photos of the stereo pair (the
+    right view's masks warped from the left's by the true disparity), each also mirrored:
+    four times as many real objects as the left photo alone, so that a difference of one or
+    two clicks on a single object weighs a quarter as much. The left, unmirrored views are
+    :func:`motorcycle_objects`' own."""
+    from skimage import data
+
+    _left, _right, disp = data.stereo_motorcycle()
+    return _both_views(disparity_objects(disp), long_side, "disparity region", _shrink_any)
+
+
+def motorcycle_whole_views(long_side: int = 384) -> list[Composite]:
+    """The whole motorcycle (:func:`motorcycle_whole`) in both photos of the pair, each also
+    mirrored; the left, unmirrored view is :func:`motorcycle_whole`'s own."""
+    (full,) = motorcycle_whole(None)
+    return _both_views([full.mask], long_side, "whole motorcycle (disparity)", _shrink_half)
 
 
 def motorcycle_pasted(long_side: int = 384) -> list[Composite]:
@@ -196,7 +316,7 @@ def motorcycle_whole(long_side: int | None = 384) -> list[Composite]:
         s = long_side / max(h, w)
         size = (round(w * s), round(h * s))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+        mask = _shrink_half(mask, size)
     return [Composite(rgb, mask, 0, "stereo_motorcycle", "stereo_motorcycle", "whole motorcycle (disparity)")]
 
 

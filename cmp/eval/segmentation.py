@@ -243,10 +243,11 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 
 
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
-#: composites, real objects of the stereo motorcycle (in their photo, and pasted onto three
-#: other real photos), the whole motorcycle (the same two ways), emoji silhouettes on real photos.
-SETS = ("composites", "motorcycle-objects", "motorcycle-pasted", "motorcycle-whole", "motorcycle-whole-pasted",
-        "emoji")
+#: composites, real objects of the stereo motorcycle (in its left photo; in both photos of the
+#: pair, each also mirrored; pasted onto three other real photos), the whole motorcycle (the
+#: same three ways), emoji silhouettes on real photos.
+SETS = ("composites", "motorcycle-objects", "motorcycle-views", "motorcycle-pasted", "motorcycle-whole",
+        "motorcycle-whole-views", "motorcycle-whole-pasted", "emoji")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; people in the held-out frames of a training video, :mod:`cmp.eval.people`;
 #: :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
@@ -262,6 +263,10 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return eval_composites(n_images, start=start)
     if name == "motorcycle-objects":
         return real.motorcycle_objects()
+    if name == "motorcycle-views":
+        return real.motorcycle_views()
+    if name == "motorcycle-whole-views":
+        return real.motorcycle_whole_views()
     if name == "motorcycle-pasted":
         return real.motorcycle_pasted()
     if name == "motorcycle-whole":
