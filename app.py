@@ -122,11 +122,17 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
             "app_kwargs": {"middleware": [guard]}}
 
 
-def warm_up_in_background(engine: Engine) -> threading.Thread:
+def warm_up_in_background(engine: Engine, pool: EnginePool | None = None) -> threading.Thread:
     """Build the encoder's convolutions for every input size while the app starts and serves
     (:meth:`cmp.engine.Engine.warm_up`, ~2 s of CPU on 2 cores; a click waits at most one
-    encoding for it), so a user's first photo of a new aspect ratio is encoded at full speed."""
-    t = threading.Thread(target=engine.warm_up, name="cmp-warm-up", daemon=True)
+    encoding for it), so a user's first photo of a new aspect ratio is encoded at full speed;
+    then the same for the model the default segments with, if it has one (loaded into ``pool``)."""
+    def run():
+        engine.warm_up()
+        if pool is not None and pool.segmenter_key(None):
+            pool.segmenter(None).warm_up()
+
+    t = threading.Thread(target=run, name="cmp-warm-up", daemon=True)
     t.start()
     return t
 
@@ -141,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_run()  # before any Blocks: uploads, previews and outputs go into this run's own folder
-    warm_up_in_background(engine)
     pool = EnginePool(engine, default_ref=args.checkpoint if notice is None else "default", max_models=POOL_MODELS,
                       max_bytes=POOL_MB * 2**20, max_download_bytes=MAX_DOWNLOAD_MB * 2**20)
+    warm_up_in_background(engine, pool)
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
                              examples=example_images(), pool=pool),
                      trusted_proxies=server.split_hosts(args.trusted_proxies))

@@ -16,8 +16,10 @@ import json
 from pathlib import Path
 
 #: The segmentation sets in the card's order, with the label its table gives each.
-SEGMENTATION_ROWS = {"motorcycle-whole": "**real**", "motorcycle-whole-pasted": "composite on real photos",
-                     "motorcycle-objects": "**real**", "motorcycle-pasted": "composite on real photos",
+SEGMENTATION_ROWS = {"motorcycle-whole": "**real**", "motorcycle-whole-views": "**real**",
+                     "motorcycle-whole-pasted": "composite on real photos",
+                     "motorcycle-objects": "**real**", "motorcycle-views": "**real**",
+                     "motorcycle-pasted": "composite on real photos",
                      "emoji": "composite on real photos", "composites": "composite (ours)"}
 #: The propagation sets' labels (the JSON's order is kept).
 PROPAGATION_KINDS = {"motorcycle": "**real** (stereo, true disparity)",

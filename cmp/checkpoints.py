@@ -174,6 +174,9 @@ class RegistryEntry:
     hub: tuple[HubLocation, ...] = ()
     aliases: tuple[str, ...] = ()
     card: str | None = None
+    #: Registry name of the model that segments when this one is the app's default: one of
+    #: the same architecture trained on to group whole objects (its motion is not kept).
+    segmentation: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "RegistryEntry":
@@ -181,7 +184,7 @@ class RegistryEntry:
         return cls(name=d["name"], description=d["description"], license=d["license"],
                    config=d["config"], sha256=d.get("sha256"), size=d.get("size"),
                    file=d.get("file"), hub=hub, aliases=tuple(d.get("aliases", [])),
-                   card=d.get("card"))
+                   card=d.get("card"), segmentation=d.get("segmentation"))
 
 
 def load_registry(path: str | os.PathLike = REGISTRY_PATH) -> dict[str, RegistryEntry]:
@@ -198,7 +201,25 @@ def load_registry(path: str | os.PathLike = REGISTRY_PATH) -> dict[str, Registry
     for e in entries:
         for n in (e.name, *e.aliases):
             out[n] = e
+    for e in entries:
+        if e.segmentation is not None and e.segmentation not in out:
+            raise CheckpointError(f"checkpoint registry {path} is malformed: {e.name!r} segments with "
+                                  f"{e.segmentation!r}, which it does not list")
     return out
+
+
+def segmentation_ref(ref: "str | os.PathLike | None", *, registry: str | os.PathLike = REGISTRY_PATH) -> str | None:
+    """The reference segmentation uses when ``ref`` is the model nobody chose (the app's or
+    the command line's default): the registry entry's ``segmentation`` model when it names
+    one, else ``ref`` unchanged (also for Hub references, local files and references that do
+    not parse; loading those reports any error)."""
+    try:
+        parsed = parse_ref(ref, allow_local=True, registry=registry)
+    except CheckpointError:
+        return ref
+    if parsed.kind != "registry":
+        return ref
+    return load_registry(registry)[parsed.text].segmentation or ref
 
 
 def registry_entries(path: str | os.PathLike = REGISTRY_PATH) -> list[RegistryEntry]:

@@ -14,7 +14,7 @@ import threading
 
 from cachetools import Cache, LRUCache
 
-from .checkpoints import REGISTRY_PATH, CheckpointTooLarge, parse_ref
+from .checkpoints import REGISTRY_PATH, CheckpointTooLarge, parse_ref, segmentation_ref
 from .engine import Engine
 
 #: Requests that name no model (None, "") get the pool's default engine.
@@ -109,6 +109,23 @@ class EnginePool:
                 with self._lock:
                     self._loading.pop(key, None)
         return eng
+
+    def segmenter_key(self, ref: str | None) -> str | None:
+        """The key of the model segmentation uses for ``ref`` when it is not ``ref``'s own
+        (without loading it): for the default (None, "") the model its registry entry names
+        for segmentation (:func:`cmp.checkpoints.segmentation_ref`); else None (a model the
+        session chose segments itself, and so does a default built without a name)."""
+        key = self.key(ref)
+        if key == self.default_key and key:
+            seg = segmentation_ref(key, registry=self.registry)
+            if seg != key:
+                return self.key(seg)
+        return None
+
+    def segmenter(self, ref: str | None) -> Engine:
+        """The engine segmentation uses for ``ref`` (see :meth:`segmenter_key`), loaded on first use."""
+        seg = self.segmenter_key(ref)
+        return self.get(seg if seg else ref)
 
     def _hit(self, key: str) -> Engine | None:
         return self._engines.get(key)  # a hit becomes the most recently used

@@ -5,7 +5,8 @@ both are re-exported here, so pages import everything from one place.
 Pages stay thin: algorithms live in ``cmp/``. Handlers never load models;
 they use ``ctx.engine_for(model)``, the engine of the model the session chose in the
 header (``ctx.model``, a ``gr.State`` holding a checkpoint reference; "" = the app's
-default), taken from the engine pool. Per-user state stays in ``gr.State`` as small
+default), taken from the engine pool (``ctx.segmenter_for(model)`` for segmentation, where
+the app's default may name a grouping model of its own). Per-user state stays in ``gr.State`` as small
 plain values.
 """
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Context:
         """The engine of the first non-empty reference (the API's ``checkpoint``, then the
         session's choice), else the app's default; loads it into the pool if needed."""
         return self.pool.get(next((r for r in refs if r), None))
+
+    def segmenter_for(self, *refs: str | None) -> Engine:
+        """Like :meth:`engine_for`, for segmentation: the app's default segments with the model
+        its registry entry names for that (:meth:`cmp.pool.EnginePool.segmenter`)."""
+        return self.pool.segmenter(next((r for r in refs if r), None))
 
 
 #: Exceptions whose message is meant for the user (one line, no traceback).

@@ -21,9 +21,11 @@ APP_DEFAULT = "(app default)"
 REF_HINT = "hf://owner/repo or hf://owner/repo[@revision]/path/file.pth.tar"
 
 
-def describe(engine: Engine) -> str:
+def describe(engine: Engine, segments_with: str | None = None) -> str:
+    """The header's line; ``segments_with``: the model the Segment page uses instead, if any."""
     config = engine.info.get("config") or getattr(getattr(engine.model, "cfg", None), "name", "?")
-    return f"Active model: **{engine.name}** ({config}, {engine.device.type}, {engine.precision})"
+    seg = f"; the Segment page uses its grouping model **{segments_with}**" if segments_with else ""
+    return f"Active model: **{engine.name}** ({config}, {engine.device.type}, {engine.precision}){seg}"
 
 
 def choices(ctx: Context) -> list[tuple[str, str]]:
@@ -47,7 +49,7 @@ def build(ctx: Context) -> None:
         picker = gr.Dropdown(choices(ctx), value=APP_DEFAULT, label="Model", scale=2, elem_id="model-picker")
         ref = gr.Textbox(label="or any Hub reference", placeholder=REF_HINT, scale=2, elem_id="model-ref")
         load = gr.Button("Load", scale=0, min_width=80, elem_id="model-load")
-    active = gr.Markdown(describe(ctx.engine), elem_id="model-active")
+    active = gr.Markdown(describe(ctx.engine, ctx.pool.segmenter_key(None)), elem_id="model-active")
 
     @user_errors
     def choose(text, progress=gr.Progress(track_tqdm=True)):
@@ -55,7 +57,7 @@ def build(ctx: Context) -> None:
         key = ctx.pool.key(text)  # a malformed reference or a local path fails here, before any work
         progress(0, desc=f"Loading {ctx.pool.label(text)}")
         engine = ctx.pool.get(key)
-        return describe(engine), key
+        return describe(engine, ctx.pool.segmenter_key(key)), key
 
     def refresh(key):
         """The picker shows the active model (a Hub reference gets its own entry) and what is

@@ -2,7 +2,7 @@
 
 Thin wiring only: the per-tab state machine, the points format and every model call
 live in :mod:`cmp.annotate` (the state is a small dict of plain values described
-there, kept in ``gr.State``), on the session's engine (``ctx.engine_for``); files
+there, kept in ``gr.State``), on the session's engine (``ctx.segmenter_for``); files
 come from :mod:`cmp.annotations`.
 
 Public API (``gradio_client``): ``/segment_mask`` (image, points_json,
@@ -133,14 +133,14 @@ if (!window.__cmpSegmentKeys) {
 def mask_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, zoom: bool,
              pin_frame: bool = True, model: str | None = None, clicks=None):
     """:func:`cmp.annotate.mask_from_points` on ``model``'s engine."""
-    return annotate.mask_from_points(ctx.engine_for(model), rgb, positive, negative, threshold, zoom, pin_frame,
+    return annotate.mask_from_points(ctx.segmenter_for(model), rgb, positive, negative, threshold, zoom, pin_frame,
                                      clicks)
 
 
 def candidates_for(ctx: Context, rgb: np.ndarray, positive, negative, threshold: float, pin_frame: bool = True,
                    scales=CANDIDATE_SCALES, model: str | None = None):
     """:func:`cmp.annotate.candidates_from_points` on ``model``'s engine."""
-    return annotate.candidates_from_points(ctx.engine_for(model), rgb, positive, negative, threshold, pin_frame,
+    return annotate.candidates_from_points(ctx.segmenter_for(model), rgb, positive, negative, threshold, pin_frame,
                                            scales)
 
 
@@ -227,7 +227,7 @@ def build(ctx: Context) -> None:
     def _recompute(rgb, st, thr, pf, model="", ev=True):
         """State with the current object's candidates recomputed from its clicks; also the chosen result
         (with the probes' flows only while the evidence is open)."""
-        return annotate.recompute(ctx.engine_for(model), rgb, st, thr, pf, evidence=bool(ev))
+        return annotate.recompute(ctx.segmenter_for(model), rgb, st, thr, pf, evidence=bool(ev))
 
     def _show(rgb, st, res=None, thr=DEFAULT_THRESHOLD, lab=None, ev=True):
         """Every output of a click; the evidence views only while their accordion is open (drawing
@@ -248,7 +248,7 @@ def build(ctx: Context) -> None:
                 None, "", None
         rgb, msg = _image(path)
         # encode now: the first click is quicker, and the "group" candidate uses this whole-image encoding
-        lease.run_model(ctx.engine_for(model).set_image, rgb)
+        lease.run_model(ctx.segmenter_for(model).set_image, rgb)
         h, w = rgb.shape[:2]
         st = new_state((h, w))
         text = f"{w}x{h} px. " + (f"**{msg}**" if msg else "")
@@ -307,7 +307,7 @@ def build(ctx: Context) -> None:
 
     def _choose(path, st, thr, pf, lab, ev, index, model=""):
         rgb, _ = _image(path)
-        st, res = annotate.choose(ctx.engine_for(model), rgb, st, index, thr, pf, evidence=bool(ev))
+        st, res = annotate.choose(ctx.segmenter_for(model), rgb, st, index, thr, pf, evidence=bool(ev))
         return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors
@@ -329,7 +329,7 @@ def build(ctx: Context) -> None:
         if not path or not st.get("candidates"):
             return gr.skip()
         rgb, _ = _image(path)
-        return _show(rgb, st, annotate.reading(ctx.engine_for(model), rgb, st, thr, pf), thr, lab, ev)
+        return _show(rgb, st, annotate.reading(ctx.segmenter_for(model), rgb, st, thr, pf), thr, lab, ev)
 
     @user_errors
     def on_undo(path, st, thr, pf, lab, ev, model=""):
@@ -340,7 +340,7 @@ def build(ctx: Context) -> None:
         if st["mask"] is None:
             st, res = _recompute(rgb, st, thr, pf, model, ev)
         else:  # what was shown before the click is back; its evidence is drawn only while open
-            res = annotate.reading(ctx.engine_for(model), rgb, st, thr, pf) if ev else None
+            res = annotate.reading(ctx.segmenter_for(model), rgb, st, thr, pf) if ev else None
         return _show(rgb, st, res, thr, lab, ev)
 
     @user_errors

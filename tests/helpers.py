@@ -43,3 +43,22 @@ def original_format(model) -> dict:
 def save_original(model, path, legacy=False) -> Path:
     torch.save(original_format(model), path, _use_new_zipfile_serialization=not legacy)
     return Path(path)
+
+
+def registry_with_a_segmentation_model(tmp_path):
+    """A registry of three shipped tiny files: "motion" (alias "default") segments with "grouping"."""
+    import hashlib
+    import json
+
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import TINY
+
+    entries = []
+    for seed, name, extra in ((1, "motion", {"aliases": ["default"], "segmentation": "grouping"}), (2, "grouping", {}),
+                              (3, "other", {})):
+        path = save_checkpoint(random_model(TINY, seed=seed), tmp_path / f"{name}.safetensors")
+        entries.append({"name": name, "description": "x", "license": "MIT", "config": "tiny", "file": path.name,
+                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **extra})
+    reg = tmp_path / "registry.json"
+    reg.write_text(json.dumps({"checkpoints": entries}))
+    return reg

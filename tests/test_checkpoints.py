@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from cmp.checkpoints import (CheckpointError, RegistryEntry, download, infer_config, load_checkpoint,
-                             load_checkpoint_file, load_registry, resolve, save_checkpoint, strip_prefixes)
+                             load_checkpoint_file, load_registry, resolve, save_checkpoint, segmentation_ref,
+                             strip_prefixes)
 from cmp.model import RESNET50, SLIM, TINY, build_cmp
 from helpers import original_format, random_model, save_original
 from hub_server import FakeHub
@@ -205,6 +206,21 @@ def test_shipped_registry_is_valid():
     orig = reg["cmp-resnet50-vip-mpii"]
     assert orig.sha256 == "cd3a385e227c29f89b5c7c6f4c89d356f6022fa7fcfc71ab1bd40e9833048dd6"
     assert orig.hub[0].repo_id == "MyNiuuu/MOFA-Video-Hybrid" and len(orig.hub) == 3
+
+
+def test_a_registry_entry_names_the_model_the_default_segments_with(tmp_path):
+    motion = {**hub_entry("motion", None, []), "aliases": ["default"], "segmentation": "grouping"}
+    reg = write_registry(tmp_path, [motion, hub_entry("grouping", None, [])])
+    assert load_registry(reg)["default"].segmentation == "grouping"
+    for ref in (None, "", "default", "motion"):
+        assert segmentation_ref(ref, registry=reg) == "grouping"
+    local = save_checkpoint(random_model(TINY), tmp_path / "m.safetensors")
+    for ref in ("grouping", "hf://owner/repo", str(local), "nope", "hf://bad"):  # named, Hub, file, unknown: itself
+        assert segmentation_ref(ref, registry=reg) == ref
+    plain = write_registry(tmp_path, [{**hub_entry("motion", None, []), "aliases": ["default"]}])
+    assert segmentation_ref(None, registry=plain) is None and segmentation_ref("motion", registry=plain) == "motion"
+    with pytest.raises(CheckpointError, match="malformed.*'missing', which it does not list"):
+        load_registry(write_registry(tmp_path, [{**hub_entry("motion", None, []), "segmentation": "missing"}]))
 
 
 def test_resolve_errors(tmp_path):

@@ -17,7 +17,7 @@ from cmp.hub import CMPRepo, export_folder
 from cmp.model import TINY, TINY_AFFINITY
 from cmp.pool import EnginePool
 from conftest import TEST_MAX_SIDE
-from helpers import random_model, run_cli, save_original
+from helpers import random_model, registry_with_a_segmentation_model, run_cli, save_original
 from hub_server import FakeHub, serve_standins
 
 ARROWS = {"arrows": [[60, 40, 12, -4]], "pins": [[10, 10]]}
@@ -139,6 +139,32 @@ def test_pool_loads_a_model_once_when_sessions_ask_together(three_models, tiny_e
     for t in threads:
         t.join()
     assert pool.loads == 1 and len({id(e) for e in got}) == 1
+
+
+def test_the_default_segments_with_the_model_its_registry_entry_names(tmp_path, tiny_engine):
+    reg = registry_with_a_segmentation_model(tmp_path)
+    pool = EnginePool(tiny_engine, default_ref="default", registry=reg)
+    assert pool.segmenter_key(None) == "grouping" and pool.loads == 0  # named without loading
+    seg = pool.segmenter(None)
+    assert seg.name == "grouping" and pool.segmenter("") is seg and pool.segmenter("motion") is seg
+    assert pool.get(None) is tiny_engine and pool.loads == 1  # motion stays on the default
+    # a model the session chose segments itself, the grouping model included
+    assert pool.segmenter("grouping") is seg and pool.segmenter_key("grouping") is None
+    assert pool.segmenter("other").name == "other" and pool.segmenter_key("other") is None
+    plain = EnginePool(tiny_engine, registry=reg)  # a default built without a name has no entry to ask
+    assert plain.segmenter(None) is tiny_engine and plain.segmenter_key(None) is None
+
+
+def test_the_app_warms_up_the_model_its_default_segments_with(tmp_path, tiny_engine):
+    import app
+
+    reg = registry_with_a_segmentation_model(tmp_path)
+    pool = EnginePool(tiny_engine, default_ref="default", registry=reg)
+    app.warm_up_in_background(tiny_engine, pool).join(timeout=120)
+    assert pool.is_loaded("grouping") and pool.loads == 1
+    plain = EnginePool(tiny_engine, registry=reg)  # nothing to segment with apart: nothing loaded
+    app.warm_up_in_background(tiny_engine, plain).join(timeout=120)
+    assert plain.loads == 0
 
 
 def test_pool_refuses_local_paths_unless_allowed(three_models, tiny_engine):

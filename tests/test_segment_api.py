@@ -56,6 +56,30 @@ def test_segment_mask_with_an_order_answers_the_clicks_as_the_page_does(client, 
                                   segment(tiny_engine, rgb, pts["positive"], pts["negative"]).mask)
 
 
+def test_the_page_segments_the_app_default_with_its_grouping_model(tmp_path, tiny_engine, image_path):
+    """An app whose default model names a segmentation model in the registry: the page's and the
+    API's masks come from that model, a model the session chose segments itself, and motion stays
+    on the default."""
+    from conftest import TEST_MAX_SIDE
+    from helpers import registry_with_a_segmentation_model
+
+    from cmp.pool import EnginePool
+    from cmp.segment import segment
+    from demos.common import Context, read_image
+
+    reg = registry_with_a_segmentation_model(tmp_path)
+    ctx = Context(engine=tiny_engine, pool=EnginePool(tiny_engine, default_ref="default", registry=reg))
+    rgb, _ = read_image(image_path, TEST_MAX_SIDE)
+    pos, neg = [(60, 40)], [(140, 90)]
+    got = page.mask_for(ctx, rgb, pos, neg, 0.5, True).mask
+    grouping, other = ctx.pool.get("grouping"), ctx.pool.get("other")
+    np.testing.assert_array_equal(got, segment(grouping, rgb, pos, neg).mask)
+    assert not np.array_equal(got, segment(tiny_engine, rgb, pos, neg).mask)  # the models differ here
+    np.testing.assert_array_equal(page.mask_for(ctx, rgb, pos, neg, 0.5, True, model="other").mask,
+                                  segment(other, rgb, pos, neg).mask)
+    assert ctx.engine_for(None) is tiny_engine and ctx.segmenter_for(None) is grouping
+
+
 @pytest.mark.parametrize("pin_frame", [True, False])
 def test_segment_mask_endpoint_passes_frame_pins_to_the_library(client, image_path, pin_frame, monkeypatch):
     # The app runs in this process: a spy on the use case's segment() sees what the endpoint asked for.

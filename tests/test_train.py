@@ -216,14 +216,17 @@ def test_sampler_is_deterministic(tiny_data):
     assert np.array_equal(a.image, b.image) and np.array_equal(a.points, b.points)
 
 
-def test_shipped_checkpoint_loads_strictly_and_matches_card():
+@pytest.mark.parametrize("name", ["default", "grouping"])
+def test_shipped_checkpoint_loads_strictly_and_matches_card(name):
+    """The embedded default and the model it segments with (both in the repository)."""
     reg = load_registry()
-    entry = reg["default"]
-    ck = load_checkpoint("default")
+    entry = reg[name]
+    ck = load_checkpoint(name)
     assert ck.config.name == entry.config
     assert (CHECKPOINT_DIR / entry.file).stat().st_size <= 20 * 2**20
     card = (CHECKPOINT_DIR / entry.card).read_text()
     assert ck.config.to_json() in card.replace("\n", "") or json.dumps(ck.config.to_dict(), sort_keys=True) in card
+    assert reg["default"].segmentation == "cmp-slim-grouping"
 
 
 def test_scalar_priors_get_their_own_learning_rate():

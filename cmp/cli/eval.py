@@ -34,11 +34,14 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _load_engine(args):
-    """The model named by --checkpoint/--device/--precision, and what the report says about it."""
+def _load_engine(args, segmentation: bool = False):
+    """The model named by --checkpoint/--device/--precision, and what the report says about it;
+    with ``segmentation`` and no --checkpoint, the one the default model segments with."""
+    from ..checkpoints import segmentation_ref
     from ..engine import Engine
 
-    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    ref = args.checkpoint or (segmentation_ref(None) if segmentation else None)
+    engine = Engine.from_checkpoint(ref, device=args.device, precision=args.precision)
     info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
             "device": str(engine.device), "precision": engine.precision}
     _log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")
@@ -167,7 +170,7 @@ def add_segmentation(tasks) -> None:
                     "on real photos never trained on. Each table says whether its set is real or composite. "
                     "Reports NoC@85, NoC@90 and IoU after 1/3/5 clicks for the model and for an "
                     "edge-aware geodesic propagator using the same 4-probe recipe.")
-    add_model_flags(q)
+    add_model_flags(q, segmentation=True)
     q.add_argument("--datasets", type=_csv(str, SETS + TUNING_SETS), default=list(SETS),
                    help=f"comma-separated, from {','.join(SETS)} (default all; a missing source is skipped), "
                         f"or the tuning set{'s' if len(TUNING_SETS) > 1 else ''} {','.join(TUNING_SETS)} "
@@ -214,7 +217,7 @@ def run_segmentation(args) -> int:
     if args.no_zoom and {"candidates", "page", "probes"} & set(args.methods):
         raise CLIError("--no-zoom does not combine with the candidates, page or probes methods (three zoom scales)")
     uses_model = bool({"model", "candidates", "page", "probes"} & set(args.methods))
-    engine, info = _load_engine(args) if uses_model else (None, {})
+    engine, info = _load_engine(args, segmentation=True) if uses_model else (None, {})
     extra = {}
     if "candidates" in args.methods:
         extra["cmp, most confident of 3"] = S.candidates_method(engine, threshold=args.threshold,

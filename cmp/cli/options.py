@@ -38,11 +38,11 @@ def add_image_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
+def add_model_flags(p: argparse.ArgumentParser, segmentation: bool = False) -> None:
     """--checkpoint, --device, --precision: which model runs where, as :meth:`cmp.engine.Engine.from_checkpoint`
-    takes them."""
-    p.add_argument("--checkpoint", default=None, metavar="REF",
-                   help=CHECKPOINT_HELP + " (default: the embedded model)")
+    takes them; ``segmentation``: the command segments (its default is the one the embedded model segments with)."""
+    default = "the model the embedded default segments with" if segmentation else "the embedded model"
+    p.add_argument("--checkpoint", default=None, metavar="REF", help=f"{CHECKPOINT_HELP} (default: {default})")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     p.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS],
                    help="autocast precision (default: auto, bf16 where it is fast)")

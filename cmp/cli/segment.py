@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the clean-up (small holes, islands away from the positive clicks)")
     p.add_argument("--no-pin-frame", action="store_true",
                    help="do not pin the border of the view still (use when the object fills the frame)")
-    add_model_flags(p)
+    add_model_flags(p, segmentation=True)
     p.add_argument("--object-scale", action="store_true",
                    help="write the object-scale mask alone (one view per click instead of three; the "
                         "default before 2026-12-02)")
@@ -103,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
     h, w = rgb.shape[:2]
     check_points(positive, negative, h, w)  # the page's and the HTTP API's validator
-    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision)
+    from ..checkpoints import segmentation_ref
+
+    # no --checkpoint: the default model's segmentation model (the page does the same)
+    ref = args.checkpoint or segmentation_ref(None)
+    engine = Engine.from_checkpoint(ref, device=args.device, precision=args.precision)
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,
