@@ -122,6 +122,14 @@ def launch_options(host: str = "127.0.0.1", allowed_hosts: list[str] | None = No
             "app_kwargs": {"middleware": [guard]}}
 
 
+def make_pool(engine: Engine, checkpoint: str | None, notice: str | None = None) -> EnginePool:
+    """The app's engine pool around ``engine``, the model ``checkpoint`` named (the embedded
+    default when it could not be loaded: ``notice``), with the app's bounds; its registry entry
+    says which model segments for it (:meth:`cmp.pool.EnginePool.segmenter`)."""
+    return EnginePool(engine, default_ref=checkpoint if notice is None else "default", max_models=POOL_MODELS,
+                      max_bytes=POOL_MB * 2**20, max_download_bytes=MAX_DOWNLOAD_MB * 2**20)
+
+
 def warm_up_in_background(engine: Engine, pool: EnginePool | None = None) -> threading.Thread:
     """Build the encoder's convolutions for every input size while the app starts and serves
     (:meth:`cmp.engine.Engine.warm_up`, ~2 s of CPU on 2 cores; a click waits at most one
@@ -147,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start_run()  # before any Blocks: uploads, previews and outputs go into this run's own folder
-    pool = EnginePool(engine, default_ref=args.checkpoint if notice is None else "default", max_models=POOL_MODELS,
-                      max_bytes=POOL_MB * 2**20, max_download_bytes=MAX_DOWNLOAD_MB * 2**20)
+    pool = make_pool(engine, args.checkpoint, notice)
     warm_up_in_background(engine, pool)
     demo = build_app(Context(engine=engine, max_side=args.max_image_side, notice=notice,
                              examples=example_images(), pool=pool),

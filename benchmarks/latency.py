@@ -219,14 +219,16 @@ def gradio_floor(image: Path, clicks: int, rng: np.random.Generator) -> dict:
     return out
 
 
-def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3) -> dict:
+def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3, segmenter=None) -> dict:
     """The same guidance straight on the engine: propagate (arrows), a whole segment() call, and the
-    page's click (part / object / group candidates, :func:`cmp.segment.segment_candidates`)."""
+    page's click (part / object / group candidates, :func:`cmp.segment.segment_candidates`), these
+    two on ``segmenter`` (the model the page segments with; default ``engine``)."""
     from cmp.images import load_image
     from cmp.segment import segment, segment_candidates
 
     rgb, _ = load_image(str(image))
     handle = engine.set_image(rgb)
+    seg_engine = segmenter or engine
     arrow_s, seg_s, cand_s = [], [], []
     for k in range(len(arrows)):
         group = arrows[k - k % 8:k + 1]  # the page predicts with every arrow drawn since the last Clear
@@ -236,8 +238,8 @@ def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 
         pos = points[k - k % 4:k + 1]
         # once, first: as on the page, the part and object crops around new clicks are encoded anew
         # no evidence asked for: the page's evidence is closed during the clicks (no probe flows)
-        cand_s.append(_time(lambda: segment_candidates(engine, rgb, pos, [])))
-        seg_s.append(min(_time(lambda: segment(engine, rgb, pos, [])) for _ in range(repeats)))
+        cand_s.append(_time(lambda: segment_candidates(seg_engine, rgb, pos, [])))
+        seg_s.append(min(_time(lambda: segment(seg_engine, rgb, pos, [])) for _ in range(repeats)))
     return {"arrow": _stats(arrow_s), "segment": _stats(seg_s), "segment_candidates": _stats(cand_s)}
 
 
@@ -288,25 +290,27 @@ def main(argv: list[str] | None = None) -> int:
     engine, notice = app.load_engine(app.parse_args(["--checkpoint", a.checkpoint]))
     if notice:
         print(f"notice: {notice}", file=sys.stderr)
-    demo, url = launch_in_process(a.checkpoint, engine=engine)
+    demo, url, pool = launch_in_process(a.checkpoint, engine=engine)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             image = _test_image(Path(tmp))
             rng = np.random.default_rng(a.seed)
             page = browser_clicks(url, image, a.clicks, rng)
-            eng = engine_only(engine, image, page.pop("_arrows"), page.pop("_points"))
+            eng = engine_only(engine, image, page.pop("_arrows"), page.pop("_points"), segmenter=pool.segmenter(None))
             floor = gradio_floor(image, a.clicks, rng) if a.floor else {}
         load = concurrent_sessions(url, a.sessions, a.actions) if a.sessions else {}
     finally:
         demo.close()
-    out = {"model": engine.name, "device": engine.device.type, "precision": engine.precision,
+    out = {"model": engine.name, "segments_with": pool.segmenter(None).name,
+           "device": engine.device.type, "precision": engine.precision,
            "threads": __import__("torch").get_num_threads(), "load_average": os.getloadavg()[0],
            "browser_click_to_pixels": page, "engine_only": eng, "gradio_floor": floor,
            "concurrent_sessions": load}
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{engine.name} on {engine.device.type} ({engine.precision}), {out['threads']} threads, "
+    print(f"{engine.name} (segments with {out['segments_with']}) on {engine.device.type} ({engine.precision}), "
+          f"{out['threads']} threads, "
           f"load average {out['load_average']:.2f}")
     print(f"{'':16s}{'browser median':>16s}{'p95':>8s}{'engine median':>16s}{'target':>9s}"
           f"{'Playwright median / p95':>26s}")

@@ -193,7 +193,8 @@ def run(url: str, sessions: int, actions: int, video_every: int = 10, timeout: f
 
 
 def launch_in_process(checkpoint: str | None, engine=None):
-    """Start the app as ``app.main`` would, on a free loopback port in this process; returns (demo, url)."""
+    """Start the app as ``app.main`` would, on a free loopback port in this process (``engine``:
+    the model ``checkpoint`` names, already loaded); returns (demo, url, the app's engine pool)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import app
     from cmp.device import tune_malloc, tune_onednn
@@ -204,15 +205,15 @@ def launch_in_process(checkpoint: str | None, engine=None):
 
     notice = None
     if engine is None:
-        args = app.parse_args(["--checkpoint", checkpoint or "default"])
-        engine, notice = app.load_engine(args)
+        engine, notice = app.load_engine(app.parse_args(["--checkpoint", checkpoint or "default"]))
         if notice:
             print(f"notice: {notice}", file=sys.stderr)
-    app.warm_up_in_background(engine)  # as app.main does
-    demo = app.build_app(Context(engine=engine, notice=notice))
+    pool = app.make_pool(engine, checkpoint or "default", notice)  # the default segments with its grouping model
+    app.warm_up_in_background(engine, pool)  # as app.main does
+    demo = app.build_app(Context(engine=engine, notice=notice, pool=pool))
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
                             **app.launch_options("127.0.0.1"))  # the app's limits and Host/Origin guard
-    return demo, url
+    return demo, url, pool
 
 
 def is_loopback(url: str) -> bool:
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.url:
         url = a.url
     else:
-        demo, url = launch_in_process(a.checkpoint)
+        demo, url, _pool = launch_in_process(a.checkpoint)
     rss = {"before_launch": round(rss0, 1), "after_launch": round(_rss_mb(), 1)}
     waves = []
     try:
