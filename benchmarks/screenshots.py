@@ -26,7 +26,7 @@ SH = ROOT / "docs" / "screenshots"
 
 def main() -> None:
     eng = Engine.from_checkpoint("default")
-    demo = app.build_app(Context(engine=eng))
+    demo = app.build_app(Context(engine=eng, pool=app.make_pool(eng, "default")))  # segments as app.main does
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
     img = str(Path(tempfile.mkdtemp()) / "cat.png"); Image.fromarray(data.chelsea()).save(img)
     with sync_playwright() as p:
