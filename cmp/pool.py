@@ -1,6 +1,7 @@
 """A bounded pool of loaded engines, so each session can use the model it chose.
 
-The app's default engine is pinned; other models are loaded on first use (downloaded
+The app's default engine is pinned, and so is the model it segments with (its registry
+entry's ``segmentation``) once loaded; other models are loaded on first use (downloaded
 through :mod:`cmp.checkpoints` when needed) and evicted least recently used first
 once there are more than ``max_models`` or their cost passes ``max_bytes``. The cost
 of an engine is its weights plus the bound of its feature cache, so the bound holds
@@ -42,6 +43,11 @@ class EnginePool:
         self.cache_entries, self.cache_bytes = cache_entries, cache_bytes
         self.endpoint, self.cache_dir = endpoint, cache_dir
         self.default_key = self._parse_key(default_ref, allow_local=True) if default_ref else DEFAULT_KEY
+        # the model the default segments with (its registry entry's ``segmentation``), if any: once
+        # loaded it is kept beside the default, outside the LRU and its bounds, as part of it
+        seg = segmentation_ref(self.default_key, registry=registry) if self.default_key else None
+        self.default_segmenter_key = self.key(seg) if seg and seg != self.default_key else None
+        self._pinned: dict[str, Engine] = {}
         # LRU by cost (weights + image cache); a model over max_bytes is refused in _load,
         # so the newest always fits. The model count is the second bound (_evict).
         self._engines: LRUCache[str, Engine] = LRUCache(max_bytes, getsizeof=self.cost)
@@ -70,13 +76,13 @@ class EnginePool:
     def is_loaded(self, ref: str | None) -> bool:
         key = self.key(ref)
         with self._lock:
-            return key == self.default_key or key in self._engines
+            return key == self.default_key or key in self._pinned or key in self._engines
 
     def loaded(self) -> list[tuple[str, str, int]]:
         """(key, engine name, cost in bytes) of the default then each pooled engine, oldest first."""
         with self._lock:
             # Cache.__getitem__: read without making each engine the most recently used
-            items = [(self.default_key, self.default),
+            items = [(self.default_key, self.default), *self._pinned.items(),
                      *((k, Cache.__getitem__(self._engines, k)) for k in self._engines)]
         return [(k, e.name, self.cost(e)) for k, e in items]
 
@@ -103,8 +109,11 @@ class EnginePool:
             try:
                 eng = self._load(key)
                 with self._lock:
-                    self._engines[key] = eng
-                    self._evict()
+                    if key == self.default_segmenter_key:
+                        self._pinned[key] = eng
+                    else:
+                        self._engines[key] = eng
+                        self._evict()
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
@@ -113,14 +122,10 @@ class EnginePool:
     def segmenter_key(self, ref: str | None) -> str | None:
         """The key of the model segmentation uses for ``ref`` when it is not ``ref``'s own
         (without loading it): for the default (None, "") the model its registry entry names
-        for segmentation (:func:`cmp.checkpoints.segmentation_ref`); else None (a model the
-        session chose segments itself, and so does a default built without a name)."""
-        key = self.key(ref)
-        if key == self.default_key and key:
-            seg = segmentation_ref(key, registry=self.registry)
-            if seg != key:
-                return self.key(seg)
-        return None
+        for segmentation (:func:`cmp.checkpoints.segmentation_ref`, read once when the pool is
+        made); else None (a model the session chose segments itself, and so does a default
+        built without a name). Once loaded, that model is kept beside the default, never evicted."""
+        return self.default_segmenter_key if self.key(ref) == self.default_key else None
 
     def segmenter(self, ref: str | None) -> Engine:
         """The engine segmentation uses for ``ref`` (see :meth:`segmenter_key`), loaded on first use."""
@@ -128,7 +133,8 @@ class EnginePool:
         return self.get(seg if seg else ref)
 
     def _hit(self, key: str) -> Engine | None:
-        return self._engines.get(key)  # a hit becomes the most recently used
+        pinned = self._pinned.get(key)
+        return pinned if pinned is not None else self._engines.get(key)  # an LRU hit becomes the most recent
 
     def _load(self, key: str) -> Engine:
         rt = self.default.runtime

@@ -155,6 +155,19 @@ def test_the_default_segments_with_the_model_its_registry_entry_names(tmp_path, 
     assert plain.segmenter(None) is tiny_engine and plain.segmenter_key(None) is None
 
 
+def test_the_model_the_default_segments_with_is_kept_beside_it(tmp_path, tiny_engine):
+    """Sessions that load other models never evict the default's grouping model: it is loaded
+    once and stays outside the LRU's count."""
+    reg = registry_with_a_segmentation_model(tmp_path)
+    pool = EnginePool(tiny_engine, default_ref="default", registry=reg, max_models=1)
+    seg = pool.segmenter(None)
+    other = pool.get("other")                       # fills the one LRU place
+    assert pool.segmenter(None) is seg and pool.get("grouping") is seg and pool.loads == 2
+    assert pool.is_loaded("grouping") and pool.is_loaded("other")
+    assert [k for k, _name, _cost in pool.loaded()] == ["motion", "grouping", "other"]  # "default" is an alias
+    assert pool.nbytes == pool.cost(other)          # the LRU's bytes: the chosen model alone
+
+
 def test_the_app_warms_up_the_model_its_default_segments_with(tmp_path, tiny_engine):
     import app
 
