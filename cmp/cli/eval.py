@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
-from .options import add_model_flags, output_path
+from .options import add_model_flags, output_path, segmenting_engine
 
 SHIPPED_PLOT = Path("checkpoints/eval/propagation.png")
 
@@ -37,11 +37,10 @@ def _log(msg: str) -> None:
 def _load_engine(args, segmentation: bool = False):
     """The model named by --checkpoint/--device/--precision, and what the report says about it;
     with ``segmentation`` and no --checkpoint, the one the default model segments with."""
-    from ..checkpoints import segmentation_ref
     from ..engine import Engine
 
-    ref = args.checkpoint or (segmentation_ref(None) if segmentation else None)
-    engine = Engine.from_checkpoint(ref, device=args.device, precision=args.precision)
+    engine = (segmenting_engine(args) if segmentation else
+              Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision))
     info = {"checkpoint": engine.info.get("checkpoint"), "config": engine.info.get("config"),
             "device": str(engine.device), "precision": engine.precision}
     _log(f"model: {info['checkpoint']} ({info['config']}) on {info['device']} {info['precision']}")

@@ -38,6 +38,16 @@ def add_image_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, metavar="IMG", help="input image (PNG, JPEG, WebP, ...)")
 
 
+def segmenting_engine(args: argparse.Namespace):
+    """The engine a segmenting command runs on: ``--checkpoint`` when given, else the model the
+    embedded default segments with (:func:`cmp.checkpoints.segmentation_ref`; the page does the same)."""
+    from ..checkpoints import segmentation_ref
+    from ..engine import Engine
+
+    ref = args.checkpoint or segmentation_ref(None)
+    return Engine.from_checkpoint(ref, device=args.device, precision=args.precision)
+
+
 def add_model_flags(p: argparse.ArgumentParser, segmentation: bool = False) -> None:
     """--checkpoint, --device, --precision: which model runs where, as :meth:`cmp.engine.Engine.from_checkpoint`
     takes them; ``segmentation``: the command segments (its default is the one the embedded model segments with)."""

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CLIError
-from .options import add_image_flag, add_model_flags, numbers, output_path
+from .options import add_image_flag, add_model_flags, numbers, output_path, segmenting_engine
 
 
 class _Click(argparse.Action):
@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     if not positive:
         raise CLIError("give at least one --positive X,Y click on the object")
 
-    from ..engine import Engine
     from ..images import load_image
     from ..annotate import check_points
     from ..segment import best_candidate, candidate_clicks, segment_clicks
@@ -103,11 +102,7 @@ def run(args: argparse.Namespace) -> int:
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
     h, w = rgb.shape[:2]
     check_points(positive, negative, h, w)  # the page's and the HTTP API's validator
-    from ..checkpoints import segmentation_ref
-
-    # no --checkpoint: the default model's segmentation model (the page does the same)
-    ref = args.checkpoint or segmentation_ref(None)
-    engine = Engine.from_checkpoint(ref, device=args.device, precision=args.precision)
+    engine = segmenting_engine(args)
     note = ""
     if not (args.no_zoom or args.object_scale):
         cands = candidate_clicks(engine, rgb, args.clicks, threshold=args.threshold,

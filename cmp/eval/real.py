@@ -220,8 +220,7 @@ def right_view_labels(labels: np.ndarray, disp: np.ndarray) -> np.ndarray:
         li, ri = left_i[gap], right_i[gap]
         dl = np.where(li >= 0, row_d[np.clip(li, 0, w - 1)], np.inf)
         dr = np.where(ri < w, row_d[np.clip(ri, 0, w - 1)], np.inf)
-        src = np.where(dl <= dr, li, ri)
-        row_lab[gap] = np.where((src >= 0) & (src < w), row_lab[np.clip(src, 0, w - 1)], 0)
+        row_lab[gap] = row_lab[np.where(dl <= dr, li, ri)]  # the row has a landed pixel: one side is real
         out[y] = row_lab
     return out
 
