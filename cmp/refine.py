@@ -28,7 +28,10 @@ edges:
   object's, and a same-coloured region far from the mask does not join. 2-4 ms at 384 px.
 
 All work on the view the model saw (the zoom box, or the whole image), at most
-:data:`WORK_SIDE` px on its long side, so their cost does not grow with the photo.
+:data:`WORK_SIDE` px on its long side, so their cost does not grow with the photo. A view
+larger than that gets its mask back at its own size along its own edges (:func:`_to_view`:
+the edge snap's linear model of colour evaluated at the full-size pixels of the mask's border),
+not enlarged in steps.
 Arrays: rgb (H, W, 3) uint8; score (H, W) float32 in [0, 1]; masks (H, W) bool;
 clicks (N, 2) (x, y) in image pixels. Never imports Gradio.
 """
@@ -121,12 +124,20 @@ class GuidedFilter:
         h, w = (max(1, height // subsample), max(1, width // subsample)) if subsample > 1 else (height, width)
         return 4 * (3 * height * width + 12 * h * w)
 
-    def _one(self, p: np.ndarray) -> np.ndarray:
+    def coefficients(self, p: np.ndarray) -> list[np.ndarray]:
+        """The window-averaged linear model of ``p`` (H, W) float32 on the guide, at the filter's
+        working resolution (1/``subsample``): planes a_r, a_g, a_b, b, so that the filtered
+        ``p`` is a . guide + b (:func:`_to_view` evaluates it at other pixels)."""
+        if self.small is not None and p.shape[::-1] != self.small:
+            p = cv2.resize(p, self.small, interpolation=cv2.INTER_AREA)
         mean_p = _box_filter(p, self.r)
         cov = [_box_filter(I * p, self.r) - mI * mean_p for I, mI in zip(self.I, self.mean_I)]
         a = [row[0] * cov[0] + row[1] * cov[1] + row[2] * cov[2] for row in self.inv]
         b = mean_p - a[0] * self.mean_I[0] - a[1] * self.mean_I[1] - a[2] * self.mean_I[2]
-        coef = [_box_filter(x, self.r) for x in (*a, b)]  # plane by plane: a merge and a split cost more
+        return [_box_filter(x, self.r) for x in (*a, b)]  # plane by plane: a merge and a split cost more
+
+    def _one(self, p: np.ndarray) -> np.ndarray:
+        coef = self.coefficients(p)
         if self.small is not None:
             coef = [cv2.resize(x, self.size, interpolation=cv2.INTER_LINEAR) for x in coef]
         out = coef[0] * self.full[0]
@@ -224,6 +235,41 @@ def _snap(view: np.ndarray, mask: np.ndarray, radius: int = GUIDED_RADIUS, eps: 
     return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32), radius, eps) > 0.5
 
 
+def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The refined ``mask``, made on the view shrunk to WORK_SIDE, at the view's own size
+    ``full`` (H, W, 3) uint8, along the view's own edges: the edge snap's linear model of its
+    ``source`` on the colours (``snap``, the guided filter of the small view), evaluated with
+    the full view's colours and thresholded at 0.5, as the snap itself is on the small view.
+    Only pixels within a small pixel of the mask's border are evaluated; elsewhere the mask
+    is enlarged as it is. (A nearest-neighbour enlargement alone left the border in steps of
+    1 / scale px and lost thin parts: the log's "the photo's own resolution".)"""
+    vh, vw = full.shape[:2]
+    m8 = mask.astype(np.uint8)
+    out = cv2.resize(m8, (vw, vh), interpolation=cv2.INTER_NEAREST).astype(bool)
+    border = cv2.dilate(m8, _CROSS) != cv2.erode(m8, _CROSS)
+    if not border.any():
+        return out
+    ys, xs = np.nonzero(cv2.resize(border.astype(np.uint8), (vw, vh), interpolation=cv2.INTER_NEAREST))
+    coef = snap.coefficients(source.astype(np.float32))
+    ch, cw = coef[0].shape
+    # the planes read bilinearly at the band's pixels, laid out in rows (remap's maps have
+    # fewer than 2^15 columns)
+    n, cols = len(xs), _REMAP_COLUMNS
+    rows = -(-n // cols)
+    mx, my = (np.zeros(rows * cols, np.float32) for _ in range(2))
+    mx[:n] = (xs + 0.5) * (cw / vw) - 0.5
+    my[:n] = (ys + 0.5) * (ch / vh) - 0.5
+    at = [cv2.remap(c, mx.reshape(rows, cols), my.reshape(rows, cols), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE).ravel()[:n] for c in coef]
+    colour = full[ys, xs].astype(np.float32) / 255.0
+    out[ys, xs] = at[0] * colour[:, 0] + at[1] * colour[:, 1] + at[2] * colour[:, 2] + at[3] > 0.5
+    return out
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+_REMAP_COLUMNS = 4096
+
+
 def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), negative=(), *,
                 box=None, threshold: float = 0.5) -> np.ndarray:
     """Edge-snapped (H, W) bool mask from the probe ``score`` (see the module docstring).
@@ -245,6 +291,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     view = np.ascontiguousarray(view)
     pos = (np.asarray(positive, np.float64).reshape(-1, 2) - [x0, y0]) * k
     neg = (np.asarray(negative, np.float64).reshape(-1, 2) - [x0, y0]) * k
+    snap = source = None  # the colour snap's filter and what it filtered, when there is one
     if kind == "guided":
         m = _snap(view, s > threshold)
     elif kind == "superpixel":
@@ -252,7 +299,9 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     elif kind == "grabcut":
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
-        m = _snap(view, colour_blend(view, s, threshold, pos, neg) > threshold, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
+        snap = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
+        source = (colour_blend(view, s, threshold, pos, neg) > threshold).astype(np.float32)
+        m = snap(source) > 0.5
     else:
         vh2, vw2 = view.shape[:2]
         k2 = min(1.0, GRABCUT_SIDE / max(vh2, vw2))
@@ -261,7 +310,9 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
                          pos * k2, neg * k2, threshold)
         m = _snap(view, cv2.resize(small.astype(np.float32), (vw2, vh2), interpolation=cv2.INTER_LINEAR))
     if k < 1.0:
-        m = cv2.resize(m.astype(np.uint8), (vw, vh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if snap is None:
+            snap, source = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS), m
+        m = _to_view(rgb[y0:y1, x0:x1], snap, source, m)
     out = np.zeros((h, w), bool)
     out[y0:y1, x0:x1] = m
     return out

@@ -271,6 +271,85 @@ def test_a_click_tells_the_colour_models_what_colour_the_object_has():
     assert with_click[body].mean() > 0.95
 
 
+def _large_disk(side: int = 1000):
+    """A red disk on a noisy blue ground in a photo larger than the refinement's working size,
+    its border off the working grid, and a soft score 4 px too small (the coarse model's)."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:side, :side]
+    r = np.hypot(yy - 501.3, xx - 497.6)
+    truth = r < 301.7
+    rgb = np.where(truth[..., None], (200, 60, 40), (40, 90, 200)).astype(int)
+    rgb = np.clip(rgb + rng.integers(-12, 13, rgb.shape), 0, 255).astype(np.uint8)
+    score = (1 / (1 + np.exp((r - 297.7) / 6.0))).astype(np.float32)
+    return rgb, truth, score
+
+
+def test_a_large_photo_gets_its_mask_at_its_own_size_along_its_edges():
+    """A view larger than WORK_SIDE is refined there; the mask then comes back at the photo's
+    size along the photo's own colour edge, not enlarged in steps of 1 / scale px (what the
+    refinement did before: refine the shrunk view, enlarge by nearest neighbour)."""
+    import cv2
+
+    from cmp.images import resize_rgb
+    from cmp.refine import WORK_SIDE
+
+    rgb, truth, score = _large_disk()
+    side = rgb.shape[0]
+    out = refine_mask("colour-guided", rgb, score, [[497, 501]], [])
+    small = refine_mask("colour-guided", resize_rgb(rgb, WORK_SIDE, WORK_SIDE),
+                        cv2.resize(score, (WORK_SIDE, WORK_SIDE), interpolation=cv2.INTER_AREA), [[191, 192]], [])
+    stepped = cv2.resize(small.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert out.shape == truth.shape and out.dtype == bool
+    assert (out != truth).sum() < (stepped != truth).sum() / 3
+    assert iou(out, truth) > 0.998
+    # a box around the disk (the zoom) is refined the same way, and nothing leaves it
+    from cmp.segment import Box
+
+    boxed = refine_mask("colour-guided", rgb, score, [[497, 501]], [], box=Box(150, 150, 860, 860))
+    assert not boxed[:150].any() and not boxed[:, 860:].any()
+    assert (boxed != truth).sum() < (stepped != truth).sum() / 3
+
+
+def test_the_full_size_snap_changes_only_the_border_band():
+    """Only pixels within one working pixel of the shrunk mask's border are evaluated at the
+    photo's size; inside and outside the mask stay what the enlarged mask says."""
+    import cv2
+
+    from cmp.refine import GuidedFilter, _to_view
+
+    rgb, truth, _ = _large_disk(800)
+    small_rgb = cv2.resize(rgb, (200, 200), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(truth.astype(np.uint8), (200, 200), interpolation=cv2.INTER_AREA) > 0
+    snap = GuidedFilter(small_rgb.astype(np.float32) / 255, 4, 1e-3)
+    out = _to_view(rgb, snap, small.astype(np.float32), small)
+    enlarged = cv2.resize(small.astype(np.uint8), (800, 800), interpolation=cv2.INTER_NEAREST).astype(bool)
+    ring = cv2.dilate(small.astype(np.uint8), np.ones((3, 3), np.uint8)) != cv2.erode(small.astype(np.uint8), np.ones((3, 3), np.uint8))
+    band = cv2.resize(ring.astype(np.uint8), (800, 800), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert (out != enlarged).any() and not (out != enlarged)[~band].any()
+    assert (out != truth).sum() < (enlarged != truth).sum() / 2
+    empty = np.zeros((200, 200), bool)  # no border: the enlarged (empty) mask
+    assert not _to_view(rgb, snap, empty.astype(np.float32), empty).any()
+
+
+def test_guided_filter_coefficients_are_the_filter_itself():
+    """The linear model :meth:`GuidedFilter.coefficients` returns, evaluated on the guide,
+    is the filter's output (at full resolution, and at 1/2 once its planes are enlarged)."""
+    import cv2
+
+    from cmp.refine import GuidedFilter
+
+    rng = np.random.default_rng(5)
+    guide = rng.random((60, 80, 3), dtype=np.float32)
+    src = (rng.random((60, 80)) > 0.5).astype(np.float32)
+    for sub in (1, 2):
+        f = GuidedFilter(guide, 4, 1e-3, sub)
+        coef = f.coefficients(src)
+        assert coef[0].shape == ((60, 80) if sub == 1 else (30, 40))
+        coef = [cv2.resize(c, (80, 60), interpolation=cv2.INTER_LINEAR) for c in coef]
+        model = coef[0] * guide[..., 0] + coef[1] * guide[..., 1] + coef[2] * guide[..., 2] + coef[3]
+        np.testing.assert_allclose(model, f(src), atol=1e-5)
+
+
 def test_guided_filter_keeps_a_constant_and_refuses_unknown_kinds():
     rgb, _, _ = _two_regions()
     flat = np.full(rgb.shape[:2], 0.3, np.float32)
