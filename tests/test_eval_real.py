@@ -139,6 +139,34 @@ def test_motorcycle_views_are_both_photos_of_the_pair_each_also_mirrored():
     assert 0.8 < wholes[1].mask.sum() / whole.mask.sum() < 1.25 and real.is_real("motorcycle-whole-views")
 
 
+def test_full_size_sets_are_the_same_objects_at_the_photos_own_size():
+    """The ``-full`` sets are motorcycle-views and motorcycle-whole-views at the stereo photos'
+    own size (larger than the refinement's working size), the same objects in the same order;
+    ``emoji-1024`` is the emoji set's recipe (same glyphs, same seeds) at 1024 px."""
+    from skimage import data
+
+    from cmp.eval.segmentation import SETS, load_set
+    from cmp.refine import WORK_SIDE
+
+    left, _right, _disp = data.stereo_motorcycle()
+    assert real.MOTORCYCLE_SIDE == max(left.shape[:2]) > WORK_SIDE
+    small, full = load_set("motorcycle-views", 0), load_set("motorcycle-views-full", 0)
+    assert len(full) == len(small) and full[0].rgb.shape == left.shape
+    assert np.array_equal(full[0].rgb, left)
+    for a, b in zip(small, full):
+        k = a.mask.shape[1] / b.mask.shape[1]
+        assert abs(a.mask.sum() / max(b.mask.sum() * k * k, 1) - 1) < 0.15
+    wholes = load_set("motorcycle-whole-views-full", 0)
+    assert len(wholes) == 4 and wholes[0].rgb.shape == left.shape
+    e384, e1024 = load_set("emoji", 3), load_set("emoji-1024", 3)
+    assert [c.seed for c in e384] == [c.seed for c in e1024] and max(e1024[0].rgb.shape[:2]) == 1024
+    assert [c.shape for c in e384] == [c.shape for c in e1024]
+    for name in ("motorcycle-views-full", "motorcycle-whole-views-full", "emoji-1024"):
+        assert name in SETS
+    assert real.is_real("motorcycle-views-full") and real.is_real("motorcycle-whole-views-full")
+    assert not real.is_real("emoji-1024")
+
+
 def test_emoji_split_is_a_fixed_half_and_halves_never_share_a_glyph():
     cps = range(0x1F400, 0x1F43D)
     splits = [real.emoji_split(cp) for cp in cps]

@@ -61,6 +61,9 @@ SET_KINDS = {
     "motorcycle-whole-pasted": "composite (the whole motorcycle with its disparity mask, pasted onto three real "
                                "photos never trained on)",
     "emoji": "composite (emoji silhouettes, evaluation half, on real photos never trained on)",
+    "motorcycle-views-full": "real (motorcycle-views at the photos' own size, 741 px wide)",
+    "motorcycle-whole-views-full": "real (motorcycle-whole-views at the photos' own size, 741 px wide)",
+    "emoji-1024": "composite (the emoji set's recipe at 1024 px on the long side)",
     "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
                   "for choosing settings, never reported as a result)",
     "people-tune": "real (tuning set: people in the held-out last 20% of a training video, vtest.avi, masks "
@@ -276,6 +279,12 @@ def motorcycle_whole_views(long_side: int = 384) -> list[Composite]:
     return _both_views([full.mask], long_side, "whole motorcycle (disparity)", _shrink_half)
 
 
+#: The stereo motorcycle's own width: the ``-full`` sets are at the photos' own size, where a
+#: view is larger than the refinement's working size (``cmp.refine.WORK_SIDE``), as a user's
+#: photo usually is.
+MOTORCYCLE_SIDE = 741
+
+
 def motorcycle_pasted(long_side: int = 384) -> list[Composite]:
     """Each real object of :func:`motorcycle_objects`, its own pixels under its disparity mask,
     pasted where it stands onto each of :data:`PASTE_BACKGROUNDS`: real objects with real
@@ -386,14 +395,16 @@ def training_photos() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def emoji_composites(n: int, *, start: int = EMOJI_SEED0, split: str = "eval") -> list[Composite]:
+def emoji_composites(n: int, *, start: int = EMOJI_SEED0, split: str = "eval",
+                     long_side: int = 384) -> list[Composite]:
     """The first ``n`` emoji composites of one ``split``: "eval", evaluation glyphs on evaluation
-    photos (the ``emoji`` set); "train", training glyphs on training photos (the tuning set)."""
+    photos (the ``emoji`` set; ``emoji-1024`` at ``long_side`` 1024); "train", training glyphs on
+    training photos (the tuning set)."""
     sils = emoji_silhouettes(split)
     photos = training_photos() if split == "train" else eval_photos()
     if not sils or len(photos) < 2:
         raise SourceUnavailable(f"no {'training' if split == 'train' else 'evaluation'} glyphs or photos")
-    return [emoji_composite(start + i, sils, photos) for i in range(n)]
+    return [emoji_composite(start + i, sils, photos, long_side=long_side) for i in range(n)]
 
 
 def emoji_tuning_composites(n: int, *, start: int = EMOJI_TUNE_SEED0) -> list[Composite]:

@@ -245,9 +245,12 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 #: Evaluation sets (kinds in :data:`cmp.eval.real.SET_KINDS`): the project's own
 #: composites, real objects of the stereo motorcycle (in its left photo; in both photos of the
 #: pair, each also mirrored; pasted onto three other real photos), the whole motorcycle (the
-#: same three ways), emoji silhouettes on real photos.
+#: same three ways), emoji silhouettes on real photos; all at 384 px, and three of them again
+#: at a photo's size (``-full``: the motorcycle's own 741 px; ``emoji-1024``), larger than
+#: the refinement's working size.
 SETS = ("composites", "motorcycle-objects", "motorcycle-views", "motorcycle-pasted", "motorcycle-whole",
-        "motorcycle-whole-views", "motorcycle-whole-pasted", "emoji")
+        "motorcycle-whole-views", "motorcycle-whole-pasted", "emoji",
+        "motorcycle-views-full", "motorcycle-whole-views-full", "emoji-1024")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; people in the held-out frames of a training video, :mod:`cmp.eval.people`;
 #: :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
@@ -267,6 +270,12 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         return real.motorcycle_views()
     if name == "motorcycle-whole-views":
         return real.motorcycle_whole_views()
+    if name == "motorcycle-views-full":
+        return real.motorcycle_views(real.MOTORCYCLE_SIDE)
+    if name == "motorcycle-whole-views-full":
+        return real.motorcycle_whole_views(real.MOTORCYCLE_SIDE)
+    if name == "emoji-1024":
+        return real.emoji_composites(n_images, long_side=1024)
     if name == "motorcycle-pasted":
         return real.motorcycle_pasted()
     if name == "motorcycle-whole":
