@@ -235,6 +235,11 @@ def _snap(view: np.ndarray, mask: np.ndarray, radius: int = GUIDED_RADIUS, eps: 
     return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32), radius, eps) > 0.5
 
 
+#: A mask's border pixels are those a 3 x 3 cross changes; remap reads at most this many per row.
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+_REMAP_COLUMNS = 4096
+
+
 def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The refined ``mask``, made on the view shrunk to WORK_SIDE, at the view's own size
     ``full`` (H, W, 3) uint8, along the view's own edges: the edge snap's linear model of its
@@ -242,7 +247,7 @@ def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.
     the full view's colours and thresholded at 0.5, as the snap itself is on the small view.
     Only pixels within a small pixel of the mask's border are evaluated; elsewhere the mask
     is enlarged as it is. (A nearest-neighbour enlargement alone left the border in steps of
-    1 / scale px and lost thin parts: the log's "the photo's own resolution".)"""
+    1 / scale px: checkpoints/cmp-slim-affinity-log.md, "The refined mask at the photo's own size".)"""
     vh, vw = full.shape[:2]
     m8 = mask.astype(np.uint8)
     out = cv2.resize(m8, (vw, vh), interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -264,10 +269,6 @@ def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.
     colour = full[ys, xs].astype(np.float32) / 255.0
     out[ys, xs] = at[0] * colour[:, 0] + at[1] * colour[:, 1] + at[2] * colour[:, 2] + at[3] > 0.5
     return out
-
-
-_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-_REMAP_COLUMNS = 4096
 
 
 def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), negative=(), *,
