@@ -190,8 +190,26 @@ def test_bench_times_fp32_and_the_cpus_own_precision_by_default(files, capsys, m
     assert [r["precision"] for r in rows] == expected * 2, rows
 
 
+def test_bench_times_a_photo_larger_than_the_model_side(files, capsys, monkeypatch):
+    """``--photo`` sets the test image's side apart from the model side: the engine shrinks it,
+    and a photo larger than the refinement's working size gets the segment call's mask back at
+    its own size (cmp.refine._to_view)."""
+    import cmp.refine
+
+    seen = []
+    real_to_view = cmp.refine._to_view
+    monkeypatch.setattr(cmp.refine, "_to_view", lambda full, *a: seen.append(full.shape) or real_to_view(full, *a))
+    _, ckpt, _ = files
+    assert main(["bench", "--checkpoint", str(ckpt), "--size", "64", "--photo", "1024", "--repeats", "1",
+                 "--precision", "fp32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["info"]["size"] == 64 and out["info"]["photo"] == 1024
+    assert all(r["segment_call"] > 0 for r in out["results"])
+    assert seen and all(max(s[:2]) > cmp.refine.WORK_SIDE for s in seen)
+
+
 @pytest.mark.parametrize("argv,says", [(["--repeats", "0"], "--repeats"), (["--size", "32"], "--size"),
-                                       (["--precision", ","], "--precision")])
+                                       (["--photo", "8"], "--photo"), (["--precision", ","], "--precision")])
 def test_bench_refuses_bad_settings_in_one_line(capsys, argv, says):
     assert main(["bench", *argv]) == 2
     err = capsys.readouterr().err

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
     p.add_argument("--size", type=int, default=384, help="square test image side and model side, px (default 384)")
+    p.add_argument("--photo", type=int, default=None, metavar="PX",
+                   help="the square test image's side, px, when it should differ from the model side (--size): the "
+                        "engine shrinks a larger photo for the model, and where the click's crop (half the photo's side) "
+                        "is larger than the refinement's 384 px working size, the segment call brings its mask back "
+                        "to the crop's size (default: --size)")
     p.add_argument("--eager", action="store_true",
                    help="encode images with the eager model where the engine would use its frozen bf16 graph "
                         "(cmp.model.frozen), to compare set_image")
@@ -103,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--repeats must be at least 1")
     if not 64 <= args.size <= 2048:
         raise CLIError("--size must be between 64 and 2048 px")
+    photo = args.size if args.photo is None else args.photo
+    if not 64 <= photo <= 4096:
+        raise CLIError("--photo must be between 64 and 4096 px")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     if not precisions:
         raise CLIError("--precision needs at least one of fp32, bf16, fp16, auto")
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint.lower() != "none":
         ck = load_checkpoint(args.checkpoint)
         models.append((f"{ck.label} ({ck.config.name})", ck.model))
-    rgb = _test_image(args.size)
+    rgb = _test_image(photo)
 
     rows = []
     for label, model in models:
@@ -132,12 +140,12 @@ def run(args: argparse.Namespace) -> int:
                          "precision": rt.precision, "frozen_encoder": eng.frozen, **r})
             del eng
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_bf16": cpu_has_bf16(),
-            "machine": platform.processor() or platform.machine(), "size": args.size,
+            "machine": platform.processor() or platform.machine(), "size": args.size, "photo": photo,
             "repeats": args.repeats, "unit": "seconds (median)"}
     if args.json:
         print(json.dumps({"info": info, "results": rows}, indent=2))
         return 0
-    print(f"per-click latency, median of {args.repeats} after warm-up, {args.size}x{args.size} image, "
+    print(f"per-click latency, median of {args.repeats} after warm-up, {photo}x{photo} image, model side {args.size}, "
           f"torch {info['torch']}, {info['threads']} threads (ms)")
     head = ("model", "prec", "set_image", "arrow orig", "arrow cached", "x", "scene10 cached", "seg4 orig",
             "seg4 cached", "x", "seg call", "+evidence")
