@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
     p.add_argument("--size", type=int, default=384, help="square test image side and model side, px (default 384)")
     p.add_argument("--photo", type=int, default=None, metavar="PX",
-                   help="the square test image's side, px, when it should differ from the model side (--size): the "
-                        "engine shrinks a larger photo for the model, and where the click's crop (half the photo's side) "
-                        "is larger than the refinement's 384 px working size, the segment call brings its mask back "
-                        "to the crop's size (default: --size)")
+                   help="the square test image's side, px, when it should differ from the model side (--size): "
+                        "the engine shrinks a larger photo for the model, and where the click's crop (half the "
+                        "photo's side) is larger than the refinement's 384 px working size, the segment call "
+                        "brings its mask back to the crop's size (default: --size)")
     p.add_argument("--eager", action="store_true",
                    help="encode images with the eager model where the engine would use its frozen bf16 graph "
                         "(cmp.model.frozen), to compare set_image")
