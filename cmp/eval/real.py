@@ -233,11 +233,11 @@ def _mirrored(c: Composite, seed: int) -> Composite:
                      c.background, c.source, c.shape + ", mirrored")
 
 
-def _both_views(left_masks: list[np.ndarray], long_side: int, shape: str, shrink) -> list[Composite]:
+def _both_views(left_masks: list[np.ndarray], long_side: int | None, shape: str, shrink) -> list[Composite]:
     """Each full-size left-view mask in the left photo and, warped by the true disparity, in the
     right photo, each also mirrored left to right: four real views of every object
     (object-major: left, right, left mirrored, right mirrored); ``shrink(mask, size)`` makes a
-    full-size mask ``long_side`` px as the left view's own set does."""
+    full-size mask ``long_side`` px as the left view's own set does (None: the photos' own size)."""
     from skimage import data
 
     left, right, disp = data.stereo_motorcycle()
@@ -246,43 +246,43 @@ def _both_views(left_masks: list[np.ndarray], long_side: int, shape: str, shrink
         labels[m & (labels == 0)] = k + 1
     lab_r = right_view_labels(labels, disp)
     h, w = disp.shape
-    s = long_side / max(h, w)
-    size = (round(w * s), round(h * s))
-    rgb_l, rgb_r = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (left, right))
+    if long_side is None:
+        size, rgb_l, rgb_r = (w, h), left, right
+    else:
+        s = long_side / max(h, w)
+        size = (round(w * s), round(h * s))
+        rgb_l, rgb_r = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (left, right))
     out = []
     for k, m in enumerate(left_masks):
         m_r = ndimage.binary_fill_holes(ndimage.binary_closing(lab_r == k + 1, iterations=1))
         for view, (rgb, full) in enumerate(((rgb_l, m), (rgb_r, m_r))):
-            small = shrink(full, size)
+            small = full if long_side is None else shrink(full, size)
             out.append(Composite(rgb, small, 4 * k + view, "stereo_motorcycle",
                                  "stereo_motorcycle " + ("left" if view == 0 else "right"), shape))
         out += [_mirrored(out[-2], 4 * k + 2), _mirrored(out[-1], 4 * k + 3)]
     return out
 
 
-def motorcycle_views(long_side: int = 384) -> list[Composite]:
+def motorcycle_views(long_side: int | None = 384) -> list[Composite]:
     """The real objects of :func:`motorcycle_objects` in both photos of the stereo pair (the
     right view's masks warped from the left's by the true disparity), each also mirrored:
     four times as many real objects as the left photo alone, so that a difference of one or
     two clicks on a single object weighs a quarter as much. The left, unmirrored views are
-    :func:`motorcycle_objects`' own."""
+    :func:`motorcycle_objects`' own. ``long_side`` None: the photos' own size (741 px; the
+    ``-full`` sets, where a view is larger than the refinement's working size
+    ``cmp.refine.WORK_SIDE``, as a user's photo usually is)."""
     from skimage import data
 
     _left, _right, disp = data.stereo_motorcycle()
     return _both_views(disparity_objects(disp), long_side, "disparity region", _shrink_any)
 
 
-def motorcycle_whole_views(long_side: int = 384) -> list[Composite]:
+def motorcycle_whole_views(long_side: int | None = 384) -> list[Composite]:
     """The whole motorcycle (:func:`motorcycle_whole`) in both photos of the pair, each also
-    mirrored; the left, unmirrored view is :func:`motorcycle_whole`'s own."""
+    mirrored; the left, unmirrored view is :func:`motorcycle_whole`'s own. ``long_side`` None:
+    the photos' own size (741 px), as for :func:`motorcycle_views`."""
     (full,) = motorcycle_whole(None)
     return _both_views([full.mask], long_side, "whole motorcycle (disparity)", _shrink_half)
-
-
-#: The stereo motorcycle's own width: the ``-full`` sets are at the photos' own size, where a
-#: view is larger than the refinement's working size (``cmp.refine.WORK_SIDE``), as a user's
-#: photo usually is.
-MOTORCYCLE_SIDE = 741
 
 
 def motorcycle_pasted(long_side: int = 384) -> list[Composite]:

@@ -271,9 +271,9 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
     if name == "motorcycle-whole-views":
         return real.motorcycle_whole_views()
     if name == "motorcycle-views-full":
-        return real.motorcycle_views(real.MOTORCYCLE_SIDE)
+        return real.motorcycle_views(None)
     if name == "motorcycle-whole-views-full":
-        return real.motorcycle_whole_views(real.MOTORCYCLE_SIDE)
+        return real.motorcycle_whole_views(None)
     if name == "emoji-1024":
         return real.emoji_composites(n_images, long_side=1024)
     if name == "motorcycle-pasted":
