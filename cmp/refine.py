@@ -137,7 +137,10 @@ class GuidedFilter:
         return [_box_filter(x, self.r) for x in (*a, b)]  # plane by plane: a merge and a split cost more
 
     def _one(self, p: np.ndarray) -> np.ndarray:
-        coef = self.coefficients(p)
+        return self.apply(self.coefficients(p))
+
+    def apply(self, coef: list[np.ndarray]) -> np.ndarray:
+        """The filtered source from its :meth:`coefficients`, at the guide's full resolution."""
         if self.small is not None:
             coef = [cv2.resize(x, self.size, interpolation=cv2.INTER_LINEAR) for x in coef]
         out = coef[0] * self.full[0]
@@ -240,11 +243,11 @@ _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 _REMAP_COLUMNS = 4096
 
 
-def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _to_view(full: np.ndarray, coef: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
     """The refined ``mask``, made on the view shrunk to WORK_SIDE, at the view's own size
-    ``full`` (H, W, 3) uint8, along the view's own edges: the edge snap's linear model of its
-    ``source`` on the colours (``snap``, the guided filter of the small view), evaluated with
-    the full view's colours and thresholded at 0.5, as the snap itself is on the small view.
+    ``full`` (H, W, 3) uint8, along the view's own edges: the edge snap's linear model of colour
+    (``coef``, :meth:`GuidedFilter.coefficients` of the small view's snap), evaluated with the
+    full view's colours and thresholded at 0.5, as the snap itself is on the small view.
     Only pixels within a small pixel of the mask's border are evaluated; elsewhere the mask
     is enlarged as it is. (A nearest-neighbour enlargement alone left the border in steps of
     1 / scale px: checkpoints/cmp-slim-affinity-log.md, "The refined mask at the photo's own size".)"""
@@ -255,7 +258,6 @@ def _to_view(full: np.ndarray, snap: GuidedFilter, source: np.ndarray, mask: np.
     if not border.any():
         return out
     ys, xs = np.nonzero(cv2.resize(border.astype(np.uint8), (vw, vh), interpolation=cv2.INTER_NEAREST))
-    coef = snap.coefficients(source.astype(np.float32))
     ch, cw = coef[0].shape
     # the planes read bilinearly at the band's pixels, laid out in rows (remap's maps have
     # fewer than 2^15 columns)
@@ -292,7 +294,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     view = np.ascontiguousarray(view)
     pos = (np.asarray(positive, np.float64).reshape(-1, 2) - [x0, y0]) * k
     neg = (np.asarray(negative, np.float64).reshape(-1, 2) - [x0, y0]) * k
-    snap = source = None  # the colour snap's filter and what it filtered, when there is one
+    coef = None  # the colour snap's linear model of the mask, when there is one
     if kind == "guided":
         m = _snap(view, s > threshold)
     elif kind == "superpixel":
@@ -301,8 +303,8 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
         snap = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
-        source = (colour_blend(view, s, threshold, pos, neg) > threshold).astype(np.float32)
-        m = snap(source) > 0.5
+        coef = snap.coefficients((colour_blend(view, s, threshold, pos, neg) > threshold).astype(np.float32))
+        m = snap.apply(coef) > 0.5
     else:
         vh2, vw2 = view.shape[:2]
         k2 = min(1.0, GRABCUT_SIDE / max(vh2, vw2))
@@ -311,9 +313,10 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
                          pos * k2, neg * k2, threshold)
         m = _snap(view, cv2.resize(small.astype(np.float32), (vw2, vh2), interpolation=cv2.INTER_LINEAR))
     if k < 1.0:
-        if snap is None:
-            snap, source = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS), m
-        m = _to_view(rgb[y0:y1, x0:x1], snap, source, m)
+        if coef is None:  # the other refinements: the same snap's model of their mask
+            snap = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
+            coef = snap.coefficients(m.astype(np.float32))
+        m = _to_view(rgb[y0:y1, x0:x1], coef, m)
     out = np.zeros((h, w), bool)
     out[y0:y1, x0:x1] = m
     return out

@@ -349,7 +349,7 @@ def test_the_full_size_snap_changes_only_the_border_band():
     small_rgb = cv2.resize(rgb, (200, 200), interpolation=cv2.INTER_AREA)
     small = cv2.resize(truth.astype(np.uint8), (200, 200), interpolation=cv2.INTER_AREA) > 0
     snap = GuidedFilter(small_rgb.astype(np.float32) / 255, 4, 1e-3)
-    out = _to_view(rgb, snap, small.astype(np.float32), small)
+    out = _to_view(rgb, snap.coefficients(small.astype(np.float32)), small)
     enlarged = cv2.resize(small.astype(np.uint8), (800, 800), interpolation=cv2.INTER_NEAREST).astype(bool)
     cross, s8 = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)), small.astype(np.uint8)
     ring = cv2.dilate(s8, cross) != cv2.erode(s8, cross)
@@ -357,7 +357,7 @@ def test_the_full_size_snap_changes_only_the_border_band():
     assert (out != enlarged).any() and not (out != enlarged)[~band].any()
     assert (out != truth).sum() < (enlarged != truth).sum() / 2
     empty = np.zeros((200, 200), bool)  # no border: the enlarged (empty) mask
-    assert not _to_view(rgb, snap, empty.astype(np.float32), empty).any()
+    assert not _to_view(rgb, snap.coefficients(empty.astype(np.float32)), empty).any()
 
 
 def test_guided_filter_coefficients_are_the_filter_itself():
@@ -374,6 +374,7 @@ def test_guided_filter_coefficients_are_the_filter_itself():
         f = GuidedFilter(guide, 4, 1e-3, sub)
         coef = f.coefficients(src)
         assert coef[0].shape == ((60, 80) if sub == 1 else (30, 40))
+        np.testing.assert_allclose(f.apply(coef), f(src), atol=1e-6)
         coef = [cv2.resize(c, (80, 60), interpolation=cv2.INTER_LINEAR) for c in coef]
         model = coef[0] * guide[..., 0] + coef[1] * guide[..., 1] + coef[2] * guide[..., 2] + coef[3]
         np.testing.assert_allclose(model, f(src), atol=1e-5)
