@@ -261,35 +261,25 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
     """The images of one evaluation set (``n_images`` for the generated ones; the
     motorcycle has its fixed objects). Raises :class:`cmp.eval.real.SourceUnavailable`."""
     from . import real
+    from .people import people_tuning
 
-    if name == "composites":
-        return eval_composites(n_images, start=start)
-    if name == "motorcycle-objects":
-        return real.motorcycle_objects()
-    if name == "motorcycle-views":
-        return real.motorcycle_views()
-    if name == "motorcycle-whole-views":
-        return real.motorcycle_whole_views()
-    if name == "motorcycle-views-full":
-        return real.motorcycle_views(None)
-    if name == "motorcycle-whole-views-full":
-        return real.motorcycle_whole_views(None)
-    if name == "emoji-1024":
-        return real.emoji_composites(n_images, long_side=1024)
-    if name == "motorcycle-pasted":
-        return real.motorcycle_pasted()
-    if name == "motorcycle-whole":
-        return real.motorcycle_whole()
-    if name == "motorcycle-whole-pasted":
-        return real.motorcycle_whole_pasted()
-    if name == "emoji":
-        return real.emoji_composites(n_images)
-    if name == "emoji-tune":
-        return real.emoji_tuning_composites(n_images)
-    if name == "people-tune":
-        from .people import people_tuning
-
-        return people_tuning(n_images)
+    loaders = {  # name -> the set's images; n: how many, for the generated sets
+        "composites": lambda n: eval_composites(n, start=start),
+        "motorcycle-objects": lambda n: real.motorcycle_objects(),
+        "motorcycle-views": lambda n: real.motorcycle_views(),
+        "motorcycle-pasted": lambda n: real.motorcycle_pasted(),
+        "motorcycle-whole": lambda n: real.motorcycle_whole(),
+        "motorcycle-whole-views": lambda n: real.motorcycle_whole_views(),
+        "motorcycle-whole-pasted": lambda n: real.motorcycle_whole_pasted(),
+        "emoji": lambda n: real.emoji_composites(n),
+        "motorcycle-views-full": lambda n: real.motorcycle_views(None),
+        "motorcycle-whole-views-full": lambda n: real.motorcycle_whole_views(None),
+        "emoji-1024": lambda n: real.emoji_composites(n, long_side=1024),
+        "emoji-tune": lambda n: real.emoji_tuning_composites(n),
+        "people-tune": lambda n: people_tuning(n),
+    }
+    if name in loaders:
+        return loaders[name](n_images)
     raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS + TUNING_SETS)}")
 
 
