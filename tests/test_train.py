@@ -434,3 +434,52 @@ def test_a_wide_clip_keeps_a_short_side_the_training_crop_fits():
     assert _resize(wide, 384).shape[:2] == (216, 384)
     assert _resize(wide, 384, min_short=256).shape[:2] == (256, 455)
     assert _resize(np.zeros((576, 768, 3), np.uint8), 384, min_short=256).shape[:2] == (288, 384)
+
+
+def _two_regions(h=16, w=16):
+    """A flow with a still left half and a right half moving 6 px, all valid."""
+    flow = torch.zeros(1, 2, h, w)
+    flow[:, 0, :, w // 2:] = 6.0
+    return flow, torch.ones(1, h, w, dtype=torch.bool)
+
+
+def test_walk_loss_rewards_an_embedding_that_follows_the_motion():
+    from cmp.train.losses import walk_affinity_loss
+    flow, valid = _two_regions()
+    # the embedding is at 1/2 of the flow's size, as the model's is
+    follows = torch.zeros(1, 4, 8, 8)
+    follows[:, 0, :, 4:] = 3.0  # one value per moving region: joined inside, cut at the border
+    blind = torch.zeros(1, 4, 8, 8)  # everything joined, the border too
+    torch.manual_seed(0)
+    noisy = torch.randn(1, 4, 8, 8)  # cut everywhere, inside the regions too
+    loss = {name: float(walk_affinity_loss(e, 1.0, flow, valid))
+            for name, e in (("follows", follows), ("blind", blind), ("noisy", noisy))}
+    assert loss["follows"] < 0.1 < min(loss["blind"], loss["noisy"])
+    # its gradient pulls a blind embedding apart across the motion border only
+    e = blind.clone().requires_grad_(True)
+    walk_affinity_loss(e + 0.01 * noisy, 1.0, flow, valid).backward()
+    g = e.grad[0].abs().sum(0)
+    assert g[:, 1:3].sum() < g[:, 3:5].sum()
+
+
+def test_walk_loss_ignores_invalid_pixels():
+    from cmp.train.losses import walk_affinity_loss
+    flow, valid = _two_regions()
+    torch.manual_seed(1)
+    e = torch.randn(1, 4, 8, 8)
+    valid[:, :, :8] = False
+    other = flow.clone()
+    other[:, :, :, :8] = 40.0  # only where nothing is valid
+    assert float(walk_affinity_loss(e, 1.0, flow, valid)) == pytest.approx(float(walk_affinity_loss(e, 1.0, other, valid)))
+
+
+def test_walk_weight_trains_an_affinity_model_and_refuses_a_bin_model(tmp_path):
+    cfg = TrainConfig(data=None, out=str(tmp_path / "walk"), arch="tiny-affinity", steps=3, batch=2, crop=64,
+                      lr=5e-3, warmup=1, synth_prob=1.0, save_every=3, val_every=1000, precision="fp32",
+                      device="cpu", walk_weight=0.5)
+    train(cfg, log=lambda *a: None)
+    recs = [json.loads(line) for line in (tmp_path / "walk" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in recs)
+    with pytest.raises(ValueError, match="affinity"):
+        train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
+                          precision="fp32", device="cpu", walk_weight=0.5), log=lambda *a: None)

@@ -77,7 +77,8 @@ def register(sub) -> None:
                       ("seed", int), ("save-every", int), ("val-every", int), ("max-minutes", float),
                       ("threads", int), ("warmup", int), ("epe-weight", float),
                       ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float),
-                      ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float)):
+                      ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float),
+                      ("walk-weight", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
                                    "BatchNorm statistics kept), e.g. null_,log_")

@@ -22,7 +22,7 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import training_loss
+from .losses import training_loss, walk_affinity_loss
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -45,6 +45,8 @@ class TrainConfig:
     emoji_prob: float = 0.0  # share of synthetic cut-outs shaped as a training-half emoji silhouette
     same_photo_prob: float = 0.0  # share of synthetic cut-outs textured from the background's own photo
     parts_prob: float = 0.0  # share of synthetic cut-outs textured in 2-4 parts, each from its own photo crop
+    #: affinity models: weight of the walk's edge-weight loss (:func:`cmp.train.losses.walk_affinity_loss`)
+    walk_weight: float = 0.0
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -199,6 +201,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model = build_cmp(mcfg).train().to(rt.device)
     if cfg.parallax_scene_mode and not getattr(model, "supports_scene_motion", False):
         raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
+    if cfg.walk_weight and not hasattr(model, "log_beta"):
+        raise ValueError(f"--walk-weight needs an affinity architecture, not {mcfg.name}")
+    if cfg.walk_weight and world > 1:
+        raise ValueError("--walk-weight runs in one process only")
     trained = freeze_all_but(model, cfg.only)
     if cfg.only:
         log(f"training only {len(trained)} tensors: {', '.join(trained[:8])}{' ...' if len(trained) > 8 else ''}")
@@ -253,10 +259,17 @@ def train(cfg: TrainConfig, log=print) -> Path:
         img = batch["image"].to(rt.device)
         sparse = batch["sparse"].to(rt.device)
         mode = {"still": (~batch["camera"]).tolist()} if cfg.parallax_scene_mode else {}
+        flow, valid = batch["flow"].to(rt.device), batch["valid"].to(rt.device)
         with rt.autocast():
-            pred = net(img, sparse, **mode)
-        loss = training_loss(mcfg, pred, batch["flow"].to(rt.device), batch["valid"].to(rt.device),
-                             epe_weight=cfg.epe_weight)
+            if cfg.walk_weight:  # the embedding is needed beside the flow
+                feats = model.encode_image(img)
+                pred = model.decode(feats, sparse, **mode)
+            else:
+                pred = net(img, sparse, **mode)
+        loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
+        if cfg.walk_weight:
+            beta = torch.nn.functional.softplus(model.log_beta).detach()
+            loss = loss + cfg.walk_weight * walk_affinity_loss(feats.embed, beta, flow, valid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

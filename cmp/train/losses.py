@@ -61,6 +61,43 @@ def epe_loss(flow_half: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor) -
     return (epe * m).sum() / m.sum().clamp_min(1.0)
 
 
+#: :func:`walk_affinity_loss`: two neighbouring cells whose flows differ by ``sigma`` px (model-input
+#: pixels) are "together" with weight exp(-1/2); by 3 sigma, apart.
+WALK_LOSS_SIGMA = 1.0
+
+
+def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: torch.Tensor, valid: torch.Tensor, *,
+                       sigma: float = WALK_LOSS_SIGMA) -> torch.Tensor:
+    """How far the random walk's edge weights (:mod:`cmp.walk`) are from the motion they should follow.
+
+    ``embed`` (B, D, H/2, W/2): the model's embedding of the batch; ``beta``: its feature weight
+    (the walk's and the blend's; detach it to leave the blend's scale alone); ``flow`` (B, 2, H, W)
+    and ``valid`` (B, H, W): the training target. On the walk's grid (the embedding average-pooled
+    by :data:`cmp.walk.WALK_POOL`, the flow pooled to the same cells, a cell valid only when all its
+    pixels are) each pair of 4-neighbours has the walk's weight a = exp(-WALK_SHARPNESS x beta x
+    |dE|^2) and a target t = exp(-|df|^2 / (2 sigma^2)) from the difference of their flows: cells
+    that move together should be joined, cells across a motion border cut. The loss is a binary
+    cross-entropy of a against t, the "together" and "apart" sides each normalised by its own
+    weight (borders are rare). Self-supervised: it reads the training flow and nothing else."""
+    from ..walk import WALK_POOL, WALK_SHARPNESS
+
+    e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
+    f = F.adaptive_avg_pool2d(flow.float(), e.shape[-2:])
+    v = F.adaptive_max_pool2d((~valid).float()[:, None], e.shape[-2:])[:, 0] == 0
+    terms = []
+    for dim in (-1, -2):  # right neighbours, then down
+        n = e.shape[dim] - 1
+        de = (e.narrow(dim, 1, n) - e.narrow(dim, 0, n)).pow(2).sum(1)
+        df = (f.narrow(dim, 1, n) - f.narrow(dim, 0, n)).pow(2).sum(1)
+        both = (v.narrow(dim, 1, n) & v.narrow(dim, 0, n)).float()
+        x = (WALK_SHARPNESS * beta * de).clamp_min(1e-6)  # -log a
+        t = torch.exp(-df / (2 * sigma ** 2)) * both
+        terms.append((x * t, -torch.log(-torch.expm1(-x)) * (both - t), t, both - t))
+    together = sum(a.sum() for a, _, _, _ in terms) / sum(w.sum() for _, _, w, _ in terms).clamp_min(1.0)
+    apart = sum(b.sum() for _, b, _, _ in terms) / sum(w.sum() for _, _, _, w in terms).clamp_min(1.0)
+    return 0.5 * (together + apart)
+
+
 def training_loss(cfg: CMPConfig, out: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, *,
                   epe_weight: float = 0.2) -> torch.Tensor:
     """The loss for a network of config ``cfg`` given its forward output ``out``."""
