@@ -26,7 +26,7 @@ def one_click(method_default, method_candidates, rgb, gt) -> dict:
     x, y, _ = next_click(gt, np.zeros_like(gt))
     row = {"default": iou(method_default(rgb, [(x, y)]), gt)}
     cands = method_candidates(rgb, [(x, y)])
-    from cmp.segment import best_candidate
+    from cmp.candidates import best_candidate
     for c in cands:
         row[c.name] = iou(c.mask, gt)
     row["most confident"] = row[cands[best_candidate(cands)].name]
@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     from cmp.eval.composites import eval_composites
     from cmp.eval.baselines import GeodesicPropagator
     from cmp.eval.segmentation import load_set
-    from cmp.segment import segment, segment_candidates
+    from cmp.segment import segment
+    from cmp.candidates import segment_candidates
 
     engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": GeodesicPropagator()}
     from cmp.eval.real import motorcycle_whole

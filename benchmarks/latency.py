@@ -221,10 +221,11 @@ def gradio_floor(image: Path, clicks: int, rng: np.random.Generator) -> dict:
 
 def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 3, segmenter=None) -> dict:
     """The same guidance straight on the engine: propagate (arrows), a whole segment() call, and the
-    page's click (part / object / group candidates, :func:`cmp.segment.segment_candidates`), these
+    page's click (part / object / group candidates, :func:`cmp.candidates.segment_candidates`), these
     two on ``segmenter`` (the model the page segments with; default ``engine``)."""
     from cmp.images import load_image
-    from cmp.segment import segment, segment_candidates
+    from cmp.segment import segment
+    from cmp.candidates import segment_candidates
 
     rgb, _ = load_image(str(image))
     handle = engine.set_image(rgb)

@@ -38,9 +38,10 @@ from . import lease
 from .annotations import ObjectAnnotation, class_name
 from .guidance import MAX_POINTS, GuidanceError, check_count
 from .masks import rle_decode, rle_encode
-from .segment import (CANDIDATE_SCALES, DEFAULT_THRESHOLD, Box, best_candidate, check_clicks, following, scale_named,
-                      segment, segment_candidates, segment_clicks, zoom_history)
+from .candidates import CANDIDATE_SCALES, best_candidate, scale_named, segment_candidates
+from .segment import DEFAULT_THRESHOLD, check_clicks, following, segment, segment_clicks, zoom_history
 from .tracks import is_numbers, parse_json
+from .zoom import Box
 
 MAX_OBJECTS = 255  # label maps are 8-bit
 POINTS_HELP = '{"positive": [[x, y]], "negative": [[x, y]], "order": "pn"}'
@@ -245,7 +246,7 @@ def recompute(engine, rgb: np.ndarray, state: dict, threshold: float = DEFAULT_T
     The first click of an object is ambiguous (part, object or group?): all three candidates
     are computed and the most confident is chosen. Later clicks refine the reading already
     chosen, at its one scale (a third of the work), as SAM answers later clicks with one mask,
-    zoomed around that candidate's mask so far (:func:`cmp.segment.zoom_box`);
+    zoomed around that candidate's mask so far (:func:`cmp.zoom.zoom_box`);
     the other candidates keep their last masks until chosen (:func:`choose` recomputes them;
     each candidate records how many clicks its mask answers).
     A new click (one more than the mask answered) adds to the chosen mask or takes away from it
@@ -328,5 +329,5 @@ def mask_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: 
 
 def candidates_from_points(engine, rgb: np.ndarray, positive, negative=(), threshold: float = DEFAULT_THRESHOLD,
                            pin_frame: bool = True, scales=CANDIDATE_SCALES):
-    """:func:`cmp.segment.segment_candidates` for checked points, under the GPU lease."""
+    """:func:`cmp.candidates.segment_candidates` for checked points, under the GPU lease."""
     return _candidates(engine, rgb, positive, negative, threshold, pin_frame, scales)

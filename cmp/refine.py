@@ -277,7 +277,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
                 box=None, threshold: float = 0.5) -> np.ndarray:
     """Edge-snapped (H, W) bool mask from the probe ``score`` (see the module docstring).
 
-    ``box``: the zoom box (:class:`cmp.segment.Box`) the score lives in, or None for the
+    ``box``: the zoom box (:class:`cmp.zoom.Box`) the score lives in, or None for the
     whole image; pixels outside it stay background.
     """
     if kind not in REFINERS:

@@ -19,8 +19,9 @@ Everything here works on any *propagator*: an object with
 as :class:`cmp.engine.Engine` does. This module never imports Gradio.
 
 Coordinates are (x, y) = (column, row) in pixels of the caller's image;
-masks are (H, W) bool, row-major, True = object. Saving masks (PNG, COCO RLE)
-is :mod:`cmp.masks`.
+masks are (H, W) bool, row-major, True = object. Where the model looks (the zoom crop) is
+:mod:`cmp.zoom`; the part / object / group candidates of a click and the choice among them,
+:mod:`cmp.candidates`; saving masks (PNG, COCO RLE), :mod:`cmp.masks`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -36,31 +36,11 @@ from . import params
 from .geometry import MIN_SIDE, ImageSizeError
 from .guidance import MAX_POINTS, GuidanceError, validate_points
 from .walk import walk_score
+from .zoom import ZOOM_MIN_FRACTION, ZOOM_MIN_SIDE, Box, mask_box, zoom_box
 
 #: Probe motion in model-input pixels (the reference demo's v = 30).
 PROBE_MAGNITUDE = 30.0
 DEFAULT_THRESHOLD = 0.5
-#: Zoom crop side = extent of the clicks times this (the reference demo's 4).
-ZOOM_FACTOR = 4.0
-#: A zoom crop is never smaller than this fraction of the image's short side,
-#: nor than ZOOM_MIN_SIDE pixels: one click has zero extent, and a crop much
-#: tighter than the object would cut it.
-ZOOM_MIN_FRACTION = 0.5
-ZOOM_MIN_SIDE = 64
-#: Later clicks on an object zoom on it as it is now (RITM's zoom-in): the crop's side is this
-#: many times the extent of the object's current mask and the clicks (at least the minimums
-#: above), centred on them. A click that would flood a look-alike background region then
-#: finds most of that region outside the crop, where everything is background.
-MASK_ZOOM_FACTOR = 1.4
-#: The crop of the click before is kept (with its cached encoding) while the object's mask and
-#: the clicks lie inside it, this share of its side away from its edges, and its side is
-#: within these bounds of the crop the click would get otherwise.
-MASK_ZOOM_KEEP_MARGIN = 0.05
-MASK_ZOOM_KEEP_SIDE = (0.9, 1.5)
-#: A crop covering at least this share of the image zooms in by under 1.33x (0.75 squared):
-#: the whole image is used instead, whose encoding the pages keep from the upload, rather
-#: than encoding one more view that is nearly the same.
-ZOOM_MAX_AREA = 0.5625
 #: Clean-up: holes smaller than this fraction of the mask area are filled;
 #: without a positive click inside the mask, islands below it are dropped.
 HOLE_FRACTION = 0.02
@@ -194,108 +174,6 @@ def frame_pins(height: int, width: int, positive, *, per_side: int = FRAME_PINS_
         near = np.linalg.norm(pts[:, None] - pos[None], axis=2).min(axis=1)
         pts = pts[near >= clearance * max(height, width)]
     return pts[:max(0, budget)]
-
-
-# -- zoom -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Box:
-    """Integer pixel box [x0, x1) x [y0, y1) in the full image."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
-
-    def crop(self, a: np.ndarray) -> np.ndarray:
-        return a[self.y0:self.y1, self.x0:self.x1]
-
-    def paste(self, part: np.ndarray, height: int, width: int, fill=0) -> np.ndarray:
-        """Place a crop-sized array back into a full (height, width, ...) array."""
-        out = np.full((height, width) + part.shape[2:], fill, dtype=part.dtype)
-        out[self.y0:self.y1, self.x0:self.x1] = part
-        return out
-
-    def to_crop(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) full-image (x, y) -> crop (x, y)."""
-        return np.asarray(xy, dtype=np.float64).reshape(-1, 2) - [self.x0, self.y0]
-
-
-def mask_box(mask: np.ndarray) -> Box | None:
-    """The bounding box of a mask's pixels (None for an empty mask)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
-        return None
-    return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-
-
-def zoom_box(points: np.ndarray, height: int, width: int, *, factor: float = ZOOM_FACTOR,
-             min_fraction: float = ZOOM_MIN_FRACTION, min_side: int = ZOOM_MIN_SIDE,
-             around: Box | None = None, keep: Box | None = None) -> Box | None:
-    """Square crop around the clicks, side = factor x their extent (at least the minimum).
-
-    Centred on the first point (the object's first click: every other click lies within the
-    extent of it, so inside the crop with a quarter of the side to spare; and while the
-    clicks span at most a quarter of the minimum side, the crop and its cached encoding stay
-    the same) and shifted to stay inside the image; a side longer than an image
-    dimension is clipped to that dimension. Returns None when the crop would cover
-    :data:`ZOOM_MAX_AREA` of the image or more (zoom gains little: the whole image is used).
-
-    ``around``: the box of the object's current mask (a later click). The crop is then
-    :data:`MASK_ZOOM_FACTOR` x the extent of that box and the clicks, centred on them (so
-    they lie inside it with a seventh of its side to spare at least). ``keep``: the crop of the
-    click before, used again while it fits (:data:`MASK_ZOOM_KEEP_MARGIN`,
-    :data:`MASK_ZOOM_KEEP_SIDE`), so that small changes of the mask keep its cached encoding.
-    """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(pts) == 0:
-        return None
-    floor = max(min_fraction * min(height, width), float(min_side))
-    if around is not None:
-        lo = np.minimum(pts.min(axis=0), [around.x0, around.y0])
-        hi = np.maximum(pts.max(axis=0), [around.x1, around.y1])
-        side = max(MASK_ZOOM_FACTOR * float((hi - lo).max()), floor)
-        if keep is not None and _fits(keep, lo, hi, side):
-            return keep
-        side = int(np.ceil(side))
-        cx, cy = ((lo + hi) / 2.0).tolist()
-    else:
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        side = int(np.ceil(max(factor * float((hi - lo).max()), floor)))
-        cx, cy = pts[0]
-    box = _square(cx, cy, side, height, width)
-    if box.width * box.height >= ZOOM_MAX_AREA * width * height:
-        return None
-    return box
-
-
-def _fits(crop: Box, lo: np.ndarray, hi: np.ndarray, side: float) -> bool:
-    """Whether a kept crop still suits content spanning lo..hi that would get a crop of ``side``."""
-    k = max(crop.width, crop.height)
-    if not MASK_ZOOM_KEEP_SIDE[0] * side <= k <= MASK_ZOOM_KEEP_SIDE[1] * side:
-        return False
-    m = MASK_ZOOM_KEEP_MARGIN * k
-    return bool(lo[0] >= crop.x0 + m and lo[1] >= crop.y0 + m and hi[0] <= crop.x1 - m and hi[1] <= crop.y1 - m)
-
-
-def _square(cx: float, cy: float, side: int, height: int, width: int) -> Box:
-    """The square of ``side`` centred on (cx, cy), shifted (and clipped) to stay inside the image."""
-    boxes = []
-    for c, n in ((cx, width), (cy, height)):
-        s = min(side, n)
-        a = int(round(c + 0.5 - s / 2.0))
-        a = min(max(a, 0), n - s)
-        boxes.append((a, a + s))
-    (x0, x1), (y0, y1) = boxes
-    return Box(x0, y0, x1, y1)
 
 
 # -- clean-up ---------------------------------------------------------------------
@@ -457,117 +335,6 @@ def segment(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
     return Segmentation(mask, score, box, flows, source)
 
 
-# -- part or whole: several candidate masks per click --------------------------------
-
-#: The candidates: (name, zoom_min_fraction) - how much of the image the model
-#: sees around the clicks. A tight crop with its frame pinned still groups only
-#: what moves with the click nearby (a part); the default crop, the object; the
-#: whole image, the larger group the object moves with. The grouping changes
-#: because the model sees another scene, not because one score map is cut at
-#: other thresholds.
-CANDIDATE_SCALES: tuple[tuple[str, float | None], ...] = (("part", 0.25), ("object", ZOOM_MIN_FRACTION),
-                                                           ("group", None))
-
-
-def scale_named(name: str) -> list[tuple[str, float | None]]:
-    """The one entry of :data:`CANDIDATE_SCALES` called ``name`` (as ``segment_candidates``' scales)."""
-    return [s for s in CANDIDATE_SCALES if s[0] == name]
-
-
-#: Stability margin: confidence compares the masks at threshold +- this.
-STABILITY_DELTA = 0.15
-
-
-@dataclass
-class Candidate(Segmentation):
-    """One of :func:`segment_candidates`' masks: a :class:`Segmentation` with a name
-    (``part`` / ``object`` / ``group``) and a confidence in [0, 1]."""
-
-    name: str = ""
-    confidence: float = 0.0
-
-
-def mask_confidence(res: Segmentation, threshold: float = DEFAULT_THRESHOLD, delta: float = STABILITY_DELTA) -> float:
-    """How much to trust a mask, in [0, 1], from its own score map (no ground truth).
-
-    Stability (SAM's stability score): IoU of ``score > threshold + delta`` and
-    ``score > threshold - delta`` - a mask whose outline sits on a sharp step of
-    the score does not move with the threshold. Times the share of its outline
-    that is not cut by the zoom crop's edge: a mask running into the border of a
-    crop smaller than the image is an object the crop cut off.
-    """
-    hi, lo = res.score > min(threshold + delta, 0.999), res.score > max(threshold - delta, 0.0)
-    union = int(lo.sum())
-    if union == 0 or not res.mask.any():
-        return 0.0
-    stability = int((hi & lo).sum()) / union
-    if res.box is None:
-        return float(stability)
-    # the outline, on the mask's bounding box and one pixel more (the same as on the whole
-    # image, in a fraction of its time): the image's own border does not cut a mask
-    m = res.mask
-    (h, w), (y0, y1), (x0, x1) = m.shape, _extent(m.any(1)), _extent(m.any(0))
-    y0, x0, y1, x1 = max(y0 - 1, 0), max(x0 - 1, 0), min(y1 + 1, h), min(x1 + 1, w)
-    part = np.ascontiguousarray(m[y0:y1, x0:x1])
-    inner = cv2.erode(part.view(np.uint8), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=1)
-    outline = part & (inner == 0)
-    n = int(outline.sum())
-    if n == 0:
-        return float(stability)
-    # the crop's edges that lie inside the image, drawn on the same box
-    b = res.box
-    cut = np.zeros(part.shape, bool)
-    rows = slice(max(b.y0 - y0, 0), max(min(b.y1, y1) - y0, 0))
-    cols = slice(max(b.x0 - x0, 0), max(min(b.x1, x1) - x0, 0))
-    for inside, x in ((b.x0 > 0, b.x0), (b.x1 < w, b.x1 - 1)):
-        if inside and x0 <= x < x1:
-            cut[rows, x - x0] = True
-    for inside, y in ((b.y0 > 0, b.y0), (b.y1 < h, b.y1 - 1)):
-        if inside and y0 <= y < y1:
-            cut[y - y0, cols] = True
-    return float(stability * (1.0 - (outline & cut).sum() / n))
-
-
-def _extent(rows: np.ndarray) -> tuple[int, int]:
-    """[first, last + 1) of the True entries of a 1-D array with at least one."""
-    idx = np.flatnonzero(rows)
-    return int(idx[0]), int(idx[-1]) + 1
-
-
-_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
-
-
-def segment_candidates(engine: Propagator, rgb: np.ndarray, positive, negative=(), *,
-                       threshold: float = DEFAULT_THRESHOLD, clean: bool = True, v: float = PROBE_MAGNITUDE,
-                       pin_frame: bool = True,
-                       scales: Sequence[tuple[str, float | None]] = CANDIDATE_SCALES,
-                       around: Box | None = None, keep: Box | None = None,
-                       walk: bool = DEFAULT_WALK, evidence: bool = False) -> list[Candidate]:
-    """Part / object / group masks for the same clicks, each with a confidence (SAM's multi-mask output).
-
-    Each candidate is :func:`segment` with zoom at another scale (``scales``:
-    (name, zoom_min_fraction), None = the whole image; the crop's minimum side in
-    pixels scales with the fraction, so a part crop stays tighter than the
-    object crop on small images too); the image encoding of each view is cached by the
-    engine, so repeating the clicks is cheap. Returns the candidates in the
-    order of ``scales``; :func:`best_candidate` picks the most confident.
-    Without a positive click every candidate is empty with confidence 0. ``around``,
-    ``keep``, ``walk`` and ``evidence``: as for :func:`segment` (``around``, ``keep``: a later
-    click of the candidate's object).
-    """
-    out = []
-    for name, fraction in scales:
-        res = segment(engine, rgb, positive, negative, threshold=threshold, zoom=fraction is not None,
-                      clean=clean, v=v, zoom_min_fraction=ZOOM_MIN_FRACTION if fraction is None else float(fraction),
-                      pin_frame=pin_frame,
-                      zoom_min_side=ZOOM_MIN_SIDE if fraction is None else
-                      max(MIN_SIDE, round(ZOOM_MIN_SIDE * float(fraction) / ZOOM_MIN_FRACTION)), around=around,
-                      keep=keep, walk=walk, evidence=evidence)
-        out.append(Candidate(**vars(res), name=name,
-                             confidence=mask_confidence(res, threshold)))
-    return out
-
-
 def zoom_history(previous: Segmentation | None) -> dict:
     """:func:`segment`'s ``around`` and ``keep`` for the object's click after ``previous``
     (its mask's box, its crop); none for a first click."""
@@ -593,14 +360,14 @@ def follow_click(before: np.ndarray | None, mask: np.ndarray, positive: bool) ->
 
 
 def following(result: Segmentation, before: np.ndarray | None, positive: bool) -> Segmentation:
-    """A copy of ``result`` (a :class:`Segmentation` or :class:`Candidate`) whose mask follows the
+    """A copy of ``result`` (a :class:`Segmentation` or a :class:`cmp.candidates.Candidate`) whose mask follows the
     click from ``before`` (:func:`follow_click`); its score, crop and confidence stay as computed."""
     out = copy.copy(result)
     out.mask = follow_click(before, result.mask, positive)
     return out
 
 
-def _replay(clicks):
+def replay_clicks(clicks):
     """(positive, negative, newest is positive) after each click of ``[(x, y, positive), ...]``
     that has a positive one so far (the clicks before the first positive one only add to the
     negatives)."""
@@ -622,34 +389,7 @@ def segment_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> Seg
     if not pos:
         return segment(engine, rgb, pos, [(x, y) for x, y, _ in clicks], **recipe)
     res = None
-    for p, n, positive in _replay(clicks):
+    for p, n, positive in replay_clicks(clicks):
         before = None if res is None else res.mask
         res = following(segment(engine, rgb, p, n, **zoom_history(res), **recipe), before, positive)
     return res
-
-
-def candidate_clicks(engine: Propagator, rgb: np.ndarray, clicks, **recipe) -> list[Candidate]:
-    """:func:`segment_candidates` for clicks in the order they were made, as ``python -m cmp
-    segment`` answers them: all three candidates at every click, each click after the first
-    zoomed around the most confident candidate of the click before it. Returns the last click's
-    candidates; ``recipe``: :func:`segment_candidates`' keywords. (The Segment page answers a
-    later click with the candidate it shows alone, at its scale, :func:`cmp.annotate.recompute`;
-    on the tuning sets the two rules are within half a click of each other, the log's "Two
-    rules for later clicks".) Each later click's candidates add to the kept mask of the click
-    before it or take away from it by the click's sign (:func:`follow_click`); which one is most
-    confident is read from their own scores, as at a first click."""
-    pos = [(x, y) for x, y, p in clicks if p]
-    if not pos:
-        return segment_candidates(engine, rgb, [], [(x, y) for x, y, _ in clicks], **recipe)
-    kept, cands = None, []
-    for p, n, positive in _replay(clicks):
-        before = None if kept is None else kept.mask
-        cands = [following(c, before, positive)
-                 for c in segment_candidates(engine, rgb, p, n, **zoom_history(kept), **recipe)]
-        kept = cands[best_candidate(cands)]
-    return cands
-
-
-def best_candidate(candidates: Sequence[Candidate]) -> int:
-    """Index of the most confident candidate (the first one on a tie)."""
-    return int(np.argmax([c.confidence for c in candidates]))

@@ -331,7 +331,7 @@ def test_a_large_photo_gets_its_mask_at_its_own_size_along_its_edges():
     assert (out != truth).sum() < (stepped != truth).sum() / 3
     assert iou(out, truth) > 0.998
     # a box around the disk (the zoom) is refined the same way, and nothing leaves it
-    from cmp.segment import Box
+    from cmp.zoom import Box
 
     boxed = refine_mask("colour-guided", rgb, score, [[497, 501]], [], box=Box(150, 150, 860, 860))
     assert not boxed[:150].any() and not boxed[:, 860:].any()

@@ -14,9 +14,10 @@ from cmp.eval.segmentation import (MethodResult, click_ious, format_table, has_f
                                    next_click, noc)
 from cmp.guidance import GuidanceError
 from cmp.masks import label_map, rle_decode
-from cmp.segment import (MASK_ZOOM_FACTOR, PROBE_MAGNITUDE, Box, best_candidate, candidate_clicks, clean_mask,
-                         frame_pins, mask_box, probe_flows, probe_sets, score_from_flows, segment, segment_candidates,
-                         segment_clicks, zoom_box, zoom_history)
+from cmp.segment import (PROBE_MAGNITUDE, clean_mask, frame_pins, probe_flows, probe_sets, score_from_flows, segment,
+                         segment_clicks, zoom_history)
+from cmp.candidates import best_candidate, candidate_clicks, segment_candidates
+from cmp.zoom import MASK_ZOOM_FACTOR, Box, mask_box, zoom_box
 from helpers import run_cli
 
 
@@ -127,7 +128,9 @@ def test_candidates_see_three_scales_and_rank_by_confidence():
 
 
 def test_confidence_prefers_a_sharp_mask_that_the_crop_does_not_cut():
-    from cmp.segment import Box, Segmentation, mask_confidence
+    from cmp.segment import Segmentation
+    from cmp.candidates import mask_confidence
+    from cmp.zoom import Box
 
     score = np.zeros((40, 40), np.float32)
     score[10:30, 10:30] = 1.0                            # a sharp step: stable under the threshold
@@ -145,7 +148,9 @@ def test_confidence_share_of_the_outline_the_crop_cuts():
     """The outline is the mask's pixels with a 4-neighbour outside it (the image's own border
     does not count), and the confidence is the stability times the share of that outline not
     on a crop edge that lies inside the image: counted by hand on small masks."""
-    from cmp.segment import Box, Segmentation, mask_confidence
+    from cmp.segment import Segmentation
+    from cmp.candidates import mask_confidence
+    from cmp.zoom import Box
 
     score = np.zeros((30, 40), np.float32)
     score[5:15, 0:12] = 1.0          # 10 x 12 block on the image's left border
@@ -334,7 +339,7 @@ def test_zoom_box_is_none_when_the_crop_would_be_the_whole_image():
 def test_a_crop_covering_most_of_the_image_gives_way_to_the_whole_image():
     """A crop of at least ZOOM_MAX_AREA of the image (a zoom under 1.33x) is not worth an
     encoding of its own: the whole image, encoded on upload, is used instead."""
-    from cmp.segment import ZOOM_MAX_AREA
+    from cmp.zoom import ZOOM_MAX_AREA
     h = w = 512
     span = lambda d: np.array([[256, 256], [256 + d, 256]], float)  # noqa: E731 - side = 4 x span
     below = zoom_box(span(95), h, w)  # 380 px: 55% of the image
@@ -518,7 +523,7 @@ def test_the_page_method_of_the_benchmark_keeps_the_first_clicks_candidate():
     three at the object's first click, then that candidate alone, at its scale, zoomed around
     its mask; the every-click method may switch candidates."""
     from cmp.eval.segmentation import candidates_method, page_method
-    from cmp.segment import scale_named
+    from cmp.candidates import scale_named
 
     eng = BrightnessPropagator()
     rgb = np.random.default_rng(3).integers(0, 60, (240, 320, 3), dtype=np.uint8)

@@ -136,7 +136,8 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import CANDIDATE_SCALES, Box
+    from cmp.candidates import CANDIDATE_SCALES
+    from cmp.zoom import Box
 
     asked, arounds, keeps = [], [], []
 
@@ -179,12 +180,12 @@ def test_first_click_gives_three_readings_and_later_clicks_refine_the_chosen_one
 
 def test_page_chooses_the_candidate_the_cli_and_api_choose_when_rounding_ties_them(monkeypatch):
     """The state keeps each confidence rounded to 3 digits for display; the first click still
-    chooses by the confidences as computed, as :func:`cmp.segment.best_candidate` (the CLI, the
+    chooses by the confidences as computed, as :func:`cmp.candidates.best_candidate` (the CLI, the
     API and the benchmark) does, so two readings equal to 3 digits do not fall to the first one."""
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import CANDIDATE_SCALES, best_candidate
+    from cmp.candidates import CANDIDATE_SCALES, best_candidate
 
     confidences = (0.5, 0.94588, 0.94604)  # object and group both show as 0.946
 
@@ -208,7 +209,8 @@ def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkey
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import CANDIDATE_SCALES, Box
+    from cmp.candidates import CANDIDATE_SCALES
+    from cmp.zoom import Box
 
     calls = []
 
@@ -250,7 +252,7 @@ def test_the_evidence_reads_the_clicks_without_changing_the_mask_they_added_up_t
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import Box
+    from cmp.zoom import Box
 
     asked = []
 
@@ -284,7 +286,8 @@ def test_switching_to_another_candidate_and_back_keeps_what_the_clicks_added_up_
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.segment import CANDIDATE_SCALES, Box
+    from cmp.candidates import CANDIDATE_SCALES
+    from cmp.zoom import Box
 
     def fake(engine, rgb, pos, neg, *, threshold, pin_frame, scales, around=None, keep=None, evidence=True):
         out = []

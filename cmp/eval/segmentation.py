@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 
 from .. import annotate
-from ..segment import (DEFAULT_THRESHOLD, DEFAULT_WALK, best_candidate, following, segment, segment_candidates,
-                       zoom_history)
+from ..candidates import best_candidate, segment_candidates
+from ..segment import DEFAULT_THRESHOLD, DEFAULT_WALK, following, segment, zoom_history
 from .baselines import GeodesicPropagator
 from .composites import EVAL_SEED_START, Composite, eval_composites
 
@@ -131,7 +131,7 @@ def _clicking(engine, candidates: bool = False, **recipe) -> Method:
     the same image zooms around the object's mask after the click before it (``around``).
     :func:`click_ious` calls a method once per click, in order; an object's first click
     (one point) starts afresh. ``candidates``: the most confident of
-    :func:`cmp.segment.segment_candidates` at each click instead (``python -m cmp segment``'s
+    :func:`cmp.candidates.segment_candidates` at each click instead (``python -m cmp segment``'s
     default; the next click zooms around it). The probes' flows (the page's evidence) are not
     computed when the walk gives the score."""
     last: dict = {}
@@ -286,8 +286,8 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
 def first_click(engine, composites: Sequence[Composite], *, threshold: float = DEFAULT_THRESHOLD,
                 pin_frame: bool = True) -> dict:
     """What an object's first click offers and what is chosen from it: mean IoU of each of
-    :func:`cmp.segment.segment_candidates`' candidates after the protocol's first click, of the
-    most confident one (:func:`cmp.segment.best_candidate`, what the CLI and the page choose) and
+    :func:`cmp.candidates.segment_candidates`' candidates after the protocol's first click, of the
+    most confident one (:func:`cmp.candidates.best_candidate`, what the CLI and the page choose) and
     of the best one by IoU (what a perfect choice would give); ``chosen_is_best``: the share of
     images where the two are the same candidate."""
     per: list[list[float]] = []
