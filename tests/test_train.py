@@ -483,3 +483,15 @@ def test_walk_weight_trains_an_affinity_model_and_refuses_a_bin_model(tmp_path):
     with pytest.raises(ValueError, match="affinity"):
         train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
                           precision="fp32", device="cpu", walk_weight=0.5), log=lambda *a: None)
+
+
+def test_walk_loss_sigma_sets_how_large_a_motion_step_is_a_border():
+    from cmp.train.losses import walk_affinity_loss
+    flow, valid = _two_regions()
+    flow = flow / 3.0  # the right half moves 2 px
+    cut = torch.zeros(1, 4, 8, 8)
+    cut[:, 0, :, 4:] = 3.0
+    joined = torch.zeros(1, 4, 8, 8)
+    loss = lambda e, s: float(walk_affinity_loss(e, 1.0, flow, valid, sigma=s))  # noqa: E731
+    assert loss(cut, 0.5) < loss(joined, 0.5)  # a 2 px step is a border at sigma 0.5 px
+    assert loss(joined, 4.0) < loss(cut, 4.0)  # and motion inside one object at 4 px

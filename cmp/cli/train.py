@@ -78,7 +78,7 @@ def register(sub) -> None:
                       ("threads", int), ("warmup", int), ("epe-weight", float),
                       ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float),
                       ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float),
-                      ("walk-weight", float)):
+                      ("walk-weight", float), ("walk-sigma", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
                                    "BatchNorm statistics kept), e.g. null_,log_")

@@ -22,7 +22,7 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import training_loss, walk_affinity_loss
+from .losses import WALK_LOSS_SIGMA, training_loss, walk_affinity_loss
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -47,6 +47,7 @@ class TrainConfig:
     parts_prob: float = 0.0  # share of synthetic cut-outs textured in 2-4 parts, each from its own photo crop
     #: affinity models: weight of the walk's edge-weight loss (:func:`cmp.train.losses.walk_affinity_loss`)
     walk_weight: float = 0.0
+    walk_sigma: float = WALK_LOSS_SIGMA  # its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -269,7 +270,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
         if cfg.walk_weight:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
-            loss = loss + cfg.walk_weight * walk_affinity_loss(feats.embed, beta, flow, valid)
+            loss = loss + cfg.walk_weight * walk_affinity_loss(feats.embed, beta, flow, valid, sigma=cfg.walk_sigma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -76,9 +76,11 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     by :data:`cmp.walk.WALK_POOL`, the flow pooled to the same cells, a cell valid only when all its
     pixels are) each pair of 4-neighbours has the walk's weight a = exp(-WALK_SHARPNESS x beta x
     |dE|^2) and a target t = exp(-|df|^2 / (2 sigma^2)) from the difference of their flows: cells
-    that move together should be joined, cells across a motion border cut. The loss is a binary
-    cross-entropy of a against t, the "together" and "apart" sides each normalised by its own
-    weight (borders are rare). Self-supervised: it reads the training flow and nothing else."""
+    that move together should be joined, cells across a motion border cut. The loss is the binary
+    cross-entropy of a against t, averaged over the valid pairs. (Not balanced between the two
+    sides: normalising the rare "apart" side by its own weight asks for cuts wherever t is
+    lowest, even inside one smoothly moving object.) Self-supervised: it reads the training flow
+    and nothing else."""
     from ..walk import WALK_POOL, WALK_SHARPNESS
 
     e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
@@ -92,10 +94,8 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
         both = (v.narrow(dim, 1, n) & v.narrow(dim, 0, n)).float()
         x = (WALK_SHARPNESS * beta * de).clamp_min(1e-6)  # -log a
         t = torch.exp(-df / (2 * sigma ** 2)) * both
-        terms.append((x * t, -torch.log(-torch.expm1(-x)) * (both - t), t, both - t))
-    together = sum(a.sum() for a, _, _, _ in terms) / sum(w.sum() for _, _, w, _ in terms).clamp_min(1.0)
-    apart = sum(b.sum() for _, b, _, _ in terms) / sum(w.sum() for _, _, _, w in terms).clamp_min(1.0)
-    return 0.5 * (together + apart)
+        terms.append(((x * t - torch.log(-torch.expm1(-x)) * (both - t)).sum(), both.sum()))
+    return sum(loss for loss, _ in terms) / sum(n for _, n in terms).clamp_min(1.0)
 
 
 def training_loss(cfg: CMPConfig, out: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, *,
