@@ -495,3 +495,17 @@ def test_walk_loss_sigma_sets_how_large_a_motion_step_is_a_border():
     loss = lambda e, s: float(walk_affinity_loss(e, 1.0, flow, valid, sigma=s))  # noqa: E731
     assert loss(cut, 0.5) < loss(joined, 0.5)  # a 2 px step is a border at sigma 0.5 px
     assert loss(joined, 4.0) < loss(cut, 4.0)  # and motion inside one object at 4 px
+
+
+def test_walk_loss_takes_still_neighbours_as_no_evidence_of_one_object():
+    from cmp.train.losses import walk_affinity_loss
+    flow, valid = _two_regions()
+    joined_left = torch.zeros(1, 4, 8, 8)
+    joined_left[:, 0, :, 4:] = 3.0
+    cut_left = joined_left.clone()
+    cut_left[:, 1, :, :2] = 3.0  # a cut inside the still half (pooled columns 0 | 1)
+    cut_right = joined_left.clone()
+    cut_right[:, 1, :, 4:6] = 3.0  # the same cut inside the moving half (pooled columns 2 | 3)
+    loss = lambda e: float(walk_affinity_loss(e, 1.0, flow, valid, sigma=1.0))  # noqa: E731
+    assert loss(cut_left) == pytest.approx(loss(joined_left), abs=1e-4)  # two still cells: no evidence
+    assert loss(cut_right) > loss(joined_left) + 0.1  # two cells moving alike: one object

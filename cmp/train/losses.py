@@ -64,10 +64,13 @@ def epe_loss(flow_half: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor) -
 #: :func:`walk_affinity_loss`: two neighbouring cells whose flows differ by ``sigma`` px (model-input
 #: pixels) are "together" with weight exp(-1/2); by 3 sigma, apart.
 WALK_LOSS_SIGMA = 1.0
+#: ... and count as "together" only where one of them moves at least this much (model-input px):
+#: two still cells say nothing of whether they are one object (a still cup on a still table).
+WALK_LOSS_MIN_MOTION = 1.0
 
 
 def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: torch.Tensor, valid: torch.Tensor, *,
-                       sigma: float = WALK_LOSS_SIGMA) -> torch.Tensor:
+                       sigma: float = WALK_LOSS_SIGMA, min_motion: float = WALK_LOSS_MIN_MOTION) -> torch.Tensor:
     """How far the random walk's edge weights (:mod:`cmp.walk`) are from the motion they should follow.
 
     ``embed`` (B, D, H/2, W/2): the model's embedding of the batch; ``beta``: its feature weight
@@ -77,8 +80,10 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     pixels are) each pair of 4-neighbours has the walk's weight a = exp(-WALK_SHARPNESS x beta x
     |dE|^2) and a target t = exp(-|df|^2 / (2 sigma^2)) from the difference of their flows: cells
     that move together should be joined, cells across a motion border cut. The loss is the binary
-    cross-entropy of a against t, averaged over the valid pairs. (Not balanced between the two
-    sides: normalising the rare "apart" side by its own weight asks for cuts wherever t is
+    cross-entropy of a against t, averaged over the valid pairs, its "together" side (weight t)
+    only where one of the two cells moves at least ``min_motion`` px: motion tells objects apart
+    where they move differently, and says nothing where nothing moves. (Not balanced between the
+    two sides: normalising the rare "apart" side by its own weight asks for cuts wherever t is
     lowest, even inside one smoothly moving object.) Self-supervised: it reads the training flow
     and nothing else."""
     from ..walk import WALK_POOL, WALK_SHARPNESS
@@ -86,15 +91,17 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
     f = F.adaptive_avg_pool2d(flow.float(), e.shape[-2:])
     v = F.adaptive_max_pool2d((~valid).float()[:, None], e.shape[-2:])[:, 0] == 0
+    moves = f.pow(2).sum(1) >= min_motion ** 2
     terms = []
     for dim in (-1, -2):  # right neighbours, then down
         n = e.shape[dim] - 1
         de = (e.narrow(dim, 1, n) - e.narrow(dim, 0, n)).pow(2).sum(1)
         df = (f.narrow(dim, 1, n) - f.narrow(dim, 0, n)).pow(2).sum(1)
         both = (v.narrow(dim, 1, n) & v.narrow(dim, 0, n)).float()
+        moving = (moves.narrow(dim, 1, n) | moves.narrow(dim, 0, n)).float()
         x = (WALK_SHARPNESS * beta * de).clamp_min(1e-6)  # -log a
         t = torch.exp(-df / (2 * sigma ** 2)) * both
-        terms.append(((x * t - torch.log(-torch.expm1(-x)) * (both - t)).sum(), both.sum()))
+        terms.append(((x * t * moving - torch.log(-torch.expm1(-x)) * (both - t)).sum(), both.sum()))
     return sum(loss for loss, _ in terms) / sum(n for _, n in terms).clamp_min(1.0)
 
 
