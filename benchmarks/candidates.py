@@ -47,8 +47,8 @@ def main(argv=None) -> int:
     from cmp.eval.composites import eval_composites
     from cmp.eval.baselines import GeodesicPropagator
     from cmp.eval.segmentation import load_set
-    from cmp.segment import segment
     from cmp.candidates import segment_candidates
+    from cmp.segment import segment
 
     engines = {"model": Engine.from_checkpoint(args.checkpoint), "geodesic": GeodesicPropagator()}
     from cmp.eval.real import motorcycle_whole

@@ -224,8 +224,8 @@ def engine_only(engine, image: Path, arrows: list, points: list, repeats: int = 
     page's click (part / object / group candidates, :func:`cmp.candidates.segment_candidates`), these
     two on ``segmenter`` (the model the page segments with; default ``engine``)."""
     from cmp.images import load_image
-    from cmp.segment import segment
     from cmp.candidates import segment_candidates
+    from cmp.segment import segment
 
     rgb, _ = load_image(str(image))
     handle = engine.set_image(rgb)

@@ -28,8 +28,8 @@ from cmp.annotate import (MAX_OBJECTS, add_click, all_masks, annotations, candid
 from cmp.annotations import MAX_CLASS_CHARS, ObjectAnnotation, coco_dict, coco_with_candidates, export_annotations
 from cmp.guidance import GuidanceError
 from cmp.masks import save_mask_png
-from cmp.segment import DEFAULT_THRESHOLD, check_threshold
 from cmp.candidates import CANDIDATE_SCALES, best_candidate
+from cmp.segment import DEFAULT_THRESHOLD, check_threshold
 
 from . import direct, evidence, overlays
 from .common import (MODEL_GROUP, STATE_TTL_S, Context, click_xy, fast_preview, image_intake, read_image, temp_dir,

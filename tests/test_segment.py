@@ -128,8 +128,8 @@ def test_candidates_see_three_scales_and_rank_by_confidence():
 
 
 def test_confidence_prefers_a_sharp_mask_that_the_crop_does_not_cut():
-    from cmp.segment import Segmentation
     from cmp.candidates import mask_confidence
+    from cmp.segment import Segmentation
     from cmp.zoom import Box
 
     score = np.zeros((40, 40), np.float32)
@@ -148,8 +148,8 @@ def test_confidence_share_of_the_outline_the_crop_cuts():
     """The outline is the mask's pixels with a 4-neighbour outside it (the image's own border
     does not count), and the confidence is the stability times the share of that outline not
     on a crop edge that lies inside the image: counted by hand on small masks."""
-    from cmp.segment import Segmentation
     from cmp.candidates import mask_confidence
+    from cmp.segment import Segmentation
     from cmp.zoom import Box
 
     score = np.zeros((30, 40), np.float32)

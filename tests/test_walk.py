@@ -180,8 +180,8 @@ def test_cli_segment_walks_by_default_and_no_walk_writes_the_probes_mask(tmp_pat
 
     from cmp.checkpoints import save_checkpoint
     from cmp.model import TINY_AFFINITY, build_cmp
-    from cmp.segment import DEFAULT_WALK
     from cmp.candidates import best_candidate, candidate_clicks
+    from cmp.segment import DEFAULT_WALK
     from helpers import run_cli
 
     assert DEFAULT_WALK

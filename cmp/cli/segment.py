@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..images import load_image
     from ..annotate import check_points
-    from ..segment import segment_clicks
     from ..candidates import best_candidate, candidate_clicks
+    from ..segment import segment_clicks
 
     # Full resolution: the mask must match IMG pixel for pixel.
     rgb, _ = load_image(args.image, max_side=sys.maxsize)
