@@ -360,8 +360,9 @@ def follow_click(before: np.ndarray | None, mask: np.ndarray, positive: bool) ->
 
 
 def following(result: Segmentation, before: np.ndarray | None, positive: bool) -> Segmentation:
-    """A copy of ``result`` (a :class:`Segmentation` or a :class:`cmp.candidates.Candidate`) whose mask follows the
-    click from ``before`` (:func:`follow_click`); its score, crop and confidence stay as computed."""
+    """A copy of ``result`` (a :class:`Segmentation` or a :class:`cmp.candidates.Candidate`) whose
+    mask follows the click from ``before`` (:func:`follow_click`); its score, crop and confidence
+    stay as computed."""
     out = copy.copy(result)
     out.mask = follow_click(before, result.mask, positive)
     return out

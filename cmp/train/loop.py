@@ -47,7 +47,8 @@ class TrainConfig:
     parts_prob: float = 0.0  # share of synthetic cut-outs textured in 2-4 parts, each from its own photo crop
     #: affinity models: weight of the walk's edge-weight loss (:func:`cmp.train.losses.walk_affinity_loss`)
     walk_weight: float = 0.0
-    walk_sigma: float = WALK_LOSS_SIGMA  # its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
+    #: its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
+    walk_sigma: float = WALK_LOSS_SIGMA
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
