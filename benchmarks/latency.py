@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.browser import click_pixel, natural_size, screen_point, wait_src_change
+from benchmarks.browser import click_pixel, screen_point, wait_src_change
 
 CHROMIUM = "/usr/bin/chromium"
 TARGETS_MS = {"arrow": 80.0, "segment": 100.0}

@@ -17,7 +17,6 @@ Coordinates are (x, y) pixels of the working image. This module never imports Gr
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile

@@ -209,7 +209,6 @@ def test_page_clicks_add_or_take_away_and_undo_brings_back_what_was_shown(monkey
     from types import SimpleNamespace
 
     import cmp.annotate as A
-    from cmp.candidates import CANDIDATE_SCALES
     from cmp.zoom import Box
 
     calls = []
