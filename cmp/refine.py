@@ -233,6 +233,11 @@ def colour_blend(rgb: np.ndarray, score: np.ndarray, threshold: float = 0.5, pos
     return out.reshape(score.shape)
 
 
+def _colour_snap(view: np.ndarray) -> GuidedFilter:
+    """The colour refinement's edge snap: the guided filter of a view (its colours in [0, 1])."""
+    return GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
+
+
 def _snap(view: np.ndarray, mask: np.ndarray, radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS) -> np.ndarray:
     """The guided filter of a (soft or bool) mask with the view as guide, thresholded at 0.5."""
     return guided_filter(view.astype(np.float32) / 255.0, mask.astype(np.float32), radius, eps) > 0.5
@@ -302,7 +307,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
     elif kind == "grabcut":
         m = _grabcut(view, s, pos, neg, threshold)
     elif kind == "colour-guided":
-        snap = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
+        snap = _colour_snap(view)
         coef = snap.coefficients((colour_blend(view, s, threshold, pos, neg) > threshold).astype(np.float32))
         m = snap.apply(coef) > 0.5
     else:
@@ -314,8 +319,7 @@ def refine_mask(kind: str, rgb: np.ndarray, score: np.ndarray, positive=(), nega
         m = _snap(view, cv2.resize(small.astype(np.float32), (vw2, vh2), interpolation=cv2.INTER_LINEAR))
     if k < 1.0:
         if coef is None:  # the other refinements: the same snap's model of their mask
-            snap = GuidedFilter(view.astype(np.float32) / 255.0, COLOUR_SNAP_RADIUS, COLOUR_SNAP_EPS)
-            coef = snap.coefficients(m.astype(np.float32))
+            coef = _colour_snap(view).coefficients(m.astype(np.float32))
         m = _to_view(rgb[y0:y1, x0:x1], coef, m)
     out = np.zeros((h, w), bool)
     out[y0:y1, x0:x1] = m

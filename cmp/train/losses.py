@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import BinHead, CMPConfig
+from ..walk import WALK_POOL, WALK_SHARPNESS
 
 
 def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
@@ -86,8 +87,6 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     two sides: normalising the rare "apart" side by its own weight asks for cuts wherever t is
     lowest, even inside one smoothly moving object.) Self-supervised: it reads the training flow
     and nothing else."""
-    from ..walk import WALK_POOL, WALK_SHARPNESS
-
     e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
     f = F.adaptive_avg_pool2d(flow.float(), e.shape[-2:])
     v = F.adaptive_max_pool2d((~valid).float()[:, None], e.shape[-2:])[:, 0] == 0
