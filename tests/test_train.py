@@ -510,3 +510,81 @@ def test_walk_loss_takes_still_neighbours_as_no_evidence_of_one_object():
     loss = lambda e: float(walk_affinity_loss(e, 1.0, flow, valid, sigma=1.0))  # noqa: E731
     assert loss(cut_left) == pytest.approx(loss(joined_left), abs=1e-4)  # two still cells: no evidence
     assert loss(cut_right) > loss(joined_left) + 0.1  # two cells moving alike: one object
+
+
+def _layers(h=16, w=16):
+    """A layer map: the background on the left half, cut-out 1 on the right half."""
+    labels = torch.zeros(1, h, w, dtype=torch.long)
+    labels[:, :, w // 2:] = 1
+    return labels
+
+
+def test_layer_loss_joins_a_cut_out_and_cuts_it_from_the_background():
+    from cmp.train.losses import walk_layer_loss
+    labels = _layers()
+    follows = torch.zeros(1, 4, 8, 8)
+    follows[:, 0, :, 4:] = 3.0  # cut at the layers' border only
+    blind = torch.zeros(1, 4, 8, 8)  # everything joined
+    cut_inside = follows.clone()
+    cut_inside[:, 1, :, 4:6] = 3.0  # the cut-out split in two (pooled columns 2 | 3)
+    loss = lambda e: float(walk_layer_loss(e, 1.0, labels))  # noqa: E731
+    assert loss(follows) < 0.1 < min(loss(blind), loss(cut_inside))
+    # its gradient pulls a blind embedding apart at the layers' border, not inside the cut-out
+    torch.manual_seed(0)
+    e = blind.clone().requires_grad_(True)
+    walk_layer_loss(e + 0.01 * torch.randn(1, 4, 8, 8), 1.0, labels).backward()
+    g = e.grad[0].abs().sum(0)
+    assert g[:, 5:7].sum() < g[:, 3:5].sum()
+
+
+def test_layer_loss_takes_the_background_and_unknown_or_mixed_cells_as_no_evidence():
+    from cmp.train.losses import walk_layer_loss
+    labels = _layers()
+    follows = torch.zeros(1, 4, 8, 8)
+    follows[:, 0, :, 4:] = 3.0
+    cut_background = follows.clone()
+    cut_background[:, 1, :, :2] = 3.0  # a cut inside the background (pooled columns 0 | 1)
+    loss = lambda e, lab=labels: float(walk_layer_loss(e, 1.0, lab))  # noqa: E731
+    assert loss(cut_background) == pytest.approx(loss(follows), abs=1e-4)  # a photo's own borders: no evidence
+    torch.manual_seed(2)
+    noisy = torch.randn(1, 4, 8, 8)
+    assert loss(noisy, torch.full_like(labels, -1)) == 0.0  # a video pair: layers unknown
+    mixed = labels.clone()
+    mixed[:, :, 6:8] = 1  # the cut-out begins inside pooled column 1, which then shows both layers: it has none
+    cut_0_1 = torch.zeros(1, 4, 8, 8)
+    cut_0_1[:, 0, :, 2:] = 3.0  # cut between pooled columns 0 | 1 only
+    assert loss(cut_0_1, mixed) == pytest.approx(loss(follows, mixed), abs=1e-4)  # both pairs touch column 1
+    assert loss(cut_0_1, labels) > loss(follows, labels) + 0.1  # where column 1 is the background's
+
+
+def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
+    from cmp.train.data import Sample, _crop, collate
+    rng0 = np.random.default_rng(3)
+    img = rng0.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    labels = img[..., 0].astype(np.int32)  # a layer map that must travel with the pixels
+    kinds = set()
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        c_img, c_flow, _, c_lab = _crop(img, np.zeros((40, 50, 2), np.float32), np.ones((40, 50), bool), 32, rng,
+                                        labels)
+        assert np.array_equal(c_lab, c_img[..., 0].astype(np.int32))
+        kinds.add(any(np.array_equal(c_img, img[y:y + 32, x:x + 32]) for y in range(9) for x in range(19)))
+    assert kinds == {True, False}  # mirrored crops and plain ones both checked
+    batch = collate([Sample(c_img, c_flow, np.ones((32, 32), bool), np.zeros((0, 4), np.float32), labels=c_lab),
+                     Sample(c_img, c_flow, np.ones((32, 32), bool), np.zeros((0, 4), np.float32))])
+    assert batch["labels"].shape == (2, 32, 32)
+    assert torch.equal(batch["labels"][0], torch.from_numpy(c_lab).long())
+    assert (batch["labels"][1] == -1).all()  # a video pair's layers are unknown
+
+
+def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tmp_path):
+    cfg = TrainConfig(data=None, out=str(tmp_path / "layers"), arch="tiny-affinity", steps=3, batch=2, crop=64,
+                      lr=5e-3, warmup=1, synth_prob=1.0, save_every=3, val_every=1000, precision="fp32",
+                      device="cpu", walk_weight=0.5, walk_target="layers")
+    train(cfg, log=lambda *a: None)
+    recs = [json.loads(line) for line in (tmp_path / "layers" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in recs)
+    with pytest.raises(ValueError, match="walk_target"):
+        train(TrainConfig(data=None, out=str(tmp_path / "bad"), arch="tiny-affinity", steps=1, batch=2, crop=64,
+                          precision="fp32", device="cpu", walk_weight=0.5, walk_target="labels"),
+              log=lambda *a: None)

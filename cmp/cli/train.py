@@ -80,6 +80,9 @@ def register(sub) -> None:
                       ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float),
                       ("walk-weight", float), ("walk-sigma", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    t.add_argument("--walk-target", choices=["flow", "layers"], dest="walk_target",
+                   help="what --walk-weight's loss fits the walk's edge weights to: the training flow's differences "
+                        "(flow, the default) or the synthetic scenes' layer map (layers; video pairs add nothing)")
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
                                    "BatchNorm statistics kept), e.g. null_,log_")
     t.add_argument("--photo-dir", dest="photo_dir",

@@ -2,7 +2,8 @@
 sample crops + guidance on the fly, mixing video pairs with synthetic scenes.
 
 Tensor contract of a batch: image (B, 3, S, S) normalised; sparse (B, 4, S, S);
-flow (B, 2, S, S) float32 px; valid (B, S, S) bool.
+flow (B, 2, S, S) float32 px; valid (B, S, S) bool; camera (B,) bool; labels (B, S, S) int64,
+a synthetic scene's layer map (-1 for video pairs, whose layers are unknown).
 """
 from __future__ import annotations
 
@@ -109,18 +110,24 @@ class Sample:
     valid: np.ndarray   # (S, S) bool
     points: np.ndarray  # (N, 4)
     camera: bool = False  # a camera-motion (parallax) scene: trainable in the "whole scene moves" mode
+    #: (S, S) int32: a synthetic scene's layer map (0 the background, k the k-th cut-out); None for a video pair
+    labels: np.ndarray | None = None
 
 
-def _crop(img, flow, valid, size, rng):
+def _crop(img, flow, valid, size, rng, labels=None):
+    """A random ``size`` square of the pair, mirrored half the time; ``labels`` (if any) cut alike."""
     H, W = img.shape[:2]
     y = int(rng.integers(0, H - size + 1))
     x = int(rng.integers(0, W - size + 1))
     sl = (slice(y, y + size), slice(x, x + size))
     img, flow, valid = img[sl], flow[sl].astype(np.float32), valid[sl]
+    labels = None if labels is None else labels[sl]
     if rng.random() < 0.5:
         img, flow, valid = img[:, ::-1], flow[:, ::-1].copy(), valid[:, ::-1]
         flow[..., 0] *= -1
-    return np.ascontiguousarray(img), np.ascontiguousarray(flow), np.ascontiguousarray(valid)
+        labels = None if labels is None else labels[:, ::-1]
+    return (np.ascontiguousarray(img), np.ascontiguousarray(flow), np.ascontiguousarray(valid),
+            None if labels is None else np.ascontiguousarray(labels))
 
 
 class MixedSampler:
@@ -144,6 +151,7 @@ class MixedSampler:
     def sample(self, i: int) -> Sample:
         rng = np.random.default_rng([self.seed, i])
         pan = parallax = False
+        labels = None
         if rng.random() < self.synth_prob:
             seed = int(rng.integers(0, HELDOUT_SEED_BASE))
             # (no draw when parallax scenes are off: older runs keep their sample stream)
@@ -156,12 +164,12 @@ class MixedSampler:
                                 emoji_prob=self.emoji_prob, same_photo_prob=self.same_photo_prob,
                                 parts_prob=self.parts_prob,
                                 **({"static_bg_prob": 0.0, "bg_shift": PAN_SHIFT} if pan else {}))
-            img, flow, valid = sc["image1"], sc["flow"], sc["valid"]
+            img, flow, valid, labels = sc["image1"], sc["flow"], sc["valid"], sc["labels"]
         else:
             ps = self.sets[int(rng.integers(len(self.sets)))]
             j = int(rng.integers(len(ps.images)))
             img, flow, valid = ps.images[j], ps.flows[j], ps.valid[j]
-        img, flow, valid = _crop(img, flow, valid, self.crop, rng)
+        img, flow, valid, labels = _crop(img, flow, valid, self.crop, rng, labels)
         # A panning scene always gets dense guidance: from one or two moving points
         # nobody can tell a panning camera from a moving object on a still background,
         # and for sparse clicks the still background is the answer users expect.
@@ -169,7 +177,7 @@ class MixedSampler:
             points = scattered_guidance(flow, valid, rng)
         else:
             points = training_guidance(flow, valid, rng, **({"dense_prob": 1.0} if pan else {}))
-        return Sample(img, flow, valid, points, camera=parallax)
+        return Sample(img, flow, valid, points, camera=parallax, labels=labels)
 
     def batch(self, start: int, n: int) -> dict[str, torch.Tensor]:
         return collate([self.sample(start + k) for k in range(n)])
@@ -184,4 +192,7 @@ def collate(samples: list[Sample]) -> dict[str, torch.Tensor]:
         "flow": torch.from_numpy(np.stack([s.flow for s in samples])).permute(0, 3, 1, 2).float(),
         "valid": torch.from_numpy(np.stack([s.valid for s in samples])),
         "camera": torch.tensor([s.camera for s in samples], dtype=torch.bool),
+        # -1 where the layer is unknown (video pairs)
+        "labels": torch.from_numpy(np.stack([np.full(size, -1, np.int64) if s.labels is None
+                                             else s.labels.astype(np.int64) for s in samples])),
     }

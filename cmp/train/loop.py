@@ -22,7 +22,7 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import WALK_LOSS_SIGMA, training_loss, walk_affinity_loss
+from .losses import WALK_LOSS_SIGMA, training_loss, walk_affinity_loss, walk_layer_loss
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -49,6 +49,9 @@ class TrainConfig:
     walk_weight: float = 0.0
     #: its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
     walk_sigma: float = WALK_LOSS_SIGMA
+    #: what it fits the walk to: "flow" (:func:`~cmp.train.losses.walk_affinity_loss`) or "layers", the
+    #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`)
+    walk_target: str = "flow"
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -112,13 +115,13 @@ def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 
     from .data import Sample, _crop
     for k in range(n_synth):
         sc = make_scene(HELDOUT_SEED_BASE + k)
-        img, flow, valid = _crop(sc["image1"], sc["flow"], sc["valid"], crop, rng)
-        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng)))
+        img, flow, valid, labels = _crop(sc["image1"], sc["flow"], sc["valid"], crop, rng, sc["labels"])
+        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng), labels=labels))
     sets = [s for s in val_pairs if min(s.images.shape[1:3]) >= crop]
     for k in range(n_video if sets else 0):
         ps = sets[k % len(sets)]
         j = int(rng.integers(len(ps.images)))
-        img, flow, valid = _crop(ps.images[j], ps.flows[j], ps.valid[j], crop, rng)
+        img, flow, valid, _ = _crop(ps.images[j], ps.flows[j], ps.valid[j], crop, rng)
         samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng)))
     return collate(samples)
 
@@ -205,6 +208,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
     if cfg.walk_weight and not hasattr(model, "log_beta"):
         raise ValueError(f"--walk-weight needs an affinity architecture, not {mcfg.name}")
+    if cfg.walk_target not in ("flow", "layers"):
+        raise ValueError(f"walk_target must be 'flow' or 'layers', not {cfg.walk_target!r}")
     if cfg.walk_weight and world > 1:
         raise ValueError("--walk-weight runs in one process only")
     trained = freeze_all_but(model, cfg.only)
@@ -271,7 +276,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
         if cfg.walk_weight:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
-            loss = loss + cfg.walk_weight * walk_affinity_loss(feats.embed, beta, flow, valid, sigma=cfg.walk_sigma)
+            if cfg.walk_target == "layers":
+                walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device))
+            else:
+                walk = walk_affinity_loss(feats.embed, beta, flow, valid, sigma=cfg.walk_sigma)
+            loss = loss + cfg.walk_weight * walk
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

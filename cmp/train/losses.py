@@ -87,21 +87,59 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     two sides: normalising the rare "apart" side by its own weight asks for cuts wherever t is
     lowest, even inside one smoothly moving object.) Self-supervised: it reads the training flow
     and nothing else."""
-    e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
-    f = F.adaptive_avg_pool2d(flow.float(), e.shape[-2:])
-    v = F.adaptive_max_pool2d((~valid).float()[:, None], e.shape[-2:])[:, 0] == 0
+    shape, edges = _walk_edges(embed, beta)
+    f = F.adaptive_avg_pool2d(flow.float(), shape)
+    v = F.adaptive_max_pool2d((~valid).float()[:, None], shape)[:, 0] == 0
     moves = f.pow(2).sum(1) >= min_motion ** 2
-    terms = []
-    for dim in (-1, -2):  # right neighbours, then down
-        n = e.shape[dim] - 1
-        de = (e.narrow(dim, 1, n) - e.narrow(dim, 0, n)).pow(2).sum(1)
+    total, count = 0.0, 0.0
+    for dim, n, x in edges:
         df = (f.narrow(dim, 1, n) - f.narrow(dim, 0, n)).pow(2).sum(1)
         both = (v.narrow(dim, 1, n) & v.narrow(dim, 0, n)).float()
         moving = (moves.narrow(dim, 1, n) | moves.narrow(dim, 0, n)).float()
-        x = (WALK_SHARPNESS * beta * de).clamp_min(1e-6)  # -log a
         t = torch.exp(-df / (2 * sigma ** 2)) * both
-        terms.append(((x * t * moving - torch.log(-torch.expm1(-x)) * (both - t)).sum(), both.sum()))
-    return sum(loss for loss, _ in terms) / sum(n for _, n in terms).clamp_min(1.0)
+        total = total + (x * t * moving - torch.log(-torch.expm1(-x)) * (both - t)).sum()
+        count = count + both.sum()
+    return total / torch.as_tensor(count).clamp_min(1.0)
+
+
+def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor) -> torch.Tensor:
+    """How far the random walk's edge weights are from a synthetic scene's layers.
+
+    ``labels`` (B, H, W): the layer each pixel shows (0 the background, k >= 1 the k-th cut-out,
+    -1 unknown, as for video pairs). On the walk's grid (as :func:`walk_affinity_loss`) a cell
+    has a layer only when all its pixels show the same one. Two neighbouring cells of one
+    cut-out should be joined (target 1), two of different layers cut (target 0); the loss is
+    the binary cross-entropy of the walk's weight against that, averaged over those pairs. Two
+    background cells count for nothing: the background is a whole photo with objects of its
+    own, and "one layer" there would teach the walk to join across real borders. A cut-out in
+    parts (:func:`cmp.scenes.synthetic.make_scene`'s ``parts_prob``) is one layer, so its
+    differently textured parts should be joined: parts that move together are one object.
+    No human label enters: the layer map is what the scene's exact flow is made from."""
+    shape, edges = _walk_edges(embed, beta)
+    lab = labels.float()[:, None]
+    hi = F.adaptive_max_pool2d(lab, shape)[:, 0]
+    known = (hi == -F.adaptive_max_pool2d(-lab, shape)[:, 0]) & (hi >= 0)
+    total, count = 0.0, 0.0
+    for dim, n, x in edges:
+        both = known.narrow(dim, 1, n) & known.narrow(dim, 0, n)
+        a, b = hi.narrow(dim, 1, n), hi.narrow(dim, 0, n)
+        together = (both & (a == b) & (a > 0)).float()
+        apart = (both & (a != b)).float()
+        total = total + (x * together - torch.log(-torch.expm1(-x)) * apart).sum()
+        count = count + together.sum() + apart.sum()
+    return total / torch.as_tensor(count).clamp_min(1.0)
+
+
+def _walk_edges(embed: torch.Tensor, beta: torch.Tensor | float):
+    """The walk's grid size and, for right then down 4-neighbours, (dim, n, -log a) with a the walk's
+    edge weight exp(-WALK_SHARPNESS x beta x |dE|^2) on the embedding pooled by :data:`cmp.walk.WALK_POOL`."""
+    e = F.avg_pool2d(embed.float(), WALK_POOL, ceil_mode=True)
+    edges = []
+    for dim in (-1, -2):
+        n = e.shape[dim] - 1
+        de = (e.narrow(dim, 1, n) - e.narrow(dim, 0, n)).pow(2).sum(1)
+        edges.append((dim, n, (WALK_SHARPNESS * beta * de).clamp_min(1e-6)))
+    return e.shape[-2:], edges
 
 
 def training_loss(cfg: CMPConfig, out: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, *,
