@@ -5,6 +5,7 @@ import argparse
 from dataclasses import fields
 
 from ..model import CONFIGS
+from ..train.losses import WALK_TARGETS
 from . import CLIError
 
 
@@ -80,7 +81,7 @@ def register(sub) -> None:
                       ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float),
                       ("walk-weight", float), ("walk-sigma", float)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
-    t.add_argument("--walk-target", choices=["flow", "layers"], dest="walk_target",
+    t.add_argument("--walk-target", choices=WALK_TARGETS, dest="walk_target",
                    help="what --walk-weight's loss fits the walk's edge weights to: the training flow's differences "
                         "(flow, the default) or the synthetic scenes' layer map (layers; video pairs add nothing)")
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "

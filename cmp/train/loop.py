@@ -22,7 +22,7 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import WALK_LOSS_SIGMA, training_loss, walk_affinity_loss, walk_layer_loss
+from .losses import WALK_LOSS_SIGMA, WALK_TARGETS, training_loss, walk_affinity_loss, walk_layer_loss
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -115,8 +115,8 @@ def validation_set(val_pairs, n_synth: int = 8, crop: int = 256, n_video: int = 
     from .data import Sample, _crop
     for k in range(n_synth):
         sc = make_scene(HELDOUT_SEED_BASE + k)
-        img, flow, valid, labels = _crop(sc["image1"], sc["flow"], sc["valid"], crop, rng, sc["labels"])
-        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng), labels=labels))
+        img, flow, valid, _ = _crop(sc["image1"], sc["flow"], sc["valid"], crop, rng)
+        samples.append(Sample(img, flow, valid, training_guidance(flow, valid, rng)))
     sets = [s for s in val_pairs if min(s.images.shape[1:3]) >= crop]
     for k in range(n_video if sets else 0):
         ps = sets[k % len(sets)]
@@ -208,8 +208,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
     if cfg.walk_weight and not hasattr(model, "log_beta"):
         raise ValueError(f"--walk-weight needs an affinity architecture, not {mcfg.name}")
-    if cfg.walk_target not in ("flow", "layers"):
-        raise ValueError(f"walk_target must be 'flow' or 'layers', not {cfg.walk_target!r}")
+    if cfg.walk_target not in WALK_TARGETS:
+        raise ValueError(f"walk_target must be one of {', '.join(WALK_TARGETS)}, not {cfg.walk_target!r}")
     if cfg.walk_weight and world > 1:
         raise ValueError("--walk-weight runs in one process only")
     trained = freeze_all_but(model, cfg.only)

@@ -70,6 +70,11 @@ WALK_LOSS_SIGMA = 1.0
 WALK_LOSS_MIN_MOTION = 1.0
 
 
+#: What ``python -m cmp train --walk-target`` can fit the walk to: the training flow
+#: (:func:`walk_affinity_loss`) or the synthetic scenes' layer map (:func:`walk_layer_loss`).
+WALK_TARGETS = ("flow", "layers")
+
+
 def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: torch.Tensor, valid: torch.Tensor, *,
                        sigma: float = WALK_LOSS_SIGMA, min_motion: float = WALK_LOSS_MIN_MOTION) -> torch.Tensor:
     """How far the random walk's edge weights (:mod:`cmp.walk`) are from the motion they should follow.
