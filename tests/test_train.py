@@ -557,6 +557,25 @@ def test_layer_loss_takes_the_background_and_unknown_or_mixed_cells_as_no_eviden
     assert loss(cut_0_1, labels) > loss(follows, labels) + 0.1  # where column 1 is the background's
 
 
+def test_layer_loss_thin_joins_a_part_narrower_than_a_cell_to_its_cut_out():
+    from cmp.train.losses import walk_layer_loss
+    labels = _layers()
+    labels[:, 5, :8] = 1  # a stem one pixel thick reaching left into the background: pooled cells (1, 0), (1, 1)
+    follows = torch.zeros(1, 4, 8, 8)
+    follows[:, 0, :, 4:] = 3.0  # the cut-out's body apart, its stem with the background
+    joined = follows.clone()
+    joined[:, 0, 2:4, :4] = 3.0  # the stem's cells with the body
+    loss = lambda e, thin, lab=labels: float(walk_layer_loss(e, 1.0, lab, thin=thin))  # noqa: E731
+    assert loss(joined, False) == pytest.approx(loss(follows, False), abs=1e-4)  # mixed cells: no evidence
+    assert loss(joined, True) < 0.1 < loss(follows, True)  # thin: the stem belongs with its cut-out
+    # the stem's cells beside plain background cells stay no evidence: joined to both, nothing changes
+    assert loss(joined, True) == pytest.approx(loss(joined, False), abs=1e-4)
+    # a cell showing two cut-outs belongs to neither
+    two = labels.clone()
+    two[:, 4, :8] = 2
+    assert loss(follows, True, two) == pytest.approx(loss(follows, False, two), abs=1e-4)
+
+
 def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     from cmp.train.data import Sample, _crop, collate
     rng0 = np.random.default_rng(3)
@@ -577,10 +596,11 @@ def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     assert (batch["labels"][1] == -1).all()  # a video pair's layers are unknown
 
 
-def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tmp_path):
+@pytest.mark.parametrize("target", ["layers", "layers-thin"])
+def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tmp_path, target):
     cfg = TrainConfig(data=None, out=str(tmp_path / "layers"), arch="tiny-affinity", steps=3, batch=2, crop=64,
                       lr=5e-3, warmup=1, synth_prob=1.0, save_every=3, val_every=1000, precision="fp32",
-                      device="cpu", walk_weight=0.5, walk_target="layers")
+                      device="cpu", walk_weight=0.5, walk_target=target)
     train(cfg, log=lambda *a: None)
     recs = [json.loads(line) for line in (tmp_path / "layers" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in recs)

@@ -49,8 +49,9 @@ class TrainConfig:
     walk_weight: float = 0.0
     #: its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
     walk_sigma: float = WALK_LOSS_SIGMA
-    #: what it fits the walk to: "flow" (:func:`~cmp.train.losses.walk_affinity_loss`) or "layers", the
-    #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`)
+    #: what it fits the walk to: "flow" (:func:`~cmp.train.losses.walk_affinity_loss`), "layers", the
+    #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`), or "layers-thin", the same
+    #: with a cut-out's thin parts (cells it shares with the background only) joined to it
     walk_target: str = "flow"
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
@@ -276,8 +277,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
         if cfg.walk_weight:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
-            if cfg.walk_target == "layers":
-                walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device))
+            if cfg.walk_target.startswith("layers"):
+                walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device),
+                                       thin=cfg.walk_target == "layers-thin")
             else:
                 walk = walk_affinity_loss(feats.embed, beta, flow, valid, sigma=cfg.walk_sigma)
             loss = loss + cfg.walk_weight * walk

@@ -71,8 +71,9 @@ WALK_LOSS_MIN_MOTION = 1.0
 
 
 #: What ``python -m cmp train --walk-target`` can fit the walk to: the training flow
-#: (:func:`walk_affinity_loss`) or the synthetic scenes' layer map (:func:`walk_layer_loss`).
-WALK_TARGETS = ("flow", "layers")
+#: (:func:`walk_affinity_loss`), the synthetic scenes' layer map (:func:`walk_layer_loss`), or the same
+#: with a cut-out's thin parts joined to it (``walk_layer_loss(..., thin=True)``).
+WALK_TARGETS = ("flow", "layers", "layers-thin")
 
 
 def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: torch.Tensor, valid: torch.Tensor, *,
@@ -107,7 +108,8 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
     return total / torch.as_tensor(count).clamp_min(1.0)
 
 
-def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor) -> torch.Tensor:
+def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *,
+                    thin: bool = False) -> torch.Tensor:
     """How far the random walk's edge weights are from a synthetic scene's layers.
 
     ``labels`` (B, H, W): the layer each pixel shows (0 the background, k >= 1 the k-th cut-out,
@@ -119,16 +121,26 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     own, and "one layer" there would teach the walk to join across real borders. A cut-out in
     parts (:func:`cmp.scenes.synthetic.make_scene`'s ``parts_prob``) is one layer, so its
     differently textured parts should be joined: parts that move together are one object.
-    No human label enters: the layer map is what the scene's exact flow is made from."""
+    No human label enters: the layer map is what the scene's exact flow is made from.
+
+    ``thin``: a cell that shows one cut-out and the background, and nothing else, also belongs
+    to that cut-out for the "together" pairs (never for "apart"). A part narrower than a cell
+    (a stem, a leaf's tip, a spoke) only ever lies in such mixed cells; without this nothing
+    asks the walk to keep it joined to its object."""
     shape, edges = _walk_edges(embed, beta)
     lab = labels.float()[:, None]
     hi = F.adaptive_max_pool2d(lab, shape)[:, 0]
-    known = (hi == -F.adaptive_max_pool2d(-lab, shape)[:, 0]) & (hi >= 0)
+    lo = -F.adaptive_max_pool2d(-lab, shape)[:, 0]
+    known = (hi == lo) & (hi >= 0)
+    holds = known & (hi > 0)  # cells that belong to a cut-out, for the "together" pairs
+    if thin:  # ... or show one cut-out and the background only: the lowest cut-out label is the highest
+        lo_cut = -F.adaptive_max_pool2d(-lab.masked_fill(lab <= 0, float(2 ** 20)), shape)[:, 0]
+        holds = (lo >= 0) & (hi > 0) & (lo_cut == hi)
     total, count = 0.0, 0.0
     for dim, n, x in edges:
         both = known.narrow(dim, 1, n) & known.narrow(dim, 0, n)
         a, b = hi.narrow(dim, 1, n), hi.narrow(dim, 0, n)
-        together = (both & (a == b) & (a > 0)).float()
+        together = (holds.narrow(dim, 1, n) & holds.narrow(dim, 0, n) & (a == b)).float()
         apart = (both & (a != b)).float()
         total = total + (x * together - torch.log(-torch.expm1(-x)) * apart).sum()
         count = count + together.sum() + apart.sum()
