@@ -576,6 +576,22 @@ def test_layer_loss_thin_joins_a_part_narrower_than_a_cell_to_its_cut_out():
     assert loss(follows, True, two) == pytest.approx(loss(follows, False, two), abs=1e-4)
 
 
+def test_layer_loss_across_cuts_a_border_that_runs_through_a_cell():
+    from cmp.train.losses import walk_layer_loss
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    labels[:, :, 6:] = 1  # the border inside pooled column 1: no pure cell of one layer beside one of the other
+    blind = torch.zeros(1, 4, 8, 8)
+    cut_left = blind.clone()
+    cut_left[:, 0, :, 2:] = 3.0  # the mixed column with the cut-out
+    cut_right = blind.clone()
+    cut_right[:, 0, :, 4:] = 3.0  # the mixed column with the background
+    loss = lambda e, across: float(walk_layer_loss(e, 1.0, labels, across=across))  # noqa: E731
+    assert loss(blind, False) < 0.1  # the plain loss never sees this border
+    assert max(loss(cut_left, True), loss(cut_right, True)) < 0.1 < loss(blind, True)  # either edge may cut
+    # a video pair's unknown layers add no runs
+    assert float(walk_layer_loss(blind, 1.0, torch.full_like(labels, -1), across=True)) == 0.0
+
+
 def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     from cmp.train.data import Sample, _crop, collate
     rng0 = np.random.default_rng(3)
@@ -596,7 +612,7 @@ def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     assert (batch["labels"][1] == -1).all()  # a video pair's layers are unknown
 
 
-@pytest.mark.parametrize("target", ["layers", "layers-thin"])
+@pytest.mark.parametrize("target", ["layers", "layers-thin", "layers-across"])
 def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tmp_path, target):
     cfg = TrainConfig(data=None, out=str(tmp_path / "layers"), arch="tiny-affinity", steps=3, batch=2, crop=64,
                       lr=5e-3, warmup=1, synth_prob=1.0, save_every=3, val_every=1000, precision="fp32",

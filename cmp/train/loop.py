@@ -22,7 +22,7 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import WALK_LOSS_SIGMA, WALK_TARGETS, training_loss, walk_affinity_loss, walk_layer_loss
+from .losses import LAYER_TARGETS, WALK_LOSS_SIGMA, WALK_TARGETS, training_loss, walk_affinity_loss, walk_layer_loss
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -50,8 +50,8 @@ class TrainConfig:
     #: its tolerance: neighbours whose flows differ by this many px are joined at exp(-1/2)
     walk_sigma: float = WALK_LOSS_SIGMA
     #: what it fits the walk to: "flow" (:func:`~cmp.train.losses.walk_affinity_loss`), "layers", the
-    #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`), or "layers-thin", the same
-    #: with a cut-out's thin parts (cells it shares with the background only) joined to it
+    #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`), or a variant of it
+    #: (:data:`~cmp.train.losses.LAYER_TARGETS`: "layers-thin", "layers-across")
     walk_target: str = "flow"
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
@@ -277,9 +277,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
         if cfg.walk_weight:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
-            if cfg.walk_target.startswith("layers"):
+            if cfg.walk_target in LAYER_TARGETS:
                 walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device),
-                                       thin=cfg.walk_target == "layers-thin")
+                                       **LAYER_TARGETS[cfg.walk_target])
             else:
                 walk = walk_affinity_loss(feats.embed, beta, flow, valid, sigma=cfg.walk_sigma)
             loss = loss + cfg.walk_weight * walk

@@ -70,10 +70,12 @@ WALK_LOSS_SIGMA = 1.0
 WALK_LOSS_MIN_MOTION = 1.0
 
 
+#: The layer-map targets of ``--walk-target`` and the :func:`walk_layer_loss` options each names: the layers
+#: alone, with a cut-out's thin parts joined to it, or with the cuts across a mixed cell.
+LAYER_TARGETS = {"layers": {}, "layers-thin": {"thin": True}, "layers-across": {"across": True}}
 #: What ``python -m cmp train --walk-target`` can fit the walk to: the training flow
-#: (:func:`walk_affinity_loss`), the synthetic scenes' layer map (:func:`walk_layer_loss`), or the same
-#: with a cut-out's thin parts joined to it (``walk_layer_loss(..., thin=True)``).
-WALK_TARGETS = ("flow", "layers", "layers-thin")
+#: (:func:`walk_affinity_loss`) or the synthetic scenes' layer map (:func:`walk_layer_loss`).
+WALK_TARGETS = ("flow", *LAYER_TARGETS)
 
 
 def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: torch.Tensor, valid: torch.Tensor, *,
@@ -109,7 +111,7 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
 
 
 def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *,
-                    thin: bool = False) -> torch.Tensor:
+                    thin: bool = False, across: bool = False) -> torch.Tensor:
     """How far the random walk's edge weights are from a synthetic scene's layers.
 
     ``labels`` (B, H, W): the layer each pixel shows (0 the background, k >= 1 the k-th cut-out,
@@ -126,7 +128,13 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     ``thin``: a cell that shows one cut-out and the background, and nothing else, also belongs
     to that cut-out for the "together" pairs (never for "apart"). A part narrower than a cell
     (a stem, a leaf's tip, a spoke) only ever lies in such mixed cells; without this nothing
-    asks the walk to keep it joined to its object."""
+    asks the walk to keep it joined to its object.
+
+    ``across``: a border seldom lies on the cell grid, so a pure cell of one layer and a pure
+    cell of another are seldom neighbours, and "apart" pairs are rare beside "together" ones.
+    Along rows and columns, every pure - mixed - pure run of three cells of two layers also
+    counts as one "apart" case: its two-step path a1 a2 should be cut (-log(1 - a1 a2)), on
+    whichever of the two edges the network chooses."""
     shape, edges = _walk_edges(embed, beta)
     lab = labels.float()[:, None]
     hi = F.adaptive_max_pool2d(lab, shape)[:, 0]
@@ -144,6 +152,13 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
         apart = (both & (a != b)).float()
         total = total + (x * together - torch.log(-torch.expm1(-x)) * apart).sum()
         count = count + together.sum() + apart.sum()
+        if across and n > 1:
+            cell = lambda t, k: t.narrow(dim, k, n - 1)  # noqa: E731 - the first, middle, last of a run of three
+            run = (cell(known, 0) & cell(known, 2) & ~cell(known, 1) & (cell(lo, 1) >= 0)
+                   & (cell(hi, 0) != cell(hi, 2))).float()
+            path = x.narrow(dim, 0, n - 1) + x.narrow(dim, 1, n - 1)
+            total = total - (torch.log(-torch.expm1(-path)) * run).sum()
+            count = count + run.sum()
     return total / torch.as_tensor(count).clamp_min(1.0)
 
 
