@@ -592,6 +592,19 @@ def test_layer_loss_across_cuts_a_border_that_runs_through_a_cell():
     assert float(walk_layer_loss(blind, 1.0, torch.full_like(labels, -1), across=True)) == 0.0
 
 
+def test_layer_loss_balanced_weighs_the_cuts_as_much_as_the_joins():
+    from cmp.train.losses import walk_layer_loss
+
+    def blind_loss(width, bal):  # a cut-out from pooled column 1 (mixed) to the right edge; nothing cut
+        labels = torch.zeros(1, 16, width, dtype=torch.long)
+        labels[:, :, 6:] = 1
+        return float(walk_layer_loss(torch.zeros(1, 4, 8, width // 2), 1.0, labels, across=True, balanced=bal))
+    # a wider cut-out adds joins (all right) and no cuts (all wrong): plain, the wrong cuts' share falls;
+    # balanced, the cuts' mean weighs the same whatever the count of joins
+    assert blind_loss(48, False) < 0.5 * blind_loss(16, False)
+    assert blind_loss(48, True) == pytest.approx(blind_loss(16, True), rel=1e-3)
+
+
 def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     from cmp.train.data import Sample, _crop, collate
     rng0 = np.random.default_rng(3)
@@ -612,7 +625,7 @@ def test_training_crops_keep_a_scene_s_layers_on_its_pixels():
     assert (batch["labels"][1] == -1).all()  # a video pair's layers are unknown
 
 
-@pytest.mark.parametrize("target", ["layers", "layers-thin", "layers-across"])
+@pytest.mark.parametrize("target", ["layers", "layers-thin", "layers-across", "layers-balanced"])
 def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tmp_path, target):
     cfg = TrainConfig(data=None, out=str(tmp_path / "layers"), arch="tiny-affinity", steps=3, batch=2, crop=64,
                       lr=5e-3, warmup=1, synth_prob=1.0, save_every=3, val_every=1000, precision="fp32",

@@ -84,8 +84,9 @@ def register(sub) -> None:
     t.add_argument("--walk-target", choices=WALK_TARGETS, dest="walk_target",
                    help="what --walk-weight's loss fits the walk's edge weights to: the training flow's differences "
                         "(flow, the default), the synthetic scenes' layer map (layers; video pairs add nothing), the "
-                        "same with a cut-out's thin parts joined to it (layers-thin) or with cuts across a cell "
-                        "the border runs through (layers-across)")
+                        "same with a cut-out's thin parts joined to it (layers-thin), with cuts across a cell "
+                        "the border runs through (layers-across), or with those cuts weighed as much as the joins "
+                        "(layers-balanced)")
     t.add_argument("--only", help="comma-separated parameter-name prefixes to train (the rest frozen, "
                                    "BatchNorm statistics kept), e.g. null_,log_")
     t.add_argument("--photo-dir", dest="photo_dir",

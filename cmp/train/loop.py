@@ -51,7 +51,7 @@ class TrainConfig:
     walk_sigma: float = WALK_LOSS_SIGMA
     #: what it fits the walk to: "flow" (:func:`~cmp.train.losses.walk_affinity_loss`), "layers", the
     #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`), or a variant of it
-    #: (:data:`~cmp.train.losses.LAYER_TARGETS`: "layers-thin", "layers-across")
+    #: (:data:`~cmp.train.losses.LAYER_TARGETS`: "layers-thin", "layers-across", "layers-balanced")
     walk_target: str = "flow"
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept

@@ -71,8 +71,10 @@ WALK_LOSS_MIN_MOTION = 1.0
 
 
 #: The layer-map targets of ``--walk-target`` and the :func:`walk_layer_loss` options each names: the layers
-#: alone, with a cut-out's thin parts joined to it, or with the cuts across a mixed cell.
-LAYER_TARGETS = {"layers": {}, "layers-thin": {"thin": True}, "layers-across": {"across": True}}
+#: alone, with a cut-out's thin parts joined to it, with the cuts across a mixed cell, or with those cuts weighed
+#: as much as all the joins.
+LAYER_TARGETS = {"layers": {}, "layers-thin": {"thin": True}, "layers-across": {"across": True},
+                 "layers-balanced": {"across": True, "balanced": True}}
 #: What ``python -m cmp train --walk-target`` can fit the walk to: the training flow
 #: (:func:`walk_affinity_loss`) or the synthetic scenes' layer map (:func:`walk_layer_loss`).
 WALK_TARGETS = ("flow", *LAYER_TARGETS)
@@ -111,7 +113,7 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
 
 
 def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *,
-                    thin: bool = False, across: bool = False) -> torch.Tensor:
+                    thin: bool = False, across: bool = False, balanced: bool = False) -> torch.Tensor:
     """How far the random walk's edge weights are from a synthetic scene's layers.
 
     ``labels`` (B, H, W): the layer each pixel shows (0 the background, k >= 1 the k-th cut-out,
@@ -134,7 +136,10 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     cell of another are seldom neighbours, and "apart" pairs are rare beside "together" ones.
     Along rows and columns, every pure - mixed - pure run of three cells of two layers also
     counts as one "apart" case: its two-step path a1 a2 should be cut (-log(1 - a1 a2)), on
-    whichever of the two edges the network chooses."""
+    whichever of the two edges the network chooses.
+
+    ``balanced``: the joins' mean and the cuts' mean count equally (joins outnumber cuts about
+    ten to one even with ``across``); otherwise every case counts once."""
     shape, edges = _walk_edges(embed, beta)
     lab = labels.float()[:, None]
     hi = F.adaptive_max_pool2d(lab, shape)[:, 0]
@@ -144,22 +149,24 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     if thin:  # ... or show one cut-out and the background only: the lowest cut-out label is the highest
         lo_cut = -F.adaptive_max_pool2d(-lab.masked_fill(lab <= 0, float(2 ** 20)), shape)[:, 0]
         holds = (lo >= 0) & (hi > 0) & (lo_cut == hi)
-    total, count = 0.0, 0.0
+    join, n_join, cut, n_cut = 0.0, 0.0, 0.0, 0.0
     for dim, n, x in edges:
         both = known.narrow(dim, 1, n) & known.narrow(dim, 0, n)
         a, b = hi.narrow(dim, 1, n), hi.narrow(dim, 0, n)
         together = (holds.narrow(dim, 1, n) & holds.narrow(dim, 0, n) & (a == b)).float()
         apart = (both & (a != b)).float()
-        total = total + (x * together - torch.log(-torch.expm1(-x)) * apart).sum()
-        count = count + together.sum() + apart.sum()
+        join, n_join = join + (x * together).sum(), n_join + together.sum()
+        cut, n_cut = cut - (torch.log(-torch.expm1(-x)) * apart).sum(), n_cut + apart.sum()
         if across and n > 1:
             cell = lambda t, k: t.narrow(dim, k, n - 1)  # noqa: E731 - the first, middle, last of a run of three
             run = (cell(known, 0) & cell(known, 2) & ~cell(known, 1) & (cell(lo, 1) >= 0)
                    & (cell(hi, 0) != cell(hi, 2))).float()
             path = x.narrow(dim, 0, n - 1) + x.narrow(dim, 1, n - 1)
-            total = total - (torch.log(-torch.expm1(-path)) * run).sum()
-            count = count + run.sum()
-    return total / torch.as_tensor(count).clamp_min(1.0)
+            cut, n_cut = cut - (torch.log(-torch.expm1(-path)) * run).sum(), n_cut + run.sum()
+    mean = lambda t, k: t / torch.as_tensor(k).clamp_min(1.0)  # noqa: E731
+    if balanced:
+        return 0.5 * (mean(join, n_join) + mean(cut, n_cut))
+    return mean(join + cut, n_join + n_cut)
 
 
 def _walk_edges(embed: torch.Tensor, beta: torch.Tensor | float):
