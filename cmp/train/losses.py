@@ -107,7 +107,7 @@ def walk_affinity_loss(embed: torch.Tensor, beta: torch.Tensor | float, flow: to
         both = (v.narrow(dim, 1, n) & v.narrow(dim, 0, n)).float()
         moving = (moves.narrow(dim, 1, n) | moves.narrow(dim, 0, n)).float()
         t = torch.exp(-df / (2 * sigma ** 2)) * both
-        total = total + (x * t * moving - torch.log(-torch.expm1(-x)) * (both - t)).sum()
+        total = total + (x * t * moving + _cut_cost(x) * (both - t)).sum()
         count = count + both.sum()
     return total / torch.as_tensor(count).clamp_min(1.0)
 
@@ -156,17 +156,22 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
         together = (holds.narrow(dim, 1, n) & holds.narrow(dim, 0, n) & (a == b)).float()
         apart = (both & (a != b)).float()
         join, n_join = join + (x * together).sum(), n_join + together.sum()
-        cut, n_cut = cut - (torch.log(-torch.expm1(-x)) * apart).sum(), n_cut + apart.sum()
+        cut, n_cut = cut + (_cut_cost(x) * apart).sum(), n_cut + apart.sum()
         if across and n > 1:
             cell = lambda t, k: t.narrow(dim, k, n - 1)  # noqa: E731 - the first, middle, last of a run of three
             run = (cell(known, 0) & cell(known, 2) & ~cell(known, 1) & (cell(lo, 1) >= 0)
                    & (cell(hi, 0) != cell(hi, 2))).float()
             path = x.narrow(dim, 0, n - 1) + x.narrow(dim, 1, n - 1)
-            cut, n_cut = cut - (torch.log(-torch.expm1(-path)) * run).sum(), n_cut + run.sum()
+            cut, n_cut = cut + (_cut_cost(path) * run).sum(), n_cut + run.sum()
     mean = lambda t, k: t / torch.as_tensor(k).clamp_min(1.0)  # noqa: E731
     if balanced:
         return 0.5 * (mean(join, n_join) + mean(cut, n_cut))
     return mean(join + cut, n_join + n_cut)
+
+
+def _cut_cost(x: torch.Tensor) -> torch.Tensor:
+    """-log(1 - a) for a walk weight a = exp(-x): the cross-entropy of "cut" (a join costs x itself)."""
+    return -torch.log(-torch.expm1(-x))
 
 
 def _walk_edges(embed: torch.Tensor, beta: torch.Tensor | float):
