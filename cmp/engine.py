@@ -317,7 +317,8 @@ class Engine:
         # the embedding's rows and columns that the image covers (align_corners, as the blend reads it)
         hh = min(h2, int(np.ceil((ih - 1) * (h2 - 1) / max(H - 1, 1))) + 1)
         ww = min(w2, int(np.ceil((iw - 1) * (w2 - 1) / max(W - 1, 1))) + 1)
-        return Embedding(values, (hh, ww), float(torch.nn.functional.softplus(beta.detach().float())))
+        return Embedding(values, (hh, ww), float(torch.nn.functional.softplus(beta.detach().float())),
+                         self.model.cfg.head.walk_sharpness)
 
     def walk_graph(self, handle: ImageHandle):
         """The random walk's graph of a cached image (a :class:`cmp.walk.WalkGraph`: the edge

@@ -32,10 +32,13 @@ import torch
 import torch.nn.functional as F
 from cachetools import LRUCache
 
+from .model.config import AffinityHead
+
 #: The walk's edge weights are exp(-SHARPNESS x beta x |E(p) - E(q)|^2) between
 #: 4-neighbours, beta being the model's own feature weight (its blend's logits are
-#: -beta |E(p) - e_i|^2).
-WALK_SHARPNESS = 4.0
+#: -beta |E(p) - e_i|^2). This is the default; a model's config may name its own
+#: (:attr:`cmp.model.AffinityHead.walk_sharpness`, carried by :class:`Embedding`).
+WALK_SHARPNESS = AffinityHead.walk_sharpness
 #: The embedding (1/2 of the model's input) is average-pooled by this much before the walk.
 WALK_POOL = 2
 #: Seeds are squares of (2 r + 1)^2 cells of the pooled grid: a single cell barely holds a
@@ -59,11 +62,13 @@ _EPS = 1e-6
 class Embedding:
     """What the walk reads of an image the engine has cached: the model's per-pixel
     embedding (D, h, w) float32 at 1/2 of the model's input, ``inner`` (h, w) of it covering
-    the image (the rest is padding), and the model's feature weight ``beta``."""
+    the image (the rest is padding), the model's feature weight ``beta`` and the sharpness its
+    config names for the walk (:data:`WALK_SHARPNESS` unless it names one)."""
 
     values: np.ndarray
     inner: tuple[int, int]
     beta: float
+    sharpness: float = WALK_SHARPNESS
 
 
 def _square(labels: np.ndarray, x: int, y: int, r: int, value: int) -> None:
@@ -105,12 +110,12 @@ def edge_weights(grid: np.ndarray, beta: float, sharpness: float = WALK_SHARPNES
 
 def walk_graph(emb: Embedding) -> WalkGraph:
     """The walk's graph of an :class:`Embedding`: the part covering the image, average-pooled
-    by :data:`WALK_POOL`, its edge weights."""
+    by :data:`WALK_POOL`, its edge weights at the embedding's sharpness."""
     hh, ww = emb.inner
     grid = np.ascontiguousarray(emb.values[:, :hh, :ww])
     if WALK_POOL > 1:
         grid = F.avg_pool2d(torch.from_numpy(grid)[None], WALK_POOL, ceil_mode=True)[0].numpy()
-    right, down = edge_weights(grid, emb.beta)
+    right, down = edge_weights(grid, emb.beta, emb.sharpness)
     return WalkGraph(right, down, tuple(emb.values.shape[1:]), (hh, ww))
 
 

@@ -193,14 +193,18 @@ def test_still_prior_2_without_spatial_decay_moves_what_looks_like_a_far_moving_
     assert float(looks_alike[0, 0, :, 36:].abs().max()) < 0.1  # the other half looks different: still
 
 
-def test_config_without_the_still_prior_field_loads_as_the_first_model():
+def test_config_without_the_still_prior_or_walk_sharpness_field_loads_as_the_first_model():
     from dataclasses import replace
 
     from cmp.model import AffinityHead, CMPConfig
     d = TINY_AFFINITY.to_dict()
-    assert d["head"] == {"kind": "affinity", "embed_dim": 8, "still_prior": 2}
+    assert d["head"] == {"kind": "affinity", "embed_dim": 8, "still_prior": 2}  # the walk's default sharpness unsaid
     del d["head"]["still_prior"]
     assert CMPConfig.from_dict(d).head.still_prior == 1
+    assert CMPConfig.from_dict(d).head.walk_sharpness == 4.0  # files written before it was the model's
+    sharp = replace(TINY_AFFINITY, head=replace(TINY_AFFINITY.head, walk_sharpness=16.0))
+    assert sharp.to_dict()["head"]["walk_sharpness"] == 16.0  # a model that names its own stores it
+    assert CMPConfig.from_json(sharp.to_json()) == sharp
     assert CMPConfig.from_json(TINY_AFFINITY.to_json()) == TINY_AFFINITY
     with pytest.raises(ValueError, match="still_prior"):
         build_cmp(replace(TINY_AFFINITY, head=AffinityHead(embed_dim=8, still_prior=3)))

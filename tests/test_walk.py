@@ -144,6 +144,34 @@ def test_embedding_covers_the_image_and_needs_the_image_cached():
         eng.walk_graph(h)
 
 
+def test_the_walk_reads_an_embedding_at_the_sharpness_its_model_names():
+    from dataclasses import replace
+
+    from cmp.device import Runtime
+    from cmp.model import TINY_AFFINITY, build_cmp
+    from cmp.walk import WALK_SHARPNESS, edge_weights
+
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[10:50, 20:70] = (200, 60, 40)
+    graphs = {}
+    for sharp in (WALK_SHARPNESS, 16.0):
+        torch.manual_seed(0)  # the same weights; only the config's sharpness differs
+        model = build_cmp(replace(TINY_AFFINITY, head=replace(TINY_AFFINITY.head, walk_sharpness=sharp)))
+        eng = Engine(model, Runtime.create("cpu", "fp32"), side=96, name=f"tiny-affinity-sharp{sharp}")
+        h = eng.set_image(rgb)
+        emb = eng.embedding(h)
+        assert emb.sharpness == sharp
+        graphs[sharp] = eng.walk_graph(h)
+        hh, ww = emb.inner
+        pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(emb.values[:, :hh, :ww])[None], WALK_POOL,
+                                                ceil_mode=True)[0].numpy()
+        np.testing.assert_allclose(graphs[sharp].right, edge_weights(pooled, emb.beta, sharp)[0])
+    # a sharper walk cuts harder: every weight below 1 falls, to the power 16 / 4
+    soft, sharp = graphs[WALK_SHARPNESS].right, graphs[16.0].right
+    np.testing.assert_allclose(sharp, (soft - 1e-6) ** (16.0 / WALK_SHARPNESS) + 1e-6, rtol=1e-4, atol=1e-9)
+    assert (sharp <= soft + 1e-12).all() and (sharp < soft).any()
+
+
 def test_the_solve_reuses_its_factorization_and_matches_a_direct_solve():
     """Every system of one grid shape shares a sparsity pattern, so one symbolic factorization is
     refactored for new seeds and weights; each answer equals SuperLU's solve of the unseeded cells."""

@@ -74,6 +74,10 @@ class AffinityHead:
     #: 2 = it has its own spatial decay and also sees how widely the moving points are
     #: spread (see cmp.model.affinity)
     still_prior: int = 1
+    #: how sharply the segmentation walk reads this embedding: its edge weights are
+    #: exp(-walk_sharpness x beta x |dE|^2) (:mod:`cmp.walk`). A property of the trained weights,
+    #: as beta is; files written before it existed read the walk's first value, 4.
+    walk_sharpness: float = 4.0
 
 
 #: What follows the encoder: exactly one of the two kinds of network.
@@ -100,8 +104,10 @@ class CMPConfig:
         return self.head.kind
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "encoder": dataclasses.asdict(self.encoder),
-                "head": dataclasses.asdict(self.head)}
+        head = dataclasses.asdict(self.head)
+        if head.get("walk_sharpness") == AffinityHead.walk_sharpness:
+            del head["walk_sharpness"]  # the default: files keep the config they had before it existed
+        return {"name": self.name, "encoder": dataclasses.asdict(self.encoder), "head": head}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -120,7 +126,8 @@ class CMPConfig:
             head: Head = BinHead(decoder=DecoderConfig(**h.get("decoder", {})), num_bins=int(h.get("num_bins", 99)),
                                  fmax=float(h.get("fmax", 50.0)))
         elif kind == "affinity":
-            head = AffinityHead(embed_dim=int(h.get("embed_dim", 32)), still_prior=int(h.get("still_prior", 1)))
+            head = AffinityHead(embed_dim=int(h.get("embed_dim", 32)), still_prior=int(h.get("still_prior", 1)),
+                                walk_sharpness=float(h.get("walk_sharpness", AffinityHead.walk_sharpness)))
         else:
             raise ValueError(f"unknown head kind {kind!r}; expected one of {', '.join(HEADS)}")
         return cls(name=d.get("name", "custom"), encoder=enc, head=head)
