@@ -113,6 +113,20 @@ def test_the_right_view_takes_the_nearer_label_and_gives_a_revealed_strip_to_wha
     assert (out == expect).all()
 
 
+def test_the_right_view_keeps_what_the_object_encloses_as_a_hole():
+    """A ring at disparity 10 over a wall at 2 (the wall seen through its opening, as through a
+    wheel's spokes): in the right view the ring moves 10 px left and its opening stays background,
+    where filling the warped ring's holes would make it object."""
+    disp = np.full((40, 80), 2.0)
+    ring = np.zeros((40, 80), bool)
+    ring[8:32, 30:60] = True
+    ring[14:26, 38:52] = False
+    disp[ring] = 10.0
+    out = real.right_view_mask(ring, disp)
+    assert np.array_equal(out, np.roll(ring, -10, axis=1))
+    assert not out[14:26, 28:42].any() and out[20, 20:28].all() and out[20, 42:50].all()
+
+
 def test_motorcycle_views_are_both_photos_of_the_pair_each_also_mirrored():
     """Four real views of each object: the left photo's own (the motorcycle-objects set), the
     right photo with the mask where the true disparity puts it, and both mirrored."""

@@ -233,6 +233,20 @@ def _mirrored(c: Composite, seed: int) -> Composite:
                      c.background, c.source, c.shape + ", mirrored")
 
 
+def right_view_mask(mask: np.ndarray, disp: np.ndarray) -> np.ndarray:
+    """A left view's object mask seen from the right camera: the object's pixels and what lies
+    enclosed by it in the left view (background through a wheel's spokes, a frame's opening)
+    are warped together by :func:`right_view_labels` (the nearer wins where both land); the
+    object's warped pixels are closed by one pixel and their holes filled (a stretched surface
+    leaves gaps), then everything warped from the enclosed background is taken out again. A
+    hole of the object stays a hole in both views."""
+    enclosed = ndimage.binary_fill_holes(mask) & ~mask
+    labels = np.where(mask, 1, np.where(enclosed, 2, 0)).astype(np.int32)
+    lab_r = right_view_labels(labels, disp)
+    filled = ndimage.binary_fill_holes(ndimage.binary_closing(lab_r == 1, iterations=1))
+    return filled & (lab_r != 2)
+
+
 def _both_views(left_masks: list[np.ndarray], long_side: int | None, shape: str, shrink) -> list[Composite]:
     """Each full-size left-view mask in the left photo and, warped by the true disparity, in the
     right photo, each also mirrored left to right: four real views of every object
@@ -241,10 +255,6 @@ def _both_views(left_masks: list[np.ndarray], long_side: int | None, shape: str,
     from skimage import data
 
     left, right, disp = data.stereo_motorcycle()
-    labels = np.zeros(disp.shape, np.int32)
-    for k, m in enumerate(left_masks):
-        labels[m & (labels == 0)] = k + 1
-    lab_r = right_view_labels(labels, disp)
     h, w = disp.shape
     if long_side is None:
         size, rgb_l, rgb_r = (w, h), left, right
@@ -254,7 +264,7 @@ def _both_views(left_masks: list[np.ndarray], long_side: int | None, shape: str,
         rgb_l, rgb_r = (cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in (left, right))
     out = []
     for k, m in enumerate(left_masks):
-        m_r = ndimage.binary_fill_holes(ndimage.binary_closing(lab_r == k + 1, iterations=1))
+        m_r = right_view_mask(m, disp)
         for view, (rgb, full) in enumerate(((rgb_l, m), (rgb_r, m_r))):
             small = full if long_side is None else shrink(full, size)
             out.append(Composite(rgb, small, 4 * k + view, "stereo_motorcycle",
