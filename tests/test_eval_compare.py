@@ -150,3 +150,60 @@ def test_the_propagation_benchmark_keeps_each_cases_error(tmp_path, capsys, tiny
     assert all(d["diff"] == 0 and d["verdict"] == "same" and d["metric"].startswith("EPE@3") for d in doc["differences"])
     assert cli_main(["eval", "compare", str(paths[0]), str(paths[1]), "--points", "three"]) == 2
     assert "--points takes whole numbers" in capsys.readouterr().err
+
+
+def test_one_image_gives_no_verdict_however_far_it_moved():
+    a = report({"cmp (a)": {"NoC@85": [10]}}, dataset="motorcycle-whole")
+    b = report({"cmp (b)": {"NoC@85": [14]}}, dataset="motorcycle-whole")
+    (d,) = compare(a, b)
+    assert d.diff == 4.0 and d.cases == 1 and d.verdict == "same"
+    # two images that moved alike still do
+    two = compare(report({"cmp (a)": {"NoC@85": [10, 5]}}), report({"cmp (b)": {"NoC@85": [14, 9]}}))
+    assert two[0].verdict == "worse"
+
+
+def views_report(noc85: list[int], dataset="motorcycle-views") -> dict:
+    return {"sets": {dataset: report({"cmp, the page's rule": {"NoC@85": noc85}}, dataset=dataset, kind="real (x)"),
+                     "emoji": report({"cmp, the page's rule": {"NoC@85": [1, 2]}})}}
+
+
+def test_a_stereo_set_splits_into_its_views_and_the_left_view_is_the_objects_set():
+    from cmp.eval.compare import split_views
+    from cmp.eval.real import VIEW_SETS, VIEWS
+
+    # two objects, four views each (object-major: left, right, left mirrored, right mirrored)
+    a = views_report([4, 10, 6, 12, 8, 14, 7, 16])
+    b = views_report([9, 5, 6, 11, 13, 9, 7, 15])
+    before = json.dumps(a)
+    split = split_views(a, VIEW_SETS, VIEWS)
+    assert json.dumps(a) == before, "the report itself is not changed"
+    assert list(split["sets"]) == ["motorcycle-views", *(f"motorcycle-views [{v}]" for v in VIEWS), "emoji"]
+    left = split["sets"]["motorcycle-views [left]"]
+    assert left["image_ids"] == [0, 4] and left["methods"]["cmp, the page's rule"]["per_image"]["NoC@85"] == [4, 8]
+    diffs = {d.dataset: d for d in compare(split, split_views(b, VIEW_SETS, VIEWS))}
+    # the whole set gains a little while its left view loses five clicks on each object
+    assert diffs["motorcycle-views"].diff == pytest.approx(-0.25)
+    assert diffs["motorcycle-views [left]"].diff == 5.0 and diffs["motorcycle-views [left]"].verdict == "worse"
+    assert diffs["motorcycle-views [right]"].diff == -5.0
+    assert diffs["motorcycle-views [left mirrored]"].diff == 0.0
+    assert diffs["motorcycle-views [right mirrored]"].diff == -1.0
+    assert "emoji [left]" not in diffs and diffs["emoji"].diff == 0.0
+    # a set made otherwise is not split, whatever its size
+    assert list(split_views(views_report([1, 2, 3, 4], "emoji-1024"), VIEW_SETS, VIEWS)["sets"]) == ["emoji-1024", "emoji"]
+
+
+def test_cli_shows_each_view_on_request_and_refuses_it_for_motion(tmp_path, capsys):
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(views_report([4, 10, 6, 12, 8, 14, 7, 16])))
+    pb.write_text(json.dumps(views_report([9, 8, 6, 11, 13, 12, 7, 15])))
+    assert cli_main(["eval", "compare", str(pa), str(pb), "--by-view"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("motorcycle-views [left] "))
+    assert "+5.00" in row and "B worse" in row
+    assert cli_main(["eval", "compare", str(pa), str(pb)]) == 0
+    assert "[left]" not in capsys.readouterr().out
+    pp = tmp_path / "p.json"
+    pp.write_text(json.dumps(propagation_report({"model-auto": [[1.0, 2.0]] * 3})))
+    assert cli_main(["eval", "compare", str(pp), str(pp), "--by-view"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "segmentation reports only" in err

@@ -275,6 +275,9 @@ def add_compare(tasks) -> None:
                         "propagation)")
     q.add_argument("--points", default=None, metavar="N1,N2",
                    help="propagation: only these numbers of guidance points (default all in both reports)")
+    q.add_argument("--by-view", action="store_true",
+                   help="segmentation: also each view of the stereo sets on its own (motorcycle-views [left], "
+                        "[right], [left mirrored], [right mirrored]; the [left] rows are motorcycle-objects' images)")
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the differences as JSON to PATH (or stdout without PATH, instead of the table)")
     q.set_defaults(func=run_compare)
@@ -298,6 +301,15 @@ def run_compare(args) -> int:
         points = [int(n) for n in args.points.split(",") if n.strip()] if args.points else None
     except ValueError:
         raise CLIError(f"--points takes whole numbers separated by commas; got {args.points!r}") from None
+    if args.by_view:
+        from ..eval.compare import is_propagation, split_views
+        from ..eval.real import VIEW_SETS, VIEWS
+        if any(is_propagation(d) for d in docs):
+            raise CLIError("--by-view splits segmentation reports only")
+        try:
+            docs = [split_views(d, VIEW_SETS, VIEWS) for d in docs]
+        except ReportMismatch as exc:
+            raise CLIError(str(exc)) from None
     try:
         diffs = compare(*docs, methods=methods, points=points)
     except ReportMismatch as exc:

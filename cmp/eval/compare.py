@@ -51,7 +51,10 @@ class Difference:
 
     @property
     def verdict(self) -> str:
-        """"worse" / "better" (fewer clicks, a lower EPE is better) when the interval excludes zero, else "same"."""
+        """"worse" / "better" (fewer clicks, a lower EPE is better) when the interval excludes zero, else "same".
+        One image or case gives no verdict: its interval is a single value, not a measure of noise."""
+        if self.cases < 2:
+            return "same"
         if self.low > 0:
             return "worse"
         if self.high < 0:
@@ -88,6 +91,27 @@ def _sets(doc: dict) -> dict:
     if "methods" in doc:
         return {doc.get("dataset", "composites"): doc}
     raise ReportMismatch("not a segmentation report (no 'methods' or 'sets')")
+
+
+def split_views(doc: dict, sets, views) -> dict:
+    """A segmentation report with, after each set named in ``sets``, one set per view: image
+    ``i`` is view ``views[i % len(views)]`` (the order :func:`cmp.eval.real._both_views` makes
+    them), each named ``"<set> [<view>]"`` with that view's images and per-image numbers only.
+    Sets the report lacks are skipped; the report itself is not changed."""
+    out = {}
+    for name, rep in _sets(doc).items():
+        out[name] = rep
+        ids = rep.get("image_ids")
+        if name not in sets or ids is None:
+            continue
+        for j, view in enumerate(views):
+            keep = [k for k, i in enumerate(ids) if i % len(views) == j]
+            out[f"{name} [{view}]"] = {
+                **rep, "image_ids": [ids[k] for k in keep],
+                "methods": {m: {**v, "per_image": {metric: [vals[k] for k in keep]
+                                                   for metric, vals in v.get("per_image", {}).items()}}
+                            for m, v in rep["methods"].items()}}
+    return {**doc, "sets": out}
 
 
 def is_propagation(doc: dict) -> bool:
@@ -163,11 +187,12 @@ def _difference(name: str, kind: str, method: str, metric: str, a, b) -> Differe
 
 def format_table(diffs: list[Difference], label_a: str = "A", label_b: str = "B") -> str:
     width = max([7, *(len(d.metric) for d in diffs)])
-    head = f"{'set':<24} {'kind':<9} {'method':<26} {'metric':<{width}} {'n':>3} {label_a[:9]:>9} {label_b[:9]:>9} " \
+    sw = max([24, *(len(d.dataset) for d in diffs)])
+    head = f"{'set':<{sw}} {'kind':<9} {'method':<26} {'metric':<{width}} {'n':>3} {label_a[:9]:>9} {label_b[:9]:>9} " \
            f"{'B - A':>6}  {'95% interval':<16} verdict"
     lines = [head]
     for d in diffs:
-        lines.append(f"{d.dataset:<24} {d.kind.split(' ')[0]:<9} {d.method[:26]:<26} {d.metric:<{width}} {d.cases:>3} "
+        lines.append(f"{d.dataset:<{sw}} {d.kind.split(' ')[0]:<9} {d.method[:26]:<26} {d.metric:<{width}} {d.cases:>3} "
                      f"{d.mean_a:9.2f} {d.mean_b:9.2f} {d.diff:+6.2f}  [{d.low:+6.2f}, {d.high:+6.2f}] "
                      f"{'B ' + d.verdict if d.verdict != 'same' else 'no clear difference'}")
     lines.append(f"(B - A per image (NoC: clicks) or per case (EPE: px); {round(CONFIDENCE * 100)}% bootstrap "

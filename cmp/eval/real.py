@@ -48,6 +48,13 @@ from ..scenes.emoji import (EMOJI_FONT, SourceUnavailable, emoji_silhouettes, em
 from ..scenes.photos import fit_crop, opencv_doc, photo, read_photo
 from .composites import Composite
 
+#: The views :func:`_both_views` makes of every object, in its order (object-major): image
+#: ``i`` of a set in :data:`VIEW_SETS` is view ``VIEWS[i % 4]`` of object ``i // 4``.
+VIEWS = ("left", "right", "left mirrored", "right mirrored")
+#: The sets made by :func:`_both_views`; ``motorcycle-objects`` and ``motorcycle-whole`` are the
+#: left views of the first and third (``python -m cmp eval compare --by-view`` shows each view).
+VIEW_SETS = ("motorcycle-views", "motorcycle-views-full", "motorcycle-whole-views", "motorcycle-whole-views-full")
+
 #: What each evaluation set is, for every report and table.
 SET_KINDS = {
     "composites": "composite (random shapes cut from photos, some of them training photos)",
