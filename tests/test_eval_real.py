@@ -151,6 +151,11 @@ def test_motorcycle_views_are_both_photos_of_the_pair_each_also_mirrored():
     wholes = real.motorcycle_whole_views()
     assert len(wholes) == 4 and np.array_equal(wholes[0].mask, whole.mask)
     assert 0.8 < wholes[1].mask.sum() / whole.mask.sum() < 1.25 and real.is_real("motorcycle-whole-views")
+    # the names `eval compare --by-view` gives each image are the views as built, by seed
+    for c in views + wholes:
+        view = c.source.rsplit(" ", 1)[1] + (" mirrored" if c.shape.endswith(", mirrored") else "")
+        assert real.VIEWS[c.seed % len(real.VIEWS)] == view, c.seed
+    assert {"motorcycle-views", "motorcycle-whole-views"} <= set(real.VIEW_SETS) <= set(real.SET_KINDS)
 
 
 def test_full_size_sets_are_the_same_objects_at_the_photos_own_size():
