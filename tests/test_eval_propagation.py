@@ -99,6 +99,24 @@ def test_geodesic_blend_respects_image_edges_where_rbf_does_not():
     assert geo[0] < 3.0 and rbf[0] > 6.0
 
 
+def test_geodesic_blend_takes_a_given_cost_map_instead_of_the_images_edges():
+    img = np.full((48, 64, 3), 120, np.uint8)  # no colour edge anywhere
+    wall = np.zeros((48, 64), np.float32)
+    wall[:, 31:34] = 1.0  # an edge the photo does not show (a depth edge, say), as wide as a Sobel edge
+    pts = np.array([[20, 24, 10.0, 0.0], [63, 24, 0.0, 0.0]])
+    probe = (24, 35)  # right of the wall, nearer the left point
+    plain = B.GeodesicBlend(img)(pts)[probe]
+    walled = B.GeodesicBlend(img, cost=B.edge_cost(wall))(pts)[probe]
+    assert plain[0] > 6.0 and walled[0] < 3.0
+
+
+def test_gradient_cost_is_the_edge_cost_of_the_colour_edges():
+    img = _two_regions()
+    cost = B.gradient_cost(img)
+    assert cost.shape == img.shape[:2] and cost.min() == pytest.approx(1.0)
+    assert cost[:, 31:33].max() == pytest.approx(1.0 + B.GEO_EDGE_WEIGHT) and cost[:, :20].max() == pytest.approx(1.0)
+
+
 def test_inverse_distance_blend_handles_shared_pixels():
     pts = np.array([[1, 1, 2.0, 0.0], [1, 1, 4.0, 0.0], [5, 5, 0.0, 8.0]])
     d = np.stack([np.hypot(*np.mgrid[0:8, 0:8] - np.array([y, x])[:, None, None]) for x, y in pts[:, :2]])

@@ -88,18 +88,15 @@ def inverse_distance_blend(points: np.ndarray, dists: np.ndarray, power: float =
     return _blend(w, points)
 
 
-def gradient_cost(rgb: np.ndarray, side: int = GEO_SIDE, edge_weight: float = GEO_EDGE_WEIGHT, *,
-                  percentile: float = 95.0) -> np.ndarray:
-    """Step cost 1 + edge_weight * normalised colour gradient, at ``side`` px long side.
+def edge_cost(grad: np.ndarray, side: int = GEO_SIDE, edge_weight: float = GEO_EDGE_WEIGHT, *,
+              percentile: float = 95.0) -> np.ndarray:
+    """Step cost 1 + edge_weight * normalised edge strength, at ``side`` px long side.
 
-    The gradient (max over RGB of the Sobel magnitude of the lightly smoothed
-    image) is max-pooled when downscaling so thin edges survive, and divided
-    by its ``percentile`` so the weight means the same on every image.
+    ``grad``: (H, W) edge strength (a gradient magnitude). It is max-pooled when downscaling
+    so thin edges survive, and divided by its ``percentile`` so the weight means the same on
+    every image.
     """
-    img = cv2.GaussianBlur(np.asarray(rgb, np.float32) / 255.0, (0, 0), 1.0)
-    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
-    grad = np.sqrt(gx * gx + gy * gy).max(axis=2)
+    grad = np.asarray(grad, np.float32)
     h, w = grad.shape
     scale = min(1.0, side / max(h, w))
     if scale < 1.0:
@@ -109,6 +106,16 @@ def gradient_cost(rgb: np.ndarray, side: int = GEO_SIDE, edge_weight: float = GE
                           interpolation=cv2.INTER_NEAREST)
     grad = np.clip(grad / max(float(np.percentile(grad, percentile)), 1e-6), 0.0, 1.0)
     return 1.0 + edge_weight * grad
+
+
+def gradient_cost(rgb: np.ndarray, side: int = GEO_SIDE, edge_weight: float = GEO_EDGE_WEIGHT, *,
+                  percentile: float = 95.0) -> np.ndarray:
+    """:func:`edge_cost` of the image's colour edges: the max over RGB of the Sobel
+    magnitude of the lightly smoothed image."""
+    img = cv2.GaussianBlur(np.asarray(rgb, np.float32) / 255.0, (0, 0), 1.0)
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
+    return edge_cost(np.sqrt(gx * gx + gy * gy).max(axis=2), side, edge_weight, percentile=percentile)
 
 
 class GeodesicBlend:
@@ -124,14 +131,18 @@ class GeodesicBlend:
     1 / (rest * side + offset)^power joins the blend (the world is still far from
     every point; without it one moving point moves the whole image). With
     ``offset`` 0 and no ``rest`` the blend is scale-free and interpolating: a
-    point's own pixel takes its vector.
+    point's own pixel takes its vector. ``cost``: the step cost map to use instead of the
+    image's colour edges (:func:`edge_cost` of another edge map, e.g. the true flow's in
+    ``benchmarks/motion_oracle.py``); ``side``, ``edge_weight`` and ``percentile`` then do
+    nothing.
     """
 
     def __init__(self, rgb: np.ndarray, *, side: int = GEO_SIDE, edge_weight: float = GEO_EDGE_WEIGHT,
                  power: float = GEO_POWER, percentile: float = 95.0, offset: float = 0.0,
-                 rest: float | None = None, cache_size: int = 64):
+                 rest: float | None = None, cache_size: int = 64, cost: np.ndarray | None = None):
         self.shape = tuple(np.asarray(rgb).shape[:2])
-        self.cost = gradient_cost(rgb, side, edge_weight, percentile=percentile)
+        self.cost = gradient_cost(rgb, side, edge_weight, percentile=percentile) if cost is None else \
+            np.asarray(cost, np.float64)
         self.power, self.offset, self.rest = power, offset, rest
         self._mcp = MCP_Geometric(self.cost, fully_connected=True)
         self._cache: LRUCache[tuple[int, int], np.ndarray] = LRUCache(cache_size)
