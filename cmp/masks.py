@@ -93,6 +93,31 @@ def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     return path
 
 
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A mask file (any format PIL reads) -> (H, W) bool: the object where it is brighter
+    than half its range (a matte: alpha > 0.5), or non-zero when its values are only 0 and 1;
+    a palette mask's non-zero entries (DAVIS-style label maps); the alpha channel when the file
+    has one that is not opaque everywhere (a cut-out). Raises ValueError (one line) for a file
+    that is not an image."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":
+                return np.asarray(im) != 0
+            if im.mode in ("LA", "RGBA", "PA"):
+                alpha = np.asarray(im.getchannel("A"))
+                if (alpha < 255).any():
+                    return alpha > 127
+            wide = im.mode in ("I;16", "I;16B", "I;16L", "I")
+            a = np.asarray(im if wide else im.convert("L")).astype(np.int64)
+    except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"{path.name}: not a mask image ({exc.__class__.__name__})") from None
+    if a.max() <= 1:
+        return a > 0
+    return a > (32767 if wide and a.max() > 255 else 127)
+
+
 def save_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
     """Label map -> PNG (8-bit for uint8 labels, 16-bit otherwise); pixel value = object id."""
     path = Path(path)

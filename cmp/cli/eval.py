@@ -171,10 +171,17 @@ def add_segmentation(tasks) -> None:
                     "Reports NoC@85, NoC@90 and IoU after 1/3/5 clicks for the model and for an "
                     "edge-aware geodesic propagator using the same 4-probe recipe.")
     add_model_flags(q, segmentation=True)
-    q.add_argument("--datasets", type=_csv(str, SETS + TUNING_SETS), default=list(SETS),
-                   help=f"comma-separated, from {','.join(SETS)} (default all; a missing source is skipped), "
+    every_set = list(SETS)  # the default; with --images, only the folders run unless --datasets is given
+    q.add_argument("--datasets", type=_csv(str, SETS + TUNING_SETS), default=every_set,
+                   help=f"comma-separated, from {','.join(SETS)} (default all, none with --images; a missing "
+                        "source is skipped), "
                         f"or the tuning set{'s' if len(TUNING_SETS) > 1 else ''} {','.join(TUNING_SETS)} "
                         "(training glyphs on training photos: for choosing a setting, not for reporting)")
+    q.add_argument("--images", action="append", default=[], metavar="DIR",
+                   help="also a set of your own: DIR/images/ and DIR/masks/ (a mask per image, the same file "
+                        "name before the extension; object = brighter than half, or a palette mask's non-zero "
+                        "entries, or an alpha channel), at the photos' own size up to the app's limit; "
+                        "repeatable; the set is named after DIR")
     q.add_argument("--n-images", type=int, default=30, help="number of composites per generated set (default 30)")
     q.add_argument("--refine", type=_csv(str, ("none", *REFINERS)), default=[],
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
@@ -195,7 +202,7 @@ def add_segmentation(tasks) -> None:
     q.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write results as JSON to PATH (or stdout without PATH, instead of the table)")
     q.add_argument("--plot", default=None, metavar="PATH", help="PNG of mean IoU against clicks")
-    q.set_defaults(func=run_segmentation)
+    q.set_defaults(func=run_segmentation, every_set=every_set)
 
 
 def run_segmentation(args) -> int:
@@ -210,8 +217,20 @@ def run_segmentation(args) -> int:
     if args.plot:
         output_path(args.plot, flag="--plot")
 
+    from ..eval.folder import KIND, FolderError, folder_set
     from ..eval.real import SourceUnavailable
 
+    own = {}  # name -> (images, kind): the --images folders, read before any model is loaded
+    for d in args.images:
+        name = Path(d).resolve().name or str(d)
+        if name in own or name in S.SETS + S.TUNING_SETS:
+            raise CLIError(f"--images {d}: a set named {name!r} is already in the run; rename the folder")
+        try:
+            own[name] = (folder_set(d), KIND.format(path=d))
+        except FolderError as exc:
+            raise CLIError(f"--images {d}: {exc}") from None
+    if own and args.datasets is args.every_set:  # --images without --datasets: the folders alone
+        args.datasets = []
     if args.methods is None:
         args.methods = ["model", "baseline"] if args.no_zoom else ["model", "candidates", "page", "baseline"]
     if args.no_zoom and {"candidates", "page", "probes"} & set(args.methods):
@@ -232,13 +251,16 @@ def run_segmentation(args) -> int:
         extra.update(S.refine_methods(engine, args.refine))
     model_row = engine if "model" in args.methods else None
     reports, tables = {}, []
-    for name in args.datasets:
+    names = list(args.datasets) + list(own)
+    for name in names:
+        images, kind = own.get(name, (None, None))
         try:
             rep = S.run(model_row, n_images=args.n_images, max_clicks=args.max_clicks,
                         baseline="baseline" in args.methods, zoom=not args.no_zoom,
                         threshold=args.threshold, pin_frame=not args.no_pin_frame, progress=_log,
                         dataset=name, extra=extra,
-                        candidates_of=engine if "candidates" in args.methods else None)
+                        candidates_of=engine if "candidates" in args.methods else None,
+                        images=images, kind=kind)
         except SourceUnavailable as exc:
             _log(f"note: skipping {name}: {exc}")
             continue
@@ -246,12 +268,12 @@ def run_segmentation(args) -> int:
         reports[name] = rep
         tables.append(S.format_table(rep) + "\n")
         if args.plot:
-            plot = args.plot if len(args.datasets) == 1 else str(Path(args.plot).with_suffix(f".{name}.png"))
+            plot = args.plot if len(names) == 1 else str(Path(args.plot).with_suffix(f".{name}.png"))
             _log(f"plot: {S.plot(rep, plot)}")
     if not reports:
         raise CLIError("no set could be loaded")
     # one set: its report as before; several: {"sets": {name: report}}
-    doc = next(iter(reports.values())) if len(args.datasets) == 1 else {"sets": reports}
+    doc = next(iter(reports.values())) if len(names) == 1 else {"sets": reports}
     _report(args, doc, "\n".join(tables))
     return 0
 

@@ -309,11 +309,14 @@ def first_click(engine, composites: Sequence[Composite], *, threshold: float = D
 def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseline: bool = True,
         zoom: bool = True, threshold: float = DEFAULT_THRESHOLD, start: int = EVAL_SEED_START,
         pin_frame: bool = True, progress: Callable[[str], None] | None = None, dataset: str = "composites",
-        extra: dict[str, Method] | None = None, candidates_of=None) -> dict:
+        extra: dict[str, Method] | None = None, candidates_of=None,
+        images: Sequence[Composite] | None = None, kind: str | None = None) -> dict:
     """Benchmark the engine (if given) and the geodesic baseline on one set; a JSON-able dict.
 
     ``extra``: more methods by name (e.g. refinements of the model's score). ``candidates_of``:
-    an engine whose first-click candidates are reported too (:func:`first_click`).
+    an engine whose first-click candidates are reported too (:func:`first_click`). ``images``:
+    the set's images themselves (e.g. :func:`cmp.eval.folder.folder_set`), named ``dataset`` and
+    described by ``kind``, instead of a built-in set.
     """
     from .real import SET_KINDS
 
@@ -332,10 +335,13 @@ def run(engine=None, *, n_images: int = 30, max_clicks: int = MAX_CLICKS, baseli
         methods["geodesic baseline"] = baseline_method(**recipe)
     if not methods:
         raise ValueError("nothing to evaluate")
-    comps = load_set(dataset, n_images, start)
+    if images is not None and not images:
+        raise ValueError("no images given")
+    comps = list(images) if images is not None else load_set(dataset, n_images, start)
     results = evaluate(methods, comps, max_clicks=max_clicks, progress=progress)
     seeds = [comps[0].seed, comps[-1].seed]
-    out = {"protocol": f"RITM clicks on {dataset}", "dataset": dataset, "kind": SET_KINDS[dataset],
+    out = {"protocol": f"RITM clicks on {dataset}", "dataset": dataset,
+           "kind": kind if kind is not None else SET_KINDS[dataset],
            "seeds": seeds, "image_ids": [c.seed for c in comps], "max_clicks": max_clicks, **recipe,
            "methods": {name: {**r.summary(), "curve": r.curve()} for name, r in results.items()}}
     if candidates_of is not None:
