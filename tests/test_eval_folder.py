@@ -1,14 +1,17 @@
-"""Your own photos and masks as a segmentation set (cmp.eval.folder, `eval segmentation --images`)."""
+"""Your own photos as evaluation sets (cmp.eval.folder): with masks (`eval segmentation --images`), with
+their true motion (`eval propagation --pairs`)."""
 from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from cmp.cli import main as cli_main
-from cmp.eval.folder import FolderError, folder_set
+from cmp.eval.folder import FolderError, folder_pairs, folder_set, read_motion
+from cmp.eval.propagation import EVAL_WIDTH
 from cmp.images import MAX_SIDE
 from cmp.masks import read_mask
 
@@ -149,5 +152,76 @@ def test_cli_eval_segmentation_runs_on_your_own_folder(tmp_path, capsys):
 
 def test_cli_eval_segmentation_refuses_a_bad_folder_in_one_line(tmp_path, capsys):
     code = cli_main(["eval", "segmentation", "--images", str(tmp_path / "nowhere"), "--methods", "baseline"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "has no images/ folder" in err
+
+
+# -- propagation: your own pairs ------------------------------------------------------
+
+def test_read_motion_reads_flo_pfm_and_npy_with_their_unknowns(tmp_path):
+    flow = np.random.default_rng(0).normal(0, 3, (12, 16, 2)).astype(np.float32)
+    flo = flow.copy()
+    flo[0, 0] = 1e10  # Middlebury's "unknown"
+    cv2.writeOpticalFlow(str(tmp_path / "a.flo"), flo)
+    f, v = read_motion(tmp_path / "a.flo")
+    assert not v[0, 0] and v.sum() == v.size - 1 and np.allclose(f[v], flow[v])
+    disp = np.full((12, 16), 7.0, np.float32)
+    disp[3, 4] = np.inf  # unknown in a Middlebury disparity map
+    disp[5, 6] = 0.0  # unknown too: no match
+    cv2.imwrite(str(tmp_path / "b.pfm"), disp)
+    f, v = read_motion(tmp_path / "b.pfm")
+    assert not v[3, 4] and not v[5, 6] and v.sum() == v.size - 2
+    assert np.all(f[v] == [-7.0, 0.0])  # the left view moves left by d to the right view
+    nan = flow.copy()
+    nan[2, 2, 1] = np.nan
+    np.save(tmp_path / "c.npy", nan)
+    f, v = read_motion(tmp_path / "c.npy")
+    assert not v[2, 2] and np.allclose(f[v], flow[v])
+    np.save(tmp_path / "d.npy", np.zeros((4, 4, 3)))
+    with pytest.raises(FolderError, match=r"not \(4, 4, 3\)"):
+        read_motion(tmp_path / "d.npy")
+    (tmp_path / "e.flo").write_bytes(b"junk")
+    with pytest.raises(FolderError, match="e.flo: not a readable .flo file"):
+        read_motion(tmp_path / "e.flo")
+    with pytest.raises(FolderError, match="a true motion is a"):
+        read_motion(tmp_path / "x.png")
+
+
+def _pair_folder(tmp_path, rgb, disp, name="stereo"):
+    root = tmp_path / name
+    (root / "images").mkdir(parents=True)
+    (root / "flow").mkdir()
+    Image.fromarray(rgb).save(root / "images" / "left.png")
+    cv2.imwrite(str(root / "flow" / "left.pfm"), disp.astype(np.float32))
+    return root
+
+
+def test_folder_pairs_take_a_pair_to_the_benchmarks_width_with_its_motion(tmp_path):
+    h, w = 100, 2 * EVAL_WIDTH
+    root = _pair_folder(tmp_path, _photo(h, w), np.full((h, w), 10.0))
+    (p,) = folder_pairs(root)
+    assert p.name == "left.png" and p.image.shape == (h // 2, EVAL_WIDTH, 3)
+    assert np.allclose(p.flow[p.valid], [-5.0, 0.0])  # half the size, half the motion
+
+
+def test_folder_pairs_refuse_a_motion_of_another_shape(tmp_path):
+    root = _pair_folder(tmp_path, _photo(40, 60), np.full((60, 40), 3.0))
+    with pytest.raises(FolderError, match="left.pfm is 40x60 px, its image left.png 60x40"):
+        folder_pairs(root)
+
+
+def test_cli_eval_propagation_runs_on_your_own_pairs(tmp_path, capsys):
+    h, w = 96, 128
+    root = _pair_folder(tmp_path, _photo(h, w), np.full((h, w), 4.0), name="desk")
+    code = cli_main(["eval", "propagation", "--pairs", str(root), "--methods", "zero,nearest",
+                     "--sampling", "random", "--seeds", "2", "--points", "1,3", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    d = json.loads(out)["datasets"]
+    assert list(d) == ["desk"] and d["desk"]["kind"].startswith("your own images")
+    scale = EVAL_WIDTH / w  # the pair at the benchmark's width: 4 px of disparity become 12
+    assert d["desk"]["epe"]["random"]["zero"] == pytest.approx([4.0 * scale] * 2, abs=1e-3)
+    assert d["desk"]["epe"]["random"]["nearest"] == pytest.approx([0.0, 0.0], abs=1e-4)  # one motion: any point knows it
+    code = cli_main(["eval", "propagation", "--pairs", str(tmp_path / "none"), "--methods", "zero"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "has no images/ folder" in err

@@ -82,8 +82,14 @@ def add_propagation(tasks) -> None:
                     "points drawn from the ground truth, for the model and the zero / nearest / RBF / "
                     "geodesic baselines. Missing datasets are skipped with a note.")
     add_model_flags(q)
-    q.add_argument("--datasets", type=_csv(str, DATASETS), default=list(DATASETS),
-                   help=f"comma-separated, from {','.join(DATASETS)} (default all)")
+    every_set = list(DATASETS)  # the default; with --pairs, only the folders run unless --datasets is given
+    q.add_argument("--datasets", type=_csv(str, DATASETS), default=every_set,
+                   help=f"comma-separated, from {','.join(DATASETS)} (default all, none with --pairs)")
+    q.add_argument("--pairs", action="append", default=[], metavar="DIR",
+                   help="also a set of your own: DIR/images/ and DIR/flow/ (per image its true motion, the "
+                        "same file name before the extension: .flo optical flow, .pfm disparity of the image "
+                        "as the left view of a stereo pair, or .npy flow or disparity); repeatable; the set "
+                        "is named after DIR")
     q.add_argument("--methods", type=_csv(str, METHODS), default=list(METHODS),
                    help=f"comma-separated, from {','.join(METHODS)} (default all; model-scene is the "
                         "model's 'whole scene moves' mode, model-auto the mode inferred from the guidance "
@@ -102,7 +108,7 @@ def add_propagation(tasks) -> None:
     q.add_argument("--plot", default=None, metavar="PATH",
                    help=f"PNG of EPE vs N (default none, so evaluating another checkpoint never overwrites "
                         f"the embedded model's {SHIPPED_PLOT}; 'none' also skips it)")
-    q.set_defaults(func=run_propagation)
+    q.set_defaults(func=run_propagation, every_set=every_set)
 
 
 def run_propagation(args) -> int:
@@ -114,6 +120,9 @@ def run_propagation(args) -> int:
     if args.seeds < 1:
         raise CLIError("--seeds must be at least 1")
     seeds = 1 if args.quick else args.seeds
+    own = _own_sets(args.pairs, "--pairs", P.DATASETS, _own_pairs)
+    if own and args.datasets is args.every_set:  # --pairs without --datasets: the folders alone
+        args.datasets = []
 
     methods = {}
     info = {}
@@ -139,7 +148,7 @@ def run_propagation(args) -> int:
     methods.update({m: baselines[m] for m in args.methods if m in baselines})
 
     res = P.run(args.datasets, methods, points=args.points, seeds=seeds, samplings=args.sampling,
-                quick=args.quick, log=_log)
+                quick=args.quick, log=_log, own=own)
     res.info.update(info, quick=bool(args.quick))
     if not res.datasets:
         raise CLIError("no dataset could be loaded: " + "; ".join(f"{k}: {v}" for k, v in res.skipped.items()))
@@ -150,6 +159,33 @@ def run_propagation(args) -> int:
         _log(f"plot: {path}")
     _report(args, res.to_dict(), P.format_tables(res))
     return 0
+
+
+def _own_pairs(d):
+    from ..eval.folder import PAIRS_KIND, folder_pairs
+    return folder_pairs(d), PAIRS_KIND.format(path=d)
+
+
+def _own_images(d):
+    from ..eval.folder import KIND, folder_set
+    return folder_set(d), KIND.format(path=d)
+
+
+def _own_sets(dirs, flag: str, builtin, read) -> dict:
+    """``{name: read(dir)}`` for the folders of ``flag``, named after each folder, read before
+    any model is loaded; a folder that cannot be read, or a name taken twice, is a one-line error."""
+    from ..eval.folder import FolderError
+
+    own = {}
+    for d in dirs:
+        name = Path(d).resolve().name or str(d)
+        if name in own or name in builtin:
+            raise CLIError(f"{flag} {d}: a set named {name!r} is already in the run; rename the folder")
+        try:
+            own[name] = read(d)
+        except FolderError as exc:
+            raise CLIError(f"{flag} {d}: {exc}") from None
+    return own
 
 
 # -- segmentation -----------------------------------------------------------
@@ -217,18 +253,9 @@ def run_segmentation(args) -> int:
     if args.plot:
         output_path(args.plot, flag="--plot")
 
-    from ..eval.folder import KIND, FolderError, folder_set
     from ..eval.real import SourceUnavailable
 
-    own = {}  # name -> (images, kind): the --images folders, read before any model is loaded
-    for d in args.images:
-        name = Path(d).resolve().name or str(d)
-        if name in own or name in S.SETS + S.TUNING_SETS:
-            raise CLIError(f"--images {d}: a set named {name!r} is already in the run; rename the folder")
-        try:
-            own[name] = (folder_set(d), KIND.format(path=d))
-        except FolderError as exc:
-            raise CLIError(f"--images {d}: {exc}") from None
+    own = _own_sets(args.images, "--images", S.SETS + S.TUNING_SETS, _own_images)
     if own and args.datasets is args.every_set:  # --images without --datasets: the folders alone
         args.datasets = []
     if args.methods is None:

@@ -362,6 +362,8 @@ class DatasetResult:
     epe: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     per_case: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     case_ids: list[str] = field(default_factory=list)
+    #: What the set is (real or composite); empty: a built-in set's, from :data:`cmp.eval.real.SET_KINDS`.
+    kind: str = ""
 
 
 def _rounded(cases: dict[str, dict[str, list[list[float]]]]) -> dict[str, dict[str, list[list[float]]]]:
@@ -384,7 +386,7 @@ class Results:
 
     def to_dict(self) -> dict:
         return {"points": self.points, "seeds": self.seeds, "methods": self.methods,
-                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": _kind(k), "case_ids": v.case_ids,
+                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": v.kind or _kind(k), "case_ids": v.case_ids,
                               "per_case": _rounded(v.per_case)} for k, v in self.datasets.items()},
                 "skipped": self.skipped, "info": self.info,
                 "units": f"EPE, pixels at {EVAL_WIDTH} px width"}
@@ -427,20 +429,25 @@ def evaluate_pairs(pairs: Sequence[Pair], methods: dict[str, Method], *, points:
 
 def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = None, *,
         points: Sequence[int] = POINTS, seeds: int = 5, samplings: Sequence[str] = SAMPLINGS,
-        quick: bool = False, log: Callable[[str], None] = print) -> Results:
-    """Run the benchmark; unavailable datasets are recorded in ``skipped`` with the reason."""
+        quick: bool = False, log: Callable[[str], None] = print,
+        own: dict[str, tuple[list[Pair], str]] | None = None) -> Results:
+    """Run the benchmark; unavailable datasets are recorded in ``skipped`` with the reason.
+    ``own``: sets of the caller's pairs, ``{name: (pairs, kind)}`` (e.g.
+    :func:`cmp.eval.folder.folder_pairs`), run after ``datasets``."""
     methods = methods if methods is not None else baseline_methods()
     res = Results(points=sorted(int(n) for n in points), seeds=seeds, methods=list(methods))
-    for name in datasets:
-        try:
-            pairs = load_dataset(name, quick=quick)
-        except DatasetUnavailable as exc:
-            res.skipped[name] = str(exc)
-            log(f"note: skipping dataset {name}: {exc}")
-            continue
+    sets = [(name, None, "") for name in datasets] + [(n, pk[0], pk[1]) for n, pk in (own or {}).items()]
+    for name, pairs, kind in sets:
+        if pairs is None:
+            try:
+                pairs = load_dataset(name, quick=quick)
+            except DatasetUnavailable as exc:
+                res.skipped[name] = str(exc)
+                log(f"note: skipping dataset {name}: {exc}")
+                continue
         log(f"{name}: {len(pairs)} pair(s) x {seeds} seed(s) x {len(samplings)} sampling(s)")
         ids, cases = evaluate_cases(pairs, methods, points=res.points, seeds=seeds, samplings=samplings)
-        res.datasets[name] = DatasetResult([p.name for p in pairs], case_means(cases), cases, ids)
+        res.datasets[name] = DatasetResult([p.name for p in pairs], case_means(cases), cases, ids, kind)
     return res
 
 
@@ -448,12 +455,10 @@ def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = 
 
 def format_tables(res: Results) -> str:
     """Plain-text tables: one per dataset and sampling, rows = methods, columns = N."""
-    from .real import SET_KINDS
-
     lines = []
     for name, d in res.datasets.items():
         for sampling, per in d.epe.items():
-            lines.append(f"{name} [{SET_KINDS.get(name, '?')}] ({len(d.pairs)} pair(s)), {sampling} points, "
+            lines.append(f"{name} [{d.kind or _kind(name)}] ({len(d.pairs)} pair(s)), {sampling} points, "
                          f"EPE px at {EVAL_WIDTH} px width, mean of {res.seeds} seed(s)")
             lines.append(f"{'method':<12}" + "".join(f"{'N=' + str(n):>9}" for n in res.points))
             for m, vals in per.items():
@@ -492,7 +497,7 @@ def plot(res: Results, path: str | os.PathLike) -> Path:
             ax.minorticks_off()
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{name} [{_kind(name).split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
+            ax.set_title(f"{name} [{(d.kind or _kind(name)).split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
             ax.set_xlabel("guidance points N")
             if c == 0:
                 ax.set_ylabel(f"EPE (px at {EVAL_WIDTH} px width)")
