@@ -18,7 +18,7 @@ from pathlib import Path
 #: The segmentation sets in the card's order, with the label its table gives each.
 SEGMENTATION_ROWS = {"motorcycle-whole": "**real**", "motorcycle-whole-views": "**real**",
                      "motorcycle-whole-pasted": "composite on real photos",
-                     "motorcycle-objects": "**real**", "motorcycle-views": "**real**",
+                     "motorcycle-objects": "**real**", "motorcycle-views": "**real**", "sign-letters": "**real**",
                      "motorcycle-pasted": "composite on real photos",
                      "emoji": "composite on real photos", "composites": "composite (ours)",
                      "motorcycle-whole-views-full": "**real**, 741 px", "motorcycle-views-full": "**real**, 741 px",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -584,3 +585,25 @@ def test_people_tuning_set_is_real_held_out_frames_and_never_a_default_report():
         assert c.mask.sum() >= people.MIN_AREA
         assert not (c.mask[0].any() or c.mask[-1].any() or c.mask[:, 0].any() or c.mask[:, -1].any())
     assert len({c.seed for c in comps}) == 5
+
+
+def test_sign_letters_are_real_letters_with_hand_made_masks_no_training_list_names():
+    from cmp.scenes import photos
+
+    assert not {f"{n}.jpg" for n in real.SIGN_PHOTOS} & set(photos.OPENCV_PHOTOS)
+    assert real.is_real("sign-letters")
+    try:
+        comps = real.sign_letters()
+    except real.SourceUnavailable:
+        pytest.skip("opencv-doc's text samples are not installed")
+    assert len(comps) >= 20 and [c.seed for c in comps] == list(range(len(comps)))
+    for c in comps:
+        h, w = c.mask.shape
+        assert c.rgb.shape == (h, w, 3) and max(h, w) == 384
+        n, _ = cv2.connectedComponents(c.mask.astype(np.uint8), connectivity=8)
+        assert n == 2, c.seed  # one letter: one piece
+        assert 0.001 < c.mask.mean() < 0.05 and c.background.startswith("scenetext_segmented_word")
+    # letters of one photo share it and never overlap
+    first = [c for c in comps if c.background == comps[0].background]
+    assert len(first) > 1 and all(c.rgb is first[0].rgb for c in first)
+    assert not np.logical_and(first[0].mask, first[1].mask).any()

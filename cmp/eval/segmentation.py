@@ -250,7 +250,7 @@ def evaluate(methods: dict[str, Method], composites: Sequence[Composite], *, max
 #: the refinement's working size.
 SETS = ("composites", "motorcycle-objects", "motorcycle-views", "motorcycle-pasted", "motorcycle-whole",
         "motorcycle-whole-views", "motorcycle-whole-pasted", "emoji",
-        "motorcycle-views-full", "motorcycle-whole-views-full", "emoji-1024")
+        "motorcycle-views-full", "motorcycle-whole-views-full", "emoji-1024", "sign-letters")
 #: Sets for choosing a setting before the evaluation sets confirm it (training glyphs and
 #: photos only; people in the held-out frames of a training video, :mod:`cmp.eval.people`;
 #: :data:`cmp.eval.real.SET_KINDS` says so). Run on request, never by default.
@@ -275,6 +275,7 @@ def load_set(name: str, n_images: int, start: int = EVAL_SEED_START) -> list[Com
         "motorcycle-views-full": lambda n: real.motorcycle_views(None),
         "motorcycle-whole-views-full": lambda n: real.motorcycle_whole_views(None),
         "emoji-1024": lambda n: real.emoji_composites(n, long_side=1024),
+        "sign-letters": lambda n: real.sign_letters(),
         "emoji-tune": lambda n: real.emoji_tuning_composites(n),
         "people-tune": lambda n: people_tuning(n),
     }
