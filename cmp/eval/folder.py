@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -36,6 +37,9 @@ import numpy as np
 from ..images import ImageError, load_image
 from ..masks import read_mask
 from .composites import Composite
+
+if TYPE_CHECKING:
+    from .propagation import Pair
 
 #: The report's label for such a set: what it is, only its owner knows.
 KIND = "your own images ({path}): real or composite as you know them; masks from {path}/masks"
@@ -133,7 +137,7 @@ def read_motion(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return flow.astype(np.float32), valid
 
 
-def folder_pairs(path: str | os.PathLike) -> list:
+def folder_pairs(path: str | os.PathLike) -> list[Pair]:
     """The images of ``path`` with their true motions as :class:`cmp.eval.propagation.Pair` at the
     benchmark's width (see the module docstring), in file-name order, named by file name."""
     from .propagation import Pair, resize_pair
