@@ -140,7 +140,7 @@ def test_cli_eval_segmentation_runs_on_your_own_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     rep = json.loads(out)  # one set: its report alone, as for one built-in set
-    assert rep["dataset"] == "kitchen" and rep["kind"].startswith("your own images")
+    assert rep["dataset"] == "kitchen" and rep["kind"].startswith("own (your images in")
     assert rep["methods"]["geodesic baseline"]["images"] == 1
     assert rep["methods"]["geodesic baseline"]["NoC@85"] <= 5
     # with a built-in set too, both are reported
@@ -218,7 +218,7 @@ def test_cli_eval_propagation_runs_on_your_own_pairs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     d = json.loads(out)["datasets"]
-    assert list(d) == ["desk"] and d["desk"]["kind"].startswith("your own images")
+    assert list(d) == ["desk"] and d["desk"]["kind"].startswith("own (your images in")
     scale = EVAL_WIDTH / w  # the pair at the benchmark's width: 4 px of disparity become 12
     assert d["desk"]["epe"]["random"]["zero"] == pytest.approx([4.0 * scale] * 2, abs=1e-3)
     assert d["desk"]["epe"]["random"]["nearest"] == pytest.approx([0.0, 0.0], abs=1e-4)  # one motion: any point knows it

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from .propagation import Pair
 
 #: The report's label for such a set: what it is, only its owner knows.
-KIND = "your own images ({path}): real or composite as you know them; masks from {path}/masks"
-PAIRS_KIND = "your own images ({path}): real or composite as you know them; motion from {path}/flow"
+KIND = "own (your images in {path}, real or composite as you know them; masks from {path}/masks)"
+PAIRS_KIND = "own (your images in {path}, real or composite as you know them; motion from {path}/flow)"
 #: Files of a true motion, by extension.
 MOTION_SUFFIXES = (".flo", ".pfm", ".npy")
 
