@@ -12,6 +12,7 @@ from PIL import Image
 from cmp.cli import main as cli_main
 from cmp.eval.folder import FolderError, folder_pairs, folder_set, read_motion
 from cmp.eval.propagation import EVAL_WIDTH
+from cmp.flow import write_flo
 from cmp.images import MAX_SIDE
 from cmp.masks import read_mask
 
@@ -162,7 +163,7 @@ def test_read_motion_reads_flo_pfm_and_npy_with_their_unknowns(tmp_path):
     flow = np.random.default_rng(0).normal(0, 3, (12, 16, 2)).astype(np.float32)
     flo = flow.copy()
     flo[0, 0] = 1e10  # Middlebury's "unknown"
-    cv2.writeOpticalFlow(str(tmp_path / "a.flo"), flo)
+    write_flo(tmp_path / "a.flo", flo)
     f, v = read_motion(tmp_path / "a.flo")
     assert not v[0, 0] and v.sum() == v.size - 1 and np.allclose(f[v], flow[v])
     disp = np.full((12, 16), 7.0, np.float32)

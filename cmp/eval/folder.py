@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..flow import FlowFileError, read_flo
 from ..images import ImageError, load_image
 from ..masks import read_mask
 from .composites import Composite
@@ -112,12 +113,12 @@ def read_motion(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise FolderError(f"{path.name}: a true motion is a {', '.join(MOTION_SUFFIXES)} file")
     try:
         if suffix == ".flo":
-            a = cv2.readOpticalFlow(str(path))
+            a = read_flo(path)
         elif suffix == ".pfm":
             a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         else:
             a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, cv2.error) as exc:
+    except (OSError, ValueError, FlowFileError, cv2.error) as exc:
         raise FolderError(f"{path.name}: not a readable {suffix} file ({exc.__class__.__name__})") from None
     if a is None or a.size == 0:
         raise FolderError(f"{path.name}: not a readable {suffix} file")
