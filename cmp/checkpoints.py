@@ -29,6 +29,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -629,3 +630,36 @@ def save_checkpoint(model: CMPNetwork, path: str | os.PathLike, **metadata: str)
     meta = {"format": FORMAT_TAG, "cmp_config": model.cfg.to_json(), **{k: str(v) for k, v in metadata.items()}}
     save_file(sd, str(path), metadata=meta)
     return path
+
+
+def weight_soup(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None,
+                walk_sharpness: float | None = None) -> CMPNetwork:
+    """A weight soup (Wortsman et al., 2022): the weighted mean of every floating-point tensor
+    of checkpoints of one architecture (integer buffers are the first file's). ``weights``:
+    one per file, summing to 1 (default equal). ``walk_sharpness``: the soup's random-walk
+    sharpness (:attr:`cmp.model.config.AffinityHead.walk_sharpness`; default the first file's).
+    Raises :class:`CheckpointError` for files whose configs differ (beyond the sharpness) or
+    weights that do not sum to 1."""
+    if not paths:
+        raise CheckpointError("a soup needs at least one checkpoint")
+    weights = [1.0 / len(paths)] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or abs(sum(weights) - 1.0) > 1e-6 or min(weights) < 0:
+        raise CheckpointError(f"{len(paths)} checkpoints need as many weights >= 0 summing to 1, not {weights}")
+    models = [load_checkpoint_file(p) for p in paths]
+    base, cfg, _meta = models[0]
+
+    def plain(c: CMPConfig) -> CMPConfig:  # the config but the walk's sharpness, a reading of the weights
+        walks = hasattr(c.head, "walk_sharpness")
+        return dataclasses.replace(c, head=dataclasses.replace(c.head, walk_sharpness=0.0)) if walks else c
+    for (_m, c, _), p in zip(models[1:], paths[1:]):
+        if plain(c) != plain(cfg):
+            raise CheckpointError(f"{Path(p).name} has another architecture than {Path(paths[0]).name}")
+    states = [m.state_dict() for m, _, _ in models]
+    soup = {k: (sum(w * sd[k].float() for w, sd in zip(weights, states)).to(v.dtype) if v.is_floating_point() else v)
+            for k, v in states[0].items()}
+    base.load_state_dict(soup)
+    if walk_sharpness is not None:
+        if not hasattr(cfg.head, "walk_sharpness"):
+            raise CheckpointError(f"{Path(paths[0]).name} has no random walk to set a sharpness for")
+        base.cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, walk_sharpness=float(walk_sharpness)))
+    return base

@@ -452,3 +452,58 @@ def test_app_falls_back_to_the_embedded_model_with_a_visible_notice(tmp_path, mo
     demo = app.build_app(Context(engine=tiny_engine, notice=notice))
     shown = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
     assert any(notice in (v or "") for v in shown)
+
+
+# -- weight soups -----------------------------------------------------------------------
+
+def _saved(tmp_path, name, seed, cfg=None):
+    from cmp.checkpoints import save_checkpoint
+    from cmp.model import build_cmp
+    from cmp.model.config import TINY_AFFINITY
+
+    torch.manual_seed(seed)
+    return str(save_checkpoint(build_cmp(cfg or TINY_AFFINITY), tmp_path / name))
+
+
+def test_a_weight_soup_is_the_weighted_mean_of_every_weight(tmp_path):
+    from cmp.checkpoints import load_checkpoint_file, weight_soup
+
+    a, b = _saved(tmp_path, "a.safetensors", 1), _saved(tmp_path, "b.safetensors", 2)
+    sa, sb = (load_checkpoint_file(p)[0].state_dict() for p in (a, b))
+    soup = weight_soup([a, b], [0.25, 0.75]).state_dict()
+    floats = [k for k, v in sa.items() if v.is_floating_point() and not torch.equal(sa[k], sb[k])]
+    assert floats  # the two files differ
+    for k in floats:
+        assert torch.allclose(soup[k], 0.25 * sa[k] + 0.75 * sb[k], atol=1e-6), k
+    equal = weight_soup([a, b]).state_dict()
+    assert torch.allclose(equal[floats[0]], (sa[floats[0]] + sb[floats[0]]) / 2, atol=1e-6)
+    assert torch.equal(weight_soup([a]).state_dict()[floats[0]], sa[floats[0]])  # a soup of one is the file
+
+
+def test_a_soup_refuses_other_architectures_and_bad_weights(tmp_path):
+    from cmp.checkpoints import CheckpointError, weight_soup
+    from cmp.model.config import TINY
+
+    a, other = _saved(tmp_path, "a.safetensors", 1), _saved(tmp_path, "t.safetensors", 1, TINY)
+    with pytest.raises(CheckpointError, match="another architecture"):
+        weight_soup([a, other])
+    with pytest.raises(CheckpointError, match="summing to 1"):
+        weight_soup([a, a], [0.5, 0.6])
+    with pytest.raises(CheckpointError, match="no random walk"):
+        weight_soup([other], walk_sharpness=8)
+
+
+def test_cli_checkpoints_soup_writes_a_loadable_file_with_its_walk_sharpness(tmp_path, capsys):
+    from cmp.checkpoints import load_checkpoint_file, read_state_dict
+    from cmp.cli import main
+
+    a, b = _saved(tmp_path, "a.safetensors", 1), _saved(tmp_path, "b.safetensors", 2)
+    out = tmp_path / "soup.safetensors"
+    assert main(["checkpoints", "soup", a, b, "--out", str(out), "--weights", "0.5,0.5", "--walk-sharpness", "16"]) == 0
+    _model, cfg, _ = load_checkpoint_file(out)
+    assert cfg.head.walk_sharpness == 16.0
+    assert read_state_dict(out)[1]["steps"] == "soup" and "a.safetensors, b.safetensors" in read_state_dict(out)[1]["soup"]
+    capsys.readouterr()
+    assert main(["checkpoints", "soup", a, b, "--out", str(out), "--weights", "half,half"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--weights" in err

@@ -21,6 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     dl = act.add_parser("download", help="fetch a checkpoint into the cache and verify its sha256")
     dl.add_argument("name", metavar="REF", help="registry name or alias, or an hf:// reference")
     dl.set_defaults(func=run_download)
+    so = act.add_parser("soup", help="average checkpoints of one architecture into one file (a weight soup)",
+                        description="The weighted mean of every weight of local checkpoint files of one "
+                                    "architecture (Wortsman et al., 2022), written as a new checkpoint: how "
+                                    "the embedded grouping model was made (its card).")
+    so.add_argument("files", nargs="+", metavar="FILE", help="checkpoint files (.safetensors or .pth)")
+    so.add_argument("--out", required=True, metavar="FILE", help="the soup's .safetensors file")
+    so.add_argument("--weights", default=None, metavar="W,W,...",
+                    help="one weight per file, summing to 1 (default: equal)")
+    so.add_argument("--walk-sharpness", type=float, default=None, metavar="S",
+                    help="the soup's random-walk sharpness (default: the first file's)")
+    so.set_defaults(func=run_soup)
 
 
 def _registry(args) -> Path:
@@ -57,4 +68,24 @@ def run_download(args: argparse.Namespace) -> int:
     path, entry = resolve(ref, registry=_registry(args))
     name = entry.name if entry else args.name
     print(f"{name}: {path} (sha256 verified)" if entry and entry.sha256 else f"{name}: {path}")
+    return 0
+
+
+def run_soup(args: argparse.Namespace) -> int:
+    from ..checkpoints import CheckpointError, save_checkpoint, weight_soup
+    from . import CLIError
+    from .options import output_path
+
+    try:
+        weights = None if args.weights is None else [float(w) for w in args.weights.split(",")]
+    except ValueError:
+        raise CLIError(f"--weights must be numbers separated by commas, not {args.weights!r}") from None
+    out = output_path(args.out, (".safetensors",), flag="--out")
+    try:
+        model = weight_soup(args.files, weights, args.walk_sharpness)
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    names = ", ".join(Path(f).name for f in args.files)
+    path = save_checkpoint(model, out, steps="soup", soup=f"{names}; weights {args.weights or 'equal'}")
+    print(f"{path}: the soup of {names}")
     return 0
