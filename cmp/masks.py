@@ -94,28 +94,46 @@ def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask file (any format PIL reads) -> (H, W) bool: the object where it is brighter
-    than half its range (a matte: alpha > 0.5), or non-zero when its values are only 0 and 1;
-    a palette mask's non-zero entries (DAVIS-style label maps); the alpha channel when the file
-    has one that is not opaque everywhere (a cut-out). Raises ValueError (one line) for a file
-    that is not an image."""
+    """A mask file (any format PIL reads), upright by its EXIF orientation -> (H, W) bool: the
+    object where any channel is brighter than half its range (a matte: alpha > 0.5; a coloured
+    stroke on black), or non-zero when its values are only 0 and 1; a palette mask's non-zero
+    entries (DAVIS-style label maps); the alpha channel when the file has one that is not opaque
+    everywhere (a cut-out). The only reader of mask files: the Motion page's and ``cmp animate``'s
+    regions (:func:`cmp.recipe.load_region`) and ``eval segmentation --images`` use it. Within
+    :mod:`cmp.images`' decoding limits; raises :class:`cmp.images.ImageError` (one line) for a
+    file that is not an image, or is too large or too small."""
+    from PIL import ImageOps
+
+    from .images import MAX_DECODE_BYTES, MAX_PIXELS, ImageError, check_shape, decoded_bytes
+
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS or decoded_bytes(im) > MAX_DECODE_BYTES:
+                raise ImageError(f"{path.name} is too large to decode safely ({im.width}x{im.height} {im.mode})")
+            check_shape(im.height, im.width)
             im.load()
-            if im.mode == "P":
-                return np.asarray(im) != 0
-            if im.mode in ("LA", "RGBA", "PA"):
-                alpha = np.asarray(im.getchannel("A"))
-                if (alpha < 255).any():
-                    return alpha > 127
-            wide = im.mode in ("I;16", "I;16B", "I;16L", "I")
-            a = np.asarray(im if wide else im.convert("L")).astype(np.int64)
-    except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise ValueError(f"{path.name}: not a mask image ({exc.__class__.__name__})") from None
-    if a.max() <= 1:
+            return _mask_values(ImageOps.exif_transpose(im))
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise ImageError(f"{path.name}: not a mask image ({exc.__class__.__name__})") from None
+
+
+def _mask_values(im: Image.Image) -> np.ndarray:
+    """The object of a decoded mask image (see :func:`read_mask`)."""
+    if im.mode == "P":
+        return np.asarray(im) != 0
+    if "A" in im.getbands():
+        alpha = np.asarray(im.getchannel("A"))
+        if (alpha < 255).any():
+            return alpha > 127
+    wide = im.mode in ("I;16", "I;16B", "I;16L", "I")
+    a = np.asarray(im) if wide else np.asarray(im.convert("RGB")).max(axis=2)
+    top = int(a.max())
+    if top <= 1:
         return a > 0
-    return a > (32767 if wide and a.max() > 255 else 127)
+    return a > (32767 if wide and top > 255 else 127)
 
 
 def save_label_png(path: str | os.PathLike, labels: np.ndarray) -> Path:

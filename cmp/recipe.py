@@ -129,12 +129,12 @@ def parse_recipe(text: str) -> Recipe:
 
 
 def load_region(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
-    """A region mask image (white = may move) -> (H, W) bool at ``size`` = (width, height)
-    (resized nearest if it differs, e.g. a mask of the full-size photo)."""
-    from .images import load_image
+    """A region mask image (white, or any bright colour, = may move; read by
+    :func:`cmp.masks.read_mask`) -> (H, W) bool at ``size`` = (width, height) (resized nearest
+    if it differs, e.g. a mask of the full-size photo)."""
+    from .masks import read_mask
 
-    rgb, _ = load_image(path)
-    grey = rgb.max(axis=2) > 127
+    grey = read_mask(path)
     w, h = size
     if grey.shape != (h, w):
         grey = cv2.resize(grey.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)

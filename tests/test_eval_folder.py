@@ -59,6 +59,34 @@ def test_read_mask_reads_the_usual_encodings(tmp_path):
         assert np.array_equal(read_mask(tmp_path / f), m), f
 
 
+def test_read_mask_takes_a_coloured_stroke_and_stays_within_the_decoding_limits(tmp_path, monkeypatch):
+    import cmp.images
+    from cmp.images import ImageError
+
+    m = _disc(20, 30)
+    red = np.zeros((20, 30, 3), np.uint8)
+    red[m] = (255, 40, 40)  # a red stroke on black: bright in one channel only
+    Image.fromarray(red).save(tmp_path / "red.png")
+    assert np.array_equal(read_mask(tmp_path / "red.png"), m)
+    monkeypatch.setattr(cmp.images, "MAX_PIXELS", 599)  # one pixel under this mask's 600
+    with pytest.raises(ImageError, match="red.png is too large to decode safely"):
+        read_mask(tmp_path / "red.png")
+
+
+def test_motion_regions_are_read_by_the_same_reader(tmp_path):
+    from cmp.recipe import load_region
+
+    m = _disc(20, 30)
+    Image.fromarray(m.astype(np.uint8)).save(tmp_path / "01.png")  # 0 / 1 values
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., :3] = 255  # white everywhere: only the alpha says where the cut-out is
+    rgba[..., 3] = np.where(m, 255, 0)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "cut.png")
+    for f in ("01.png", "cut.png"):
+        assert np.array_equal(load_region(tmp_path / f, (30, 20)), m), f
+    assert load_region(tmp_path / "01.png", (60, 40)).sum() == 4 * m.sum()  # resized nearest
+
+
 def test_read_mask_refuses_a_file_that_is_no_image(tmp_path):
     (tmp_path / "x.png").write_text("not a picture")
     with pytest.raises(ValueError, match="x.png: not a mask image"):

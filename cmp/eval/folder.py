@@ -89,7 +89,7 @@ def folder_set(path: str | os.PathLike) -> list[Composite]:
         try:
             rgb, _note = load_image(imgs[stem])
             mask = read_mask(msks[stem])
-        except (ImageError, ValueError) as exc:
+        except ImageError as exc:
             raise FolderError(f"{imgs[stem].name}: {exc}") from None
         h, w = rgb.shape[:2]
         if mask.shape != (h, w):
