@@ -543,6 +543,44 @@ def test_the_page_method_of_the_benchmark_keeps_the_first_clicks_candidate():
     np.testing.assert_array_equal(page(rgb.copy(), [(80, 60)], []), chosen.mask)  # a new image starts afresh
 
 
+def test_the_truth_choice_method_shows_the_candidate_nearest_the_true_mask():
+    """The benchmark's "truth" method (an upper bound of the choice among the three) shows, at
+    each click, the candidate with the best IoU against the true mask it is given; the protocol
+    gives the true mask only to a method that asks for it."""
+    from cmp.eval.segmentation import candidates_method, next_click, truth_choice_method
+
+    eng = BrightnessPropagator()
+    rgb = np.random.default_rng(3).integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    rgb[40:100, 50:130, 0] = 220
+    first = segment_candidates(eng, rgb, [(80, 60)], [])
+    distinct = [c for i, c in enumerate(first) if not any(np.array_equal(c.mask, d.mask) for d in first[:i])]
+    assert len(distinct) >= 2  # the test needs candidates that differ
+    for target in distinct:  # each candidate, as the truth, is the one shown
+        got = truth_choice_method(eng)(rgb.copy(), [(80, 60)], [], truth=target.mask)
+        np.testing.assert_array_equal(got, target.mask)
+    assert not getattr(candidates_method(eng), "needs_truth", False)
+    truth = np.zeros(rgb.shape[:2], bool)
+    truth[40:100, 50:130] = True
+    x, y, _ = next_click(truth, np.zeros_like(truth))
+    offered = [iou(c.mask, truth) for c in segment_candidates(eng, rgb, [(x, y)], [])]
+    ious = click_ious(truth_choice_method(eng), rgb, truth, max_clicks=5)
+    assert ious[0] == pytest.approx(max(offered))
+
+
+def test_cli_eval_segmentation_truth_method_row(tiny_checkpoint, capsys):
+    base = ["eval", "segmentation", "--datasets", "composites", "--checkpoint", str(tiny_checkpoint), "--device",
+            "cpu", "--precision", "fp32", "--n-images", "1", "--max-clicks", "5", "--json"]
+    assert cli_main([*base, "--methods", "candidates,truth"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert list(rep["methods"]) == ["cmp, most confident of 3", "cmp, best of 3 by the truth"]
+    row = rep["methods"]["cmp, best of 3 by the truth"]
+    assert row["IoU@1"] == pytest.approx(rep["first_click"]["best"])  # the first click: the best of the three
+    assert row["IoU@1"] >= rep["methods"]["cmp, most confident of 3"]["IoU@1"]
+    assert cli_main([*base, "--no-zoom", "--methods", "truth"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-zoom" in err
+
+
 def test_candidate_clicks_follow_the_shown_candidate_from_click_to_click():
     """Each click after the first zooms around the most confident candidate of the click before
     it, as the Segment page does; the last click's three candidates come back."""

@@ -224,14 +224,17 @@ def add_segmentation(tasks) -> None:
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
                         "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
-    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "page", "probes", "baseline")), default=None,
-                   help="comma-separated, from model,candidates,page,probes,baseline (default model,candidates,"
+    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "page", "probes", "truth", "baseline")),
+                   default=None,
+                   help="comma-separated, from model,candidates,page,probes,truth,baseline (default model,candidates,"
                         "page,baseline; with --no-zoom model,baseline): 'model' is the object-scale mask at every "
                         "click, 'candidates' the most confident of the part / object / group candidates at every "
                         "click (`python -m cmp segment`), 'page' the Segment page's own code (the most confident "
                         "at an object's first click, then that candidate at its scale), 'probes' the candidates "
-                        "read from the probes' motion instead of the walk (`python -m cmp segment --no-walk`); "
-                        "without a model method no checkpoint is loaded")
+                        "read from the probes' motion instead of the walk (`python -m cmp segment --no-walk`), "
+                        "'truth' the candidate best against the true mask at every click (an upper bound of the "
+                        "choice among the three: no user has the truth); without a model method no checkpoint is "
+                        "loaded")
     q.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"mask threshold on the score (default {DEFAULT_THRESHOLD})")
     q.add_argument("--no-zoom", action="store_true", help="never crop around the clicks")
@@ -261,9 +264,10 @@ def run_segmentation(args) -> int:
         args.datasets = []
     if args.methods is None:
         args.methods = ["model", "baseline"] if args.no_zoom else ["model", "candidates", "page", "baseline"]
-    if args.no_zoom and {"candidates", "page", "probes"} & set(args.methods):
-        raise CLIError("--no-zoom does not combine with the candidates, page or probes methods (three zoom scales)")
-    uses_model = bool({"model", "candidates", "page", "probes"} & set(args.methods))
+    if args.no_zoom and {"candidates", "page", "probes", "truth"} & set(args.methods):
+        raise CLIError("--no-zoom does not combine with the candidates, page, probes or truth methods "
+                       "(three zoom scales)")
+    uses_model = bool({"model", "candidates", "page", "probes", "truth"} & set(args.methods))
     engine, info = _load_engine(args, segmentation=True) if uses_model else (None, {})
     extra = {}
     if "candidates" in args.methods:
@@ -275,6 +279,9 @@ def run_segmentation(args) -> int:
     if "probes" in args.methods:
         extra["cmp, most confident of 3, probes"] = S.candidates_method(engine, threshold=args.threshold,
                                                                         pin_frame=not args.no_pin_frame, walk=False)
+    if "truth" in args.methods:
+        extra["cmp, best of 3 by the truth"] = S.truth_choice_method(engine, threshold=args.threshold,
+                                                                     pin_frame=not args.no_pin_frame)
     if engine is not None and args.refine:
         extra.update(S.refine_methods(engine, args.refine))
     model_row = engine if "model" in args.methods else None

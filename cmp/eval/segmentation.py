@@ -42,7 +42,9 @@ IOU_AT = (1, 3, 5)
 #: counts the images that had at least one.
 FALL_IOU = 0.2
 
-#: A method maps (rgb, positive clicks, negative clicks) to an (H, W) bool mask.
+#: A method maps (rgb, positive clicks, negative clicks) to an (H, W) bool mask. A method with a
+#: true ``needs_truth`` attribute is also given the true mask (``truth=``): a measuring device, not
+#: something a user has (:func:`truth_choice_method`).
 Method = Callable[[np.ndarray, list, list], np.ndarray]
 
 
@@ -88,6 +90,7 @@ def click_ious(method: Method, rgb: np.ndarray, gt: np.ndarray, *, max_clicks: i
     neg: list[list[int]] = []
     pred = np.zeros(gt.shape, bool)
     clicked = np.zeros(gt.shape, bool)
+    truth = {"truth": gt} if getattr(method, "needs_truth", False) else {}
     out: list[float] = []
     for _ in range(max_clicks):
         click = next_click(gt, pred, clicked)
@@ -97,7 +100,7 @@ def click_ious(method: Method, rgb: np.ndarray, gt: np.ndarray, *, max_clicks: i
         x, y, is_pos = click
         clicked[y, x] = True
         (pos if is_pos else neg).append([x, y])
-        pred = np.asarray(method(rgb, list(pos), list(neg)), dtype=bool)
+        pred = np.asarray(method(rgb, list(pos), list(neg), **truth), dtype=bool)
         out.append(iou(pred, gt))
         if stop_iou is not None and len(out) >= min_clicks and out[-1] >= stop_iou:
             break
@@ -126,30 +129,37 @@ def iou_after(ious: Sequence[float], k: int) -> float:
 
 # -- methods ----------------------------------------------------------------------
 
-def _clicking(engine, candidates: bool = False, **recipe) -> Method:
+def _clicking(engine, candidates: bool = False, by_truth: bool = False, **recipe) -> Method:
     """:func:`cmp.segment.segment` as the pages run it, click after click: a later click on
     the same image zooms around the object's mask after the click before it (``around``).
     :func:`click_ious` calls a method once per click, in order; an object's first click
     (one point) starts afresh. ``candidates``: the most confident of
     :func:`cmp.candidates.segment_candidates` at each click instead (``python -m cmp segment``'s
-    default; the next click zooms around it). The probes' flows (the page's evidence) are not
-    computed when the walk gives the score."""
+    default; the next click zooms around it); with ``by_truth``, the one with the best IoU
+    against the true mask instead of the most confident. The probes' flows (the page's
+    evidence) are not computed when the walk gives the score."""
     last: dict = {}
 
-    def run(rgb, pos, neg):
+    def run(rgb, pos, neg, truth=None):
         later = len(pos) + len(neg) > 1 and last.get("image") is rgb
         before = last.get("result") if later and last.get("positives") else None
         history = zoom_history(before)
+        kept = None if before is None else before.mask
+        newest_positive = len(pos) > (last.get("positives", 0) if later else 0)  # it added to the positives
         if candidates:
             cands = segment_candidates(engine, rgb, pos, neg, **history, **recipe)
-            res = cands[best_candidate(cands)]
+            if by_truth:  # judged as shown: after the click's sign is applied (a repeat of it changes nothing)
+                res = cands[int(np.argmax([iou(following(c, kept, newest_positive).mask if pos else c.mask, truth)
+                                           for c in cands]))]
+            else:
+                res = cands[best_candidate(cands)]
         else:
             res = segment(engine, rgb, pos, neg, **history, **recipe)
-        if pos:  # the newest click is positive when it added to the positives
-            newest_positive = len(pos) > (last.get("positives", 0) if later else 0)
-            res = following(res, None if before is None else before.mask, newest_positive)
+        if pos:
+            res = following(res, kept, newest_positive)
         last.update(image=rgb, result=res, positives=len(pos))
         return res.mask
+    run.needs_truth = by_truth
     return run
 
 
@@ -158,6 +168,15 @@ def candidates_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame
     """The most confident of the part / object / group candidates at every click
     (``python -m cmp segment``'s default; ``walk`` False: with ``--no-walk``, the probes)."""
     return _clicking(engine, candidates=True, threshold=threshold, pin_frame=pin_frame, walk=walk)
+
+
+def truth_choice_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
+    """The part / object / group candidate with the best IoU against the true mask at every
+    click, each click then as :func:`candidates_method`'s: what a perfect choice among the three
+    would need, an upper bound of the choice (no user has the truth; the click after a greedy
+    choice is not always the best one). Against ``candidates_method`` it says how much of a
+    set's clicks the confidence's choice costs and how much the candidates themselves do."""
+    return _clicking(engine, candidates=True, by_truth=True, threshold=threshold, pin_frame=pin_frame)
 
 
 def page_method(engine, *, threshold: float = DEFAULT_THRESHOLD, pin_frame: bool = True) -> Method:
