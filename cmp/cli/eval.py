@@ -190,6 +190,10 @@ def _own_sets(dirs, flag: str, builtin, read) -> dict:
 
 # -- segmentation -----------------------------------------------------------
 
+#: ``eval segmentation``'s methods that read the three candidates (each needs the zoom's scales).
+CANDIDATE_METHODS = ("candidates", "page", "probes", "truth")
+
+
 def add_segmentation(tasks) -> None:
     from ..eval.segmentation import MAX_CLICKS, SETS, TUNING_SETS
     from ..refine import REFINERS
@@ -224,8 +228,7 @@ def add_segmentation(tasks) -> None:
                    help=f"also score the model with these refinements of its mask, from none,{','.join(REFINERS)} "
                         "(the model's own row uses the default of cmp.segment)")
     q.add_argument("--max-clicks", type=int, default=MAX_CLICKS, help=f"click budget (default {MAX_CLICKS})")
-    q.add_argument("--methods", type=_csv(str, ("model", "candidates", "page", "probes", "truth", "baseline")),
-                   default=None,
+    q.add_argument("--methods", type=_csv(str, ("model", *CANDIDATE_METHODS, "baseline")), default=None,
                    help="comma-separated, from model,candidates,page,probes,truth,baseline (default model,candidates,"
                         "page,baseline; with --no-zoom model,baseline): 'model' is the object-scale mask at every "
                         "click, 'candidates' the most confident of the part / object / group candidates at every "
@@ -264,10 +267,10 @@ def run_segmentation(args) -> int:
         args.datasets = []
     if args.methods is None:
         args.methods = ["model", "baseline"] if args.no_zoom else ["model", "candidates", "page", "baseline"]
-    if args.no_zoom and {"candidates", "page", "probes", "truth"} & set(args.methods):
+    if args.no_zoom and set(CANDIDATE_METHODS) & set(args.methods):
         raise CLIError("--no-zoom does not combine with the candidates, page, probes or truth methods "
                        "(three zoom scales)")
-    uses_model = bool({"model", "candidates", "page", "probes", "truth"} & set(args.methods))
+    uses_model = bool({"model", *CANDIDATE_METHODS} & set(args.methods))
     engine, info = _load_engine(args, segmentation=True) if uses_model else (None, {})
     extra = {}
     if "candidates" in args.methods:

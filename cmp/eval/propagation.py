@@ -362,7 +362,7 @@ class DatasetResult:
     epe: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     per_case: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     case_ids: list[str] = field(default_factory=list)
-    #: What the set is (real or composite); empty: a built-in set's, from :data:`cmp.eval.real.SET_KINDS`.
+    #: What the set is (real or composite): a built-in set's from :data:`cmp.eval.real.SET_KINDS`.
     kind: str = ""
 
 
@@ -386,7 +386,7 @@ class Results:
 
     def to_dict(self) -> dict:
         return {"points": self.points, "seeds": self.seeds, "methods": self.methods,
-                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": v.kind or _kind(k), "case_ids": v.case_ids,
+                "datasets": {k: {"pairs": v.pairs, "epe": v.epe, "kind": v.kind, "case_ids": v.case_ids,
                               "per_case": _rounded(v.per_case)} for k, v in self.datasets.items()},
                 "skipped": self.skipped, "info": self.info,
                 "units": f"EPE, pixels at {EVAL_WIDTH} px width"}
@@ -447,7 +447,7 @@ def run(datasets: Iterable[str] = DATASETS, methods: dict[str, Method] | None = 
                 continue
         log(f"{name}: {len(pairs)} pair(s) x {seeds} seed(s) x {len(samplings)} sampling(s)")
         ids, cases = evaluate_cases(pairs, methods, points=res.points, seeds=seeds, samplings=samplings)
-        res.datasets[name] = DatasetResult([p.name for p in pairs], case_means(cases), cases, ids, kind)
+        res.datasets[name] = DatasetResult([p.name for p in pairs], case_means(cases), cases, ids, kind or _kind(name))
     return res
 
 
@@ -458,7 +458,7 @@ def format_tables(res: Results) -> str:
     lines = []
     for name, d in res.datasets.items():
         for sampling, per in d.epe.items():
-            lines.append(f"{name} [{d.kind or _kind(name)}] ({len(d.pairs)} pair(s)), {sampling} points, "
+            lines.append(f"{name} [{d.kind}] ({len(d.pairs)} pair(s)), {sampling} points, "
                          f"EPE px at {EVAL_WIDTH} px width, mean of {res.seeds} seed(s)")
             lines.append(f"{'method':<12}" + "".join(f"{'N=' + str(n):>9}" for n in res.points))
             for m, vals in per.items():
@@ -497,7 +497,7 @@ def plot(res: Results, path: str | os.PathLike) -> Path:
             ax.minorticks_off()
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{name} [{(d.kind or _kind(name)).split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
+            ax.set_title(f"{name} [{d.kind.split(' ')[0]}] ({len(d.pairs)}), {sampling}", fontsize=10)
             ax.set_xlabel("guidance points N")
             if c == 0:
                 ax.set_ylabel(f"EPE (px at {EVAL_WIDTH} px width)")

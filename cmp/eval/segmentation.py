@@ -146,17 +146,18 @@ def _clicking(engine, candidates: bool = False, by_truth: bool = False, **recipe
         history = zoom_history(before)
         kept = None if before is None else before.mask
         newest_positive = len(pos) > (last.get("positives", 0) if later else 0)  # it added to the positives
+
+        def shown(r):  # the mask after the click's sign (cmp.segment.follow_click)
+            return following(r, kept, newest_positive) if pos else r
+
         if candidates:
             cands = segment_candidates(engine, rgb, pos, neg, **history, **recipe)
-            if by_truth:  # judged as shown: after the click's sign is applied (a repeat of it changes nothing)
-                res = cands[int(np.argmax([iou(following(c, kept, newest_positive).mask if pos else c.mask, truth)
-                                           for c in cands]))]
+            if by_truth:  # judged as shown
+                res = max((shown(c) for c in cands), key=lambda c: iou(c.mask, truth))
             else:
-                res = cands[best_candidate(cands)]
+                res = shown(cands[best_candidate(cands)])
         else:
-            res = segment(engine, rgb, pos, neg, **history, **recipe)
-        if pos:
-            res = following(res, kept, newest_positive)
+            res = shown(segment(engine, rgb, pos, neg, **history, **recipe))
         last.update(image=rgb, result=res, positives=len(pos))
         return res.mask
     run.needs_truth = by_truth
