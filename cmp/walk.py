@@ -199,17 +199,28 @@ def solve_walk(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> np.nd
         return np.zeros((h, w), np.float32)
     if not (lab == 0).any():
         return np.ones((h, w), np.float32)
-    unknown = labels < 0
-    if not unknown.any():
+    if not (labels < 0).any():
         return (labels == 1).astype(np.float32)
+    values, rhs = walk_system(right, down, labels)
+    x = _factor(h, w).solve(values, rhs)
+    return np.clip(x, 0.0, 1.0).reshape(h, w).astype(np.float32)
+
+
+def walk_system(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Dirichlet system :func:`solve_walk` solves, in :class:`_GridFactor`'s layout: ``values``
+    (the diagonal, then the right and the down neighbours' entries, each flattened) and ``rhs``
+    (h x w,). Seeded rows are 1 on the diagonal (their value on the right-hand side) and 0 beside
+    it, so the matrix is symmetric and the same one answers the adjoint problem
+    (:func:`cmp.train.losses.walk_solve_loss`)."""
+    unknown = labels < 0
     obj = (labels == 1).astype(np.float64)
-    deg = np.zeros((h, w))
+    deg = np.zeros(labels.shape)
     deg[:, 1:] += right
     deg[:, :-1] += right
     deg[1:, :] += down
     deg[:-1, :] += down
     # an unseeded cell next to a seeded one: the edge's weight x the seed's value, on the right-hand side
-    rhs = np.zeros((h, w))
+    rhs = np.zeros(labels.shape)
     rhs[:, 1:] += right * obj[:, :-1]
     rhs[:, :-1] += right * obj[:, 1:]
     rhs[1:, :] += down * obj[:-1, :]
@@ -218,9 +229,7 @@ def solve_walk(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> np.nd
     diag = np.where(unknown, deg, 1.0)
     off_right = -right * (unknown[:, 1:] & unknown[:, :-1])  # edges between unseeded cells only
     off_down = -down * (unknown[1:, :] & unknown[:-1, :])
-    values = np.concatenate([diag.ravel(), off_right.ravel(), off_down.ravel()])
-    x = _factor(h, w).solve(values, rhs.ravel())
-    return np.clip(x, 0.0, 1.0).reshape(h, w).astype(np.float32)
+    return np.concatenate([diag.ravel(), off_right.ravel(), off_down.ravel()]), rhs.ravel()
 
 
 def walk_probability(grid: np.ndarray, beta: float, positive: np.ndarray, negative: np.ndarray, *,

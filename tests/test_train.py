@@ -637,3 +637,62 @@ def test_walk_target_layers_trains_on_synthetic_scenes_and_names_a_bad_target(tm
         train(TrainConfig(data=None, out=str(tmp_path / "bad"), arch="tiny-affinity", steps=1, batch=2, crop=64,
                           precision="fp32", device="cpu", walk_weight=0.5, walk_target="labels"),
               log=lambda *a: None)
+
+
+def _leaky_embedding(leak: bool) -> torch.Tensor:
+    """A (1, 4, 32, 32) embedding (a 16 x 16 walk grid) of :func:`_cut_out_square`'s scene: the
+    cut-out's cells unlike the background's; with ``leak``, a one-cell neck below it joins a
+    background region that looks like it."""
+    torch.manual_seed(0)
+    e = 0.1 * torch.randn(1, 4, 32, 32)
+    e[:, 0, 8:20, 8:20] += 3.0  # the cut-out: walk cells 4-9
+    if leak:
+        e[:, 0, 20:22, 14:16] += 3.0  # the neck: cell (row 10, column 7)
+        e[:, 0, 22:30, 4:28] += 3.0  # the look-alike region: cell rows 11-14
+    return e
+
+
+def _cut_out_square() -> torch.Tensor:
+    labels = torch.zeros(1, 64, 64, dtype=torch.long)
+    labels[:, 16:40, 16:40] = 1
+    return labels
+
+
+def test_walk_solve_is_the_walks_own_answer_and_differentiable():
+    from cmp.train.losses import walk_solve
+    from cmp.walk import seed_labels, solve_walk
+    rng = np.random.default_rng(0)
+    right = torch.tensor(rng.uniform(0.05, 1.0, (6, 6)), dtype=torch.float64, requires_grad=True)
+    down = torch.tensor(rng.uniform(0.05, 1.0, (5, 7)), dtype=torch.float64, requires_grad=True)
+    seeds = seed_labels(6, 7, np.array([[3, 3]]), np.array([[5, 1]]))
+    x = walk_solve(right, down, seeds)
+    assert np.allclose(x.detach().numpy(), solve_walk(right.detach().numpy(), down.detach().numpy(), seeds), atol=1e-6)
+    assert torch.autograd.gradcheck(lambda r, d: walk_solve(r, d, seeds), (right, down))
+
+
+def test_walk_solve_loss_finds_a_flood_and_pulls_at_its_neck():
+    from cmp.train.losses import walk_solve_loss
+    labels = _cut_out_square()
+    assert float(walk_solve_loss(_leaky_embedding(False), 1.0, labels)) < 0.01
+    e = _leaky_embedding(True).requires_grad_(True)
+    loss = walk_solve_loss(e, 1.0, labels)
+    assert float(loss) > 1.0  # the walk from the cut-out's deepest cell floods the look-alike region
+    loss.backward()
+    g = torch.nn.functional.avg_pool2d(e.grad[0].abs().sum(0)[None, None], 2)[0, 0]  # per walk cell
+    assert g[10, 7] > 10 * g[11:15, 1:14].mean()  # most of the gradient at the neck, not spread over the flood
+    assert float(walk_solve_loss(torch.randn(1, 4, 32, 32), 1.0, torch.full_like(labels, -1))) == 0.0  # a video pair
+
+
+def test_walk_solve_weight_adds_its_loss_to_training_and_refuses_a_bin_model(tmp_path):
+    def run(name, **kw):
+        cfg = TrainConfig(data=None, out=str(tmp_path / name), arch="tiny-affinity", steps=2, batch=2, crop=64,
+                          lr=5e-3, warmup=1, synth_prob=1.0, save_every=2, val_every=1000, precision="fp32",
+                          device="cpu", seed=7, **kw)
+        train(cfg, log=lambda *a: None)
+        return [json.loads(line)["loss"] for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+    plain, solved = run("plain"), run("solved", walk_solve_weight=0.5)
+    # seed 7's first batch holds a cut-out of 165 walk cells: the same batch, the walk's answer added
+    assert all(np.isfinite(solved)) and solved[0] > plain[0]
+    with pytest.raises(ValueError, match="affinity"):
+        train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
+                          precision="fp32", device="cpu", walk_solve_weight=0.5), log=lambda *a: None)

@@ -22,7 +22,8 @@ from ..checkpoints import save_checkpoint
 from ..device import Runtime
 from ..model import CONFIGS, CMPConfig, build_cmp
 from .data import MixedSampler, collate, load_pairs, training_guidance
-from .losses import LAYER_TARGETS, WALK_LOSS_SIGMA, WALK_TARGETS, training_loss, walk_affinity_loss, walk_layer_loss
+from .losses import (LAYER_TARGETS, WALK_LOSS_SIGMA, WALK_TARGETS, training_loss, walk_affinity_loss, walk_layer_loss,
+                     walk_solve_loss)
 from ..scenes.photos import default_photos
 from ..scenes.synthetic import HELDOUT_SEED_BASE, make_scene
 
@@ -53,6 +54,9 @@ class TrainConfig:
     #: synthetic scenes' layer map (:func:`~cmp.train.losses.walk_layer_loss`), or a variant of it
     #: (:data:`~cmp.train.losses.LAYER_TARGETS`: "layers-thin", "layers-across", "layers-balanced")
     walk_target: str = "flow"
+    #: affinity models: weight of the loss on the walk's answer to a first click
+    #: (:func:`cmp.train.losses.walk_solve_loss`; the synthetic scenes' layer map, video pairs add nothing)
+    walk_solve_weight: float = 0.0
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -207,12 +211,13 @@ def train(cfg: TrainConfig, log=print) -> Path:
     model = build_cmp(mcfg).train().to(rt.device)
     if cfg.parallax_scene_mode and not getattr(model, "supports_scene_motion", False):
         raise ValueError(f"--parallax-scene-mode needs an affinity architecture, not {cfg.arch}")
-    if cfg.walk_weight and not hasattr(model, "log_beta"):
-        raise ValueError(f"--walk-weight needs an affinity architecture, not {mcfg.name}")
+    walks = bool(cfg.walk_weight or cfg.walk_solve_weight)
+    if walks and not hasattr(model, "log_beta"):
+        raise ValueError(f"--walk-weight and --walk-solve-weight need an affinity architecture, not {mcfg.name}")
     if cfg.walk_target not in WALK_TARGETS:
         raise ValueError(f"walk_target must be one of {', '.join(WALK_TARGETS)}, not {cfg.walk_target!r}")
-    if cfg.walk_weight and world > 1:
-        raise ValueError("--walk-weight runs in one process only")
+    if walks and world > 1:
+        raise ValueError("--walk-weight and --walk-solve-weight run in one process only")
     trained = freeze_all_but(model, cfg.only)
     if cfg.only:
         log(f"training only {len(trained)} tensors: {', '.join(trained[:8])}{' ...' if len(trained) > 8 else ''}")
@@ -269,14 +274,17 @@ def train(cfg: TrainConfig, log=print) -> Path:
         mode = {"still": (~batch["camera"]).tolist()} if cfg.parallax_scene_mode else {}
         flow, valid = batch["flow"].to(rt.device), batch["valid"].to(rt.device)
         with rt.autocast():
-            if cfg.walk_weight:  # the embedding is needed beside the flow
+            if walks:  # the embedding is needed beside the flow
                 feats = model.encode_image(img)
                 pred = model.decode(feats, sparse, **mode)
             else:
                 pred = net(img, sparse, **mode)
         loss = training_loss(mcfg, pred, flow, valid, epe_weight=cfg.epe_weight)
-        if cfg.walk_weight:
+        if walks:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
+        if cfg.walk_solve_weight:
+            loss = loss + cfg.walk_solve_weight * walk_solve_loss(feats.embed, beta, batch["labels"])
+        if cfg.walk_weight:
             if cfg.walk_target in LAYER_TARGETS:
                 walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device),
                                        **LAYER_TARGETS[cfg.walk_target])

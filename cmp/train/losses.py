@@ -6,11 +6,16 @@ directly and train on the end-point error.
 """
 from __future__ import annotations
 
+import math
+
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..model import BinHead, CMPConfig
-from ..walk import WALK_POOL, WALK_SHARPNESS
+from ..walk import (_EPS, WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_POOL, WALK_SHARPNESS, _factor, seed_labels,
+                    walk_system)
 
 
 def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
@@ -142,8 +147,7 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     ten to one even with ``across``); otherwise every case counts once."""
     shape, edges = _walk_edges(embed, beta)
     lab = labels.float()[:, None]
-    hi = F.adaptive_max_pool2d(lab, shape)[:, 0]
-    lo = -F.adaptive_max_pool2d(-lab, shape)[:, 0]
+    hi, lo = _grid_layers(labels, shape)
     known = (hi == lo) & (hi >= 0)
     holds = known & (hi > 0)  # cells that belong to a cut-out, for the "together" pairs
     if thin:  # ... or show one cut-out and the background only: the lowest cut-out label is the highest
@@ -167,6 +171,109 @@ def walk_layer_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     if balanced:
         return 0.5 * (mean(join, n_join) + mean(cut, n_cut))
     return mean(join + cut, n_join + n_cut)
+
+
+def _grid_layers(labels: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """The highest and the lowest layer label (B, h, w) of the pixels of each cell of the walk's grid
+    ``shape``: a cell shows one layer alone where they are equal."""
+    lab = labels.float()[:, None]
+    return F.adaptive_max_pool2d(lab, shape)[:, 0], -F.adaptive_max_pool2d(-lab, shape)[:, 0]
+
+
+#: :func:`walk_solve_loss`: the walk's sharpness it is read at (the grouping model's, whose members
+#: were trained at :data:`cmp.walk.WALK_SHARPNESS` and are read at this), the fewest cells of one
+#: cut-out that make a sample count, and the exponent that maps the first click's level to 0.5.
+WALK_SOLVE_SHARPNESS = 16.0
+WALK_SOLVE_MIN_CELLS = 6
+_SOLVE_EXPONENT = math.log(0.5) / math.log(1.0 - WALK_LEVEL_FIRST)
+
+
+class _WalkSolve(torch.autograd.Function):
+    """The walk's chances (h, w) on one grid with edge weights ``right`` (h, w - 1) and ``down``
+    (h - 1, w) and seeds ``labels`` (:func:`cmp.walk.seed_labels`), exactly, by the walk's own
+    sparse solve (:func:`cmp.walk.walk_system`); differentiable in the weights. With A x = b the
+    system and l the loss, the adjoint A y = dl/dx (A is symmetric; y is 0 at the seeds) gives
+    dl/dw = -(y_p - y_q)(x_p - x_q) for the edge w between cells p and q."""
+
+    @staticmethod
+    def forward(ctx, right, down, labels):
+        r, d = right.detach().double().cpu().numpy(), down.detach().double().cpu().numpy()
+        values, rhs = walk_system(r, d, labels)
+        factor = _factor(*labels.shape)
+        x = factor.solve(values, rhs).reshape(labels.shape)
+        ctx.values, ctx.labels, ctx.x = values, labels, x
+        return torch.from_numpy(x).to(right)
+
+    @staticmethod
+    def backward(ctx, grad):
+        unknown = ctx.labels < 0
+        g = np.where(unknown, grad.double().cpu().numpy(), 0.0)
+        y = _factor(*ctx.labels.shape).solve(ctx.values, g.ravel()).reshape(g.shape) * unknown
+        x = ctx.x
+        gr = -(y[:, 1:] - y[:, :-1]) * (x[:, 1:] - x[:, :-1])
+        gd = -(y[1:, :] - y[:-1, :]) * (x[1:, :] - x[:-1, :])
+        like = grad
+        return torch.from_numpy(gr).to(like), torch.from_numpy(gd).to(like), None
+
+
+def walk_solve(right: torch.Tensor, down: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """The chance (h, w) that a walk from each cell reaches a positive seed first (:class:`_WalkSolve`)."""
+    return _WalkSolve.apply(right, down, labels)
+
+
+def _deepest_cell(cells: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the cell of the bool grid ``cells`` farthest from its outline (the grid's edge counts)."""
+    d = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(d)), d.shape)
+    return int(x), int(y)
+
+
+def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *,
+                    sharpness: float = WALK_SOLVE_SHARPNESS, min_cells: int = WALK_SOLVE_MIN_CELLS) -> torch.Tensor:
+    """How far the random walk's answer to a first click is from the cut-out clicked.
+
+    The other walk losses score each pair of neighbouring cells on its own; a flood is made by a
+    few strong edges across a thin neck, which they count as one pair among thousands. This one
+    reads the walk's solution: for each sample with a layer map (``labels`` as in
+    :func:`walk_layer_loss`; video pairs add nothing), the cut-out with the most cells of its own
+    on the walk's grid (at least ``min_cells``) is clicked at its deepest cell, the grid's border
+    is background away from the click (:func:`cmp.walk.seed_labels`, as at inference), and the walk
+    is solved exactly at the inference ``sharpness`` (:func:`walk_solve`). The chance p is mapped to
+    q = 1 - (1 - p)^m with q = 0.5 at the first click's level (:data:`cmp.walk.WALK_LEVEL_FIRST`);
+    the loss is the cross-entropy of q, the cut-out's own cells counting 1 and those of every other
+    layer 0, the two sides weighed equally; cells of two layers do not count. Its gradient reaches
+    every edge through the solve, most the edges a leak runs through."""
+    shape, edges = _walk_edges(embed, beta)
+    hi, lo = _grid_layers(labels, shape)
+    pure = ((hi == lo) & (hi >= 0)).cpu().numpy()
+    layer = hi.cpu().numpy().astype(np.int64)
+    (_, n_r, x_r), (_, n_d, x_d) = edges
+    scale = sharpness / WALK_SHARPNESS
+    right = torch.exp(-scale * x_r.double()) + _EPS
+    down = torch.exp(-scale * x_d.double()) + _EPS
+    total, used = embed.new_zeros((), dtype=torch.float64), 0
+    for b in range(labels.shape[0]):
+        own = pure[b] & (layer[b] > 0)
+        if not own.any():
+            continue
+        ids, counts = np.unique(layer[b][own], return_counts=True)
+        if counts.max() < min_cells:
+            continue
+        k = ids[int(np.argmax(counts))]
+        target = pure[b] & (layer[b] == k)
+        other = pure[b] & (layer[b] != k)
+        if not other.any():
+            continue
+        h, w = target.shape
+        seeds = seed_labels(h, w, np.array([_deepest_cell(target)]), np.zeros((0, 2)), border=True,
+                            clearance=WALK_BORDER_CLEARANCE)
+        p = walk_solve(right[b], down[b], seeds).clamp(1e-6, 1.0 - 1e-6)
+        log_miss = _SOLVE_EXPONENT * torch.log1p(-p)  # log(1 - q), exact where the walk is sure (no clamp on q)
+        log_hit = torch.log(-torch.expm1(log_miss))  # log q
+        t, o = torch.from_numpy(target).to(p.device), torch.from_numpy(other).to(p.device)
+        total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean())
+        used += 1
+    return (total / max(used, 1)).float()
 
 
 def _cut_cost(x: torch.Tensor) -> torch.Tensor:
