@@ -683,6 +683,17 @@ def test_walk_solve_loss_finds_a_flood_and_pulls_at_its_neck():
     assert float(walk_solve_loss(torch.randn(1, 4, 32, 32), 1.0, torch.full_like(labels, -1))) == 0.0  # a video pair
 
 
+def test_walk_solve_loss_second_click_cuts_the_flood_where_the_protocol_clicks():
+    from cmp.train.losses import walk_solve_loss
+    labels = _cut_out_square()
+    one = float(walk_solve_loss(_leaky_embedding(True), 1.0, labels))
+    # the first answer floods the look-alike region; the protocol's second click is negative there, and the
+    # walk's second answer (its seed cutting the region off) halves the mean of the two
+    two = float(walk_solve_loss(_leaky_embedding(True), 1.0, labels, clicks=2))
+    assert two < 0.6 * one
+    assert float(walk_solve_loss(_leaky_embedding(False), 1.0, labels, clicks=2)) < 0.01  # nothing left to fix
+
+
 def test_walk_solve_weight_adds_its_loss_to_training_and_refuses_a_bin_model(tmp_path):
     def run(name, **kw):
         cfg = TrainConfig(data=None, out=str(tmp_path / name), arch="tiny-affinity", steps=2, batch=2, crop=64,
@@ -693,6 +704,7 @@ def test_walk_solve_weight_adds_its_loss_to_training_and_refuses_a_bin_model(tmp
     plain, solved = run("plain"), run("solved", walk_solve_weight=0.5)
     # seed 7's first batch holds a cut-out of 165 walk cells: the same batch, the walk's answer added
     assert all(np.isfinite(solved)) and solved[0] > plain[0]
+    assert all(np.isfinite(run("two", walk_solve_weight=0.5, walk_solve_clicks=2)))
     with pytest.raises(ValueError, match="affinity"):
         train(TrainConfig(data=None, out=str(tmp_path / "bins"), arch="tiny", steps=1, batch=2, crop=64,
                           precision="fp32", device="cpu", walk_solve_weight=0.5), log=lambda *a: None)

@@ -79,7 +79,8 @@ def register(sub) -> None:
                       ("threads", int), ("warmup", int), ("epe-weight", float),
                       ("pan-prob", float), ("parallax-prob", float), ("prior-lr-mult", float),
                       ("emoji-prob", float), ("same-photo-prob", float), ("parts-prob", float),
-                      ("walk-weight", float), ("walk-sigma", float), ("walk-solve-weight", float)):
+                      ("walk-weight", float), ("walk-sigma", float), ("walk-solve-weight", float),
+                      ("walk-solve-clicks", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--walk-target", choices=WALK_TARGETS, dest="walk_target",
                    help="what --walk-weight's loss fits the walk's edge weights to: the training flow's differences "

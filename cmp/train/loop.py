@@ -57,6 +57,8 @@ class TrainConfig:
     #: affinity models: weight of the loss on the walk's answer to a first click
     #: (:func:`cmp.train.losses.walk_solve_loss`; the synthetic scenes' layer map, video pairs add nothing)
     walk_solve_weight: float = 0.0
+    #: ... and how many clicks each scene's walk answers there (each placed where the click protocol would)
+    walk_solve_clicks: int = 1
     prior_lr_mult: float = 1.0  # learning-rate multiplier of the model's scalar priors (see param_groups)
     only: str | None = None  # comma-separated parameter-name prefixes to train; the rest frozen, BN statistics kept
     photo_dir: str | None = None  # folder with OpenCV's sample photos (opencv-doc examples/data), added to scikit-image's
@@ -283,7 +285,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
         if walks:
             beta = torch.nn.functional.softplus(model.log_beta).detach()
         if cfg.walk_solve_weight:
-            loss = loss + cfg.walk_solve_weight * walk_solve_loss(feats.embed, beta, batch["labels"])
+            loss = loss + cfg.walk_solve_weight * walk_solve_loss(feats.embed, beta, batch["labels"],
+                                                                      clicks=cfg.walk_solve_clicks)
         if cfg.walk_weight:
             if cfg.walk_target in LAYER_TARGETS:
                 walk = walk_layer_loss(feats.embed, beta, batch["labels"].to(rt.device),

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..model import BinHead, CMPConfig
-from ..walk import (_EPS, WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_POOL, WALK_SHARPNESS, _factor, seed_labels,
-                    walk_system)
+from ..walk import (_EPS, WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_POOL, WALK_SHARPNESS, _factor,
+                    seed_labels, walk_system)
 
 
 def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
@@ -186,6 +186,7 @@ def _grid_layers(labels: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tenso
 WALK_SOLVE_SHARPNESS = 16.0
 WALK_SOLVE_MIN_CELLS = 6
 _SOLVE_EXPONENT = math.log(0.5) / math.log(1.0 - WALK_LEVEL_FIRST)
+_SOLVE_EXPONENT_LATER = math.log(0.5) / math.log(1.0 - WALK_LEVEL_LATER)
 
 
 class _WalkSolve(torch.autograd.Function):
@@ -228,7 +229,7 @@ def _deepest_cell(cells: np.ndarray) -> tuple[int, int]:
     return int(x), int(y)
 
 
-def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *,
+def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *, clicks: int = 1,
                     sharpness: float = WALK_SOLVE_SHARPNESS, min_cells: int = WALK_SOLVE_MIN_CELLS) -> torch.Tensor:
     """How far the random walk's answer to a first click is from the cut-out clicked.
 
@@ -242,7 +243,13 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     q = 1 - (1 - p)^m with q = 0.5 at the first click's level (:data:`cmp.walk.WALK_LEVEL_FIRST`);
     the loss is the cross-entropy of q, the cut-out's own cells counting 1 and those of every other
     layer 0, the two sides weighed equally; cells of two layers do not count. Its gradient reaches
-    every edge through the solve, most the edges a leak runs through."""
+    every edge through the solve, most the edges a leak runs through.
+
+    ``clicks`` > 1: each answer is followed by the next click as the click protocol places it (the
+    deepest cell of the deeper error region among the cells of one layer: positive on the missed
+    cut-out, negative on what joined it), answered at the later clicks' level
+    (:data:`cmp.walk.WALK_LEVEL_LATER`); the sample's loss is the mean over its clicks (an answer
+    with nothing left to fix counts for the clicks it saves)."""
     shape, edges = _walk_edges(embed, beta)
     hi, lo = _grid_layers(labels, shape)
     pure = ((hi == lo) & (hi >= 0)).cpu().numpy()
@@ -265,13 +272,25 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
         if not other.any():
             continue
         h, w = target.shape
-        seeds = seed_labels(h, w, np.array([_deepest_cell(target)]), np.zeros((0, 2)), border=True,
-                            clearance=WALK_BORDER_CLEARANCE)
-        p = walk_solve(right[b], down[b], seeds).clamp(1e-6, 1.0 - 1e-6)
-        log_miss = _SOLVE_EXPONENT * torch.log1p(-p)  # log(1 - q), exact where the walk is sure (no clamp on q)
-        log_hit = torch.log(-torch.expm1(log_miss))  # log q
-        t, o = torch.from_numpy(target).to(p.device), torch.from_numpy(other).to(p.device)
-        total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean())
+        t, o = torch.from_numpy(target).to(right.device), torch.from_numpy(other).to(right.device)
+        pos, neg = [_deepest_cell(target)], []
+        for click in range(clicks):
+            seeds = seed_labels(h, w, np.array(pos), np.array(neg).reshape(-1, 2), border=True,
+                                clearance=WALK_BORDER_CLEARANCE)
+            p = walk_solve(right[b], down[b], seeds).clamp(1e-6, 1.0 - 1e-6)
+            exponent = _SOLVE_EXPONENT if click == 0 else _SOLVE_EXPONENT_LATER
+            log_miss = exponent * torch.log1p(-p)  # log(1 - q), exact where the walk is sure (no clamp on q)
+            log_hit = torch.log(-torch.expm1(log_miss))  # log q
+            total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean()) / clicks
+            if click + 1 < clicks:  # the next click where the protocol puts it: the deeper error region's deepest cell
+                shown = (log_miss < math.log(0.5)).detach().cpu().numpy()
+                missed, extra = target & ~shown, other & shown
+                if not (missed.any() or extra.any()):
+                    total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean()) * (clicks - click - 1) / clicks
+                    break
+                depth = lambda m: cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 5).max()  # noqa: E731
+                (pos if depth(missed) >= depth(extra) else neg).append(
+                    _deepest_cell(missed if depth(missed) >= depth(extra) else extra))
         used += 1
     return (total / max(used, 1)).float()
 
