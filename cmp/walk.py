@@ -55,7 +55,7 @@ WALK_BORDER_CLEARANCE = 0.1
 WALK_LEVEL_FIRST = 0.2
 WALK_LEVEL_LATER = 0.35
 #: The weights' floor: cut edges stay solvable.
-_EPS = 1e-6
+WALK_WEIGHT_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ def edge_weights(grid: np.ndarray, beta: float, sharpness: float = WALK_SHARPNES
     """(right, down) weights exp(-sharpness x beta x |E(p) - E(q)|^2) + a floor of the features
     ``grid`` (D, h, w); see :class:`WalkGraph`."""
     g = grid.astype(np.float64, copy=False)
-    right = np.exp(-sharpness * beta * ((g[:, :, 1:] - g[:, :, :-1]) ** 2).sum(0)) + _EPS
-    down = np.exp(-sharpness * beta * ((g[:, 1:, :] - g[:, :-1, :]) ** 2).sum(0)) + _EPS
+    right = np.exp(-sharpness * beta * ((g[:, :, 1:] - g[:, :, :-1]) ** 2).sum(0)) + WALK_WEIGHT_FLOOR
+    down = np.exp(-sharpness * beta * ((g[:, 1:, :] - g[:, :-1, :]) ** 2).sum(0)) + WALK_WEIGHT_FLOOR
     return right, down
 
 
@@ -202,15 +202,20 @@ def solve_walk(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> np.nd
     if not (labels < 0).any():
         return (labels == 1).astype(np.float32)
     values, rhs = walk_system(right, down, labels)
-    x = _factor(h, w).solve(values, rhs)
-    return np.clip(x, 0.0, 1.0).reshape(h, w).astype(np.float32)
+    return np.clip(solve_system(values, rhs, (h, w)), 0.0, 1.0).astype(np.float32)
+
+
+def solve_system(values: np.ndarray, rhs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """x (h, w) of the grid ``shape``'s system A x = ``rhs`` (h x w flattened), A given by ``values``
+    in :func:`walk_system`'s layout; one factorization per grid shape (:class:`_GridFactor`)."""
+    return _factor(*shape).solve(values, rhs).reshape(shape)
 
 
 def walk_system(right: np.ndarray, down: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Dirichlet system :func:`solve_walk` solves, in :class:`_GridFactor`'s layout: ``values``
-    (the diagonal, then the right and the down neighbours' entries, each flattened) and ``rhs``
-    (h x w,). Seeded rows are 1 on the diagonal (their value on the right-hand side) and 0 beside
-    it, so the matrix is symmetric and the same one answers the adjoint problem
+    """The Dirichlet system :func:`solve_walk` solves: ``values`` (the diagonal, then the right and
+    the down neighbours' entries, each flattened: :class:`_GridFactor`'s layout) and ``rhs`` (the
+    grid flattened). Seeded rows are 1 on the diagonal (their value on the right-hand side) and 0
+    beside it, so the matrix is symmetric and the same one answers the adjoint problem
     (:func:`cmp.train.losses.walk_solve_loss`)."""
     unknown = labels < 0
     obj = (labels == 1).astype(np.float64)

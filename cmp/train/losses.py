@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..model import BinHead, CMPConfig
-from ..walk import (_EPS, WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_POOL, WALK_SHARPNESS, _factor,
-                    seed_labels, walk_system)
+from ..walk import (WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_POOL, WALK_SHARPNESS,
+                    WALK_WEIGHT_FLOOR, seed_labels, solve_system, walk_system)
 
 
 def discrete_loss(logits: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, num_bins: int,
@@ -200,8 +200,7 @@ class _WalkSolve(torch.autograd.Function):
     def forward(ctx, right, down, labels):
         r, d = right.detach().double().cpu().numpy(), down.detach().double().cpu().numpy()
         values, rhs = walk_system(r, d, labels)
-        factor = _factor(*labels.shape)
-        x = factor.solve(values, rhs).reshape(labels.shape)
+        x = solve_system(values, rhs, labels.shape)
         ctx.values, ctx.labels, ctx.x = values, labels, x
         return torch.from_numpy(x).to(right)
 
@@ -209,12 +208,11 @@ class _WalkSolve(torch.autograd.Function):
     def backward(ctx, grad):
         unknown = ctx.labels < 0
         g = np.where(unknown, grad.double().cpu().numpy(), 0.0)
-        y = _factor(*ctx.labels.shape).solve(ctx.values, g.ravel()).reshape(g.shape) * unknown
+        y = solve_system(ctx.values, g.ravel(), g.shape) * unknown
         x = ctx.x
         gr = -(y[:, 1:] - y[:, :-1]) * (x[:, 1:] - x[:, :-1])
         gd = -(y[1:, :] - y[:-1, :]) * (x[1:, :] - x[:-1, :])
-        like = grad
-        return torch.from_numpy(gr).to(like), torch.from_numpy(gd).to(like), None
+        return torch.from_numpy(gr).to(grad), torch.from_numpy(gd).to(grad), None
 
 
 def walk_solve(right: torch.Tensor, down: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
@@ -222,10 +220,18 @@ def walk_solve(right: torch.Tensor, down: torch.Tensor, labels: np.ndarray) -> t
     return _WalkSolve.apply(right, down, labels)
 
 
+def _inside(cells: np.ndarray) -> np.ndarray:
+    """Each cell's distance to the outline of the bool grid ``cells`` (the grid's edge counts)."""
+    return cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
+def _depth(cells: np.ndarray) -> float:
+    return float(_inside(cells).max())
+
+
 def _deepest_cell(cells: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the cell of the bool grid ``cells`` farthest from its outline (the grid's edge counts)."""
-    d = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(int(np.argmax(d)), d.shape)
+    """(x, y) of the cell of the bool grid ``cells`` farthest from its outline."""
+    y, x = np.unravel_index(int(np.argmax(_inside(cells))), cells.shape)
     return int(x), int(y)
 
 
@@ -254,10 +260,10 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     hi, lo = _grid_layers(labels, shape)
     pure = ((hi == lo) & (hi >= 0)).cpu().numpy()
     layer = hi.cpu().numpy().astype(np.int64)
-    (_, n_r, x_r), (_, n_d, x_d) = edges
+    (_, _, x_r), (_, _, x_d) = edges
     scale = sharpness / WALK_SHARPNESS
-    right = torch.exp(-scale * x_r.double()) + _EPS
-    down = torch.exp(-scale * x_d.double()) + _EPS
+    right = torch.exp(-scale * x_r.double()) + WALK_WEIGHT_FLOOR
+    down = torch.exp(-scale * x_d.double()) + WALK_WEIGHT_FLOOR
     total, used = embed.new_zeros((), dtype=torch.float64), 0
     for b in range(labels.shape[0]):
         own = pure[b] & (layer[b] > 0)
@@ -288,9 +294,8 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
                 if not (missed.any() or extra.any()):
                     total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean()) * (clicks - click - 1) / clicks
                     break
-                depth = lambda m: cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 5).max()  # noqa: E731
-                (pos if depth(missed) >= depth(extra) else neg).append(
-                    _deepest_cell(missed if depth(missed) >= depth(extra) else extra))
+                positive = _depth(missed) >= _depth(extra)
+                (pos if positive else neg).append(_deepest_cell(missed if positive else extra))
         used += 1
     return (total / max(used, 1)).float()
 
