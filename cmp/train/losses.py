@@ -249,7 +249,8 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     q = 1 - (1 - p)^m with q = 0.5 at the first click's level (:data:`cmp.walk.WALK_LEVEL_FIRST`);
     the loss is the cross-entropy of q, the cut-out's own cells counting 1 and those of every other
     layer 0, the two sides weighed equally; cells of two layers do not count. Its gradient reaches
-    every edge through the solve, most the edges a leak runs through.
+    every edge through the solve, most the edges a leak runs through. The solves run on the CPU
+    (the walk's own sparse factorization), one sample at a time, whatever the model's device.
 
     ``clicks`` > 1: each answer is followed by the next click as the click protocol places it (the
     deepest cell of the deeper error region among the cells of one layer: positive on the missed
@@ -287,12 +288,13 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
             exponent = _SOLVE_EXPONENT if click == 0 else _SOLVE_EXPONENT_LATER
             log_miss = exponent * torch.log1p(-p)  # log(1 - q), exact where the walk is sure (no clamp on q)
             log_hit = torch.log(-torch.expm1(log_miss))  # log q
-            total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean()) / clicks
+            answer = 0.5 * (-log_hit[t].mean() - log_miss[o].mean())
+            total = total + answer / clicks
             if click + 1 < clicks:  # the next click where the protocol puts it: the deeper error region's deepest cell
                 shown = (log_miss < math.log(0.5)).detach().cpu().numpy()
                 missed, extra = target & ~shown, other & shown
-                if not (missed.any() or extra.any()):
-                    total = total + 0.5 * (-log_hit[t].mean() - log_miss[o].mean()) * (clicks - click - 1) / clicks
+                if not (missed.any() or extra.any()):  # nothing left to fix: this answer stands for the clicks left
+                    total = total + answer * (clicks - click - 1) / clicks
                     break
                 positive = _depth(missed) >= _depth(extra)
                 (pos if positive else neg).append(_deepest_cell(missed if positive else extra))
