@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..eval.segmentation import next_click
 from ..model import BinHead, CMPConfig
 from ..walk import (WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_POOL, WALK_SHARPNESS,
                     WALK_WEIGHT_FLOOR, seed_labels, solve_system, walk_system)
@@ -220,21 +220,6 @@ def walk_solve(right: torch.Tensor, down: torch.Tensor, labels: np.ndarray) -> t
     return _WalkSolve.apply(right, down, labels)
 
 
-def _inside(cells: np.ndarray) -> np.ndarray:
-    """Each cell's distance to the outline of the bool grid ``cells`` (the grid's edge counts)."""
-    return cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-
-
-def _depth(cells: np.ndarray) -> float:
-    return float(_inside(cells).max())
-
-
-def _deepest_cell(cells: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the cell of the bool grid ``cells`` farthest from its outline."""
-    y, x = np.unravel_index(int(np.argmax(_inside(cells))), cells.shape)
-    return int(x), int(y)
-
-
 def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: torch.Tensor, *, clicks: int = 1,
                     sharpness: float = WALK_SOLVE_SHARPNESS, min_cells: int = WALK_SOLVE_MIN_CELLS) -> torch.Tensor:
     """How far the random walk's answer to a first click is from the cut-out clicked.
@@ -252,10 +237,10 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     every edge through the solve, most the edges a leak runs through. The solves run on the CPU
     (the walk's own sparse factorization), one sample at a time, whatever the model's device.
 
-    ``clicks`` > 1: each answer is followed by the next click as the click protocol places it (the
-    deepest cell of the deeper error region among the cells of one layer: positive on the missed
-    cut-out, negative on what joined it), answered at the later clicks' level
-    (:data:`cmp.walk.WALK_LEVEL_LATER`); the sample's loss is the mean over its clicks (an answer
+    ``clicks`` > 1: each answer is followed by the next click as the click protocol places it
+    (:func:`cmp.eval.segmentation.next_click` on the cells of one layer: the deepest cell of the
+    deeper error region, positive on the missed cut-out, negative on what joined it, never a cell
+    twice), answered at the later clicks' level (:data:`cmp.walk.WALK_LEVEL_LATER`); the sample's loss is the mean over its clicks (an answer
     with nothing left to fix counts for the clicks it saves)."""
     shape, edges = _walk_edges(embed, beta)
     hi, lo = _grid_layers(labels, shape)
@@ -280,7 +265,10 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
             continue
         h, w = target.shape
         t, o = torch.from_numpy(target).to(right.device), torch.from_numpy(other).to(right.device)
-        pos, neg = [_deepest_cell(target)], []
+        clicked = np.zeros_like(target)
+        x0, y0, _ = next_click(target, np.zeros_like(target))
+        pos, neg = [(x0, y0)], []
+        clicked[y0, x0] = True
         for click in range(clicks):
             seeds = seed_labels(h, w, np.array(pos), np.array(neg).reshape(-1, 2), border=True,
                                 clearance=WALK_BORDER_CLEARANCE)
@@ -290,14 +278,15 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
             log_hit = torch.log(-torch.expm1(log_miss))  # log q
             answer = 0.5 * (-log_hit[t].mean() - log_miss[o].mean())
             total = total + answer / clicks
-            if click + 1 < clicks:  # the next click where the protocol puts it: the deeper error region's deepest cell
-                shown = (log_miss < math.log(0.5)).detach().cpu().numpy()
-                missed, extra = target & ~shown, other & shown
-                if not (missed.any() or extra.any()):  # nothing left to fix: this answer stands for the clicks left
+            if click + 1 < clicks:  # the next click where the protocol puts it (cells of two layers never err)
+                shown = (log_miss < math.log(0.5)).detach().cpu().numpy() & (target | other)
+                nxt = next_click(target, shown, clicked)
+                if nxt is None:  # nothing left to fix: this answer stands for the clicks left
                     total = total + answer * (clicks - click - 1) / clicks
                     break
-                positive = _depth(missed) >= _depth(extra)
-                (pos if positive else neg).append(_deepest_cell(missed if positive else extra))
+                x, y, positive = nxt
+                clicked[y, x] = True
+                (pos if positive else neg).append((x, y))
         used += 1
     return (total / max(used, 1)).float()
 
