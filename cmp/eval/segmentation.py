@@ -9,7 +9,7 @@ point of the object; every next click is at the interior point (maximum of
 the distance transform, image border counted as boundary, pixels already
 clicked excluded) of the error region that reaches deepest, positive when
 that region is missed object (false negative), negative when it is false
-background. NoC@t = clicks until IoU >= t, or ``max_clicks`` when never
+background (:func:`cmp.clicks.next_click`). NoC@t = clicks until IoU >= t, or ``max_clicks`` when never
 reached. Reported: mean NoC@85, NoC@90 and mean IoU after 1, 3 and 5 clicks.
 
 Two methods share the same 4-probe recipe (:func:`cmp.segment.segment`,
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from .. import annotate
+from ..clicks import next_click
 from ..candidates import best_candidate, segment_candidates
 from ..segment import DEFAULT_THRESHOLD, DEFAULT_WALK, following, segment, zoom_history
 from .baselines import GeodesicPropagator
@@ -54,29 +54,6 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     inter = np.logical_and(pred, gt).sum()
     union = np.logical_or(pred, gt).sum()
     return float(inter / union) if union else 1.0
-
-
-def _interior(region: np.ndarray, allowed: np.ndarray) -> tuple[float, tuple[int, int]]:
-    """Max distance to the region boundary (image border counts) and its (row, col)."""
-    padded = np.pad(region, 1).astype(np.uint8)
-    dt = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1] * allowed
-    idx = int(np.argmax(dt))
-    return float(dt.flat[idx]), divmod(idx, dt.shape[1])
-
-
-def next_click(gt: np.ndarray, pred: np.ndarray, clicked: np.ndarray | None = None) -> tuple[int, int, bool] | None:
-    """The protocol's next click (x, y, is_positive), or None when nothing is left to fix.
-
-    ``clicked``: (H, W) bool of pixels already clicked (never clicked twice).
-    """
-    allowed = np.ones(gt.shape, np.float32) if clicked is None else (~clicked).astype(np.float32)
-    fn_d, fn_rc = _interior(gt & ~pred, allowed)
-    fp_d, fp_rc = _interior(pred & ~gt, allowed)
-    if max(fn_d, fp_d) <= 0:
-        return None
-    positive = fn_d > fp_d
-    r, c = fn_rc if positive else fp_rc
-    return int(c), int(r), bool(positive)
 
 
 def click_ious(method: Method, rgb: np.ndarray, gt: np.ndarray, *, max_clicks: int = MAX_CLICKS,

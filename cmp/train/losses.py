@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..eval.segmentation import next_click
+from ..clicks import next_click
 from ..model import BinHead, CMPConfig
 from ..walk import (WALK_BORDER_CLEARANCE, WALK_LEVEL_FIRST, WALK_LEVEL_LATER, WALK_POOL, WALK_SHARPNESS,
                     WALK_WEIGHT_FLOOR, seed_labels, solve_system, walk_system)
@@ -238,10 +238,10 @@ def walk_solve_loss(embed: torch.Tensor, beta: torch.Tensor | float, labels: tor
     (the walk's own sparse factorization), one sample at a time, whatever the model's device.
 
     ``clicks`` > 1: each answer is followed by the next click as the click protocol places it
-    (:func:`cmp.eval.segmentation.next_click` on the cells of one layer: the deepest cell of the
-    deeper error region, positive on the missed cut-out, negative on what joined it, never a cell
-    twice), answered at the later clicks' level (:data:`cmp.walk.WALK_LEVEL_LATER`); the sample's loss is the mean over its clicks (an answer
-    with nothing left to fix counts for the clicks it saves)."""
+    (:func:`cmp.clicks.next_click` on the cells of one layer: the deepest cell of the deeper error
+    region, positive on the missed cut-out, negative on what joined it, never a cell twice),
+    answered at the later clicks' level (:data:`cmp.walk.WALK_LEVEL_LATER`); the sample's loss is
+    the mean over its clicks (an answer with nothing left to fix counts for the clicks it saves)."""
     shape, edges = _walk_edges(embed, beta)
     hi, lo = _grid_layers(labels, shape)
     pure = ((hi == lo) & (hi >= 0)).cpu().numpy()
